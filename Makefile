@@ -1,0 +1,47 @@
+# Every target is one `python build.py <command>` call; the only logic here is the venv bootstrap.
+# Any platform.yaml value can be overridden per run: make build PYTHON=3.11 BASE_IMAGE=...
+export PYTHON BASE_IMAGE BASE_MODE ENGINE DOCKER AIRFLOW_VERSION RESOLVER REGISTRY CONSTRAINTS PYTHONS
+
+HOST_PY := $(shell python3 -c 'import sys; print("%d%d" % sys.version_info[:2])')
+VENV    := .venv
+PY      := $(VENV)/bin/python
+RUN     := $(PY) build.py
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lock lock-check schema build test unit integration bench-lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.synced: requirements/airflow-py$(HOST_PY).txt requirements/team-py$(HOST_PY).txt requirements/dev-py$(HOST_PY).txt requirements/tools-py$(HOST_PY).txt operators/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/tools-py$(HOST_PY).txt
+	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes $(filter requirements/a% requirements/t% requirements/d%,$(filter-out requirements/tools%,$^))
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e operators
+	touch $@
+
+venv: $(VENV)/.synced ## create .venv from the host Python's locks (airflow + team + dev)
+
+lock: $(VENV)/.synced ## compile requirements/*.in into hashed locks for every target Python
+	$(RUN) lock $(if $(UPGRADE),--upgrade) $(foreach p,$(UPGRADE_PACKAGE),--upgrade-package $(p))
+
+lock-check: $(VENV)/.synced ## fail if any lock is stale or hand-edited (no resolution)
+	$(RUN) lock-check
+
+schema: $(VENV)/.synced ## write JSON Schemas for editors into schemas/
+	$(RUN) schema
+
+build: $(VENV)/.synced ## lock-check, build the image, test it, write the build record
+	$(RUN) build
+
+test: $(VENV)/.synced ## unit + integration tests (integration needs a Docker engine)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+unit: $(VENV)/.synced ## unit tests only
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bench-lock: $(VENV)/.synced ## time make lock (cold, warm) against pip-compile
+	$(PY) bench/lock.py
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .cache .pytest_cache

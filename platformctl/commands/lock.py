@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..config import collect_overrides, load_config
+from ..lock.core import assert_fresh, check_all, lock_all
+
+
+def lock(root: Path, args) -> int:
+    cfg = load_config(root, collect_overrides(args.sets))
+    t0 = time.perf_counter()
+    results = lock_all(root, cfg, upgrade=args.upgrade, upgrade_packages=tuple(args.upgrade_package))
+    changed = sum(r.changed for r in results)
+    print(f"lock: {changed} of {len(results)} lock files written in {time.perf_counter() - t0:.1f}s")
+    assert_fresh(root, cfg)
+    return 0
+
+
+def lock_check(root: Path, args) -> int:
+    cfg = load_config(root, collect_overrides(args.sets))
+    problems = check_all(root, cfg)
+    for p in problems:
+        print(f"error: {p.line()}")
+    if problems:
+        assert_fresh(root, cfg)  # raises StaleLockError with the first problem
+    print(f"lock-check: {len(cfg.python_versions) * len(cfg.lock_sets)} lock files up to date")
+    return 0

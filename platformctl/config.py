@@ -1,0 +1,270 @@
+"""The root configuration: platform.yaml, a validated model with a JSON Schema.
+
+Every value can be overridden per invocation, either with `--set dotted.key=value`
+on the CLI or with the environment variables in ENV_OVERRIDES (which the Makefile
+exports, so `make build PYTHON=3.11` works).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+CONFIG_FILE = "platform.yaml"
+
+_PY_RE = re.compile(r"^3\.\d{1,2}$")
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([a-z0-9.+-]*)?$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegistryConfig(_Model):
+    repository: str = Field(
+        "127.0.0.1:5000/ml-platform/airflow",
+        description="OCI repository the image is pushed to (host[:port]/path).",
+    )
+
+
+class ImageConfig(_Model):
+    base_mode: Literal["python", "extend"] = Field(
+        "python",
+        description="python: install Airflow from the lock on a Debian Python base; "
+        "extend: install the locks on top of a vendor Airflow image.",
+    )
+    base_image: str | None = Field(
+        None,
+        description="Base image. Default: python:<python>-slim-bookworm (python mode) "
+        "or apache/airflow:<airflow_version>-python<python> (extend mode).",
+    )
+    python: str = Field("3.12", description="Python version inside the image; must be one of python_versions.")
+    engine: Literal["auto", "buildx", "docker-buildkit"] = Field(
+        "auto", description="How to build: docker buildx, or DOCKER_BUILDKIT=1 docker build; auto detects."
+    )
+    docker: str | None = Field(None, description="Docker CLI to use (default: first one on PATH with BuildKit).")
+    name: str = Field("ml-platform-airflow", description="Local image name (org.opencontainers.image.title).")
+    source: str = Field("", description="org.opencontainers.image.source (repository URL).")
+    build_secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="BuildKit secrets: id -> file path. Known ids: ca_bundle (extra CA certificates), "
+        "index_url (a file holding a private index URL with credentials).",
+    )
+
+    @field_validator("python")
+    @classmethod
+    def _py(cls, v: str) -> str:
+        if not _PY_RE.match(v):
+            raise ValueError(f"'{v}' is not a Python version like 3.12")
+        return v
+
+    def resolved_base_image(self, airflow_version: str) -> str:
+        if self.base_image:
+            return self.base_image
+        if self.base_mode == "extend":
+            return f"apache/airflow:{airflow_version}-python{self.python}"
+        return f"python:{self.python}-slim-bookworm"
+
+
+class PlatformConfig(_Model):
+    airflow_version: str = Field("3.3.2", description="Apache Airflow version the whole platform is pinned to.")
+    python_versions: list[str] = Field(
+        default_factory=lambda: ["3.12", "3.11"],
+        description="Target Pythons: one lock per dependency set and Python.",
+        min_length=1,
+    )
+    platform: Literal["linux/amd64", "linux/arm64"] = Field("linux/amd64", description="Target image platform.")
+    glibc: str = Field("2.36", description="glibc of the image base (Debian bookworm: 2.36); bounds manylinux wheels.")
+    constraints: str | None = Field(
+        None,
+        description="Optional extra constraints (path relative to the repo, or URL), e.g. Airflow's "
+        "constraints-<version>/constraints-<python>.txt; {airflow_version} and {python} are substituted.",
+    )
+    resolver: Literal["uv", "pip-tools"] = Field("uv", description="Which resolver compiles the locks.")
+    lock_sets: dict[str, list[str]] = Field(
+        default_factory=lambda: {"airflow": [], "team": ["airflow"], "dev": ["airflow", "team"], "tools": []},
+        description="Dependency sets (requirements/<name>.in) and the sets each is layered on (constrained by).",
+    )
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+
+    @field_validator("airflow_version")
+    @classmethod
+    def _af(cls, v: str) -> str:
+        if not _VERSION_RE.match(v):
+            raise ValueError(f"'{v}' is not an Airflow version like 3.3.2")
+        return v
+
+    @field_validator("python_versions")
+    @classmethod
+    def _pys(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not _PY_RE.match(p):
+                raise ValueError(f"'{p}' is not a Python version like 3.12")
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate Python versions")
+        return v
+
+    @field_validator("lock_sets")
+    @classmethod
+    def _sets(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        if "airflow" not in v:
+            raise ValueError("the 'airflow' set is required: it pins apache-airflow for every other set")
+        seen: set[str] = set()
+        for name, parents in v.items():
+            if not re.match(r"^[a-z][a-z0-9_-]*$", name):
+                raise ValueError(f"set name '{name}' must be lowercase letters, digits, - or _")
+            for p in parents:
+                if p not in v:
+                    raise ValueError(f"set '{name}' is layered on unknown set '{p}'")
+                if p not in seen:
+                    raise ValueError(f"set '{name}' is layered on '{p}', which must be listed before it")
+            seen.add(name)
+        return v
+
+    @model_validator(mode="after")
+    def _image_python_is_locked(self) -> PlatformConfig:
+        if self.image.python not in self.python_versions:
+            raise ValueError(
+                f"image.python {self.image.python} has no lock: add it to python_versions "
+                f"({', '.join(self.python_versions)}) and run make lock"
+            )
+        return self
+
+
+# Environment variables a user can pass as `make <target> NAME=value`.
+ENV_OVERRIDES: dict[str, str] = {
+    "AIRFLOW_VERSION": "airflow_version",
+    "PYTHON": "image.python",
+    "PYTHONS": "python_versions",
+    "BASE_MODE": "image.base_mode",
+    "BASE_IMAGE": "image.base_image",
+    "ENGINE": "image.engine",
+    "DOCKER": "image.docker",
+    "RESOLVER": "resolver",
+    "REGISTRY": "registry.repository",
+    "CONSTRAINTS": "constraints",
+}
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    cur = data
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[k] = nxt
+        cur = nxt
+    cur[keys[-1]] = value
+
+
+def _parse_value(dotted: str, raw: str) -> Any:
+    if dotted == "python_versions":
+        return [p for p in re.split(r"[ ,]+", raw.strip()) if p]
+    if dotted.endswith("build_secrets"):
+        out = {}
+        for item in re.split(r"[ ,]+", raw.strip()):
+            if item:
+                k, _, v = item.partition("=")
+                out[k] = v
+        return out
+    return raw
+
+
+def collect_overrides(sets: list[str] | None = None, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Overrides from the environment (ENV_OVERRIDES) then `--set key=value` (which wins)."""
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for var, dotted in ENV_OVERRIDES.items():
+        val = env.get(var)
+        if val:
+            out[dotted] = (_parse_value(dotted, val), f"environment variable {var}")
+    for item in sets or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r} is not key=value", "e.g. --set image.python=3.11")
+        out[key.strip()] = (_parse_value(key.strip(), val), f"--set {key.strip()}")
+    return out
+
+
+def _line_of(text: str, key_path: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of a (top-level or nested) key in YAML text."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    for key in key_path:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for k, v in node.value:
+            if k.value == str(key):
+                found = (k, v)
+                break
+        else:
+            return node.start_mark.line + 1
+        node = found[1]
+        last_key = found[0]
+    else:
+        return last_key.start_mark.line + 1 if key_path else None
+    return None
+
+
+def load_config(root: Path, overrides: dict[str, Any] | None = None) -> PlatformConfig:
+    path = root / CONFIG_FILE
+    data: dict[str, Any] = {}
+    text = ""
+    if path.exists():
+        text = path.read_text()
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{CONFIG_FILE}:{mark.line + 1}" if mark else CONFIG_FILE
+            raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", "fix the syntax", where=where) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError("must be a mapping of settings", where=CONFIG_FILE)
+        data = loaded or {}
+    sources: dict[str, str] = {}
+    for dotted, (value, source) in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+        sources[dotted] = source
+    try:
+        return PlatformConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(root)"
+        source = sources.get(field)
+        if source:
+            where = source
+        else:
+            line = _line_of(text, loc) if text else None
+            where = f"{CONFIG_FILE}:{line}" if line else CONFIG_FILE
+        msg = err["msg"].removeprefix("Value error, ")
+        hint = None
+        if err["type"] == "extra_forbidden":
+            known = sorted(_known_fields(loc[:-1]))
+            hint = f"known keys: {', '.join(known)}"
+        elif err["type"] == "literal_error":
+            hint = "see schemas/platform.schema.json"
+        raise ConfigError(f"{field}: {msg}", hint, where=where) from None
+
+
+def _known_fields(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = PlatformConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            break
+    return list(model.model_fields)

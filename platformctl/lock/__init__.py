@@ -1,0 +1,1 @@
+"""Dependency locking: requirements/*.in -> hashed requirements/<set>-py<XY>.txt."""
