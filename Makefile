@@ -13,10 +13,12 @@ RUN     := $(PY) build.py
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.synced: requirements/airflow-py$(HOST_PY).txt requirements/team-py$(HOST_PY).txt requirements/dev-py$(HOST_PY).txt requirements/tools-py$(HOST_PY).txt operators/pyproject.toml
+LOCKS   := requirements/airflow-py$(HOST_PY).txt requirements/team-py$(HOST_PY).txt requirements/dev-py$(HOST_PY).txt
+
+$(VENV)/.synced: $(LOCKS) requirements/tools-py$(HOST_PY).txt operators/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/tools-py$(HOST_PY).txt
-	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes $(filter requirements/a% requirements/t% requirements/d%,$(filter-out requirements/tools%,$^))
+	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes $(LOCKS)
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e operators
 	touch $@
 
