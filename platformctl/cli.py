@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--upgrade-package", action="append", default=[], metavar="NAME",
                       help="allow NAME to move to its newest allowed version (repeatable)")
     sub.add_parser("lock-check", help="fail if any lock is stale or hand-edited (no resolution)")
+    build = sub.add_parser("build", help="lock-check, build the image, test it, write build/build-record.json")
+    build.add_argument("--no-test", action="store_true", help="skip the image tests (not for releases)")
+    build.add_argument("--quiet", action="store_true", help="do not stream the build log (it is in build/build.log)")
     sub.add_parser("schema", help="write the JSON Schemas for editors into schemas/")
     return p
 

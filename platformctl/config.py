@@ -151,6 +151,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "RESOLVER": "resolver",
     "REGISTRY": "registry.repository",
     "CONSTRAINTS": "constraints",
+    "CA_BUNDLE": "image.build_secrets.ca_bundle",
+    "INDEX_URL_FILE": "image.build_secrets.index_url",
 }
 
 

@@ -1,0 +1,155 @@
+# The platform's custom Airflow image. Build it with `make build` (python build.py build), which
+# passes the build args, secrets and target below. BuildKit is required (cache and secret mounts);
+# there is deliberately no `# syntax=` line: the engine's built-in Dockerfile frontend is used.
+#
+# Targets (platform.yaml image.base_mode):
+#   python  - Debian Python base; Airflow itself installed from the hashed lock (default)
+#   extend  - a vendor Airflow image; the project's locks installed on top, Airflow pinned
+#
+# Layer order: uv (mounted, never copied) -> Airflow lock -> team lock -> operators package ->
+# plugins -> DAGs -> build info and labels. A change to operators/plugins/DAGs never reinstalls
+# dependencies; labels that change every commit come last.
+
+ARG BASE_IMAGE=python:3.12-slim-bookworm
+ARG BASE_MODE=python
+
+# ---------------------------------------------------------------- the locks of the image's Python
+# One tiny stage per lock, so each install step's cache depends on its own lock only.
+FROM scratch AS lock-tools
+ARG PY_TAG=312
+COPY requirements/tools-py${PY_TAG}.txt /lock.txt
+FROM scratch AS lock-airflow
+ARG PY_TAG=312
+COPY requirements/airflow-py${PY_TAG}.txt /lock.txt
+FROM scratch AS lock-team
+ARG PY_TAG=312
+COPY requirements/team-py${PY_TAG}.txt /lock.txt
+
+# ---------------------------------------------------------------- uv: the installer
+# Installed from the hashed tools lock; later stages only mount it, so it is in no final layer.
+FROM ${BASE_IMAGE} AS uv
+ARG PY_TAG=312
+USER 0
+RUN --mount=type=bind,from=lock-tools,source=/lock.txt,target=/tmp/tools.txt \
+    --mount=type=cache,target=/root/.cache/pip,id=pip-py${PY_TAG} \
+    --mount=type=secret,id=ca_bundle \
+    --mount=type=secret,id=index_url \
+    set -eu; \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+    if [ -s /run/secrets/index_url ]; then export PIP_INDEX_URL="$(cat /run/secrets/index_url)"; fi; \
+    python3 -m venv /opt/uv; \
+    /opt/uv/bin/pip install --disable-pip-version-check --quiet --require-hashes --no-deps -r /tmp/tools.txt
+
+# ---------------------------------------------------------------- python: Airflow from the lock
+FROM ${BASE_IMAGE} AS python-base
+ARG AIRFLOW_UID=50000
+USER 0
+ENV AIRFLOW_HOME=/opt/airflow \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    LANG=C.UTF-8
+RUN set -eu; \
+    useradd --uid "${AIRFLOW_UID}" --gid 0 --home-dir /home/airflow --create-home --shell /bin/bash airflow; \
+    mkdir -p /opt/airflow/dags /opt/airflow/plugins /opt/airflow/logs /opt/airflow/platform /opt/venv; \
+    chown -R "${AIRFLOW_UID}:0" /opt/airflow /home/airflow; \
+    chmod -R g+rwX /opt/airflow /home/airflow
+
+FROM python-base AS python-deps
+ARG PY_TAG=312
+ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never UV_NO_CACHE_CLEAN=1
+RUN --mount=type=bind,from=uv,source=/opt/uv,target=/opt/uv \
+    --mount=type=bind,from=lock-airflow,source=/lock.txt,target=/tmp/locks/airflow.txt \
+    --mount=type=cache,target=/root/.cache/uv,id=uv-py${PY_TAG} \
+    --mount=type=secret,id=ca_bundle \
+    --mount=type=secret,id=index_url \
+    set -eu; \
+    if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
+    if [ -s /run/secrets/index_url ]; then export UV_DEFAULT_INDEX="$(cat /run/secrets/index_url)"; fi; \
+    /opt/uv/bin/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
+    /opt/uv/bin/uv pip sync --quiet --python /opt/venv/bin/python --require-hashes /tmp/locks/airflow.txt
+# The team's libraries are their own layer: changing them never reinstalls Airflow.
+RUN --mount=type=bind,from=uv,source=/opt/uv,target=/opt/uv \
+    --mount=type=bind,from=lock-team,source=/lock.txt,target=/tmp/locks/team.txt \
+    --mount=type=cache,target=/root/.cache/uv,id=uv-py${PY_TAG} \
+    --mount=type=secret,id=ca_bundle \
+    --mount=type=secret,id=index_url \
+    set -eu; \
+    if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
+    if [ -s /run/secrets/index_url ]; then export UV_DEFAULT_INDEX="$(cat /run/secrets/index_url)"; fi; \
+    /opt/uv/bin/uv pip install --quiet --python /opt/venv/bin/python --require-hashes -r /tmp/locks/team.txt
+
+# ---------------------------------------------------------------- extend: locks on a vendor image
+FROM ${BASE_IMAGE} AS extend-deps
+ARG PY_TAG=312
+ARG AIRFLOW_VERSION
+USER 0
+ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never
+RUN --mount=type=bind,from=uv,source=/opt/uv,target=/opt/uv \
+    --mount=type=bind,from=lock-airflow,source=/lock.txt,target=/tmp/locks/airflow.txt \
+    --mount=type=bind,from=lock-team,source=/lock.txt,target=/tmp/locks/team.txt \
+    --mount=type=cache,target=/root/.cache/uv,id=uv-py${PY_TAG} \
+    --mount=type=secret,id=ca_bundle \
+    --mount=type=secret,id=index_url \
+    set -eu; \
+    if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
+    if [ -s /run/secrets/index_url ]; then export UV_DEFAULT_INDEX="$(cat /run/secrets/index_url)"; fi; \
+    py="$(command -v python || command -v python3)"; \
+    target="--system --break-system-packages"; if [ -n "${VIRTUAL_ENV:-}" ]; then target=""; fi; \
+    /opt/uv/bin/uv pip install --quiet --python "$py" $target --require-hashes -r /tmp/locks/airflow.txt -r /tmp/locks/team.txt; \
+    "$py" -c "import airflow, sys; v = airflow.__version__; sys.exit(0 if v == '${AIRFLOW_VERSION}' else 'vendor image has Airflow %s, platform.yaml wants ${AIRFLOW_VERSION}' % v)"; \
+    mkdir -p /opt/airflow/platform /opt/airflow/plugins /opt/airflow/dags; \
+    id -u airflow >/dev/null 2>&1 || useradd --uid 50000 --gid 0 --home-dir /home/airflow --create-home airflow; \
+    chown -R 50000:0 /opt/airflow/platform /opt/airflow/plugins /opt/airflow/dags
+
+# ---------------------------------------------------------------- the platform's own code (both modes)
+FROM python-deps AS python-platform
+FROM extend-deps AS extend-platform
+
+FROM ${BASE_MODE}-platform AS platform
+ARG PY_TAG=312
+USER 0
+ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never \
+    AIRFLOW_HOME=/opt/airflow \
+    AIRFLOW__CORE__LOAD_EXAMPLES=False \
+    ML_PLATFORM_FLAVORS=/opt/airflow/platform/flavors.yaml \
+    ML_PLATFORM_BUILD_RECORD=/opt/airflow/platform/build-record.json
+COPY docker/entrypoint.sh /entrypoint
+# The operators package (the job operator and the flavor model), installed without touching dependencies.
+RUN --mount=type=bind,from=uv,source=/opt/uv,target=/opt/uv \
+    --mount=type=bind,source=operators,target=/src/operators,rw \
+    set -eu; \
+    py="$(command -v python || command -v python3)"; \
+    target="--system --break-system-packages"; if [ -n "${VIRTUAL_ENV:-}" ]; then target=""; fi; \
+    /opt/uv/bin/uv pip install --quiet --no-cache --python "$py" $target --no-deps --no-build-isolation /src/operators; \
+    rm -rf /src/operators/build
+COPY --chown=50000:0 flavors.yaml /opt/airflow/platform/flavors.yaml
+COPY --chown=50000:0 plugins/ /opt/airflow/plugins/
+COPY --chown=50000:0 dags/ /opt/airflow/dags/
+
+# Everything below changes with every commit: keep it last and tiny.
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+ARG LOCK_FINGERPRINT=unknown
+ARG AIRFLOW_VERSION
+ARG PYTHON_VERSION
+ARG SOURCE=""
+ARG TITLE=ml-platform-airflow
+ENV ML_PLATFORM_IMAGE_VERSION=${VERSION}
+RUN printf '{"version": "%s", "revision": "%s", "created": "%s", "airflow_version": "%s", "python_version": "%s", "lock_fingerprint": "%s"}\n' \
+      "${VERSION}" "${REVISION}" "${CREATED}" "${AIRFLOW_VERSION}" "${PYTHON_VERSION}" "${LOCK_FINGERPRINT}" \
+      > /opt/airflow/platform/build-record.json
+LABEL org.opencontainers.image.title="${TITLE}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      io.ml-platform.airflow.version="${AIRFLOW_VERSION}" \
+      io.ml-platform.python.version="${PYTHON_VERSION}" \
+      io.ml-platform.lock.fingerprint="${LOCK_FINGERPRINT}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
+USER 50000
+WORKDIR /opt/airflow
+ENTRYPOINT ["/entrypoint"]
+CMD ["--help"]

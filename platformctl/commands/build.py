@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import collect_overrides, load_config
+from ..image.build import RECORD, build_image
+
+
+def build(root: Path, args) -> int:
+    cfg = load_config(root, collect_overrides(args.sets))
+    rec = build_image(root, cfg, run_tests=not args.no_test, echo=not args.quiet)
+    print(f"built {rec.image} in {rec.build_seconds}s")
+    print(f"  tags:     {', '.join(rec.tags)}")
+    print(f"  image id: {rec.image_id}")
+    print(f"  record:   {RECORD}")
+    return 0

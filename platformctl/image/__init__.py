@@ -1,0 +1,1 @@
+"""Building the image: the container engine interface and the build workflow."""

@@ -1,0 +1,123 @@
+"""`make build`: lock-check, build with BuildKit, test the image, write the build record."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..config import PlatformConfig
+from ..errors import ConfigError, ImageTestError
+from ..lock import header as hdr
+from ..lock.core import REQ_DIR, assert_fresh, lock_filename
+from ..version import git_version
+from .engine import BuildSpec, DockerEngine
+
+RECORD = Path("build/build-record.json")
+IMAGE_SETS = ("tools", "airflow", "team")  # the locks baked into (or used to build) the image
+KNOWN_SECRETS = {"ca_bundle": "extra CA certificates (PEM) for a TLS-intercepting proxy",
+                 "index_url": "a file holding a private package index URL with credentials"}
+
+
+@dataclass
+class BuildRecord:
+    image: str
+    tags: list[str]
+    image_id: str
+    digest: str | None  # registry digest, set once pushed
+    version: str
+    revision: str
+    dirty: bool
+    created: str
+    airflow_version: str
+    python_version: str
+    base_mode: str
+    base_image: str
+    lock_fingerprint: str
+    labels: dict[str, str]
+    build_seconds: float
+
+
+def image_lock_fingerprint(root: Path, cfg: PlatformConfig) -> str:
+    parts = []
+    for s in IMAGE_SETS:
+        text = (root / REQ_DIR / lock_filename(s, cfg.image.python)).read_text()
+        parts.append(f"{s}={hdr.body_fingerprint(hdr.split(text)[2])}")
+    return hdr.sha256(";".join(parts))
+
+
+def resolve_secrets(root: Path, cfg: PlatformConfig) -> dict[str, Path]:
+    out = {}
+    for sid, raw in cfg.image.build_secrets.items():
+        if sid not in KNOWN_SECRETS:
+            raise ConfigError(f"image.build_secrets.{sid} is not a known secret id",
+                              "known: " + ", ".join(f"{k} ({v})" for k, v in KNOWN_SECRETS.items()))
+        path = (root / raw).resolve() if not os.path.isabs(raw) else Path(raw)
+        if not path.is_file():
+            raise ConfigError(f"build secret file for '{sid}' is missing: {raw}",
+                              f"create it, or drop image.build_secrets.{sid} (set with CA_BUNDLE=/path)")
+        out[sid] = path
+    return out
+
+
+def build_spec(root: Path, cfg: PlatformConfig, engine: DockerEngine) -> tuple[BuildSpec, dict[str, str]]:
+    v = git_version(root)
+    img = cfg.image
+    fingerprint = image_lock_fingerprint(root, cfg)
+    args = {
+        "BASE_IMAGE": img.resolved_base_image(cfg.airflow_version),
+        "BASE_MODE": img.base_mode,
+        "PY_TAG": img.python.replace(".", ""),
+        "PYTHON_VERSION": img.python,
+        "AIRFLOW_VERSION": cfg.airflow_version,
+        "VERSION": v.version,
+        "REVISION": v.revision,
+        "CREATED": v.created,
+        "LOCK_FINGERPRINT": fingerprint,
+        "TITLE": img.name,
+        "SOURCE": img.source,
+    }
+    tags = (f"{img.name}:{v.tag}", f"{img.name}:sha-{v.short}")
+    spec = BuildSpec(context=root, dockerfile=root / "Dockerfile", tags=tags, build_args=args,
+                     secrets=resolve_secrets(root, cfg), target="platform",
+                     platform=cfg.platform if engine.mode == "buildx" else None)
+    return spec, {"version": v.version, "revision": v.revision, "dirty": str(v.dirty), "created": v.created}
+
+
+def run_image_tests(root: Path, image: str, engine: DockerEngine) -> None:
+    env = {**os.environ, "PLATFORM_IMAGE": image, "DOCKER": engine.cli}
+    cmd = [sys.executable, "-m", "pytest", "tests/integration/image", "-q", "-p", "no:cacheprovider"]
+    print(f"testing image: {' '.join(cmd[1:])}", flush=True)
+    if subprocess.run(cmd, cwd=root, env=env).returncode != 0:
+        raise ImageTestError(f"image {image} failed its tests", "see the pytest output above; the image was not recorded")
+
+
+def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo: bool = True,
+                engine: DockerEngine | None = None) -> BuildRecord:
+    assert_fresh(root, cfg)
+    engine = engine or DockerEngine.detect(cfg.image.docker, cfg.image.engine)
+    spec, vinfo = build_spec(root, cfg, engine)
+    print(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
+          f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
+    t0 = time.perf_counter()
+    image_id = engine.build(spec, root / "build" / "build.log", echo=echo)
+    seconds = round(time.perf_counter() - t0, 2)
+    info = engine.inspect(image_id)
+    labels = info.get("Config", {}).get("Labels") or {}
+    if run_tests:
+        run_image_tests(root, image_id, engine)
+    record = BuildRecord(
+        image=spec.tags[0], tags=list(spec.tags), image_id=image_id, digest=None,
+        version=vinfo["version"], revision=vinfo["revision"], dirty=vinfo["dirty"] == "True",
+        created=vinfo["created"], airflow_version=cfg.airflow_version, python_version=cfg.image.python,
+        base_mode=cfg.image.base_mode, base_image=spec.build_args["BASE_IMAGE"],
+        lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"], labels=labels, build_seconds=seconds,
+    )
+    path = root / RECORD
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+    return record

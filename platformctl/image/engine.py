@@ -1,0 +1,171 @@
+"""A small container-engine interface with the Docker (BuildKit) implementation behind it.
+
+Two ways to get BuildKit from the Docker CLI:
+  buildx           `docker buildx build` (Docker 23+ ships it as a plugin)
+  docker-buildkit  `DOCKER_BUILDKIT=1 docker build` (a 20.10-era CLI with its built-in BuildKit client)
+A Docker 23+ CLI without the buildx plugin can only use the legacy builder, which has no cache or
+secret mounts: detection says so instead of failing halfway through a build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import BuildError, EngineError, ToolMissingError
+
+START_HINT = "start it: `dockerd &` as root, or `sudo systemctl start docker`"
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    context: Path
+    dockerfile: Path
+    tags: tuple[str, ...]
+    build_args: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, Path] = field(default_factory=dict)
+    target: str | None = None
+    platform: str | None = None
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def _client_major(cli: str) -> int | None:
+    p = _run([cli, "version", "--format", "{{.Client.Version}}"], timeout=30)
+    m = re.match(r"(\d+)\.", p.stdout.strip())
+    return int(m.group(1)) if m else None
+
+
+class DockerEngine:
+    def __init__(self, cli: str, mode: str):
+        self.cli = cli
+        self.mode = mode
+
+    # ----------------------------------------------------------------- detection
+    @classmethod
+    def detect(cls, cli: str | None = None, engine: str = "auto") -> DockerEngine:
+        candidates = [cli] if cli else [shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker"]
+        seen, reasons = set(), []
+        for c in candidates:
+            if not c or c in seen or not Path(c).exists():
+                continue
+            seen.add(c)
+            has_buildx = _run([c, "buildx", "version"], timeout=30).returncode == 0
+            major = _client_major(c)
+            if engine in ("auto", "buildx") and has_buildx:
+                return cls(c, "buildx")._check_reachable()
+            if engine in ("auto", "docker-buildkit") and major is not None and major < 23:
+                return cls(c, "docker-buildkit")._check_reachable()
+            reasons.append(f"{c} (client {major}.x, buildx {'yes' if has_buildx else 'no'})")
+        if not seen:
+            raise ToolMissingError("no Docker CLI found", "install docker (apt-get install docker.io)")
+        raise ToolMissingError(
+            f"no Docker CLI here can build with BuildKit in mode '{engine}': " + ", ".join(reasons),
+            "install the buildx plugin (apt-get install docker-buildx) or point image.docker / DOCKER= at a "
+            "20.10 CLI (/usr/bin/docker from docker.io); the legacy builder has no cache or secret mounts",
+        )
+
+    def _check_reachable(self) -> DockerEngine:
+        p = _run([self.cli, "info", "--format", "{{.ServerVersion}}"], timeout=60)
+        if p.returncode != 0:
+            first = (p.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise EngineError(f"the Docker engine is not reachable through {self.cli}: {first}", START_HINT)
+        return self
+
+    # ----------------------------------------------------------------- build
+    def build_command(self, spec: BuildSpec, iidfile: Path) -> tuple[list[str], dict[str, str]]:
+        env = dict(os.environ)
+        if self.mode == "buildx":
+            cmd = [self.cli, "buildx", "build", "--load"]
+        else:
+            cmd = [self.cli, "build"]
+            env["DOCKER_BUILDKIT"] = "1"
+        cmd += ["--progress=plain", "-f", str(spec.dockerfile), "--iidfile", str(iidfile)]
+        if spec.target:
+            cmd += ["--target", spec.target]
+        if spec.platform:
+            cmd += ["--platform", spec.platform]
+        for k, v in spec.build_args.items():
+            cmd += ["--build-arg", f"{k}={v}"]
+        for sid, path in spec.secrets.items():
+            cmd += ["--secret", f"id={sid},src={path}"]
+        for t in spec.tags:
+            cmd += ["-t", t]
+        cmd.append(str(spec.context))
+        return cmd, env
+
+    def build(self, spec: BuildSpec, log_path: Path, echo: bool = True) -> str:
+        """Build, streaming BuildKit's plain progress; returns the image id. On failure, the failing step."""
+        iid = log_path.with_suffix(".iid")
+        iid.unlink(missing_ok=True)
+        cmd, env = self.build_command(spec, iid)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        tail: deque[str] = deque(maxlen=400)
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                tail.append(line.rstrip("\n"))
+                if echo:
+                    sys.stdout.write(line)
+            rc = proc.wait()
+        if rc != 0 or not iid.exists():
+            raise failing_step(list(tail), log_path)
+        return iid.read_text().strip()
+
+    # ----------------------------------------------------------------- inspect / run
+    def inspect(self, ref: str) -> dict:
+        p = _run([self.cli, "image", "inspect", ref])
+        if p.returncode != 0:
+            raise EngineError(f"image {ref} not found: {p.stderr.strip()}", "run make build")
+        return json.loads(p.stdout)[0]
+
+    def tag(self, src: str, dst: str) -> None:
+        p = _run([self.cli, "tag", src, dst])
+        if p.returncode != 0:
+            raise EngineError(f"docker tag {src} {dst} failed: {p.stderr.strip()}")
+
+    def run(self, image: str, args: list[str], *, user: str | None = None, entrypoint: str | None = None,
+            volumes: list[str] = (), env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+        cmd = [self.cli, "run", "--rm"]
+        if user:
+            cmd += ["--user", user]
+        if entrypoint is not None:
+            cmd += ["--entrypoint", entrypoint]
+        for v in volumes:
+            cmd += ["-v", v]
+        for k, v in (env or {}).items():
+            cmd += ["-e", f"{k}={v}"]
+        return _run([*cmd, image, *args], timeout=timeout)
+
+
+_STEP = re.compile(r"^#(\d+) \[([^\]]+)\] (.*)$")
+
+
+def failing_step(lines: list[str], log_path: Path) -> BuildError:
+    """Find the step BuildKit reported as failed and its last log lines."""
+    err_step = None
+    for line in lines:
+        m = re.match(r"^#(\d+) ERROR: (.*)$", line)
+        if m:
+            err_step = m.group(1)
+    if err_step is None:
+        last = [ln for ln in lines if ln.strip()][-12:]
+        reason = next((ln for ln in reversed(lines) if "error" in ln.lower()), "build failed")
+        return BuildError(reason.strip()[:300], f"full log: {log_path}; last lines:\n" + "\n".join(last))
+    title = next((m.group(2) + " " + m.group(3)[:120] for ln in lines if (m := _STEP.match(ln)) and m.group(1) == err_step),
+                 f"step #{err_step}")
+    step_lines = [ln[len(f"#{err_step} "):] for ln in lines if ln.startswith(f"#{err_step} ")]
+    reason = next((ln for ln in reversed(step_lines) if ln.startswith("ERROR")), "failed")
+    body = [ln for ln in step_lines if not ln.startswith(("sha256:", "ERROR", "DONE", "CACHED"))][-15:]
+    return BuildError(f"step [{title}] failed: {reason}", f"full log: {log_path}; the step's last lines:\n" + "\n".join(body))

@@ -1,0 +1,53 @@
+"""The image version from git: release tag vX.Y.Z, else X.Y.Z-dev.N+g<sha>, '.dirty' when uncommitted."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    revision: str  # full commit sha, or "unknown"
+    dirty: bool
+    created: str  # commit time (reproducible), or now for a dirty tree
+
+    @property
+    def short(self) -> str:
+        return self.revision[:7]
+
+    @property
+    def tag(self) -> str:
+        """The version as a valid OCI tag ('+' is not allowed in tags)."""
+        return self.version.replace("+", "-")
+
+
+def _git(root: Path, *args: str) -> str | None:
+    p = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def git_version(root: Path) -> VersionInfo:
+    rev = _git(root, "rev-parse", "HEAD")
+    if not rev:
+        return VersionInfo("0.0.0-dev.0+unknown", "unknown", True, _now())
+    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    desc = _git(root, "describe", "--tags", "--match", "v[0-9]*", "--long")
+    if desc:
+        tag, n, _ = desc.rsplit("-", 2)
+        base, count = tag[1:], int(n)
+    else:
+        base, count = "0.0.0", int(_git(root, "rev-list", "--count", "HEAD") or 0)
+    version = base if count == 0 else f"{base}-dev.{count}+g{rev[:7]}"
+    if dirty:
+        version += (".dirty" if "+" in version else f"+g{rev[:7]}.dirty")
+    ts = _git(root, "show", "-s", "--format=%ct", "HEAD")
+    created = datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts and not dirty else _now()
+    return VersionInfo(version, rev, dirty, created)

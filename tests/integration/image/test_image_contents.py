@@ -1,0 +1,72 @@
+"""The built image carries exactly the locked Airflow, the platform code, and runs as airflow (50000:0)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from platformctl.config import load_config
+from platformctl.lock.core import lock_filename
+from platformctl.lock.files import read_pins
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def python_version(labels) -> str:
+    return labels["io.ml-platform.python.version"]
+
+
+def test_airflow_version_is_the_configured_one(run_in, labels):
+    cfg = load_config(ROOT)
+    assert run_in("version").stdout.strip() == cfg.airflow_version
+    assert labels["io.ml-platform.airflow.version"] == cfg.airflow_version
+
+
+def test_oci_labels(labels):
+    for key in ("title", "version", "revision", "created", "source"):
+        assert f"org.opencontainers.image.{key}" in labels
+    assert labels["org.opencontainers.image.revision"] not in ("", "unknown")
+    assert labels["io.ml-platform.lock.fingerprint"].startswith("sha256:")
+
+
+def test_runs_as_airflow_uid_50000_gid_0(run_in):
+    out = run_in("bash", "-c", "id -u; id -g; echo $AIRFLOW_HOME").stdout.split()
+    assert out == ["50000", "0", "/opt/airflow"]
+
+
+def test_dependencies_are_consistent(run_in):
+    uv = shutil.which("uv") or str(Path(ROOT / ".venv/bin/uv"))
+    p = run_in("/uv", "pip", "check", "--python", "/opt/venv/bin/python", volumes=[f"{uv}:/uv:ro"], check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_every_pin_is_installed_at_its_pin(run_in, python_version):
+    script = "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    installed = {k.lower().replace("_", "-").replace(".", "-"): v for k, v in json.loads(run_in("python", "-c", script).stdout).items()}
+    pins = {}
+    for s in ("airflow", "team"):
+        pins.update(read_pins((ROOT / "requirements" / lock_filename(s, python_version)).read_text()))
+    wrong = {n: (v, installed.get(n)) for n, v in pins.items() if installed.get(n) != v}
+    assert not wrong, f"pinned vs installed: {wrong}"
+
+
+def test_no_installer_caches_or_compilers_left(run_in):
+    out = run_in("bash", "-c", "ls -d /root/.cache /home/airflow/.cache /opt/uv 2>/dev/null; "
+                 "command -v uv gcc cc pip 2>/dev/null; true", user="0").stdout.split()
+    assert out == [], f"left in the image: {out}"
+
+
+def test_operators_package_imports(run_in):
+    out = run_in("python", "-c", "import ml_platform, sys; print(ml_platform.__file__)").stdout
+    assert out.startswith("/opt/venv/lib/python")
+
+
+def test_build_record_baked_in(run_in, labels):
+    rec = json.loads(run_in("bash", "-c", "cat $ML_PLATFORM_BUILD_RECORD").stdout)
+    assert rec["version"] == labels["org.opencontainers.image.version"]
+    assert rec["lock_fingerprint"] == labels["io.ml-platform.lock.fingerprint"]
