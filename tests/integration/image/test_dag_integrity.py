@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 PARSE = """
 import json, os
 from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(os.environ["AIRFLOW_HOME"] + "/dags", include_examples=False)
+bag = DagBag(os.environ["AIRFLOW_HOME"] + "/dags", safe_mode=False)
 print("RESULT " + json.dumps({"dags": sorted(bag.dag_ids), "errors": {k: str(v)[-2000:] for k, v in bag.import_errors.items()}}))
 """
 
