@@ -1,0 +1,96 @@
+"""A build secret is used during the build and found in no layer, no history entry and no config."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from platformctl.image.engine import BuildSpec, DockerEngine
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def _all_bytes_of_image(docker: str, ref: str) -> bytes:
+    """Every file of every layer, plus config and history, as one blob to search."""
+    tar_bytes = subprocess.run([docker, "save", ref], capture_output=True, check=True).stdout
+    blob = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as outer:
+        for member in outer:
+            if not member.isfile():
+                continue
+            f = outer.extractfile(member)
+            if f is None:
+                continue
+            data = f.read()
+            blob.write(data)
+            if member.name.endswith(".tar"):
+                with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+                    for m in layer:
+                        if not m.isfile():
+                            continue
+                        lf = layer.extractfile(m)
+                        if lf is not None:
+                            blob.write(lf.read())
+    history = subprocess.run([docker, "history", "--no-trunc", ref], capture_output=True, check=True).stdout
+    return blob.getvalue() + history
+
+
+def test_ca_bundle_secret_reaches_no_layer(docker, tmp_path):
+    canary = f"canary-{uuid.uuid4().hex}"
+    # A working CA bundle (so the build can reach the index) with a unique marker line in it.
+    base_ca = SYSTEM_CA.read_text() if SYSTEM_CA.exists() else ""
+    secret = tmp_path / "ca.pem"
+    secret.write_text(f"# {canary}\n{base_ca}")
+    engine = DockerEngine.detect(docker)
+    from platformctl.config import load_config
+    from platformctl.image.build import build_spec
+
+    cfg = load_config(ROOT)
+    spec, _ = build_spec(ROOT, cfg, engine)
+    tag = f"ml-platform-secret-test:{canary[-8:]}"
+    # The uv stage is the one that talks to the index with the secret; build it without cache so it
+    # really runs with this secret mounted (a cached step would prove nothing).
+    args = dict(spec.build_args)
+    args["BASE_IMAGE"] = _base_image(docker, cfg)
+    args["PY_TAG"] = _py_tag(docker, args["BASE_IMAGE"])
+    s = BuildSpec(context=ROOT, dockerfile=ROOT / "Dockerfile", tags=(tag,), build_args=args,
+                  secrets={"ca_bundle": secret}, target="uv")
+    cmd, env = engine.build_command(s, tmp_path / "iid")
+    cmd.insert(cmd.index("--progress=plain"), "--no-cache")
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    try:
+        blob = _all_bytes_of_image(docker, tag)
+        assert len(blob) > 1_000_000  # we really read the layers
+        assert canary.encode() not in blob
+        inspect = subprocess.run([docker, "image", "inspect", tag], capture_output=True, text=True, check=True).stdout
+        assert canary not in inspect
+        assert "PIP_CERT=/run/secrets" not in json.dumps(json.loads(inspect)[0]["Config"].get("Env") or [])
+    finally:
+        subprocess.run([docker, "rmi", "-f", tag], capture_output=True)
+
+
+def _base_image(docker: str, cfg) -> str:
+    """The configured base, or the locally made one (no Docker Hub here)."""
+    import os
+
+    for cand in (os.environ.get("BASE_IMAGE"), cfg.image.resolved_base_image(cfg.airflow_version),
+                 "local/python:3.11-slim-bookworm"):
+        if cand and subprocess.run([docker, "image", "inspect", cand], capture_output=True).returncode == 0:
+            return cand
+    pytest.fail("no base image available: run scripts/make-base-image.sh")
+
+
+def _py_tag(docker: str, base: str) -> str:
+    out = subprocess.run([docker, "run", "--rm", "--entrypoint", "python3", base, "-c",
+                          "import sys; print('%d%d' % sys.version_info[:2])"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
