@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lock-check schema build test unit integration bench-lock clean
+.PHONY: help venv lock lock-check schema build test unit bench-lock bench-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ unit: $(VENV)/.synced ## unit tests only
 
 bench-lock: $(VENV)/.synced ## time make lock (cold, warm) against pip-compile
 	$(PY) bench/lock.py
+
+bench-build: $(VENV)/.synced ## build times and sizes against a naive pip image (cold, lock change, plugin change)
+	$(PY) bench/build.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""bench/build: the project's image against a naive `FROM base; COPY requirements.txt; RUN pip install -r`
+image from the same lock, in one run, for three cases:
+
+  cold      no build cache at all (builder cache pruned before each build)
+  lock      after adding one package to the team lock
+  plugin    after changing one plugin file
+
+Prints times, image sizes and ratios; nothing is asserted. Needs a Docker engine and the base image.
+Run: make bench-build (PYTHON / BASE_IMAGE / CA_BUNDLE as for make build). Takes several minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from platformctl.config import collect_overrides, load_config  # noqa: E402
+from platformctl.image.engine import DockerEngine  # noqa: E402
+from platformctl.lock import header as hdr  # noqa: E402
+from platformctl.lock.core import lock_filename  # noqa: E402
+
+NAIVE = """FROM {base}
+COPY requirements.txt /tmp/requirements.txt
+RUN --mount=type=secret,id=ca_bundle python3 -m venv /opt/venv && \\
+    PIP_CERT=/run/secrets/ca_bundle /opt/venv/bin/pip install -r /tmp/requirements.txt
+COPY operators /src/operators
+RUN /opt/venv/bin/pip install --no-deps /src/operators
+COPY plugins /opt/airflow/plugins
+COPY dags /opt/airflow/dags
+COPY flavors.yaml /opt/airflow/platform/flavors.yaml
+ENV PATH=/opt/venv/bin:$PATH AIRFLOW_HOME=/opt/airflow
+"""
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+def naive_requirements(repo: Path, python: str) -> str:
+    """airflow + team locks merged into one hashed requirements.txt (team's duplicates dropped)."""
+    seen, out = set(), []
+    for s in ("airflow", "team"):
+        body = hdr.split((repo / "requirements" / lock_filename(s, python)).read_text())[2]
+        block: list[str] = []
+        for line in body.splitlines() + [""]:
+            if line and not line.startswith((" ", "#")):
+                if block and block[0].split("==")[0] not in seen:
+                    seen.add(block[0].split("==")[0])
+                    out.extend(block)
+                block = [line]
+            elif line.startswith("    --hash") and block:
+                block.append(line)
+        if block and block[0].split("==")[0] not in seen:
+            seen.add(block[0].split("==")[0])
+            out.extend(block)
+    return "\n".join(out) + "\n"
+
+
+class Bench:
+    def __init__(self, repo: Path, engine: DockerEngine, cfg, ca: str | None):
+        self.repo, self.engine, self.cfg, self.ca = repo, engine, cfg, ca
+        self.base = cfg.image.resolved_base_image(cfg.airflow_version)
+
+    def prune(self) -> None:
+        sh([self.engine.cli, "builder", "prune", "-af"])
+
+    def naive(self, tag: str) -> float:
+        (self.repo / "requirements.txt").write_text(naive_requirements(self.repo, self.cfg.image.python))
+        (self.repo / "naive.Dockerfile").write_text(NAIVE.format(base=self.base))
+        cmd = [self.engine.cli, "build", "-f", "naive.Dockerfile", "-t", tag]
+        if self.ca:
+            cmd += ["--secret", f"id=ca_bundle,src={self.ca}"]
+        # the naive build sees the whole repo as context, like a plain `docker build .`
+        (self.repo / ".dockerignore").unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        sh([*cmd, "."], cwd=self.repo, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+        dt = time.perf_counter() - t0
+        sh(["git", "checkout", "-q", ".dockerignore"], cwd=self.repo)
+        return dt
+
+    def project(self) -> tuple[float, str]:
+        env = {**os.environ, "PLATFORM_ROOT": str(self.repo)}
+        t0 = time.perf_counter()
+        sh([sys.executable, str(ROOT / "build.py"), "build", "--no-test", "--quiet"], env=env, cwd=self.repo)
+        dt = time.perf_counter() - t0
+        rec = json.loads((self.repo / "build/build-record.json").read_text())
+        return dt, rec["image_id"]
+
+    def size(self, ref: str) -> int:
+        return int(sh([self.engine.cli, "image", "inspect", ref, "--format", "{{.Size}}"]).stdout.strip())
+
+    def commit(self, msg: str) -> None:
+        sh(["git", "add", "-A"], cwd=self.repo)
+        sh(["git", "-c", "user.email=bench@local", "-c", "user.name=bench", "commit", "-qm", msg], cwd=self.repo)
+
+
+def main() -> None:
+    cfg = load_config(ROOT, collect_overrides())
+    engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
+    work = Path(tempfile.mkdtemp(prefix="bench-build-"))
+    repo = work / "repo"
+    sh(["git", "clone", "-q", str(ROOT), str(repo)])
+    b = Bench(repo, engine, cfg, cfg.image.build_secrets.get("ca_bundle"))
+    rows = []
+    try:
+        b.prune()
+        n_cold = b.naive("bench-naive:cold")
+        b.prune()
+        p_cold, p_img = b.project()
+        rows.append(("cold", n_cold, p_cold))
+        sizes = (b.size("bench-naive:cold"), b.size(p_img))
+
+        team_in = repo / "requirements/team.in"
+        team_in.write_text(team_in.read_text() + "humanize\n")
+        env = {**os.environ, "PLATFORM_ROOT": str(repo)}
+        sh([sys.executable, str(ROOT / "build.py"), "lock"], env=env, cwd=repo)
+        b.commit("bench: add a package")
+        rows.append(("lock (+1 package)", b.naive("bench-naive:lock"), b.project()[0]))
+
+        plugin = next((repo / "plugins").glob("*.py"), None) or (repo / "plugins/bench_plugin.py")
+        plugin.write_text((plugin.read_text() if plugin.exists() else "") + f"\n# bench change {time.time()}\n")
+        b.commit("bench: change a plugin")
+        rows.append(("plugin file changed", b.naive("bench-naive:plugin"), b.project()[0]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"bench/build: base {b.base}, Python {cfg.image.python}, engine {engine.cli} [{engine.mode}]")
+    print(f"  {'case':22} {'naive s':>8} {'project s':>10} {'ratio':>7}")
+    for name, n, p in rows:
+        print(f"  {name:22} {n:8.1f} {p:10.1f} {p / n:7.2f}x")
+    print(f"  {'image size MB':22} {sizes[0] / 1e6:8.0f} {sizes[1] / 1e6:10.0f} {sizes[1] / sizes[0]:7.2f}x")
+    print("goals: cold <= 0.25x, lock change <= 0.15x, plugin change < 3 s, size <= 1.0x")
+
+
+if __name__ == "__main__":
+    main()
