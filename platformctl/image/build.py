@@ -99,6 +99,7 @@ def run_image_tests(root: Path, image: str, engine: DockerEngine) -> None:
 def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo: bool = True,
                 engine: DockerEngine | None = None) -> BuildRecord:
     assert_fresh(root, cfg)
+    resolve_secrets(root, cfg)  # bad inputs first, before looking for an engine
     engine = engine or DockerEngine.detect(cfg.image.docker, cfg.image.engine)
     spec, vinfo = build_spec(root, cfg, engine)
     print(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
