@@ -1,0 +1,54 @@
+"""extend mode: the project's locks on top of a vendor Airflow image, Airflow pinned.
+
+No vendor registry is reachable here, so the vendor image is the python-mode image built by
+`make build` (a real Airflow 3.3.2 image with its own venv), re-tagged as a vendor would ship it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from platformctl.config import collect_overrides, load_config
+from platformctl.image.build import build_spec
+from platformctl.image.engine import DockerEngine
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_extend_mode_builds_on_a_vendor_airflow_image(docker, image, tmp_path):
+    vendor = "vendor/airflow:3.3.2-test"
+    subprocess.run([docker, "tag", image, vendor], check=True)
+    engine = DockerEngine.detect(docker)
+    cfg = load_config(ROOT, collect_overrides(["image.base_mode=extend", f"image.base_image={vendor}"]))
+    spec, _ = build_spec(ROOT, cfg, engine)
+    spec = spec.__class__(**{**spec.__dict__, "tags": ("ml-platform-extend-test:1",)})
+    image_id = engine.build(spec, tmp_path / "build.log", echo=False)
+    try:
+        run = lambda *a: subprocess.run([docker, "run", "--rm", image_id, *a], capture_output=True, text=True)
+        assert run("version").stdout.strip() == cfg.airflow_version
+        assert run("bash", "-c", "id -u; id -g").stdout.split() == ["50000", "0"]
+        assert run("python", "-c", "import ml_platform; print('ok')").stdout.strip() == "ok"
+        labels = json.loads(subprocess.run([docker, "image", "inspect", image_id, "--format", "{{json .Config.Labels}}"],
+                                           capture_output=True, text=True, check=True).stdout)
+        assert labels["io.ml-platform.airflow.version"] == cfg.airflow_version
+    finally:
+        subprocess.run([docker, "rmi", "-f", "ml-platform-extend-test:1", vendor], capture_output=True)
+
+
+def test_extend_mode_refuses_a_vendor_image_with_another_airflow(docker, image, tmp_path):
+    """A vendor image whose Airflow differs from platform.yaml fails the build with the reason."""
+    from platformctl.errors import BuildError
+
+    engine = DockerEngine.detect(docker)
+    cfg = load_config(ROOT, collect_overrides(["image.base_mode=extend", f"image.base_image={image}"]))
+    spec, _ = build_spec(ROOT, cfg, engine)
+    args = {**spec.build_args, "AIRFLOW_VERSION": "9.9.9"}
+    spec = spec.__class__(**{**spec.__dict__, "build_args": args, "tags": ("ml-platform-extend-bad:1",)})
+    with pytest.raises(BuildError) as exc:
+        engine.build(spec, tmp_path / "build.log", echo=False)
+    assert "extend-deps" in exc.value.message
+    assert "platform.yaml wants 9.9.9" in exc.value.hint + exc.value.message
