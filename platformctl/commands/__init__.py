@@ -1,7 +1,6 @@
-"""One function per CLI command: (root, args) -> exit code."""
+"""One module per command group; each has `register(subparsers)` and handlers `(root, args) -> int`.
 
-from .build import build
-from .lock import lock, lock_check
-from .schema import schema
+To add a command: write platformctl/commands/<name>.py with register(), and list it here.
+"""
 
-__all__ = ["build", "lock", "lock_check", "schema"]
+COMMAND_MODULES = ["lock", "build", "schema"]

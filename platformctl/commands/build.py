@@ -14,3 +14,10 @@ def build(root: Path, args) -> int:
     print(f"  image id: {rec.image_id}")
     print(f"  record:   {RECORD}")
     return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("build", help="lock-check, build the image, test it, write build/build-record.json")
+    p.add_argument("--no-test", action="store_true", help="skip the image tests (not for releases)")
+    p.add_argument("--quiet", action="store_true", help="do not stream the build log (it is in build/build.log)")
+    p.set_defaults(func=build)

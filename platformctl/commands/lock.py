@@ -26,3 +26,13 @@ def lock_check(root: Path, args) -> int:
         assert_fresh(root, cfg)  # raises StaleLockError with the first problem
     print(f"lock-check: {len(cfg.python_versions) * len(cfg.lock_sets)} lock files up to date")
     return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("lock", help="compile requirements/*.in into hashed locks per Python")
+    p.add_argument("--upgrade", action="store_true", help="re-resolve every pin to its newest allowed version")
+    p.add_argument("--upgrade-package", action="append", default=[], metavar="NAME",
+                   help="allow NAME to move to its newest allowed version (repeatable)")
+    p.set_defaults(func=lock)
+    sub.add_parser("lock-check", help="fail if any lock is stale or hand-edited (no resolution)").set_defaults(
+        func=lock_check)
