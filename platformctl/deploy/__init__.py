@@ -1,0 +1,1 @@
+"""Delivering DAG bundles: immutable versioned prefixes in a bundle store, a pointer switched last."""

@@ -1,0 +1,77 @@
+"""A DAG bundle: the files an Airflow instance reads (rendered DAGs, pipeline YAMLs, the flavor catalog).
+
+Its version is a content address: the same files for the same image give the same version, so a
+redeploy of an unchanged bundle is recognised without uploading anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .store import md5_hex
+
+DEFAULT_INCLUDE = ("dags", "pipelines", "flavors.yaml")
+MANIFEST = "bundle-manifest.json"
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    rel: str
+    sha256: str
+    md5: str
+    size: int
+    data: bytes = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    files: dict[str, BundleFile]
+    image_digest: str | None
+    commit: str | None
+
+    @property
+    def version(self) -> str:
+        h = hashlib.sha256()
+        for rel in sorted(self.files):
+            h.update(f"{rel}\0{self.files[rel].sha256}\n".encode())
+        h.update(f"image\0{self.image_digest or ''}\n".encode())
+        return "b-" + h.hexdigest()[:16]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files.values())
+
+    def manifest(self, created: str) -> dict:
+        return {
+            "version": self.version,
+            "created": created,
+            "image_digest": self.image_digest,
+            "commit": self.commit,
+            "files": {rel: {"sha256": f.sha256, "size": f.size} for rel, f in sorted(self.files.items())},
+        }
+
+
+def _skip(p: Path) -> bool:
+    return "__pycache__" in p.parts or p.suffix == ".pyc" or p.name.startswith(".#")
+
+
+def collect(root: Path, include: tuple[str, ...] = DEFAULT_INCLUDE, *, image_digest: str | None = None,
+            commit: str | None = None) -> Bundle:
+    files: dict[str, BundleFile] = {}
+    for item in include:
+        base = root / item
+        paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
+        for p in paths:
+            if _skip(p):
+                continue
+            data = p.read_bytes()
+            rel = p.relative_to(root).as_posix()
+            files[rel] = BundleFile(rel, hashlib.sha256(data).hexdigest(), md5_hex(data), len(data), data)
+    return Bundle(files, image_digest, commit)
+
+
+def manifest_bytes(manifest: dict) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()

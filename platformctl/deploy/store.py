@@ -1,0 +1,168 @@
+"""Where bundles live: an S3-compatible bucket, or a folder with the same layout (the `local` environment).
+
+The interface is the handful of operations deploy needs; both implementations are real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import PlatformError
+
+
+class StoreError(PlatformError):
+    """The bundle store refused or failed an operation."""
+
+    exit_code = 20
+    kind = "store"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    etag: str  # md5 hex of the content (S3 single-part ETag; computed for folders)
+
+
+class BundleStore(Protocol):
+    url: str
+
+    def check(self) -> None: ...
+
+    def list(self, prefix: str) -> dict[str, StoredObject]: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None: ...
+
+    def copy(self, src: str, dst: str) -> None: ...
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+class LocalStore:
+    """A folder with the bundle layout; writes are atomic renames, as S3 PUTs are atomic."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.url = f"file://{root}"
+
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        p = (self.root / key).resolve()
+        if not str(p).startswith(str(self.root.resolve())):
+            raise StoreError(f"key {key!r} escapes the store folder")
+        return p
+
+    def list(self, prefix: str) -> dict[str, StoredObject]:
+        base = self._path(prefix) if prefix else self.root
+        out: dict[str, StoredObject] = {}
+        if not base.exists():
+            return out
+        for p in base.rglob("*"):
+            if p.is_file() and not p.name.endswith(".partial"):
+                key = p.relative_to(self.root).as_posix()
+                out[key] = StoredObject(key, p.stat().st_size, md5_hex(p.read_bytes()))
+        return out
+
+    def get(self, key: str) -> bytes | None:
+        p = self._path(key)
+        return p.read_bytes() if p.is_file() else None
+
+    def put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
+        p = self._path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+
+    def copy(self, src: str, dst: str) -> None:
+        d = self._path(dst)
+        d.parent.mkdir(parents=True, exist_ok=True)
+        tmp = d.with_name(d.name + ".partial")
+        shutil.copyfile(self._path(src), tmp)
+        os.replace(tmp, d)
+
+
+class S3Store:
+    """An S3 bucket (AWS or any S3-compatible endpoint) through boto3; credentials from the usual chain."""
+
+    def __init__(self, bucket: str, endpoint_url: str | None = None, region: str | None = None, client=None):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.url = f"s3://{bucket}" + (f" at {endpoint_url}" if endpoint_url else "")
+        self.client = client or boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32,
+                          s3={"addressing_style": "path"}),
+        )
+
+    def _fail(self, exc: Exception, what: str) -> StoreError:
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        if isinstance(exc, NoCredentialsError):
+            return StoreError(f"no S3 credentials for {self.url}", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                              "(or AWS_PROFILE)")
+        if isinstance(exc, EndpointConnectionError):
+            return StoreError(f"cannot reach {self.url}: {exc}", "check the environment's bundle.endpoint_url")
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden"):
+                return StoreError(f"S3 refused the credentials for {self.url} ({code}) while {what}",
+                                  "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for this environment")
+            if code in ("NoSuchBucket", "404", "NotFound") and what == "checking the bucket":
+                return StoreError(f"bucket '{self.bucket}' does not exist at {self.url}",
+                                  "create it, or fix bundle.bucket in the environment file")
+            return StoreError(f"S3 error {code} while {what} on {self.url}: {exc}")
+        return StoreError(f"S3 failure while {what} on {self.url}: {exc}")
+
+    def check(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:  # noqa: BLE001 - turned into one clear message
+            raise self._fail(exc, "checking the bucket") from None
+
+    def list(self, prefix: str) -> dict[str, StoredObject]:
+        out: dict[str, StoredObject] = {}
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    out[o["Key"]] = StoredObject(o["Key"], o["Size"], o["ETag"].strip('"'))
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc, f"listing {prefix}") from None
+        return out
+
+    def get(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise self._fail(exc, f"reading {key}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc, f"reading {key}") from None
+
+    def put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=metadata or {})
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc, f"uploading {key}") from None
+
+    def copy(self, src: str, dst: str) -> None:
+        try:
+            self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src})
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc, f"copying {src}") from None
