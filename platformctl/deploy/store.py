@@ -102,7 +102,8 @@ class S3Store:
 
         self.bucket = bucket
         self.url = f"s3://{bucket}" + (f" at {endpoint_url}" if endpoint_url else "")
-        self.client = client or boto3.client(
+        # A fresh session: credentials are read from the environment now, not from a cached default session.
+        self.client = client or boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url, region_name=region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
             config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32,
                           s3={"addressing_style": "path"}),
