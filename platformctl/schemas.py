@@ -8,8 +8,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .config import PlatformConfig
+from .environments import Environment
 
-SCHEMAS: dict[str, type[BaseModel]] = {"platform.schema.json": PlatformConfig}
+SCHEMAS: dict[str, type[BaseModel]] = {"platform.schema.json": PlatformConfig, "environment.schema.json": Environment}
 
 
 def schema_text(model: type[BaseModel]) -> str:
