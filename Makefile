@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lock-check schema build test unit bench-lock bench-build clean
+.PHONY: help venv lock lock-check schema build deploy rollback test unit bench-lock bench-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,12 @@ schema: $(VENV)/.synced ## write JSON Schemas for editors into schemas/
 
 build: $(VENV)/.synced ## lock-check, build the image, test it, write the build record
 	$(RUN) build
+
+deploy: $(VENV)/.synced ## deliver the DAG bundle to ENV (make deploy ENV=dev) and write its Airflow config
+	$(RUN) deploy --env $(ENV)
+
+rollback: $(VENV)/.synced ## switch ENV back to its previous bundle, or TO=<version>
+	$(RUN) rollback --env $(ENV) $(if $(TO),--to $(TO))
 
 test: $(VENV)/.synced ## unit + integration tests (integration needs a Docker engine)
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -1,0 +1,53 @@
+"""What an environment forbids: flavors and images used by the bundle's pipelines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..environments import Environment
+from ..errors import PlatformError
+
+
+class PolicyError(PlatformError):
+    exit_code = 22
+    kind = "policy"
+
+
+@dataclass(frozen=True)
+class JobUse:
+    file: str
+    job: str
+    flavor: str | None
+    image: str | None
+
+
+def job_uses(root: Path) -> list[JobUse]:
+    """Each job's effective flavor and image, from pipelines/*.yaml (defaults applied)."""
+    out = []
+    for path in sorted((root / "pipelines").glob("*.y*ml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        defaults = data.get("defaults") or {}
+        for name, job in (data.get("jobs") or {}).items():
+            job = job or {}
+            out.append(JobUse(f"pipelines/{path.name}", str(name),
+                              job.get("resource_flavor", defaults.get("resource_flavor")),
+                              job.get("docker_image", defaults.get("docker_image"))))
+    return out
+
+
+def check_policy(env: Environment, uses: list[JobUse]) -> None:
+    problems = []
+    for u in uses:
+        if env.allowed_flavors is not None and u.flavor not in env.allowed_flavors:
+            problems.append(f"{u.file}: jobs.{u.job} uses flavor '{u.flavor}', which {env.name} does not allow "
+                            f"(allowed: {', '.join(env.allowed_flavors) or 'none'})")
+        if env.allowed_images is not None and not any((u.image or "").startswith(p) for p in env.allowed_images):
+            problems.append(f"{u.file}: jobs.{u.job} uses image '{u.image}', which {env.name} does not allow "
+                            f"(allowed prefixes: {', '.join(env.allowed_images)})")
+    if problems:
+        more = f" (+{len(problems) - 1} more: {'; '.join(problems[1:4])})" if len(problems) > 1 else ""
+        raise PolicyError(problems[0] + more, f"change the pipeline, or the environment's allowed lists in "
+                                              f"environments/{env.name}.yaml; nothing was deployed")
