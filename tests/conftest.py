@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -42,3 +43,16 @@ def docker() -> str:
     cli = docker_cli()
     require(cli is not None, "no running Docker engine (start dockerd)")
     return cli  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def image(docker: str) -> str:
+    """The image under test: $PLATFORM_IMAGE (set by `make build`), else the last build record."""
+    ref = os.environ.get("PLATFORM_IMAGE")
+    record = ROOT / "build" / "build-record.json"
+    if not ref and record.exists():
+        ref = json.loads(record.read_text())["image_id"]
+    require(bool(ref), "no image to test: run make build first")
+    ok = subprocess.run([docker, "image", "inspect", ref], capture_output=True).returncode == 0
+    require(ok, f"image {ref} is not in the local engine: run make build")
+    return ref  # type: ignore[return-value]

@@ -1,26 +1,11 @@
-"""The image under test: $PLATFORM_IMAGE (set by `make build`), else the last build record."""
+"""Helpers to run commands in the image under test (the `image` fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
-
-from tests.conftest import ROOT, require
-
-
-@pytest.fixture(scope="session")
-def image(docker: str) -> str:
-    ref = os.environ.get("PLATFORM_IMAGE")
-    record = ROOT / "build" / "build-record.json"
-    if not ref and record.exists():
-        ref = json.loads(record.read_text())["image_id"]
-    require(bool(ref), "no image to test: run make build first")
-    ok = subprocess.run([docker, "image", "inspect", ref], capture_output=True).returncode == 0
-    require(ok, f"image {ref} is not in the local engine: run make build")
-    return ref  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")
