@@ -1,0 +1,1 @@
+"""Backends of JobOperator; each module imports its provider only when chosen."""

@@ -1,0 +1,203 @@
+"""The flavor catalog: named resource shapes (cpu, memory, gpu, placement) every job chooses from.
+
+Airflow-free on purpose: the build side validates pipelines against it without importing Airflow.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import FlavorError, PlatformConfigError
+from .quantities import cpu_millicores, memory_bytes
+
+ENV_CATALOG = "ML_PLATFORM_FLAVORS"
+ENV_ALLOWED = "ML_PLATFORM_ALLOWED_FLAVORS"
+_REPO_CATALOG = Path(__file__).resolve().parents[2] / "flavors.yaml"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(_Model):
+    request: str = Field(description="What the scheduler reserves.")
+    limit: str = Field(description="The hard cap; must be >= request.")
+
+
+class CpuRange(Range):
+    @field_validator("request", "limit", mode="before")
+    @classmethod
+    def _cpu(cls, v):
+        v = str(v)
+        cpu_millicores(v)
+        return v
+
+    @model_validator(mode="after")
+    def _order(self):
+        if cpu_millicores(self.limit) < cpu_millicores(self.request):
+            raise ValueError(f"limit '{self.limit}' is below the request '{self.request}' "
+                             "(raise the limit or lower the request)")
+        return self
+
+
+class MemoryRange(Range):
+    @field_validator("request", "limit", mode="before")
+    @classmethod
+    def _mem(cls, v):
+        v = str(v)
+        memory_bytes(v)
+        return v
+
+    @model_validator(mode="after")
+    def _order(self):
+        if memory_bytes(self.limit) < memory_bytes(self.request):
+            raise ValueError(f"limit '{self.limit}' is below the request '{self.request}' "
+                             "(raise the limit or lower the request)")
+        return self
+
+
+class Gpu(_Model):
+    count: int = Field(ge=1, description="Whole GPUs (no fractions); set in limits only.")
+    resource: str | None = Field(None, description="Extended resource name, e.g. nvidia.com/gpu.")
+    type: str | None = Field(None, description="GPU model, e.g. a100 (informational / node selection).")
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _whole(cls, v):
+        if isinstance(v, float) and not v.is_integer():
+            raise ValueError(f"{v} GPUs: GPUs cannot be shared, use a whole number")
+        return v
+
+    @model_validator(mode="after")
+    def _resource(self):
+        if not self.resource:
+            raise ValueError("a GPU flavor needs gpu.resource (e.g. nvidia.com/gpu)")
+        return self
+
+
+class Toleration(_Model):
+    key: str
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class Flavor(_Model):
+    description: str
+    cpu: CpuRange
+    memory: MemoryRange
+    gpu: Gpu | None = None
+    ephemeral_storage: str | None = Field(None, description="Scratch disk limit, e.g. 20Gi.")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    priority_class: str | None = None
+
+    @field_validator("ephemeral_storage", mode="before")
+    @classmethod
+    def _disk(cls, v):
+        if v is not None:
+            v = str(v)
+            memory_bytes(v)
+        return v
+
+
+class FlavorCatalog(_Model):
+    flavors: dict[str, Flavor] = Field(min_length=1)
+
+    @field_validator("flavors")
+    @classmethod
+    def _names(cls, v: dict[str, Flavor]) -> dict[str, Flavor]:
+        import re
+
+        for name in v:
+            if not re.match(r"^[a-z][a-z0-9-]{0,40}$", name):
+                raise ValueError(f"flavor name '{name}' must be lowercase letters, digits and -")
+        return v
+
+    def names(self) -> list[str]:
+        return sorted(self.flavors)
+
+    def get(self, name: str, *, allowed: set[str] | None = None) -> Flavor:
+        usable = sorted(n for n in self.flavors if allowed is None or n in allowed)
+        if name not in self.flavors:
+            close = difflib.get_close_matches(name, self.names(), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise FlavorError(f"resource_flavor '{name}' is not in the flavor catalog "
+                              f"({hint}allowed: {', '.join(usable) or 'none'})")
+        if allowed is not None and name not in allowed:
+            raise FlavorError(f"resource_flavor '{name}' is not allowed in this environment "
+                              f"(allowed: {', '.join(usable) or 'none'})")
+        return self.flavors[name]
+
+
+def allowed_flavors() -> set[str] | None:
+    """The environment's allowed flavors (ML_PLATFORM_ALLOWED_FLAVORS, comma separated); None = all."""
+    raw = os.environ.get(ENV_ALLOWED)
+    if raw is None or not raw.strip():
+        return None
+    return {n.strip() for n in raw.split(",") if n.strip()}
+
+
+def catalog_path(path: str | Path | None = None) -> Path:
+    if path:
+        return Path(path)
+    if os.environ.get(ENV_CATALOG):
+        return Path(os.environ[ENV_CATALOG])
+    return _REPO_CATALOG
+
+
+def _line_of(text: str, loc: tuple) -> int | None:
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+        if match is None:
+            break
+        line, node = match[0].start_mark.line + 1, match[1]
+    return line
+
+
+_CACHE: dict[tuple[str, float], FlavorCatalog] = {}
+
+
+def load_catalog(path: str | Path | None = None) -> FlavorCatalog:
+    """Load and validate the catalog; errors name the file, line and field in one line."""
+    p = catalog_path(path)
+    if not p.is_file():
+        raise PlatformConfigError(f"{p}: flavor catalog not found (set {ENV_CATALOG} to its path)")
+    key = (str(p), p.stat().st_mtime)
+    if key in _CACHE:  # DAG files parse it once per process, not once per task
+        return _CACHE[key]
+    text = p.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise PlatformConfigError(f"{p}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
+    try:
+        catalog = FlavorCatalog.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(str(x) for x in err["loc"] if not str(x).startswith("function-"))
+        field = ".".join(loc)
+        line = _line_of(text, loc)
+        where = f"{p.name}:{line}" if line else p.name
+        raise PlatformConfigError(f"{where}: {field} {err['msg'].removeprefix('Value error, ')}") from None
+    _CACHE[key] = catalog
+    return catalog
+
+
+def catalog_json_schema() -> str:
+    return json.dumps(FlavorCatalog.model_json_schema(), indent=2, sort_keys=True) + "\n"
