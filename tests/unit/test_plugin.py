@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def plugin(monkeypatch, tmp_path):
+    monkeypatch.setenv("ML_PLATFORM_FLAVORS", str(ROOT / "flavors.yaml"))
+    monkeypatch.setenv("ML_PLATFORM_BUILD_RECORD", str(tmp_path / "build-record.json"))
+    monkeypatch.setenv("ML_PLATFORM_ALLOWED_FLAVORS", "cpu-small,cpu-large")
+    spec = importlib.util.spec_from_file_location("ml_platform_plugin", ROOT / "plugins/ml_platform_plugin.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_plugin_registers_macros_link_and_app(plugin):
+    p = plugin.MlPlatformPlugin
+    assert p.name == "ml_platform"
+    assert {m.__name__ for m in p.macros} == {"image_version", "flavor_limits"}
+    assert [type(link).__name__ for link in p.operator_extra_links] == ["FlavorLink"]
+    assert p.fastapi_apps[0]["url_prefix"] == "/ml-platform" and p.fastapi_apps[0]["app"] is plugin.app
+
+
+def test_view_lists_flavors_and_the_build_record(plugin, tmp_path):
+    c = TestClient(plugin.app)
+    r = c.get("/flavors").json()
+    assert r["allowed"] == ["cpu-large", "cpu-small"] and "gpu-a100" in r["flavors"]
+    missing = c.get("/build")
+    assert missing.status_code == 404 and "no build record" in missing.json()["detail"]
+    (tmp_path / "build-record.json").write_text(json.dumps({"version": "1.2.3", "lock_fingerprint": "sha256:x"}))
+    assert c.get("/build").json()["version"] == "1.2.3"
+    page = c.get("/").text
+    assert "id='flavor-gpu-a100'" in page and "1.2.3" in page
+
+
+def test_macros(plugin, tmp_path, monkeypatch):
+    monkeypatch.delenv("ML_PLATFORM_IMAGE_VERSION", raising=False)
+    (tmp_path / "build-record.json").write_text(json.dumps({"version": "2.0.0"}))
+    assert plugin.image_version() == "2.0.0"
+    assert plugin.flavor_limits("cpu-small") == {"cpu": "1", "memory": "1Gi", "gpu": 0}
+
+
+def test_flavor_link_points_at_the_view():
+    from ml_platform.links import FlavorLink
+
+    class Op:
+        resource_flavor = "gpu-a100"
+
+    assert FlavorLink().get_link(Op(), ti_key=None) == "/ml-platform/#flavor-gpu-a100"
