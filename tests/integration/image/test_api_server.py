@@ -58,3 +58,11 @@ def test_api_server_answers_health(api_url):
     with urllib.request.urlopen(api_url + "/api/v2/monitor/health", timeout=10) as r:
         body = json.load(r)
     assert body["metadatabase"]["status"] == "healthy"
+
+
+def test_platform_view_answers_from_the_api_server(api_url):
+    with urllib.request.urlopen(api_url + "/ml-platform/flavors", timeout=10) as r:
+        body = json.load(r)
+    assert {"cpu-small", "gpu-a100"} <= set(body["flavors"])
+    with urllib.request.urlopen(api_url + "/ml-platform/build", timeout=10) as r:
+        assert json.load(r)["airflow_version"]

@@ -1,0 +1,20 @@
+"""`airflow plugins` in the built image lists the platform plugin with all its parts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_airflow_plugins_lists_the_platform_plugin(run_in):
+    out = run_in("plugins", "--output", "json").stdout
+    start = out.index("[")
+    plugins = {p["name"]: p for p in json.loads(out[start:])}
+    p = plugins["ml_platform"]
+    text = json.dumps(p)
+    assert "image_version" in text and "flavor_limits" in text
+    assert "FlavorLink" in text or "Flavor" in text
+    assert "/ml-platform" in text
