@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lock-check schema build deploy rollback test unit bench-lock bench-build clean
+.PHONY: help venv lock lock-check render render-check schema build deploy rollback test unit bench-lock bench-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,10 +30,16 @@ lock: $(VENV)/.synced ## compile requirements/*.in into hashed locks for every t
 lock-check: $(VENV)/.synced ## fail if any lock is stale or hand-edited (no resolution)
 	$(RUN) lock-check
 
+render: $(VENV)/.synced ## render pipelines/*.yaml into dags/*.py (validates every file first)
+	$(RUN) render
+
+render-check: $(VENV)/.synced ## fail if dags/ is out of date with pipelines/
+	$(RUN) render-check
+
 schema: $(VENV)/.synced ## write JSON Schemas for editors into schemas/
 	$(RUN) schema
 
-build: $(VENV)/.synced ## lock-check, build the image, test it, write the build record
+build: $(VENV)/.synced ## lock-check, render-check, build the image, test it, write the build record
 	$(RUN) build
 
 deploy: $(VENV)/.synced ## deliver the DAG bundle to ENV (make deploy ENV=dev) and write its Airflow config

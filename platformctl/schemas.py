@@ -17,11 +17,22 @@ def schema_text(model: type[BaseModel]) -> str:
     return json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
 
 
+def all_schemas() -> dict[str, str]:
+    from ml_platform.flavors import catalog_json_schema
+
+    from .pipelines.model import pipeline_json_schema
+
+    out = {name: schema_text(model) for name, model in SCHEMAS.items()}
+    out["flavors.schema.json"] = catalog_json_schema()
+    out["pipeline.schema.json"] = pipeline_json_schema()
+    return out
+
+
 def write_schemas(root: Path) -> list[Path]:
     out = []
     (root / "schemas").mkdir(exist_ok=True)
-    for name, model in SCHEMAS.items():
+    for name, text in all_schemas().items():
         path = root / "schemas" / name
-        path.write_text(schema_text(model))
+        path.write_text(text)
         out.append(path)
     return out

@@ -14,6 +14,7 @@ from ..config import PlatformConfig
 from ..errors import ConfigError, ImageTestError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
+from ..pipelines.project import render_check
 from ..version import git_version
 from .engine import BuildSpec, DockerEngine
 
@@ -99,6 +100,7 @@ def run_image_tests(root: Path, image: str, engine: DockerEngine) -> None:
 def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo: bool = True,
                 engine: DockerEngine | None = None) -> BuildRecord:
     assert_fresh(root, cfg)
+    render_check(root)  # the DAGs baked into the image are the ones the pipelines describe
     resolve_secrets(root, cfg)  # bad inputs first, before looking for an engine
     engine = engine or DockerEngine.detect(cfg.image.docker, cfg.image.engine)
     spec, vinfo = build_spec(root, cfg, engine)

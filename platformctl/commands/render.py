@@ -1,0 +1,42 @@
+"""`make render` and `make render-check`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..pipelines.errors import PipelineError
+from ..pipelines.project import pipeline_files, render_all, render_check as check_rendered
+
+
+def render(root: Path, args) -> int:
+    try:
+        written, removed = render_all(root, args.template)
+    except PipelineError as exc:
+        for p in exc.problems:
+            print(f"error: {p}", file=sys.stderr)
+        raise
+    n = len(pipeline_files(root))
+    print(f"render: {n} pipeline(s); {len(written)} DAG file(s) written, {len(removed)} removed"
+          + "".join(f"\n  wrote {w}" for w in written) + "".join(f"\n  removed {r}" for r in removed))
+    return 0
+
+
+def render_check(root: Path, args) -> int:
+    try:
+        check_rendered(root, args.template)
+    except PipelineError as exc:
+        for p in exc.problems:
+            print(f"error: {p}", file=sys.stderr)
+        raise
+    print(f"render-check: dags/ is up to date with {len(pipeline_files(root))} pipeline(s)")
+    return 0
+
+
+def register(sub) -> None:
+    for name, func, help_ in (("render", render, "render pipelines/*.yaml into dags/*.py"),
+                              ("render-check", render_check, "fail if dags/ is out of date with pipelines/")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--template", default=None, help="Jinja template (default templates/dag.py.j2, "
+                                                        "or $PIPELINE_TEMPLATE)")
+        p.set_defaults(func=func)

@@ -1,0 +1,108 @@
+"""The repository's pipelines as a whole: check all, render all into dags/, check dags/ is current."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ConfigError
+from .errors import PipelineError, Problem, RenderCheckError
+from .render import DEFAULT_TEMPLATE, GENERATED_MARK, duplicate_problems, output_name, render_one
+from .validate import Checked, check
+
+PIPELINES = "pipelines"
+DAGS = "dags"
+
+
+def flavor_names(root: Path) -> list[str]:
+    from ml_platform.errors import PlatformConfigError
+    from ml_platform.flavors import load_catalog
+
+    try:
+        return load_catalog(root / "flavors.yaml").names()
+    except PlatformConfigError as exc:
+        raise ConfigError(str(exc), "fix flavors.yaml first") from None
+
+
+def pipeline_files(root: Path) -> list[Path]:
+    return sorted([*(root / PIPELINES).glob("*.yaml"), *(root / PIPELINES).glob("*.yml")])
+
+
+def check_all(root: Path) -> list[Checked]:
+    files = pipeline_files(root)
+    flavors = flavor_names(root) if files else []
+    checked = [check(p.relative_to(root).as_posix(), p.read_bytes(), flavors) for p in files]
+    for prob in duplicate_problems(checked):
+        c = next(c for c in checked if c.file == prob.file)
+        c.problems.append(prob)
+        c.pipeline = None
+    return checked
+
+
+def template_path(root: Path, template: str | None) -> Path:
+    t = template or os.environ.get("PIPELINE_TEMPLATE") or DEFAULT_TEMPLATE
+    p = Path(t) if os.path.isabs(t) else root / t
+    if not p.is_file():
+        raise ConfigError(f"DAG template {t} not found", f"restore {DEFAULT_TEMPLATE} or pass --template PATH")
+    return p
+
+
+def rendered(root: Path, template: str | None = None) -> dict[str, str]:
+    """dags/<name>.py -> text for every pipeline; raises PipelineError listing every problem."""
+    checked = check_all(root)
+    problems = [p for c in checked for p in c.problems]
+    if problems:
+        raise PipelineError(problems)
+    tpl = template_path(root, template)
+    return {f"{DAGS}/{output_name(c.pipeline)}": render_one(c, tpl) for c in checked if c.pipeline}
+
+
+def generated_files(root: Path) -> list[Path]:
+    out = []
+    for p in sorted((root / DAGS).glob("*.py")):
+        with p.open(errors="replace") as f:
+            if f.readline().startswith(GENERATED_MARK):
+                out.append(p)
+    return out
+
+
+def render_all(root: Path, template: str | None = None) -> tuple[list[str], list[str]]:
+    """Write dags/; returns (written, removed). Only files with the generated mark are ever removed."""
+    texts = rendered(root, template)
+    (root / DAGS).mkdir(exist_ok=True)
+    written = []
+    for rel, text in texts.items():
+        path = root / rel
+        if not path.exists() or path.read_text() != text:
+            tmp = path.with_suffix(".py.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+            written.append(rel)
+    removed = []
+    for p in generated_files(root):
+        rel = p.relative_to(root).as_posix()
+        if rel not in texts:
+            p.unlink()
+            removed.append(rel)
+    return written, removed
+
+
+def render_check(root: Path, template: str | None = None) -> None:
+    texts = rendered(root, template)
+    stale = []
+    for rel, text in texts.items():
+        path = root / rel
+        if not path.exists():
+            stale.append(f"{rel} is missing")
+        elif path.read_text() != text:
+            stale.append(f"{rel} is out of date with its pipeline")
+    for p in generated_files(root):
+        rel = p.relative_to(root).as_posix()
+        if rel not in texts:
+            stale.append(f"{rel} was generated from a pipeline that no longer exists")
+    if stale:
+        more = f" (+{len(stale) - 1} more: {'; '.join(stale[1:4])})" if len(stale) > 1 else ""
+        raise RenderCheckError(stale[0] + more, "run make render and commit dags/")
+
+
+__all__ = ["Problem", "check_all", "render_all", "render_check", "rendered"]
