@@ -53,6 +53,8 @@ def rendered(root: Path, template: str | None = None) -> dict[str, str]:
     problems = [p for c in checked for p in c.problems]
     if problems:
         raise PipelineError(problems)
+    if not checked:
+        return {}
     tpl = template_path(root, template)
     return {f"{DAGS}/{output_name(c.pipeline)}": render_one(c, tpl) for c in checked if c.pipeline}
 

@@ -74,7 +74,7 @@ class DockerJobOperator(DockerOperator):
 
     @cached_property
     def cli(self):
-        return _LimitedClient(DockerOperator.cli.func(self), self.nano_cpus, self.mem_limit)
+        return _LimitedClient(DockerOperator.cli.fget(self), self.nano_cpus, self.mem_limit)
 
     def execute(self, context):
         if self.secrets_from_connections:
