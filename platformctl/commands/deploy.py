@@ -14,6 +14,7 @@ from ..deploy.policy import PolicyError, check_policy, job_uses
 from ..deploy.store import BundleStore, LocalStore, S3Store
 from ..environments import Environment, load_environment
 from ..image.build import RECORD
+from ..pipelines.project import render_all
 
 
 def make_store(root: Path, env: Environment) -> BundleStore:
@@ -46,6 +47,9 @@ def _local_path(root: Path, env: Environment, live_prefix: str) -> str | None:
 def deploy(root: Path, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
     env = load_environment(root, args.env)
+    written, _ = render_all(root)  # renders and validates every pipeline first
+    if written:
+        print(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
     check_policy(env, job_uses(root))
     image = image_info(root, env, cfg)
     bundle = collect(root, image_digest=image.get("digest") or image.get("image_id"), commit=_commit(root))

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..environments import Environment
 from ..errors import PlatformError
 
@@ -25,17 +23,12 @@ class JobUse:
 
 
 def job_uses(root: Path) -> list[JobUse]:
-    """Each job's effective flavor and image, from pipelines/*.yaml (defaults applied)."""
-    out = []
-    for path in sorted((root / "pipelines").glob("*.y*ml")):
-        data = yaml.safe_load(path.read_text()) or {}
-        defaults = data.get("defaults") or {}
-        for name, job in (data.get("jobs") or {}).items():
-            job = job or {}
-            out.append(JobUse(f"pipelines/{path.name}", str(name),
-                              job.get("resource_flavor", defaults.get("resource_flavor")),
-                              job.get("docker_image", defaults.get("docker_image"))))
-    return out
+    """Each job's effective flavor and image (defaults applied), from the validated pipelines."""
+    from ..pipelines.project import check_all
+    from ..pipelines.render import job_views
+
+    return [JobUse(c.file, j.name, j.resource_flavor, j.docker_image)
+            for c in check_all(root) if c.pipeline for j in job_views(c.pipeline)]
 
 
 def check_policy(env: Environment, uses: list[JobUse]) -> None:

@@ -46,10 +46,13 @@ def test_policy_refuses_forbidden_flavors_and_images():
 
 
 def test_job_uses_apply_defaults(tmp_path):
+    import shutil
+
     (tmp_path / "pipelines").mkdir()
+    shutil.copy(ROOT / "flavors.yaml", tmp_path)
     (tmp_path / "pipelines/p.yaml").write_text(
-        "defaults: {docker_image: 'r/i:1', resource_flavor: cpu-small}\n"
-        "jobs:\n  a: {command: [x]}\n  b: {resource_flavor: gpu-a100}\n")
+        "dag: {name: p}\ndefaults: {docker_image: 'r/i:1', resource_flavor: cpu-small}\n"
+        "jobs:\n  a: {command: [x]}\n  b: {resource_flavor: gpu-a100, command: [y]}\n")
     assert job_uses(tmp_path) == [JobUse("pipelines/p.yaml", "a", "cpu-small", "r/i:1"),
                                   JobUse("pipelines/p.yaml", "b", "gpu-a100", "r/i:1")]
 
