@@ -43,12 +43,17 @@ def test_extend_mode_refuses_a_vendor_image_with_another_airflow(docker, image, 
     """A vendor image whose Airflow differs from platform.yaml fails the build with the reason."""
     from platformctl.errors import BuildError
 
+    vendor = "vendor/airflow:3.3.2-other"
+    subprocess.run([docker, "tag", image, vendor], check=True)
     engine = DockerEngine.detect(docker)
-    cfg = load_config(ROOT, collect_overrides(["image.base_mode=extend", f"image.base_image={image}"]))
+    cfg = load_config(ROOT, collect_overrides(["image.base_mode=extend", f"image.base_image={vendor}"]))
     spec, _ = build_spec(ROOT, cfg, engine)
     args = {**spec.build_args, "AIRFLOW_VERSION": "9.9.9"}
     spec = spec.__class__(**{**spec.__dict__, "build_args": args, "tags": ("ml-platform-extend-bad:1",)})
-    with pytest.raises(BuildError) as exc:
-        engine.build(spec, tmp_path / "build.log", echo=False)
+    try:
+        with pytest.raises(BuildError) as exc:
+            engine.build(spec, tmp_path / "build.log", echo=False)
+    finally:
+        subprocess.run([docker, "rmi", "-f", vendor], capture_output=True)
     assert "extend-deps" in exc.value.message
     assert "platform.yaml wants 9.9.9" in exc.value.hint + exc.value.message

@@ -33,7 +33,7 @@ print("RESULT " + json.dumps({"files": files, "dags": sorted(bag.dag_ids),
 def repo_copy(tmp_path: Path, s3_server, bucket) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
-    for item in ("dags", "pipelines", "flavors.yaml", "platform.yaml", "requirements", "build"):
+    for item in ("dags", "pipelines", "templates", "flavors.yaml", "platform.yaml", "requirements", "build"):
         src = ROOT / item
         if src.is_dir():
             shutil.copytree(src, repo / item)
