@@ -60,7 +60,9 @@ def s3_server(tmp_path_factory) -> S3Server:
            f"-master.port={m}", f"-volume.port={v}", f"-filer.port={f}", f"-s3.port={s3}",
            f"-master.port.grpc={free_ports(1)[0]}", f"-volume.port.grpc={free_ports(1)[0]}",
            f"-filer.port.grpc={free_ports(1)[0]}", f"-s3.port.grpc={free_ports(1)[0]}",
-           "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false", "-volume.max=20"]
+           "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+           # every bucket is a collection with volumes of its own: leave room for many small ones
+           "-volume.max=300", "-master.volumeSizeLimitMB=64"]
     log = (d / "weed.log").open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     server = S3Server(f"http://127.0.0.1:{s3}", ACCESS, SECRET)

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""bench/parse: Airflow's DagBag parse time of N rendered pipelines against the same N pipelines
+loaded at parse time by dag-factory, measured in one run (default N=200 pipelines of 5 jobs).
+
+Both build the same operator class (the kubernetes backend of JobOperator, KubernetesJobOperator):
+dag-factory needs a class path, so it gets `ml_platform.backends.kubernetes.KubernetesJobOperator`.
+dag-factory is used the common way: one loader .py file calling load_yaml_dags() over the YAML folder.
+Each side is parsed in a fresh interpreter, best of REPEATS. Prints times and the ratio; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+N = int(os.environ.get("N", 200))
+JOBS = 5
+REPEATS = int(os.environ.get("REPEATS", 3))
+IMAGE = "registry.local/ml/churn:1.4.2"
+FLAVORS = ["cpu-small", "cpu-large", "mem-large", "cpu-small", "gpu-a100"]
+
+PARSE = """
+import json, sys, time
+t0 = time.perf_counter()
+from airflow.dag_processing.dagbag import DagBag
+t1 = time.perf_counter()
+bag = DagBag(sys.argv[1], safe_mode=False)
+t2 = time.perf_counter()
+print("RESULT " + json.dumps({"import": t1 - t0, "parse": t2 - t1, "dags": len(bag.dag_ids),
+                              "tasks": sum(len(d.tasks) for d in bag.dags.values()), "errors": len(bag.import_errors)}))
+"""
+
+
+def pipeline(i: int) -> dict:
+    names = ["extract", "clean", "features", "train", "load"]
+    jobs = {}
+    for j, n in enumerate(names):
+        jobs[n] = {"resource_flavor": FLAVORS[j], "command": ["python", "-m", f"p{i}.{n}"],
+                   "env": {"STEP": n, "PIPELINE": str(i)}, "retries": 1}
+        if j:
+            jobs[n]["depends_on"] = [names[j - 1]]
+    return {"version": 1, "dag": {"name": f"pipeline_{i:03d}", "schedule": "0 3 * * *", "tags": ["bench"]},
+            "defaults": {"docker_image": IMAGE, "resource_flavor": "cpu-small"}, "jobs": jobs}
+
+
+def dagfactory_config(p: dict) -> dict:
+    tasks = {}
+    for name, job in p["jobs"].items():
+        t = {"operator": "ml_platform.backends.kubernetes.KubernetesJobOperator", "docker_image": IMAGE,
+             "resource_flavor": job["resource_flavor"], "command": job["command"], "env": job["env"],
+             "retries": job["retries"]}
+        if job.get("depends_on"):
+            t["dependencies"] = job["depends_on"]
+        tasks[name] = t
+    return {p["dag"]["name"]: {"default_args": {"owner": "ml-team", "start_date": "2025-01-01"},
+                               "schedule": p["dag"]["schedule"], "catchup": False, "tags": p["dag"]["tags"],
+                               "tasks": tasks}}
+
+
+def parse(folder: Path) -> dict:
+    env = {**os.environ, "ML_PLATFORM_BACKEND": "kubernetes", "ML_PLATFORM_FLAVORS": str(ROOT / "flavors.yaml"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+    best = None
+    for _ in range(REPEATS):
+        p = subprocess.run([sys.executable, "-c", PARSE, str(folder)], env=env, capture_output=True, text=True)
+        line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if not line:
+            sys.exit(f"parse failed in {folder}:\n{p.stderr[-3000:]}")
+        r = json.loads(line[7:])
+        best = r if best is None or r["parse"] < best["parse"] else best
+    return best
+
+
+def main() -> None:
+    from platformctl.pipelines.project import render_all
+
+    work = Path(tempfile.mkdtemp(prefix="bench-parse-"))
+    repo = work / "repo"
+    (repo / "pipelines").mkdir(parents=True)
+    (repo / "templates").mkdir()
+    (repo / "templates/dag.py.j2").write_text((ROOT / "templates/dag.py.j2").read_text())
+    (repo / "flavors.yaml").write_text((ROOT / "flavors.yaml").read_text())
+    factory = work / "dagfactory"
+    factory.mkdir()
+    for i in range(N):
+        p = pipeline(i)
+        (repo / "pipelines" / f"pipeline_{i:03d}.yaml").write_text(yaml.safe_dump(p))
+        (factory / f"pipeline_{i:03d}.yml").write_text(yaml.safe_dump(dagfactory_config(p)))
+    (factory / "load_dags.py").write_text(
+        "# airflow dag loader (dag-factory)\nfrom dagfactory import load_yaml_dags\n\n"
+        f"load_yaml_dags(globals_dict=globals(), dags_folder={str(factory)!r})\n")
+    render_all(repo)
+
+    ours, theirs = parse(repo / "dags"), parse(factory)
+    for name, r in (("rendered", ours), ("dag-factory", theirs)):
+        if r["dags"] != N or r["errors"]:
+            sys.exit(f"{name}: expected {N} DAGs without errors, got {r}")
+    print(f"bench/parse: {N} pipelines x {JOBS} jobs, DagBag parse (best of {REPEATS}, fresh interpreter each)")
+    print(f"  rendered DAG files   {ours['parse']:7.2f}s  ({ours['dags']} DAGs, {ours['tasks']} tasks)")
+    print(f"  dag-factory (YAML)   {theirs['parse']:7.2f}s  ({theirs['dags']} DAGs, {theirs['tasks']} tasks)")
+    print(f"ratio rendered / dag-factory = {ours['parse'] / theirs['parse']:.2f}x (goal <= 0.6x)")
+
+
+if __name__ == "__main__":
+    main()
