@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lock-check render render-check schema build deploy rollback test unit bench-lock bench-build clean
+.PHONY: help venv lock lock-check render render-check schema build deploy rollback test unit bench-lock bench-build bench-parse clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ bench-lock: $(VENV)/.synced ## time make lock (cold, warm) against pip-compile
 
 bench-build: $(VENV)/.synced ## build times and sizes against a naive pip image (cold, lock change, plugin change)
 	$(PY) bench/build.py
+
+bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory on the same 200 pipelines
+	$(PY) bench/parse.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache
