@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lock-check render render-check schema build deploy rollback test unit bench-lock bench-build bench-parse clean
+.PHONY: help venv lock lock-check render render-check schema build deploy rollback up run down test unit bench-lock bench-build bench-parse clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,15 @@ deploy: $(VENV)/.synced ## deliver the DAG bundle to ENV (make deploy ENV=dev) a
 
 rollback: $(VENV)/.synced ## switch ENV back to its previous bundle, or TO=<version>
 	$(RUN) rollback --env $(ENV) $(if $(TO),--to $(TO))
+
+up: $(VENV)/.synced ## start the local Airflow stack (PostgreSQL + Airflow components) from the built image
+	$(RUN) up
+
+run: $(VENV)/.synced ## trigger PIPELINE=<name> on the local stack, follow it, print job states and logs
+	$(RUN) run --pipeline $(PIPELINE)
+
+down: $(VENV)/.synced ## stop the local stack (VOLUMES=1 also removes its database and logs)
+	$(RUN) down $(if $(VOLUMES),--volumes)
 
 test: $(VENV)/.synced ## unit + integration tests (integration needs a Docker engine)
 	$(PY) -m pytest tests $(PYTEST_ARGS)

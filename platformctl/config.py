@@ -73,6 +73,22 @@ class ImageConfig(_Model):
         return f"python:{self.python}-slim-bookworm"
 
 
+class StackConfig(_Model):
+    """The local Airflow stack (make up / make run / make down)."""
+
+    compose_file: str = Field("stack/compose.yaml", description="Compose file of the local stack.")
+    port: int | None = Field(None, ge=1, le=65535, description="Host port of the API server (default: a free port).")
+    job_images: dict[str, str] = Field(
+        default_factory=lambda: {"ml-platform/etl-job:0.1.0": "examples/jobs/etl"},
+        description="Job images built by make up: image tag -> build context (a directory with a Dockerfile).",
+    )
+    postgres_image: str = Field("ml-platform/postgres:15", description="Metadata database image, built locally.")
+    support_base_image: str | None = Field(
+        None,
+        description="Debian base for the postgres and job images (default: the platform's python base image).",
+    )
+
+
 class PlatformConfig(_Model):
     airflow_version: str = Field("3.3.2", description="Apache Airflow version the whole platform is pinned to.")
     python_versions: list[str] = Field(
@@ -94,6 +110,7 @@ class PlatformConfig(_Model):
     )
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
+    stack: StackConfig = Field(default_factory=StackConfig)
 
     @field_validator("airflow_version")
     @classmethod

@@ -1,0 +1,108 @@
+"""`make up`, `make run PIPELINE=...`, `make down`: the local Airflow stack from the built image."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+from ..config import collect_overrides, load_config
+from ..image.build import RECORD
+from ..image.engine import DockerEngine
+from ..pipelines.project import render_all
+from ..stack.api import AirflowAPI
+from ..stack.compose import Stack
+from ..stack.errors import StackError
+from ..stack.follow import check, run_pipeline
+from ..stack.images import build_support_images
+
+DEFAULT_PROJECT = "ml-platform"
+
+
+def _stack(root, args, cfg) -> Stack:
+    return Stack(root, args.project, cfg.stack.compose_file)
+
+
+def built_image(root) -> str:
+    path = root / RECORD
+    if not path.exists():
+        raise StackError("no built image: build/build-record.json is missing", "run make build first")
+    return json.loads(path.read_text())["image"]
+
+
+def up(root, args) -> int:
+    cfg = load_config(root, collect_overrides(args.sets))
+    image = args.image or built_image(root)
+    engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
+    if subprocess.run([engine.cli, "image", "inspect", image], capture_output=True).returncode != 0:
+        raise StackError(f"image {image} is not in the local engine", "run make build first")
+    written, _ = render_all(root)
+    if written:
+        print(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
+    print("building the stack's support images (cached when unchanged)", flush=True)
+    build_support_images(root, cfg, engine.cli)
+    stack = _stack(root, args, cfg)
+    env = stack.write_state(platform_image=image, postgres_image=cfg.stack.postgres_image,
+                            port=args.port or cfg.stack.port)
+    print(f"starting stack '{stack.project}' from {image} (postgres, db migrate, api-server, scheduler, "
+          f"dag-processor, triggerer)", flush=True)
+    stack.up(wait_timeout=args.wait_timeout)
+    api = AirflowAPI(f"http://127.0.0.1:{env['AIRFLOW_PORT']}")
+    deadline = time.monotonic() + 120
+    while not api.healthy() and time.monotonic() < deadline:  # the scheduler's first heartbeat
+        time.sleep(2)
+    health = api.health()
+    print(f"Airflow is up at {api.base_url}  (health: "
+          + ", ".join(f"{k}={v.get('status')}" for k, v in health.items() if isinstance(v, dict)) + ")")
+    print("  run a pipeline:  make run PIPELINE=example_etl      stop:  make down")
+    return 0
+
+
+def run(root, args) -> int:
+    cfg = load_config(root, collect_overrides(args.sets))
+    written, _ = render_all(root)  # the stack mounts dags/: a changed YAML is picked up on the next parse
+    if written:
+        print(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
+    stack = _stack(root, args, cfg)
+    api = AirflowAPI(stack.url)
+    result = run_pipeline(api, args.pipeline, timeout=args.timeout, tail=args.tail)
+    check(result)
+    return 0
+
+
+def down(root, args) -> int:
+    cfg = load_config(root, collect_overrides(args.sets))
+    stack = _stack(root, args, cfg)
+    if not stack.env_file.exists():
+        print(f"stack '{stack.project}' is not up")
+        return 0
+    stack.down(volumes=args.volumes)
+    print(f"stack '{stack.project}' stopped" + (" and its database removed" if args.volumes else
+                                               " (database kept; make down VOLUMES=1 removes it)"))
+    return 0
+
+
+def register(sub) -> None:
+    def common(p):
+        p.add_argument("--project", default=os.environ.get("STACK_PROJECT", DEFAULT_PROJECT),
+                       help="compose project name (default ml-platform)")
+
+    p = sub.add_parser("up", help="start the local Airflow stack from the built image")
+    common(p)
+    p.add_argument("--image", help="platform image (default: the one in build/build-record.json)")
+    p.add_argument("--port", type=int, help="host port of the API server (default: a free port)")
+    p.add_argument("--wait-timeout", type=int, default=300)
+    p.set_defaults(func=up)
+
+    p = sub.add_parser("run", help="trigger a pipeline on the local stack and follow it to the end")
+    common(p)
+    p.add_argument("--pipeline", required=True, help="pipeline (DAG) name, e.g. example_etl")
+    p.add_argument("--timeout", type=float, default=900, help="seconds before giving up on the run")
+    p.add_argument("--tail", type=int, default=8, help="log lines shown per job (30 for failed jobs)")
+    p.set_defaults(func=run)
+
+    p = sub.add_parser("down", help="stop the local stack")
+    common(p)
+    p.add_argument("--volumes", action="store_true", help="also remove its database and logs")
+    p.set_defaults(func=down)

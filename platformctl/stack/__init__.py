@@ -1,0 +1,1 @@
+"""The local Airflow stack: compose project (up/down), locally built support images, pipeline runs."""

@@ -1,0 +1,126 @@
+"""A small client for the Airflow 3 REST API (/api/v2) of the local stack.
+
+The local stack runs the simple auth manager with every user an admin, so no token is needed; a
+token endpoint is tried when the API answers 401 (e.g. a stack started with real auth).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from .errors import StackError
+
+
+@dataclass
+class AirflowAPI:
+    base_url: str
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        self.base_url = self.base_url.rstrip("/")
+        self.session = requests.Session()
+
+    def _req(self, method: str, path: str, **kw) -> requests.Response:
+        url = f"{self.base_url}/api/v2{path}"
+        try:
+            r = self.session.request(method, url, timeout=self.timeout, **kw)
+        except requests.ConnectionError as exc:
+            raise StackError(f"Airflow API at {self.base_url} is not reachable ({type(exc).__name__})",
+                             "start the stack with make up") from None
+        return r
+
+    def _json(self, method: str, path: str, ok=(200,), **kw) -> Any:
+        r = self._req(method, path, **kw)
+        if r.status_code not in ok:
+            raise StackError(f"{method} {path} answered {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    # --- health -------------------------------------------------------------------------------
+    def healthy(self) -> bool:
+        try:
+            r = self.session.get(f"{self.base_url}/api/v2/monitor/health", timeout=3)
+        except requests.RequestException:
+            return False
+        if r.status_code != 200:
+            return False
+        body = r.json()
+        return all(body.get(c, {}).get("status") == "healthy" for c in ("metadatabase", "scheduler"))
+
+    def health(self) -> dict:
+        return self._json("GET", "/monitor/health")
+
+    # --- DAGs -------------------------------------------------------------------------------------
+    def dag(self, dag_id: str) -> dict | None:
+        r = self._req("GET", f"/dags/{dag_id}")
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise StackError(f"GET /dags/{dag_id} answered {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    def import_errors(self) -> list[dict]:
+        return self._json("GET", "/importErrors").get("import_errors", [])
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120, poll: float = 2) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            d = self.dag(dag_id)
+            if d is not None:
+                return d
+            errs = [e for e in self.import_errors() if dag_id in (e.get("filename") or "")]
+            if errs:
+                first = errs[0]
+                msg = (first.get("stack_trace") or "").strip().splitlines()
+                raise StackError(f"DAG {dag_id} failed to import in Airflow: {msg[-1] if msg else '?'}",
+                                 f"fix pipelines/{dag_id}.yaml, run make render", where=first.get("filename"))
+            if time.monotonic() > deadline:
+                raise StackError(f"DAG {dag_id} did not appear in Airflow within {timeout:.0f}s",
+                                 "is dags/<name>.py rendered (make render)? see the dag-processor logs")
+            time.sleep(poll)
+
+    def unpause(self, dag_id: str) -> None:
+        self._json("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    # --- runs -------------------------------------------------------------------------------------
+    def trigger(self, dag_id: str, conf: dict | None = None, note: str | None = None) -> dict:
+        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+        if note:
+            body["note"] = note
+        return self._json("POST", f"/dags/{dag_id}/dagRuns", json=body)
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                          params={"limit": 1000}).get("task_instances", [])
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        r = self._req("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                      params={"full_content": "true"}, headers={"Accept": "application/json"})
+        if r.status_code != 200:
+            return f"(log not available: {r.status_code})"
+        return log_text(r.json().get("content"))
+
+
+def log_text(content: Any) -> str:
+    """Airflow 3 returns structured log lines ({"event": ..., "timestamp": ...}) or plain text."""
+    if isinstance(content, str):
+        return content
+    lines = []
+    for item in content or []:
+        if isinstance(item, dict):
+            ev = item.get("event", "")
+            if item.get("sources"):  # the "::group::Log message source details" header
+                continue
+            lines.append(str(ev))
+            for err in item.get("error_detail") or []:  # the exception behind "Task failed with exception"
+                if isinstance(err, dict) and err.get("exc_type"):
+                    lines.append(f"{err['exc_type']}: {err.get('exc_value', '')}")
+        else:
+            lines.append(str(item))
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""`make run PIPELINE=...`: trigger a DAG run through the REST API and follow it to the end."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .api import AirflowAPI
+from .errors import RunFailed, StackError
+
+FINAL_RUN = {"success", "failed"}
+FAILED_TASK = {"failed", "upstream_failed"}
+
+
+@dataclass
+class JobResult:
+    task_id: str
+    state: str | None
+    duration: float | None
+    try_number: int
+    log: str = ""
+
+
+@dataclass
+class RunResult:
+    dag_id: str
+    run_id: str
+    state: str
+    seconds: float
+    jobs: list[JobResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "success"
+
+
+def _ts() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+def _tail(text: str, n: int) -> list[str]:
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("::")]
+    return lines[-n:]
+
+
+def run_pipeline(api: AirflowAPI, dag_id: str, *, timeout: float = 900, poll: float = 2.0,
+                 tail: int = 8, echo=print) -> RunResult:
+    if not api.healthy():
+        raise StackError(f"Airflow at {api.base_url} is not healthy", "start the stack with make up")
+    echo(f"{_ts()} waiting for DAG {dag_id} to be parsed")
+    dag = api.wait_for_dag(dag_id)
+    if dag.get("is_paused"):
+        api.unpause(dag_id)
+    run = api.trigger(dag_id, note="make run")
+    run_id = run["dag_run_id"]
+    echo(f"{_ts()} triggered {dag_id} run {run_id}  ({api.base_url}/dags/{dag_id}/runs/{run_id})")
+    start = time.monotonic()
+    seen: dict[str, str | None] = {}
+    state = run.get("state")
+    while True:
+        tis = api.task_instances(dag_id, run_id)
+        for ti in sorted(tis, key=lambda t: (t.get("start_date") or "9", t["task_id"])):
+            st = ti.get("state")
+            if seen.get(ti["task_id"], "?") != st:
+                seen[ti["task_id"]] = st
+                dur = f"  {ti['duration']:.1f}s" if ti.get("duration") is not None else ""
+                echo(f"{_ts()}   {ti['task_id']:<24} {st or 'none'}{dur}")
+        state = api.run(dag_id, run_id).get("state")
+        if state in FINAL_RUN:
+            break
+        if time.monotonic() - start > timeout:
+            raise RunFailed(f"run {run_id} of {dag_id} still {state} after {timeout:.0f}s",
+                            f"see {api.base_url}/dags/{dag_id}/runs/{run_id}; raise --timeout")
+        time.sleep(poll)
+    result = RunResult(dag_id, run_id, state, round(time.monotonic() - start, 1))
+    for ti in api.task_instances(dag_id, run_id):
+        tn = max(int(ti.get("try_number") or 0), 1)
+        log = api.task_log(dag_id, run_id, ti["task_id"], tn) if ti.get("state") not in (None, "upstream_failed") else ""
+        result.jobs.append(JobResult(ti["task_id"], ti.get("state"), ti.get("duration"), tn, log))
+    _report(result, tail, echo)
+    return result
+
+
+def _report(r: RunResult, tail: int, echo) -> None:
+    echo("")
+    echo(f"{r.dag_id} run {r.run_id}: {r.state} in {r.seconds}s")
+    echo(f"  {'job':<24} {'state':<16} duration")
+    for j in r.jobs:
+        dur = f"{j.duration:.1f}s" if j.duration is not None else "-"
+        echo(f"  {j.task_id:<24} {j.state or 'none':<16} {dur}")
+    for j in r.jobs:
+        if not j.log:
+            continue
+        n = max(tail, 30) if j.state in FAILED_TASK else tail
+        echo(f"--- {j.task_id} ({j.state}) last {n} log lines ---")
+        for line in _tail(j.log, n):
+            echo(f"  {line}")
+
+
+def check(r: RunResult) -> None:
+    if not r.ok:
+        bad = [j.task_id for j in r.jobs if j.state == "failed"]
+        skipped = [j.task_id for j in r.jobs if j.state == "upstream_failed"]
+        raise RunFailed(f"pipeline {r.dag_id} run {r.run_id} {r.state}"
+                        + (f": {', '.join(bad)} failed" if bad else "")
+                        + (f"; {', '.join(skipped)} not run (upstream failed)" if skipped else ""),
+                        "read the job logs above, fix the job or pipelines/<name>.yaml, make run again")
