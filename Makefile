@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lock-check render render-check schema build deploy rollback up run down test unit bench-lock bench-build bench-parse clean
+.PHONY: help venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-parse clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,15 @@ schema: $(VENV)/.synced ## write JSON Schemas for editors into schemas/
 
 build: $(VENV)/.synced ## lock-check, render-check, build the image, test it, write the build record
 	$(RUN) build
+
+push: $(VENV)/.synced ## push the tested build (version + sha-<7> tags), verify the registry serves its digest
+	$(RUN) push
+
+release: $(VENV)/.synced ## make release VERSION=X.Y.Z: immutable release tags on the pushed digest, record, git tag
+	$(RUN) release --version $(VERSION)
+
+promote: $(VENV)/.synced ## make promote ENV=prod VERSION=X.Y.Z: copy the release by digest to ENV's repository
+	$(RUN) promote --env $(ENV) --version $(VERSION)
 
 deploy: $(VENV)/.synced ## deliver the DAG bundle to ENV (make deploy ENV=dev) and write its Airflow config
 	$(RUN) deploy --env $(ENV)

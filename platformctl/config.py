@@ -32,6 +32,12 @@ class RegistryConfig(_Model):
         "127.0.0.1:5000/ml-platform/airflow",
         description="OCI repository the image is pushed to (host[:port]/path).",
     )
+    latest: bool = Field(False, description="Also move a floating 'latest' tag to the newest release.")
+    insecure_hosts: list[str] = Field(
+        default_factory=list,
+        description="Registries reached over plain HTTP (localhost and 127.x always are).",
+    )
+    attempts: int = Field(4, ge=1, le=10, description="Tries per registry operation on transient errors.")
 
 
 class ImageConfig(_Model):

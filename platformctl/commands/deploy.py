@@ -27,6 +27,10 @@ def make_store(root: Path, env: Environment) -> BundleStore:
 def image_info(root: Path, env: Environment, cfg) -> dict:
     """The image this deploy belongs to: the registry digest once pushed, else the local build."""
     repo = env.registry.repository or cfg.registry.repository
+    promoted = root / "deploy" / env.name / "image.json"  # written by make promote
+    if promoted.exists():
+        p = json.loads(promoted.read_text())
+        return {"repository": p["repository"], "tag": p["version"], "digest": p["digest"]}
     path = root / RECORD
     if not path.exists():
         return {"repository": repo, "tag": None, "digest": None}

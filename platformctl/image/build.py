@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..config import PlatformConfig
@@ -41,6 +41,9 @@ class BuildRecord:
     lock_fingerprint: str
     labels: dict[str, str]
     build_seconds: float
+    tested: bool = False  # the image tests passed on this image id
+    repository: str | None = None  # set by make push, with digest
+    pushed_tags: list[str] = field(default_factory=list)
 
 
 def image_lock_fingerprint(root: Path, cfg: PlatformConfig) -> str:
@@ -94,7 +97,7 @@ def run_image_tests(root: Path, image: str, engine: DockerEngine) -> None:
     cmd = [sys.executable, "-m", "pytest", "tests/integration/image", "-q", "-p", "no:cacheprovider"]
     print(f"testing image: {' '.join(cmd[1:])}", flush=True)
     if subprocess.run(cmd, cwd=root, env=env).returncode != 0:
-        raise ImageTestError(f"image {image} failed its tests", "see the pytest output above; the image was not recorded")
+        raise ImageTestError(f"image {image} failed its tests", "see the pytest output above; its build record says tested: false, so push and release refuse it")
 
 
 def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo: bool = True,
@@ -111,8 +114,6 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     seconds = round(time.perf_counter() - t0, 2)
     info = engine.inspect(image_id)
     labels = info.get("Config", {}).get("Labels") or {}
-    if run_tests:
-        run_image_tests(root, image_id, engine)
     record = BuildRecord(
         image=spec.tags[0], tags=list(spec.tags), image_id=image_id, digest=None,
         version=vinfo["version"], revision=vinfo["revision"], dirty=vinfo["dirty"] == "True",
@@ -122,5 +123,9 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     )
     path = root / RECORD
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")  # tested: false until they pass
+    if run_tests:
+        run_image_tests(root, image_id, engine)
+        record.tested = True
+        path.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
     return record

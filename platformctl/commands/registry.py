@@ -1,0 +1,53 @@
+"""`make push`, `make release VERSION=X.Y.Z`, `make promote ENV=prod VERSION=X.Y.Z`."""
+
+from __future__ import annotations
+
+from ..config import collect_overrides, load_config
+from ..registry.auth import from_environment
+from ..registry.ship import promote, push, release
+
+
+def _echo(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _progress():
+    last = {"mb": -1}
+
+    def show(tag: str, sent: int) -> None:
+        mb = sent // 50_000_000
+        if mb != last["mb"]:
+            last["mb"] = mb
+            print(f"  {tag}: {sent / 1e6:.0f} MB uploaded", flush=True)
+
+    return show
+
+
+def cmd_push(root, args) -> int:
+    cfg = load_config(root, collect_overrides(args.sets))
+    push(root, cfg, from_environment(), echo=_echo, progress=_progress())
+    return 0
+
+
+def cmd_release(root, args) -> int:
+    cfg = load_config(root, collect_overrides(args.sets))
+    release(root, cfg, args.version, from_environment(), echo=_echo)
+    return 0
+
+
+def cmd_promote(root, args) -> int:
+    cfg = load_config(root, collect_overrides(args.sets))
+    promote(root, cfg, args.env, args.version, from_environment(), echo=_echo)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("push", help="push the tested build to the registry (version and sha tags), verify the digest")
+    p.set_defaults(func=cmd_push)
+    p = sub.add_parser("release", help="tag the pushed, tested build as release X.Y.Z (immutable), record it, git tag")
+    p.add_argument("--version", required=True, help="X.Y.Z")
+    p.set_defaults(func=cmd_release)
+    p = sub.add_parser("promote", help="copy release X.Y.Z by digest to an environment's repository")
+    p.add_argument("--env", required=True)
+    p.add_argument("--version", required=True, help="X.Y.Z")
+    p.set_defaults(func=cmd_promote)

@@ -1,0 +1,88 @@
+"""Build and release records on disk: build/build-record.json, releases/<X.Y.Z>.json, CHANGELOG."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from ..errors import PlatformError
+from ..image.build import RECORD
+from ..lock.diff import diff_pins
+from ..lock.files import read_pins
+from .errors import ReleaseRefused
+from .refs import parse_semver
+
+RELEASES = Path("releases")
+LOCK_LABEL = "io.ml-platform.lock.fingerprint"
+
+
+def git(root: Path, *args: str, check: bool = True) -> str:
+    p = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise PlatformError(f"git {' '.join(args)} failed: {p.stderr.strip()}")
+    return p.stdout.strip() if p.returncode == 0 else ""
+
+
+def load_build(root: Path) -> dict:
+    path = root / RECORD
+    if not path.exists():
+        raise ReleaseRefused("no build record (build/build-record.json)", "run make build first")
+    return json.loads(path.read_text())
+
+
+def save_build(root: Path, rec: dict) -> None:
+    (root / RECORD).write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
+
+
+def assert_shippable(root: Path, rec: dict) -> None:
+    """Only a tested build of a clean tree at HEAD is pushed or released."""
+    if rec.get("dirty"):
+        raise ReleaseRefused(f"build {rec['version']} was made from uncommitted changes",
+                             "commit them, run make build, then push")
+    head = git(root, "rev-parse", "HEAD", check=False)
+    if head and rec.get("revision") != head:
+        raise ReleaseRefused(f"the build is from commit {rec.get('revision', '?')[:7]} but HEAD is {head[:7]}",
+                             "run make build for the current commit")
+    if not rec.get("tested"):
+        raise ReleaseRefused(f"build {rec['version']} has not passed the image tests",
+                             "run make build (without --no-test) and fix what fails")
+
+
+def release_path(root: Path, version: str) -> Path:
+    return root / RELEASES / f"{version}.json"
+
+
+def load_release(root: Path, version: str) -> dict:
+    path = release_path(root, version)
+    if not path.exists():
+        raise ReleaseRefused(f"there is no release {version} ({path.relative_to(root)} is missing)",
+                             f"make release VERSION={version} first")
+    return json.loads(path.read_text())
+
+
+def previous_release(root: Path, version: str) -> dict | None:
+    v = parse_semver(version)
+    best = None
+    for p in (root / RELEASES).glob("*.json"):
+        try:
+            pv = parse_semver(p.stem)
+        except ValueError:
+            continue
+        if pv < v and (best is None or pv > best[0]):
+            best = (pv, p)
+    return json.loads(best[1].read_text()) if best else None
+
+
+def dependency_changes(root: Path, prev: dict | None, lock_files: list[str]) -> list[str]:
+    """Lines describing pin changes of the image's locks since the previous release's commit."""
+    out: list[str] = []
+    for rel in lock_files:
+        new = read_pins((root / rel).read_text())
+        old_text = git(root, "show", f"{prev['commit']}:{rel}", check=False) if prev else ""
+        d = diff_pins(read_pins(old_text) if old_text else {}, new)
+        if prev is None:
+            out.append(f"- `{rel}`: first release, {len(new)} pins")
+        elif not d.empty():
+            out.append(f"- `{rel}`: {d.summary(limit=200).strip()}".replace("\n", "\n  "))
+    return out or ["- no dependency changes"]

@@ -1,0 +1,182 @@
+"""make push, make release, make promote: the plain functions behind the commands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config import PlatformConfig
+from ..environments import load_environment
+from ..image.build import IMAGE_SETS
+from ..lock.core import REQ_DIR, assert_fresh, lock_filename
+from .auth import Credentials, authfile
+from .errors import RegistryError, ReleaseRefused
+from .push import push_image
+from .records import (LOCK_LABEL, RELEASES, assert_shippable, dependency_changes, git, load_build,
+                      load_release, previous_release, release_path, save_build)
+from .refs import SEMVER, build_tags, release_tags
+from .skopeo import Skopeo, with_retries
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n} bytes"
+
+
+def _skopeo(cfg: PlatformConfig, auth: str | None) -> Skopeo:
+    return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts))
+
+
+# ------------------------------------------------------------------------------------------ push
+def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=print, progress=None) -> dict:
+    rec = load_build(root)
+    assert_shippable(root, rec)
+    repo = cfg.registry.repository
+    tags = build_tags(rec["tags"][0].split(":", 1)[1], rec["revision"][:7])
+    echo(f"pushing {rec['image']} to {repo} as {', '.join(tags)}")
+    res = push_image(rec["image_id"], repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
+                     echo=echo)
+    with authfile(creds, repo) as auth:
+        sk = _skopeo(cfg, auth)
+        for t in tags:
+            served = with_retries(lambda t=t: sk.digest(f"{repo}:{t}"), attempts=cfg.registry.attempts, echo=echo)
+            if served != res.digest:
+                raise RegistryError(f"{repo}:{t} serves {served}, but the push reported {res.digest}",
+                                    "another push raced this one: run make push again")
+    rec.update(digest=res.digest, repository=repo, pushed_tags=tags)
+    save_build(root, rec)
+    echo(f"pushed {repo}@{res.digest}")
+    echo(f"  {_mb(res.bytes_uploaded)} uploaded ({res.layers_uploaded} layer(s) uploaded, "
+         f"{res.layers_reused} already in the registry) in {res.seconds}s; the registry serves the same digest")
+    return {**asdict(res), "repository": repo}
+
+
+# --------------------------------------------------------------------------------------- release
+def _image_locks(cfg: PlatformConfig) -> list[str]:
+    return [f"{REQ_DIR}/{lock_filename(s, cfg.image.python)}" for s in IMAGE_SETS]
+
+
+def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | None, *, echo=print) -> dict:
+    if not SEMVER.match(version):
+        raise ReleaseRefused(f"'{version}' is not a release version", "use X.Y.Z, e.g. make release VERSION=1.4.0")
+    if git(root, "status", "--porcelain", "--untracked-files=no"):
+        raise ReleaseRefused("the working tree has uncommitted changes", "commit or stash them, then release")
+    assert_fresh(root, cfg)  # a stale lock is refused before anything else
+    rec = load_build(root)
+    assert_shippable(root, rec)
+    repo = cfg.registry.repository
+    if release_path(root, version).exists():
+        raise ReleaseRefused(f"release {version} already exists (releases/{version}.json); releases are immutable",
+                             "choose a new version")
+    tag_commit = git(root, "rev-list", "-n", "1", f"v{version}", check=False)
+    if tag_commit:
+        raise ReleaseRefused(f"git tag v{version} already exists (commit {tag_commit[:7]})", "choose a new version")
+    if rec.get("repository") != repo or not rec.get("digest"):
+        echo("the build is not in the registry yet: pushing it first")
+        push(root, cfg, creds, echo=echo)
+        rec = load_build(root)
+    digest = rec["digest"]
+    with authfile(creds, repo) as auth:
+        sk = _skopeo(cfg, auth)
+        retry = lambda fn: with_retries(fn, attempts=cfg.registry.attempts, echo=echo)  # noqa: E731
+        existing = retry(lambda: sk.tags(repo))
+        if version in existing:
+            there = retry(lambda: sk.digest(f"{repo}:{version}"))
+            if there != digest:
+                raise ReleaseRefused(f"{repo}:{version} already exists as {there}; releases are immutable",
+                                     "choose a new version (the registry was not changed)")
+            echo(f"{repo}:{version} already points at this build: completing an interrupted release")
+        if retry(lambda: sk.digest(f"{repo}@{digest}")) is None:
+            raise ReleaseRefused(f"{repo}@{digest} is not in the registry", "run make push")
+        released = [t for t in existing if SEMVER.match(t)]
+        tags = release_tags(version, [t for t in released if t != version], latest=cfg.registry.latest)
+        for t in tags:  # X.Y.Z first: the floating tags only move once the release tag exists
+            retry(lambda t=t: sk.copy(f"{repo}@{digest}", f"{repo}:{t}"))
+            served = retry(lambda t=t: sk.digest(f"{repo}:{t}"))
+            if served != digest:
+                raise RegistryError(f"{repo}:{t} serves {served}, expected {digest}", "run make release again")
+            echo(f"  tagged {repo}:{t}")
+    prev = previous_release(root, version)
+    record = {
+        "version": version, "repository": repo, "digest": digest, "image": f"{repo}@{digest}",
+        "tags": tags, "lock_fingerprint": rec["lock_fingerprint"], "commit": rec["revision"],
+        "built_version": rec["version"], "airflow_version": rec["airflow_version"],
+        "python_version": rec["python_version"], "date": _now(),
+        "previous": prev["version"] if prev else None,
+    }
+    path = release_path(root, version)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    changes = dependency_changes(root, prev, _image_locks(cfg))
+    _prepend_changelog(root, record, changes)
+    git(root, "add", str(path.relative_to(root)), str((root / RELEASES / "CHANGELOG.md").relative_to(root)))
+    ident = [] if git(root, "config", "user.email", check=False) else [
+        "-c", "user.name=ml-platform release", "-c", "user.email=release@localhost"]
+    git(root, *ident, "commit", "-q", "-m", f"Release {version} ({digest[:19]})")
+    git(root, *ident, "tag", "-a", f"v{version}", "-m", f"Release {version}\n\nimage {repo}@{digest}")
+    echo(f"released {version}: {repo}@{digest}")
+    echo(f"  record releases/{version}.json, changelog releases/CHANGELOG.md, git tag v{version} "
+         f"(push it: git push origin v{version})")
+    return record
+
+
+def _prepend_changelog(root: Path, rec: dict, changes: list[str]) -> None:
+    path = root / RELEASES / "CHANGELOG.md"
+    head = "# Releases\n\nWritten by `make release`; newest first.\n"
+    old = path.read_text() if path.exists() else head
+    body = old[len(head):] if old.startswith(head) else old
+    since = f" since {rec['previous']}" if rec["previous"] else ""
+    entry = (f"\n## {rec['version']} ({rec['date'][:10]})\n\n"
+             f"Image `{rec['image']}`, commit `{rec['commit'][:7]}`, Airflow {rec['airflow_version']}, "
+             f"Python {rec['python_version']}, lock fingerprint `{rec['lock_fingerprint'][:16]}`.\n\n"
+             f"Dependency changes{since}:\n\n" + "\n".join(changes) + "\n")
+    path.write_text(head + entry + body)
+
+
+# --------------------------------------------------------------------------------------- promote
+PROMOTION = "deploy/{env}/image.json"
+
+
+def promote(root: Path, cfg: PlatformConfig, env_name: str, version: str, creds: Credentials | None,
+            *, echo=print) -> dict:
+    if not SEMVER.match(version):
+        raise ReleaseRefused(f"'{version}' is not a release version", "use X.Y.Z, e.g. VERSION=1.4.0")
+    rel = load_release(root, version)
+    env = load_environment(root, env_name)
+    src_repo, digest = rel["repository"], rel["digest"]
+    dst_repo = env.registry.repository or cfg.registry.repository
+    with authfile(creds, src_repo, dst_repo) as auth:
+        sk = _skopeo(cfg, auth)
+        retry = lambda fn: with_retries(fn, attempts=cfg.registry.attempts, echo=echo)  # noqa: E731
+        info = retry(lambda: sk.inspect(f"{src_repo}:{version}"))
+        if info is None:
+            raise ReleaseRefused(f"{src_repo}:{version} is not in the registry", "was the release deleted?")
+        if info["digest"] != digest:
+            raise ReleaseRefused(f"{src_repo}:{version} now points at {info['digest']}, but release {version} "
+                                 f"is {digest}", "the tag was overwritten outside make release: investigate")
+        label = info["labels"].get(LOCK_LABEL)
+        if label != rel["lock_fingerprint"]:
+            raise ReleaseRefused(f"the image's lock fingerprint label ({label}) differs from release {version}'s "
+                                 f"({rel['lock_fingerprint']})", "the release record or the image is wrong")
+        there = retry(lambda: sk.digest(f"{dst_repo}:{version}"))
+        if there not in (None, digest):
+            raise ReleaseRefused(f"{dst_repo}:{version} already exists as {there}", "tags are immutable")
+        if there is None:
+            retry(lambda: sk.copy(f"{src_repo}@{digest}", f"{dst_repo}:{version}"))
+        served = retry(lambda: sk.digest(f"{dst_repo}:{version}"))
+        if served != digest:
+            raise RegistryError(f"{dst_repo}:{version} serves {served}, expected {digest}", "make promote again")
+    out = {"environment": env_name, "version": version, "repository": dst_repo, "digest": digest,
+           "source": f"{src_repo}@{digest}", "lock_fingerprint": rel["lock_fingerprint"],
+           "commit": rel["commit"], "promoted_at": _now()}
+    path = root / PROMOTION.format(env=env_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    echo(("already promoted: " if there else "promoted ") + f"{version} to {env_name}: {dst_repo}@{digest}")
+    echo(f"  {PROMOTION.format(env=env_name)} written; make deploy ENV={env_name} points the instance at it")
+    return out

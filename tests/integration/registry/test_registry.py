@@ -1,0 +1,170 @@
+"""push / release / promote against a real registry (docker-registry with htpasswd auth on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+
+from platformctl.registry.auth import Credentials
+from platformctl.registry.errors import RegistryUnavailable
+from platformctl.registry.push import push_image
+from tests.integration.registry.conftest import PASSWORD, USER, tiny_image
+
+pytestmark = pytest.mark.integration
+
+
+def test_push_the_built_image_pull_it_back_and_repush_uploads_nothing(project, registry, docker, image):
+    project.record(image)
+    first = project.run("push")
+    assert first.returncode == 0, first.stdout + first.stderr
+    rec = json.loads((project.path / "build" / "build-record.json").read_text())
+    digest, (version_tag, sha_tag) = rec["digest"], rec["pushed_tags"]
+    assert sha_tag.startswith("sha-") and len(sha_tag) == 11
+    assert registry.digest("ml/airflow", version_tag) == digest == registry.digest("ml/airflow", sha_tag)
+    assert PASSWORD not in first.stdout + first.stderr
+    # pull it back by digest: the same image
+    subprocess.run([docker, "rmi", "-f", f"{project.repo}@{digest}"], capture_output=True)
+    login = subprocess.run([docker, "login", "-u", USER, "--password-stdin", registry.host], input=PASSWORD,
+                           capture_output=True, text=True)
+    assert login.returncode == 0, login.stderr
+    try:
+        pulled = subprocess.run([docker, "pull", f"{project.repo}@{digest}"], capture_output=True, text=True)
+        assert pulled.returncode == 0, pulled.stderr
+    finally:
+        subprocess.run([docker, "logout", registry.host], capture_output=True)
+    pulled_id = subprocess.run([docker, "image", "inspect", "--format", "{{.Id}}", f"{project.repo}@{digest}"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    assert pulled_id == image
+    # nothing changed: nothing uploaded
+    again = project.run("push")
+    assert again.returncode == 0, again.stderr
+    assert "0 bytes uploaded (0 layer(s) uploaded" in again.stdout, again.stdout
+    print(again.stdout)
+
+
+def test_wrong_password_fails_at_once_with_a_clear_message(project, docker, tmp_path):
+    project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()))
+    t0 = time.monotonic()
+    p = project.run("push", env={"REGISTRY_PASSWORD": "wrong-password-123"})
+    assert p.returncode == 41, p.stdout + p.stderr
+    assert "refused the credentials" in p.stderr and "REGISTRY_USERNAME" in p.stderr
+    assert "wrong-password-123" not in p.stdout + p.stderr
+    assert "retry" not in p.stdout  # auth errors are not retried
+    assert time.monotonic() - t0 < 30
+
+
+def test_untested_or_dirty_builds_are_not_pushed(project, docker, tmp_path):
+    project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()), tested=False)
+    p = project.run("push")
+    assert p.returncode == 43 and "has not passed the image tests" in p.stderr
+    rec = project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()))
+    rec["dirty"] = True
+    (project.path / "build" / "build-record.json").write_text(json.dumps(rec))
+    p = project.run("push")
+    assert p.returncode == 43 and "uncommitted changes" in p.stderr
+
+
+def test_release_tags_once_records_and_refuses_a_second_time(project, registry, docker, tmp_path):
+    project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()))
+    r = project.run("release", "--version", "1.4.0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rec = json.loads((project.path / "releases" / "1.4.0.json").read_text())
+    d = rec["digest"]
+    assert {t: registry.digest("ml/airflow", t) for t in ("1.4.0", "1.4", "1")} == {"1.4.0": d, "1.4": d, "1": d}
+    assert "latest" not in registry.tags("ml/airflow")
+    assert project.git("rev-list", "-n", "1", "v1.4.0") == project.git("rev-parse", "HEAD")
+    assert project.git("status", "--porcelain") == ""
+    changelog = (project.path / "releases" / "CHANGELOG.md").read_text()
+    assert "## 1.4.0" in changelog and d in changelog and "first release" in changelog
+    # a new, tested build of a later commit: releasing 1.4.0 again is refused, registry unchanged
+    project.commit_file("README.md", "changed\n", "a change")
+    project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()))
+    before = {t: registry.digest("ml/airflow", t) for t in registry.tags("ml/airflow")}
+    again = project.run("release", "--version", "1.4.0")
+    assert again.returncode == 43, again.stdout + again.stderr
+    assert "release 1.4.0 already exists" in again.stderr and "immutable" in again.stderr
+    assert {t: registry.digest("ml/airflow", t) for t in registry.tags("ml/airflow")} == before
+    # 1.3.1 after 1.4.0: its own 1.3 line moves, the major tag 1 stays on 1.4.0
+    r = project.run("release", "--version", "1.3.1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    d2 = json.loads((project.path / "releases" / "1.3.1.json").read_text())["digest"]
+    assert registry.digest("ml/airflow", "1.3") == d2 and registry.digest("ml/airflow", "1") == d
+
+
+def test_release_refuses_a_dirty_tree_and_a_stale_lock(project, docker, tmp_path):
+    project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()))
+    (project.path / "README.md").write_text("uncommitted\n")
+    p = project.run("release", "--version", "2.0.0")
+    assert p.returncode == 43 and "uncommitted changes" in p.stderr
+    project.git("checkout", "README.md")
+    team = (project.path / "requirements" / "team.in").read_text()
+    project.commit_file("requirements/team.in", team + "\nsix\n", "team: add six (no re-lock)")
+    project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()))
+    p = project.run("release", "--version", "2.0.0")
+    assert p.returncode == 5 and "team-py" in p.stderr and "stale" in p.stderr, p.stderr
+    assert registry_has_no(project, "2.0.0")
+
+
+def registry_has_no(project, tag: str) -> bool:
+    return project.registry.digest("ml/airflow", tag) is None
+
+
+def test_promote_copies_the_release_by_digest(project, registry, docker, tmp_path):
+    project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()))
+    assert project.run("release", "--version", "0.9.0").returncode == 0
+    digest = json.loads((project.path / "releases" / "0.9.0.json").read_text())["digest"]
+    p = project.run("promote", "--env", "prod", "--version", "0.9.0")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert registry.digest("ml/airflow-prod", "0.9.0") == digest
+    promoted = json.loads((project.path / "deploy" / "prod" / "image.json").read_text())
+    assert promoted["digest"] == digest and promoted["repository"].endswith("/ml/airflow-prod")
+    assert project.run("promote", "--env", "prod", "--version", "0.9.0").returncode == 0  # idempotent
+    # a release record that does not match the image's lock label is refused
+    path = project.path / "releases" / "0.9.0.json"
+    rec = json.loads(path.read_text())
+    path.write_text(json.dumps({**rec, "lock_fingerprint": "0" * 64}))
+    bad = project.run("promote", "--env", "dev", "--version", "0.9.0")
+    assert bad.returncode == 43 and "lock fingerprint" in bad.stderr
+    assert project.run("promote", "--env", "prod", "--version", "7.7.7").returncode == 43
+
+
+def _kill_when(registry, after_bytes: int, restart_after: float | None = None):
+    state = {"killed": False}
+
+    def progress(tag: str, sent: int) -> None:
+        if not state["killed"] and sent >= after_bytes:
+            state["killed"] = True
+            registry.kill()
+            if restart_after is not None:
+                threading.Timer(restart_after, registry.start).start()
+
+    return state, progress
+
+
+def test_registry_down_mid_push_leaves_no_tag(registry, docker, tmp_path):
+    image = tiny_image(docker, tmp_path, fingerprint="x", size_mb=200)
+    state, progress = _kill_when(registry, 20_000_000)
+    repo = f"{registry.host}/ml/partial"
+    with pytest.raises(RegistryUnavailable):
+        push_image(image, repo, ["v1"], Credentials(USER, PASSWORD), attempts=2, base_delay=0.5,
+                   progress=progress)
+    assert state["killed"]
+    registry.start()
+    assert registry.digest("ml/partial", "v1") is None  # no tag points at a partial image
+    assert registry.tags("ml/partial") == []
+
+
+def test_transient_outage_is_retried_and_the_push_completes(registry, docker, tmp_path):
+    image = tiny_image(docker, tmp_path, fingerprint="x", size_mb=200)
+    state, progress = _kill_when(registry, 20_000_000, restart_after=1.0)
+    repo = f"{registry.host}/ml/retried"
+    msgs: list[str] = []
+    res = push_image(image, repo, ["v1"], Credentials(USER, PASSWORD), attempts=5, base_delay=1.0,
+                     progress=progress, echo=msgs.append)
+    assert state["killed"] and any("retry 1/" in m for m in msgs), msgs
+    time.sleep(0.5)
+    assert registry.digest("ml/retried", "v1") == res.digest
