@@ -16,7 +16,10 @@ from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..pipelines.project import render_check
 from ..version import git_version
+from ..registry.auth import from_environment
+from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
 from .engine import BuildSpec, DockerEngine
+from .inputs import inputs_fingerprint, inputs_tag
 
 RECORD = Path("build/build-record.json")
 IMAGE_SETS = ("tools", "airflow", "team")  # the locks baked into (or used to build) the image
@@ -42,6 +45,8 @@ class BuildRecord:
     labels: dict[str, str]
     build_seconds: float
     tested: bool = False  # the image tests passed on this image id
+    inputs: str | None = None  # inputs fingerprint (image/inputs.py); pushed as tag inputs-<fp>
+    reused_from: str | None = None  # registry digest adopted instead of building
     repository: str | None = None  # set by make push, with digest
     pushed_tags: list[str] = field(default_factory=list)
 
@@ -100,13 +105,43 @@ def run_image_tests(root: Path, image: str, engine: DockerEngine) -> None:
         raise ImageTestError(f"image {image} failed its tests", "see the pytest output above; its build record says tested: false, so push and release refuse it")
 
 
+def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds) -> BuildRecord:
+    repo = cfg.registry.repository
+    print(f"{repo}:{inputs_tag(inputs)} ({hit['digest']}) was built and tested from the same inputs: "
+          f"tagging it instead of rebuilding", flush=True)
+    t0 = time.perf_counter()
+    image_id, pushed = adopt_reusable(cfg, engine.cli, hit, spec.tags[0].split(":", 1)[1],
+                                      vinfo["revision"][:7], list(spec.tags), creds)
+    labels = (engine.inspect(image_id).get("Config") or {}).get("Labels") or {}
+    record = BuildRecord(
+        image=spec.tags[0], tags=list(spec.tags), image_id=image_id, digest=hit["digest"],
+        version=vinfo["version"], revision=vinfo["revision"], dirty=False, created=vinfo["created"],
+        airflow_version=cfg.airflow_version, python_version=cfg.image.python, base_mode=cfg.image.base_mode,
+        base_image=spec.build_args["BASE_IMAGE"], lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"],
+        labels=labels, build_seconds=round(time.perf_counter() - t0, 2), tested=True, repository=repo,
+        pushed_tags=[*pushed, inputs_tag(inputs)], inputs=inputs, reused_from=hit["digest"],
+    )
+    path = root / RECORD
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+    print(f"  tagged {repo}:{', '.join(pushed)} -> {hit['digest']} (tested when it was built; its version "
+          f"label stays {labels.get('org.opencontainers.image.version', '?')})")
+    return record
+
+
 def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo: bool = True,
-                engine: DockerEngine | None = None) -> BuildRecord:
+                engine: DockerEngine | None = None, reuse: bool = True) -> BuildRecord:
     assert_fresh(root, cfg)
     render_check(root)  # the DAGs baked into the image are the ones the pipelines describe
     resolve_secrets(root, cfg)  # bad inputs first, before looking for an engine
     engine = engine or DockerEngine.detect(cfg.image.docker, cfg.image.engine)
     spec, vinfo = build_spec(root, cfg, engine)
+    inputs = inputs_fingerprint(root, spec, engine.image_id(spec.build_args["BASE_IMAGE"]))
+    if inputs and reuse and vinfo["dirty"] != "True":
+        creds = from_environment()
+        hit = find_reusable(cfg, inputs, creds)
+        if hit and hit["labels"].get("io.ml-platform.lock.fingerprint") == spec.build_args["LOCK_FINGERPRINT"]:
+            return _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds)
     print(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
           f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
     t0 = time.perf_counter()
@@ -120,6 +155,7 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
         created=vinfo["created"], airflow_version=cfg.airflow_version, python_version=cfg.image.python,
         base_mode=cfg.image.base_mode, base_image=spec.build_args["BASE_IMAGE"],
         lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"], labels=labels, build_seconds=seconds,
+        inputs=inputs,
     )
     path = root / RECORD
     path.parent.mkdir(exist_ok=True)

@@ -130,6 +130,10 @@ class DockerEngine:
             raise EngineError(f"image {ref} not found: {p.stderr.strip()}", "run make build")
         return json.loads(p.stdout)[0]
 
+    def image_id(self, ref: str) -> str | None:
+        p = _run([self.cli, "image", "inspect", "--format", "{{.Id}}", ref])
+        return p.stdout.strip() if p.returncode == 0 else None
+
     def tag(self, src: str, dst: str) -> None:
         p = _run([self.cli, "tag", src, dst])
         if p.returncode != 0:

@@ -11,6 +11,7 @@ from ..config import PlatformConfig
 from ..environments import load_environment
 from ..image.build import IMAGE_SETS
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
+from ..image.inputs import inputs_tag
 from .auth import Credentials, authfile
 from .errors import RegistryError, ReleaseRefused
 from .push import push_image
@@ -38,6 +39,8 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=pri
     assert_shippable(root, rec)
     repo = cfg.registry.repository
     tags = build_tags(rec["tags"][0].split(":", 1)[1], rec["revision"][:7])
+    if rec.get("inputs"):
+        tags.append(inputs_tag(rec["inputs"]))  # lets a later build with the same inputs reuse this image
     echo(f"pushing {rec['image']} to {repo} as {', '.join(tags)}")
     res = push_image(rec["image_id"], repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
                      echo=echo)
@@ -50,7 +53,7 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=pri
                                     "another push raced this one: run make push again")
     rec.update(digest=res.digest, repository=repo, pushed_tags=tags)
     save_build(root, rec)
-    echo(f"pushed {repo}@{res.digest}")
+    echo(f"pushed {repo}@{res.digest}" + ("" if res.layers_uploaded else " (every layer was already there)"))
     echo(f"  {_mb(res.bytes_uploaded)} uploaded ({res.layers_uploaded} layer(s) uploaded, "
          f"{res.layers_reused} already in the registry) in {res.seconds}s; the registry serves the same digest")
     return {**asdict(res), "repository": repo}

@@ -168,3 +168,33 @@ def test_transient_outage_is_retried_and_the_push_completes(registry, docker, tm
     assert state["killed"] and any("retry 1/" in m for m in msgs), msgs
     time.sleep(0.5)
     assert registry.digest("ml/retried", "v1") == res.digest
+
+
+def test_build_with_inputs_already_in_the_registry_tags_instead_of_rebuilding(project, registry, docker, image):
+    from platformctl.config import collect_overrides, load_config
+    from platformctl.image.build import build_spec
+    from platformctl.image.engine import DockerEngine
+    from platformctl.image.inputs import inputs_fingerprint
+
+    cfg = load_config(project.path, collect_overrides([], project.env))
+    engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
+    spec, _ = build_spec(project.path, cfg, engine)
+    fp = inputs_fingerprint(project.path, spec, engine.image_id(spec.build_args["BASE_IMAGE"]))
+    assert fp, "the base image must be local for an inputs fingerprint"
+    rec = project.record(image)
+    rec["inputs"] = fp
+    (project.path / "build" / "build-record.json").write_text(json.dumps(rec))
+    pushed = project.run("push")
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    digest = json.loads((project.path / "build" / "build-record.json").read_text())["digest"]
+    assert registry.digest("ml/airflow", f"inputs-{fp[:32]}") == digest
+    # a new commit that changes nothing the image is made of: no rebuild, the new tags point at the digest
+    project.commit_file("README.md", "docs only\n", "docs")
+    t0 = time.monotonic()
+    b = project.run("build")
+    assert b.returncode == 0, b.stdout + b.stderr
+    assert "tagging it instead of rebuilding" in b.stdout and "#1 [internal]" not in b.stdout
+    new = json.loads((project.path / "build" / "build-record.json").read_text())
+    assert new["reused_from"] == digest and new["tested"] and new["revision"] == project.git("rev-parse", "HEAD")
+    assert registry.digest("ml/airflow", f"sha-{new['revision'][:7]}") == digest
+    print(f"reuse instead of rebuild: {time.monotonic() - t0:.1f}s")

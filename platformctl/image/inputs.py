@@ -1,0 +1,77 @@
+"""The inputs fingerprint of an image: everything that decides its content, nothing that doesn't.
+
+It covers the Dockerfile, every file of the build context (selected by .dockerignore, which is an
+allow-list here), the build arguments except version/revision/created (labels only), the build
+target and platform, and the base image's id. Two builds with the same fingerprint produce the same
+software; `make push` tags the image `inputs-<fingerprint>` so that `make build` can find it in the
+registry and tag it instead of rebuilding.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from pathlib import Path
+
+from .engine import BuildSpec
+
+LABEL_ONLY_ARGS = {"VERSION", "REVISION", "CREATED"}
+TAG_PREFIX = "inputs-"
+
+
+def _dockerignore(root: Path) -> tuple[list[str], list[str]] | None:
+    path = root / ".dockerignore"
+    if not path.exists():
+        return None
+    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines or lines[0] != "*":
+        return None  # not an allow-list: do not guess, always build
+    allow = [ln[1:].rstrip("/") for ln in lines[1:] if ln.startswith("!")]
+    deny = [ln.rstrip("/") for ln in lines[1:] if not ln.startswith("!")]
+    return allow, deny
+
+
+def _denied(rel: str, deny: list[str]) -> bool:
+    parts = rel.split("/")
+    for pat in deny:
+        bare = pat.removeprefix("**/")
+        if fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, bare) for p in parts):
+            return True
+        if rel.startswith(pat + "/"):
+            return True
+    return False
+
+
+def context_files(root: Path) -> list[str] | None:
+    rules = _dockerignore(root)
+    if rules is None:
+        return None
+    allow, deny = rules
+    out: set[str] = set()
+    for pat in allow:
+        for hit in root.glob(pat):
+            files = [hit] if hit.is_file() else [p for p in hit.rglob("*") if p.is_file()]
+            for f in files:
+                rel = f.relative_to(root).as_posix()
+                if not _denied(rel, deny):
+                    out.add(rel)
+    return sorted(out)
+
+
+def inputs_fingerprint(root: Path, spec: BuildSpec, base_image_id: str | None) -> str | None:
+    """None when it cannot be known (no allow-list, base image not local): then always build."""
+    files = context_files(root)
+    if files is None or not base_image_id:
+        return None
+    h = hashlib.sha256()
+    for rel in ["Dockerfile", ".dockerignore", *files]:
+        h.update(rel.encode() + b"\0" + hashlib.sha256((root / rel).read_bytes()).digest())
+    for k, v in sorted(spec.build_args.items()):
+        if k not in LABEL_ONLY_ARGS:
+            h.update(f"arg {k}={v}\0".encode())
+    h.update(f"target={spec.target} platform={spec.platform} base={base_image_id}\0".encode())
+    return h.hexdigest()
+
+
+def inputs_tag(fingerprint: str) -> str:
+    return TAG_PREFIX + fingerprint[:32]

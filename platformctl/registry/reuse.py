@@ -1,0 +1,61 @@
+"""`make build` skips the build when the registry already has an image with the same inputs.
+
+`make push` tags every pushed build `inputs-<fingerprint>`. A later build whose inputs fingerprint
+matches (same Dockerfile, context files, locks, build args and base image) tags that image with the
+new version and sha instead of rebuilding, and pulls it only if this engine does not have it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from ..config import PlatformConfig
+from ..image.inputs import inputs_tag
+from .auth import Credentials, authfile
+from .errors import RegistryError, RegistryUnavailable
+from .refs import build_tags
+from .skopeo import Skopeo
+
+
+def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=print) -> dict | None:
+    """The registry's image for these inputs ({digest, labels}), or None. Never fails the build."""
+    repo = cfg.registry.repository
+    try:
+        with authfile(creds, repo) as auth:
+            return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts)).inspect(
+                f"{repo}:{inputs_tag(fingerprint)}")
+    except RegistryUnavailable:
+        echo(f"registry {repo.split('/')[0]} not reachable: building without looking for a reusable image")
+    except RegistryError as exc:
+        echo(f"not looking for a reusable image: {exc.message}")
+    except Exception as exc:  # noqa: BLE001 - e.g. skopeo missing: building is always correct
+        echo(f"not looking for a reusable image: {exc}")
+    return None
+
+
+def adopt(cfg: PlatformConfig, docker: str, hit: dict, version_tag: str, short_sha: str,
+          local_tags: list[str], creds: Credentials | None, echo=print) -> tuple[str, list[str]]:
+    """Tag the registry image with this build's tags; make sure the engine has it. Returns (image id, tags)."""
+    repo, digest = cfg.registry.repository, hit["digest"]
+    tags = build_tags(version_tag, short_sha)
+    with authfile(creds, repo) as auth:
+        sk = Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts))
+        for t in tags:
+            sk.copy(f"{repo}@{digest}", f"{repo}:{t}")
+    ref = f"{repo}@{digest}"
+    have = subprocess.run([docker, "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True)
+    if have.returncode != 0:
+        echo(f"pulling {ref}")
+        from .push import _client
+
+        api = _client()
+        try:
+            api.pull(repo, tag=digest, auth_config=creds.docker_auth() if creds else None)
+        finally:
+            api.close()
+        have = subprocess.run([docker, "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True,
+                              text=True, check=True)
+    image_id = have.stdout.strip()
+    for t in local_tags:
+        subprocess.run([docker, "tag", image_id, t], check=True, capture_output=True)
+    return image_id, tags
