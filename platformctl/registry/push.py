@@ -85,7 +85,7 @@ def _push_tag(repository: str, tag: str, creds: Credentials | None, progress: Pr
     pushed = [lid for lid, st in status.items() if st == "Pushed"]
     reused = [lid for lid, st in status.items() if st in ("Layer already exists",) or st.startswith("Mounted from")]
     return {"digest": digest, "bytes": sum(sent.get(lid, 0) for lid in pushed),
-            "uploaded": len(pushed), "reused": len(reused)}
+            "uploaded": set(pushed), "reused": set(reused)}
 
 
 def push_image(image: str, repository: str, tags: list[str], creds: Credentials | None, *,
@@ -99,7 +99,7 @@ def push_image(image: str, repository: str, tags: list[str], creds: Credentials 
     finally:
         api.close()
     t0 = time.perf_counter()
-    total = {"bytes": 0, "uploaded": 0, "reused": 0}
+    total_bytes, uploaded, reused = 0, set(), set()
     digest = None
     per_tag: dict[str, str] = {}
     for t in tags:
@@ -110,7 +110,8 @@ def push_image(image: str, repository: str, tags: list[str], creds: Credentials 
                                 "the registry rewrote the manifest: check its configuration")
         digest = r["digest"]
         per_tag[t] = r["digest"]
-        for k in total:
-            total[k] += r[k]
-    return PushResult(repository, digest or "", list(tags), total["bytes"], total["uploaded"], total["reused"],
+        total_bytes += r["bytes"]
+        uploaded |= r["uploaded"]
+        reused |= r["reused"]
+    return PushResult(repository, digest or "", list(tags), total_bytes, len(uploaded), len(reused - uploaded),
                       round(time.perf_counter() - t0, 2), per_tag)

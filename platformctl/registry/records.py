@@ -41,12 +41,22 @@ def assert_shippable(root: Path, rec: dict) -> None:
         raise ReleaseRefused(f"build {rec['version']} was made from uncommitted changes",
                              "commit them, run make build, then push")
     head = git(root, "rev-parse", "HEAD", check=False)
-    if head and rec.get("revision") != head:
+    if head and rec.get("revision") != head and not _only_release_records_since(root, rec.get("revision", "")):
         raise ReleaseRefused(f"the build is from commit {rec.get('revision', '?')[:7]} but HEAD is {head[:7]}",
                              "run make build for the current commit")
     if not rec.get("tested"):
         raise ReleaseRefused(f"build {rec['version']} has not passed the image tests",
                              "run make build (without --no-test) and fix what fails")
+
+
+def _only_release_records_since(root: Path, revision: str) -> bool:
+    """True when every commit since `revision` only touched releases/ (release commits change no input)."""
+    if not revision:
+        return False
+    ancestor = subprocess.run(["git", "merge-base", "--is-ancestor", revision, "HEAD"], cwd=root,
+                              capture_output=True).returncode == 0
+    changed = git(root, "diff", "--name-only", revision, "HEAD", check=False)
+    return ancestor and all(f.startswith(f"{RELEASES}/") for f in changed.splitlines())
 
 
 def release_path(root: Path, version: str) -> Path:

@@ -69,16 +69,16 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
         raise ReleaseRefused(f"'{version}' is not a release version", "use X.Y.Z, e.g. make release VERSION=1.4.0")
     if git(root, "status", "--porcelain", "--untracked-files=no"):
         raise ReleaseRefused("the working tree has uncommitted changes", "commit or stash them, then release")
-    assert_fresh(root, cfg)  # a stale lock is refused before anything else
-    rec = load_build(root)
-    assert_shippable(root, rec)
-    repo = cfg.registry.repository
     if release_path(root, version).exists():
         raise ReleaseRefused(f"release {version} already exists (releases/{version}.json); releases are immutable",
                              "choose a new version")
     tag_commit = git(root, "rev-list", "-n", "1", f"v{version}", check=False)
     if tag_commit:
         raise ReleaseRefused(f"git tag v{version} already exists (commit {tag_commit[:7]})", "choose a new version")
+    assert_fresh(root, cfg)  # a stale lock is refused before anything else
+    rec = load_build(root)
+    assert_shippable(root, rec)
+    repo = cfg.registry.repository
     if rec.get("repository") != repo or not rec.get("digest"):
         echo("the build is not in the registry yet: pushing it first")
         push(root, cfg, creds, echo=echo)
@@ -136,7 +136,7 @@ def _prepend_changelog(root: Path, rec: dict, changes: list[str]) -> None:
     since = f" since {rec['previous']}" if rec["previous"] else ""
     entry = (f"\n## {rec['version']} ({rec['date'][:10]})\n\n"
              f"Image `{rec['image']}`, commit `{rec['commit'][:7]}`, Airflow {rec['airflow_version']}, "
-             f"Python {rec['python_version']}, lock fingerprint `{rec['lock_fingerprint'][:16]}`.\n\n"
+             f"Python {rec['python_version']}, lock fingerprint `{rec['lock_fingerprint']}`.\n\n"
              f"Dependency changes{since}:\n\n" + "\n".join(changes) + "\n")
     path.write_text(head + entry + body)
 
