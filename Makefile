@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-parse clean
+.PHONY: help venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ bench-lock: $(VENV)/.synced ## time make lock (cold, warm) against pip-compile
 
 bench-build: $(VENV)/.synced ## build times and sizes against a naive pip image (cold, lock change, plugin change)
 	$(PY) bench/build.py
+
+bench-push: $(VENV)/.synced ## no-op push and build reuse against the naive alternatives (local registry)
+	$(PY) bench/push.py
 
 bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory on the same 200 pipelines
 	$(PY) bench/parse.py

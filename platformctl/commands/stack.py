@@ -12,7 +12,7 @@ from ..image.build import RECORD
 from ..image.engine import DockerEngine
 from ..pipelines.project import render_all
 from ..stack.api import AirflowAPI
-from ..stack.compose import Stack
+from ..stack.compose import PortTaken, Stack, free_port
 from ..stack.errors import StackError
 from ..stack.follow import check, run_pipeline
 from ..stack.images import build_support_images
@@ -43,11 +43,19 @@ def up(root, args) -> int:
     print("building the stack's support images (cached when unchanged)", flush=True)
     build_support_images(root, cfg, engine.cli)
     stack = _stack(root, args, cfg)
-    env = stack.write_state(platform_image=image, postgres_image=cfg.stack.postgres_image,
-                            port=args.port or cfg.stack.port)
+    fixed_port = args.port or cfg.stack.port
     print(f"starting stack '{stack.project}' from {image} (postgres, db migrate, api-server, scheduler, "
           f"dag-processor, triggerer)", flush=True)
-    stack.up(wait_timeout=args.wait_timeout)
+    for attempt in range(3):
+        env = stack.write_state(platform_image=image, postgres_image=cfg.stack.postgres_image,
+                                port=fixed_port or (free_port() if attempt else None))
+        try:
+            stack.up(wait_timeout=args.wait_timeout)
+            break
+        except PortTaken as exc:
+            if fixed_port or attempt == 2:
+                raise StackError(exc.message, "choose another port: --port N or stack.port in platform.yaml") from None
+            print(f"{exc.message}: trying another free port", flush=True)
     api = AirflowAPI(f"http://127.0.0.1:{env['AIRFLOW_PORT']}")
     deadline = time.monotonic() + 120
     while not api.healthy() and time.monotonic() < deadline:  # the scheduler's first heartbeat

@@ -60,6 +60,10 @@ def read_env(path: Path) -> dict[str, str]:
     return out
 
 
+class PortTaken(StackError):
+    pass
+
+
 @dataclass
 class Stack:
     root: Path
@@ -126,8 +130,17 @@ class Stack:
         return p.returncode == 0 and bool(p.stdout.strip())
 
     def up(self, wait_timeout: int = 300) -> None:
-        p = self.compose("up", "-d", "--wait", "--wait-timeout", str(wait_timeout), check=False)
-        if p.returncode != 0:
+        """compose up --wait, streaming its output; PortTaken when the API port was grabbed meanwhile."""
+        proc = subprocess.Popen(self._cmd("up", "-d", "--wait", "--wait-timeout", str(wait_timeout)), cwd=self.root,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            sys.stdout.write(line)
+        if proc.wait() != 0:
+            if any("port is already allocated" in line or "address already in use" in line for line in out):
+                raise PortTaken(f"port {self.state().get('AIRFLOW_PORT')} was taken before the stack could bind it")
             self.compose("logs", "--tail", "25", check=False)
             raise StackError(f"the local stack '{self.project}' did not become healthy",
                              "read the service logs above; make down, then make up again")

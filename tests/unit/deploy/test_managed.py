@@ -64,3 +64,20 @@ def test_environment_errors_name_file_and_line(tmp_path):
         load_environment(tmp_path, "qa")
     assert exc.value.where == "environments/qa.yaml:4" and "bundle.buckett" in exc.value.message
     assert load_environment(tmp_path, "local").bundle.kind == "local"
+
+
+def test_deploy_uses_the_promoted_release_over_the_local_build(tmp_path):
+    from platformctl.commands.deploy import image_info
+    from platformctl.config import load_config
+
+    env = load_environment(ROOT, "prod")
+    cfg = load_config(ROOT, {})
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "build-record.json").write_text(json.dumps(
+        {"tags": ["ml-platform-airflow:0.1.0-dev.3"], "digest": None, "image_id": "sha256:local"}))
+    assert image_info(tmp_path, env, cfg)["tag"] == "0.1.0-dev.3"
+    (tmp_path / "deploy" / "prod").mkdir(parents=True)
+    (tmp_path / "deploy" / "prod" / "image.json").write_text(json.dumps(
+        {"repository": "r.example/ml/airflow-prod", "version": "1.2.3", "digest": DIGEST}))
+    assert image_info(tmp_path, env, cfg) == {"repository": "r.example/ml/airflow-prod", "tag": "1.2.3",
+                                              "digest": DIGEST}
