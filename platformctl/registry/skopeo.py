@@ -15,7 +15,8 @@ from ..errors import ToolMissingError
 from .errors import RegistryAuthError, RegistryError, RegistryUnavailable
 from .refs import is_local_registry, registry_host
 
-_AUTH = re.compile(r"unauthorized|authentication required|denied|invalid username/password", re.I)
+_AUTH = re.compile(r"unauthorized|authentication required|denied|invalid username/password|no basic auth credentials",
+                   re.I)
 _MISSING = re.compile(r"manifest unknown|name unknown|not found", re.I)
 _TRANSIENT = re.compile(r"connection refused|connection reset|no such host|i/o timeout|timeout|\bEOF\b|"
                         r"HTTP status: 5\d\d|Bad Gateway|Service Unavailable|Gateway Timeout|"

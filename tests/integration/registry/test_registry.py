@@ -198,3 +198,19 @@ def test_build_with_inputs_already_in_the_registry_tags_instead_of_rebuilding(pr
     assert new["reused_from"] == digest and new["tested"] and new["revision"] == project.git("rev-parse", "HEAD")
     assert registry.digest("ml/airflow", f"sha-{new['revision'][:7]}") == digest
     print(f"reuse instead of rebuild: {time.monotonic() - t0:.1f}s")
+
+
+def test_push_with_credentials_from_dockers_own_store(project, registry, docker, tmp_path):
+    """No REGISTRY_* variables: `docker login` (its config.json) is enough for the engine and skopeo."""
+    config = tmp_path / "docker-config"
+    login = subprocess.run([docker, "--config", str(config), "login", "-u", USER, "--password-stdin", registry.host],
+                           input=PASSWORD, capture_output=True, text=True)
+    assert login.returncode == 0, login.stderr
+    project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()))
+    env = {"REGISTRY_USERNAME": "", "REGISTRY_PASSWORD": "", "DOCKER_CONFIG": str(config)}
+    p = project.run("push", env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    digest = json.loads((project.path / "build" / "build-record.json").read_text())["digest"]
+    assert registry.digest("ml/airflow", json.loads(
+        (project.path / "build" / "build-record.json").read_text())["pushed_tags"][0]) == digest
+    assert project.run("push", env={**env, "DOCKER_CONFIG": str(tmp_path / "empty")}).returncode == 41
