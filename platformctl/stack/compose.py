@@ -20,6 +20,14 @@ from pathlib import Path
 from .errors import StackError
 
 STATE_DIR = ".platform"
+# Written to the state file; compose lets the process environment override an --env-file, so these
+# are removed from the environment compose runs in (an exported AIRFLOW_PORT must not move the stack).
+STATE_KEYS = ("STACK_PROJECT", "PLATFORM_IMAGE", "POSTGRES_IMAGE", "AIRFLOW_PORT", "DOCKER_GID", "REPO_DIR",
+              "ALLOWED_FLAVORS", "POSTGRES_PASSWORD", "FERNET_KEY", "JWT_SECRET")
+
+
+def compose_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in STATE_KEYS}
 
 
 def free_port() -> int:
@@ -114,7 +122,7 @@ class Stack:
                 "--env-file", str(self.env_file), *args]
 
     def compose(self, *args: str, capture: bool = False, check: bool = True) -> subprocess.CompletedProcess:
-        p = subprocess.run(self._cmd(*args), cwd=self.root, text=True,
+        p = subprocess.run(self._cmd(*args), cwd=self.root, text=True, env=compose_env(),
                            capture_output=capture)
         if check and p.returncode != 0:
             detail = ((p.stderr or "") + (p.stdout or "")).strip().splitlines()[-10:] if capture else []
@@ -132,7 +140,7 @@ class Stack:
     def up(self, wait_timeout: int = 300) -> None:
         """compose up --wait, streaming its output; PortTaken when the API port was grabbed meanwhile."""
         proc = subprocess.Popen(self._cmd("up", "-d", "--wait", "--wait-timeout", str(wait_timeout)), cwd=self.root,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=compose_env())
         out = []
         assert proc.stdout is not None
         for line in proc.stdout:

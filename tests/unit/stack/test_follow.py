@@ -86,3 +86,14 @@ def test_stack_state_keeps_its_secrets_and_is_private(tmp_path):
     assert read_env(s.env_file)["PLATFORM_IMAGE"] == "img:2"
     assert s.env_file.stat().st_mode & 0o077 == 0
     assert s.url == "http://127.0.0.1:18123"
+
+
+def test_exported_variables_do_not_override_the_stack_state(monkeypatch, tmp_path):
+    from platformctl.stack.compose import STATE_KEYS, compose_env
+
+    monkeypatch.setenv("AIRFLOW_PORT", "1")
+    monkeypatch.setenv("PLATFORM_IMAGE", "other:1")
+    env = compose_env()
+    assert "AIRFLOW_PORT" not in env and "PLATFORM_IMAGE" not in env and "PATH" in env
+    written = Stack(tmp_path, "demo", "x").write_state(platform_image="i", postgres_image="p", port=2)
+    assert set(written) == set(STATE_KEYS)
