@@ -94,7 +94,7 @@ class Bench:
     def project(self) -> tuple[float, str]:
         env = {**os.environ, "PLATFORM_ROOT": str(self.repo)}
         t0 = time.perf_counter()
-        sh([sys.executable, str(ROOT / "build.py"), "build", "--no-test", "--quiet"], env=env, cwd=self.repo)
+        sh([sys.executable, str(ROOT / "build.py"), "build", "--no-test", "--quiet", "--no-reuse"], env=env, cwd=self.repo)
         dt = time.perf_counter() - t0
         rec = json.loads((self.repo / "build/build-record.json").read_text())
         return dt, rec["image_id"]
