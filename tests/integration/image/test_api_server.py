@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import socket
+import sys
 import urllib.request
 from pathlib import Path
 
