@@ -34,7 +34,7 @@ COPY requirements.txt /tmp/requirements.txt
 RUN --mount=type=secret,id=ca_bundle python3 -m venv /opt/venv && \\
     PIP_CERT=/run/secrets/ca_bundle /opt/venv/bin/pip install -r /tmp/requirements.txt
 COPY operators /src/operators
-RUN /opt/venv/bin/pip install --no-deps /src/operators
+RUN --mount=type=secret,id=ca_bundle PIP_CERT=/run/secrets/ca_bundle /opt/venv/bin/pip install --no-deps /src/operators
 COPY plugins /opt/airflow/plugins
 COPY dags /opt/airflow/dags
 COPY flavors.yaml /opt/airflow/platform/flavors.yaml
