@@ -57,6 +57,10 @@ class ImageConfig(_Model):
     )
     docker: str | None = Field(None, description="Docker CLI to use (default: first one on PATH with BuildKit).")
     name: str = Field("ml-platform-airflow", description="Local image name (org.opencontainers.image.title).")
+    version: str | None = Field(
+        None, description="Image version; default: from git (vX.Y.Z tag, else X.Y.Z-dev.N+g<sha>).",
+        pattern=r"^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$",
+    )
     source: str = Field("", description="org.opencontainers.image.source (repository URL).")
     build_secrets: dict[str, str] = Field(
         default_factory=dict,
@@ -175,6 +179,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "REGISTRY": "registry.repository",
     "CONSTRAINTS": "constraints",
     "CA_BUNDLE": "image.build_secrets.ca_bundle",
+    "IMAGE_VERSION": "image.version",
     "INDEX_URL_FILE": "image.build_secrets.index_url",
 }
 

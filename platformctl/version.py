@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,3 +51,11 @@ def git_version(root: Path) -> VersionInfo:
     ts = _git(root, "show", "-s", "--format=%ct", "HEAD")
     created = datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts and not dirty else _now()
     return VersionInfo(version, rev, dirty, created)
+
+
+def image_version(root: Path, configured: str | None = None) -> VersionInfo:
+    """git_version, or the configured version (image.version) when set; a dirty tree stays marked."""
+    v = git_version(root)
+    if not configured:
+        return v
+    return replace(v, version=configured + (f"+g{v.short}.dirty" if v.dirty else ""))

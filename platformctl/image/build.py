@@ -15,7 +15,7 @@ from ..errors import ConfigError, ImageTestError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..pipelines.project import render_check
-from ..version import git_version
+from ..version import image_version
 from ..registry.auth import from_environment
 from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
 from .engine import BuildSpec, DockerEngine
@@ -74,7 +74,7 @@ def resolve_secrets(root: Path, cfg: PlatformConfig) -> dict[str, Path]:
 
 
 def build_spec(root: Path, cfg: PlatformConfig, engine: DockerEngine) -> tuple[BuildSpec, dict[str, str]]:
-    v = git_version(root)
+    v = image_version(root, cfg.image.version)
     img = cfg.image
     fingerprint = image_lock_fingerprint(root, cfg)
     args = {

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from platformctl.config import collect_overrides, load_config
@@ -45,3 +47,24 @@ def test_committed_config_and_schema_are_in_sync(root):
     load_config(root)
     for name, text in all_schemas().items():
         assert (root / "schemas" / name).read_text() == text, f"run make schema ({name})"
+
+
+def test_configured_image_version_replaces_the_git_version(tmp_path):
+    import subprocess
+
+    from platformctl.version import image_version
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "f").write_text("x")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@l", "commit", "-qm", "c"],
+                   check=True)
+    assert image_version(tmp_path).version.startswith("0.0.0-dev.1+g")
+    assert image_version(tmp_path, "2.5.0").version == "2.5.0"
+    (tmp_path / "f").write_text("changed")
+    assert image_version(tmp_path, "2.5.0").version.endswith(".dirty")  # still refused for push
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root, collect_overrides([], {"IMAGE_VERSION": "2.5.0"}))
+    assert cfg.image.version == "2.5.0"
+    with pytest.raises(ConfigError):
+        load_config(root, collect_overrides([], {"IMAGE_VERSION": "two"}))
