@@ -12,9 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import os
+
+from ..errors import EngineError
+from ..image.engine import START_HINT
 from .auth import Credentials
-from .errors import RegistryAuthError, RegistryError, RegistryUnavailable
-from .skopeo import _AUTH, _TRANSIENT, with_retries
+from .errors import RegistryError, RegistryUnavailable
+from .skopeo import classify, with_retries
 
 Progress = Callable[[str, int], None]  # (tag, bytes uploaded so far)
 
@@ -31,25 +35,19 @@ class PushResult:
     per_tag: dict[str, str] = field(default_factory=dict)
 
 
-def _client():
+def engine_client():
+    """A Docker SDK API client for the engine at DOCKER_HOST (one per operation: closing it cancels)."""
     import docker  # the docker SDK: only the build side needs it
 
     try:
-        return docker.APIClient(base_url=_host(), version="auto")
+        return docker.APIClient(base_url=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+                                version="auto")
     except docker.errors.DockerException as exc:
-        from ..errors import PlatformError
-
-        raise PlatformError(f"cannot reach the Docker engine: {exc}", "start dockerd") from None
-
-
-def _host() -> str:
-    import os
-
-    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise EngineError(f"cannot reach the Docker engine: {exc}", START_HINT) from None
 
 
 def _push_tag(repository: str, tag: str, creds: Credentials | None, progress: Progress | None) -> dict:
-    api = _client()
+    api = engine_client()
     sent: dict[str, int] = {}
     status: dict[str, str] = {}
     digest = None
@@ -59,13 +57,7 @@ def _push_tag(repository: str, tag: str, creds: Credentials | None, progress: Pr
         for msg in stream:
             if "errorDetail" in msg or "error" in msg:
                 text = (msg.get("errorDetail") or {}).get("message") or msg.get("error") or "push failed"
-                if _AUTH.search(text):
-                    raise RegistryAuthError(f"push {repository}:{tag}: the registry refused the credentials ({text})",
-                                            "set REGISTRY_USERNAME/REGISTRY_PASSWORD or `docker login <registry>`")
-                if _TRANSIENT.search(text) or "dial tcp" in text:
-                    raise RegistryUnavailable(f"push {repository}:{tag}: registry unavailable ({text})",
-                                              "check the registry is up, then make push again")
-                raise RegistryError(f"push {repository}:{tag}: {text}")
+                raise classify(text, f"push {repository}:{tag}")
             st, lid = msg.get("status", ""), msg.get("id")
             if lid:
                 status[lid] = st
@@ -92,7 +84,7 @@ def push_image(image: str, repository: str, tags: list[str], creds: Credentials 
                attempts: int = 4, base_delay: float = 1.0, progress: Progress | None = None,
                echo=print) -> PushResult:
     """Tag the local image `image` as repository:<tag> for every tag and push them, first tag first."""
-    api = _client()
+    api = engine_client()
     try:
         for t in tags:
             api.tag(image, repository, t)

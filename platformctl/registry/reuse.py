@@ -7,12 +7,12 @@ new version and sha instead of rebuilding, and pulls it only if this engine does
 
 from __future__ import annotations
 
-import subprocess
-
 from ..config import PlatformConfig
+from ..image.engine import DockerEngine
 from ..image.inputs import inputs_tag
 from .auth import Credentials, authfile
 from .errors import RegistryError, RegistryUnavailable
+from .push import engine_client
 from .refs import build_tags
 from .skopeo import Skopeo
 
@@ -33,7 +33,7 @@ def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=
     return None
 
 
-def adopt(cfg: PlatformConfig, docker: str, hit: dict, version_tag: str, short_sha: str,
+def adopt(cfg: PlatformConfig, engine: DockerEngine, hit: dict, version_tag: str, short_sha: str,
           local_tags: list[str], creds: Credentials | None, echo=print) -> tuple[str, list[str]]:
     """Tag the registry image with this build's tags; make sure the engine has it. Returns (image id, tags)."""
     repo, digest = cfg.registry.repository, hit["digest"]
@@ -43,19 +43,15 @@ def adopt(cfg: PlatformConfig, docker: str, hit: dict, version_tag: str, short_s
         for t in tags:
             sk.copy(f"{repo}@{digest}", f"{repo}:{t}")
     ref = f"{repo}@{digest}"
-    have = subprocess.run([docker, "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True)
-    if have.returncode != 0:
+    image_id = engine.image_id(ref)
+    if image_id is None:
         echo(f"pulling {ref}")
-        from .push import _client
-
-        api = _client()
+        api = engine_client()
         try:
             api.pull(repo, tag=digest, auth_config=creds.docker_auth() if creds else None)
         finally:
             api.close()
-        have = subprocess.run([docker, "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True,
-                              text=True, check=True)
-    image_id = have.stdout.strip()
+        image_id = engine.inspect(ref)["Id"]
     for t in local_tags:
-        subprocess.run([docker, "tag", image_id, t], check=True, capture_output=True)
+        engine.tag(image_id, t)
     return image_id, tags

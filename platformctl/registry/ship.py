@@ -9,16 +9,16 @@ from pathlib import Path
 
 from ..config import PlatformConfig
 from ..environments import load_environment
-from ..image.build import IMAGE_SETS
-from ..lock.core import REQ_DIR, assert_fresh, lock_filename
+from ..image.build import IMAGE_SETS, write_record
 from ..image.inputs import inputs_tag
+from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from .auth import Credentials, authfile
 from .errors import RegistryError, ReleaseRefused
 from .push import push_image
-from .records import (LOCK_LABEL, RELEASES, assert_shippable, dependency_changes, git, load_build,
-                      load_release, previous_release, release_path, save_build)
+from .records import (LOCK_LABEL, PROMOTION, RELEASES, assert_shippable, dependency_changes, git, load_build,
+                      load_release, previous_release, release_path)
 from .refs import SEMVER, build_tags, release_tags
-from .skopeo import Skopeo, with_retries
+from .skopeo import Skopeo
 
 
 def _now() -> str:
@@ -29,8 +29,9 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n} bytes"
 
 
-def _skopeo(cfg: PlatformConfig, auth: str | None) -> Skopeo:
-    return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts))
+def _skopeo(cfg: PlatformConfig, auth: str | None, echo=print) -> Skopeo:
+    return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts), attempts=cfg.registry.attempts,
+                  echo=echo)
 
 
 # ------------------------------------------------------------------------------------------ push
@@ -45,14 +46,14 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=pri
     res = push_image(rec["image_id"], repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
                      echo=echo)
     with authfile(creds, repo) as auth:
-        sk = _skopeo(cfg, auth)
+        sk = _skopeo(cfg, auth, echo)
         for t in tags:
-            served = with_retries(lambda t=t: sk.digest(f"{repo}:{t}"), attempts=cfg.registry.attempts, echo=echo)
+            served = sk.digest(f"{repo}:{t}")
             if served != res.digest:
                 raise RegistryError(f"{repo}:{t} serves {served}, but the push reported {res.digest}",
                                     "another push raced this one: run make push again")
     rec.update(digest=res.digest, repository=repo, pushed_tags=tags)
-    save_build(root, rec)
+    write_record(root, rec)
     echo(f"pushed {repo}@{res.digest}" + ("" if res.layers_uploaded else " (every layer was already there)"))
     echo(f"  {_mb(res.bytes_uploaded)} uploaded ({res.layers_uploaded} layer(s) uploaded, "
          f"{res.layers_reused} already in the registry) in {res.seconds}s; the registry serves the same digest")
@@ -85,22 +86,21 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
         rec = load_build(root)
     digest = rec["digest"]
     with authfile(creds, repo) as auth:
-        sk = _skopeo(cfg, auth)
-        retry = lambda fn: with_retries(fn, attempts=cfg.registry.attempts, echo=echo)  # noqa: E731
-        existing = retry(lambda: sk.tags(repo))
+        sk = _skopeo(cfg, auth, echo)
+        existing = sk.tags(repo)
         if version in existing:
-            there = retry(lambda: sk.digest(f"{repo}:{version}"))
+            there = sk.digest(f"{repo}:{version}")
             if there != digest:
                 raise ReleaseRefused(f"{repo}:{version} already exists as {there}; releases are immutable",
                                      "choose a new version (the registry was not changed)")
             echo(f"{repo}:{version} already points at this build: completing an interrupted release")
-        if retry(lambda: sk.digest(f"{repo}@{digest}")) is None:
+        if sk.digest(f"{repo}@{digest}") is None:
             raise ReleaseRefused(f"{repo}@{digest} is not in the registry", "run make push")
         released = [t for t in existing if SEMVER.match(t)]
         tags = release_tags(version, [t for t in released if t != version], latest=cfg.registry.latest)
         for t in tags:  # X.Y.Z first: the floating tags only move once the release tag exists
-            retry(lambda t=t: sk.copy(f"{repo}@{digest}", f"{repo}:{t}"))
-            served = retry(lambda t=t: sk.digest(f"{repo}:{t}"))
+            sk.copy(f"{repo}@{digest}", f"{repo}:{t}")
+            served = sk.digest(f"{repo}:{t}")
             if served != digest:
                 raise RegistryError(f"{repo}:{t} serves {served}, expected {digest}", "run make release again")
             echo(f"  tagged {repo}:{t}")
@@ -142,9 +142,6 @@ def _prepend_changelog(root: Path, rec: dict, changes: list[str]) -> None:
 
 
 # --------------------------------------------------------------------------------------- promote
-PROMOTION = "deploy/{env}/image.json"
-
-
 def promote(root: Path, cfg: PlatformConfig, env_name: str, version: str, creds: Credentials | None,
             *, echo=print) -> dict:
     if not SEMVER.match(version):
@@ -154,9 +151,8 @@ def promote(root: Path, cfg: PlatformConfig, env_name: str, version: str, creds:
     src_repo, digest = rel["repository"], rel["digest"]
     dst_repo = env.registry.repository or cfg.registry.repository
     with authfile(creds, src_repo, dst_repo) as auth:
-        sk = _skopeo(cfg, auth)
-        retry = lambda fn: with_retries(fn, attempts=cfg.registry.attempts, echo=echo)  # noqa: E731
-        info = retry(lambda: sk.inspect(f"{src_repo}:{version}"))
+        sk = _skopeo(cfg, auth, echo)
+        info = sk.inspect(f"{src_repo}:{version}")
         if info is None:
             raise ReleaseRefused(f"{src_repo}:{version} is not in the registry", "was the release deleted?")
         if info["digest"] != digest:
@@ -166,12 +162,12 @@ def promote(root: Path, cfg: PlatformConfig, env_name: str, version: str, creds:
         if label != rel["lock_fingerprint"]:
             raise ReleaseRefused(f"the image's lock fingerprint label ({label}) differs from release {version}'s "
                                  f"({rel['lock_fingerprint']})", "the release record or the image is wrong")
-        there = retry(lambda: sk.digest(f"{dst_repo}:{version}"))
+        there = sk.digest(f"{dst_repo}:{version}")
         if there not in (None, digest):
             raise ReleaseRefused(f"{dst_repo}:{version} already exists as {there}", "tags are immutable")
         if there is None:
-            retry(lambda: sk.copy(f"{src_repo}@{digest}", f"{dst_repo}:{version}"))
-        served = retry(lambda: sk.digest(f"{dst_repo}:{version}"))
+            sk.copy(f"{src_repo}@{digest}", f"{dst_repo}:{version}")
+        served = sk.digest(f"{dst_repo}:{version}")
         if served != digest:
             raise RegistryError(f"{dst_repo}:{version} serves {served}, expected {digest}", "make promote again")
     out = {"environment": env_name, "version": version, "repository": dst_repo, "digest": digest,

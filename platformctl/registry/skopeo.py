@@ -18,7 +18,7 @@ from .refs import is_local_registry, registry_host
 _AUTH = re.compile(r"unauthorized|authentication required|denied|invalid username/password|no basic auth credentials",
                    re.I)
 _MISSING = re.compile(r"manifest unknown|name unknown|not found", re.I)
-_TRANSIENT = re.compile(r"connection refused|connection reset|no such host|i/o timeout|timeout|\bEOF\b|"
+_TRANSIENT = re.compile(r"connection refused|connection reset|no such host|dial tcp|i/o timeout|timeout|\bEOF\b|"
                         r"HTTP status: 5\d\d|Bad Gateway|Service Unavailable|Gateway Timeout|"
                         r"Internal Server Error|too many requests|TLS handshake", re.I)
 
@@ -51,8 +51,12 @@ def with_retries(fn: Callable, *, attempts: int = 4, base_delay: float = 1.0, ec
 
 @dataclass
 class Skopeo:
+    """Every call is retried on transient errors (`attempts` tries, backoff 1, 2, 4 s); auth errors at once."""
+
     authfile: str | None = None
     insecure_hosts: set[str] = field(default_factory=set)
+    attempts: int = 1
+    echo: Callable = print
     binary: str = "skopeo"
 
     def __post_init__(self) -> None:
@@ -70,10 +74,14 @@ class Skopeo:
         cmd = [self.binary, *args]
         if self.authfile:
             cmd.insert(2, f"--authfile={self.authfile}")
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if p.returncode != 0:
-            raise classify(p.stderr, what)
-        return p.stdout
+
+        def once() -> str:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            if p.returncode != 0:
+                raise classify(p.stderr, what)
+            return p.stdout
+
+        return with_retries(once, attempts=self.attempts, echo=self.echo)
 
     def inspect(self, ref: str) -> dict | None:
         """Digest and labels of ref (repo:tag or repo@digest), or None when it does not exist."""

@@ -75,3 +75,32 @@ def test_credentials_never_show_and_the_auth_file_is_private_and_removed():
     with authfile(None) as none:
         assert none is None
     assert Credentials("a", "b").docker_auth() == {"username": "a", "password": "b"}
+
+
+def test_skopeo_calls_retry_transient_errors_themselves(monkeypatch):
+    import subprocess
+
+    from platformctl.registry.skopeo import Skopeo
+
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    monkeypatch.setattr("shutil.which", lambda b: "/usr/bin/skopeo")
+    answers = [(1, "", "pinging container registry h: dial tcp h: connect: connection refused"),
+               (1, "", "received unexpected HTTP status: 503 Service Unavailable"),
+               (0, '{"Digest": "sha256:aa", "Labels": {"k": "v"}}', "")]
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        rc, out, err = answers[len(calls) - 1]
+        return subprocess.CompletedProcess(cmd, rc, out, err)
+
+    monkeypatch.setattr("subprocess.run", fake_run)
+    msgs: list[str] = []
+    sk = Skopeo(authfile="/tmp/a.json", attempts=3, echo=msgs.append)
+    assert sk.inspect("127.0.0.1:5000/x:1") == {"digest": "sha256:aa", "labels": {"k": "v"}}
+    assert len(calls) == 3 and len(msgs) == 2 and calls[0][2] == "--authfile=/tmp/a.json"
+    calls.clear()
+    answers[:] = [(1, "", "reading manifest 1 in h/x: unauthorized: authentication required")]
+    with pytest.raises(RegistryAuthError):
+        Skopeo(attempts=3, echo=msgs.append).inspect("127.0.0.1:5000/x:1")
+    assert len(calls) == 1
