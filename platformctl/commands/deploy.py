@@ -13,8 +13,9 @@ from ..deploy.managed import write_config
 from ..deploy.policy import PolicyError, check_policy, job_uses
 from ..deploy.store import BundleStore, LocalStore, S3Store
 from ..environments import Environment, load_environment
-from ..image.build import RECORD
+from ..image.build import read_record
 from ..pipelines.project import render_all
+from ..registry.records import PROMOTION
 
 
 def make_store(root: Path, env: Environment) -> BundleStore:
@@ -27,14 +28,13 @@ def make_store(root: Path, env: Environment) -> BundleStore:
 def image_info(root: Path, env: Environment, cfg) -> dict:
     """The image this deploy belongs to: the registry digest once pushed, else the local build."""
     repo = env.registry.repository or cfg.registry.repository
-    promoted = root / "deploy" / env.name / "image.json"  # written by make promote
+    promoted = root / PROMOTION.format(env=env.name)
     if promoted.exists():
         p = json.loads(promoted.read_text())
         return {"repository": p["repository"], "tag": p["version"], "digest": p["digest"]}
-    path = root / RECORD
-    if not path.exists():
+    rec = read_record(root)
+    if rec is None:
         return {"repository": repo, "tag": None, "digest": None}
-    rec = json.loads(path.read_text())
     return {"repository": repo, "tag": rec["tags"][0].split(":", 1)[1], "digest": rec.get("digest"),
             "image_id": rec.get("image_id")}
 

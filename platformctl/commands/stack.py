@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
 
 from ..config import collect_overrides, load_config
-from ..image.build import RECORD
+from ..image.build import read_record
 from ..image.engine import DockerEngine
 from ..pipelines.project import render_all
 from ..stack.api import AirflowAPI
@@ -25,23 +23,23 @@ def _stack(root, args, cfg) -> Stack:
 
 
 def built_image(root) -> str:
-    path = root / RECORD
-    if not path.exists():
+    rec = read_record(root)
+    if rec is None:
         raise StackError("no built image: build/build-record.json is missing", "run make build first")
-    return json.loads(path.read_text())["image"]
+    return rec["image"]
 
 
 def up(root, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
     image = args.image or built_image(root)
     engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
-    if subprocess.run([engine.cli, "image", "inspect", image], capture_output=True).returncode != 0:
+    if engine.image_id(image) is None:
         raise StackError(f"image {image} is not in the local engine", "run make build first")
     written, _ = render_all(root)
     if written:
         print(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
     print("building the stack's support images (cached when unchanged)", flush=True)
-    build_support_images(root, cfg, engine.cli)
+    build_support_images(root, cfg, engine)
     stack = _stack(root, args, cfg)
     fixed_port = args.port or cfg.stack.port
     print(f"starting stack '{stack.project}' from {image} (postgres, db migrate, api-server, scheduler, "

@@ -15,9 +15,9 @@ from ..errors import ConfigError, ImageTestError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..pipelines.project import render_check
-from ..version import image_version
 from ..registry.auth import from_environment
 from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
+from ..version import image_version
 from .engine import BuildSpec, DockerEngine
 from .inputs import inputs_fingerprint, inputs_tag
 
@@ -49,6 +49,18 @@ class BuildRecord:
     reused_from: str | None = None  # registry digest adopted instead of building
     repository: str | None = None  # set by make push, with digest
     pushed_tags: list[str] = field(default_factory=list)
+
+
+def read_record(root: Path) -> dict | None:
+    """build/build-record.json as written by make build (and updated by make push), or None."""
+    path = root / RECORD
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_record(root: Path, record: dict) -> None:
+    path = root / RECORD
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def image_lock_fingerprint(root: Path, cfg: PlatformConfig) -> str:
@@ -110,7 +122,7 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds) -> BuildRecord:
     print(f"{repo}:{inputs_tag(inputs)} ({hit['digest']}) was built and tested from the same inputs: "
           f"tagging it instead of rebuilding", flush=True)
     t0 = time.perf_counter()
-    image_id, pushed = adopt_reusable(cfg, engine.cli, hit, spec.tags[0].split(":", 1)[1],
+    image_id, pushed = adopt_reusable(cfg, engine, hit, spec.tags[0].split(":", 1)[1],
                                       vinfo["revision"][:7], list(spec.tags), creds)
     labels = (engine.inspect(image_id).get("Config") or {}).get("Labels") or {}
     record = BuildRecord(
@@ -121,9 +133,7 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds) -> BuildRecord:
         labels=labels, build_seconds=round(time.perf_counter() - t0, 2), tested=True, repository=repo,
         pushed_tags=[*pushed, inputs_tag(inputs)], inputs=inputs, reused_from=hit["digest"],
     )
-    path = root / RECORD
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+    write_record(root, asdict(record))
     print(f"  tagged {repo}:{', '.join(pushed)} -> {hit['digest']} (tested when it was built; its version "
           f"label stays {labels.get('org.opencontainers.image.version', '?')})")
     return record
@@ -157,11 +167,9 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
         lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"], labels=labels, build_seconds=seconds,
         inputs=inputs,
     )
-    path = root / RECORD
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")  # tested: false until they pass
+    write_record(root, asdict(record))  # tested: false until they pass
     if run_tests:
         run_image_tests(root, image_id, engine)
         record.tested = True
-        path.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+        write_record(root, asdict(record))
     return record

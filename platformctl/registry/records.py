@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import PlatformError
-from ..image.build import RECORD
+from ..image.build import read_record
 from ..lock.diff import diff_pins
 from ..lock.files import read_pins
 from .errors import ReleaseRefused
@@ -15,6 +15,7 @@ from .refs import parse_semver
 
 RELEASES = Path("releases")
 LOCK_LABEL = "io.ml-platform.lock.fingerprint"
+PROMOTION = "deploy/{env}/image.json"  # written by make promote, read by make deploy
 
 
 def git(root: Path, *args: str, check: bool = True) -> str:
@@ -25,14 +26,10 @@ def git(root: Path, *args: str, check: bool = True) -> str:
 
 
 def load_build(root: Path) -> dict:
-    path = root / RECORD
-    if not path.exists():
+    rec = read_record(root)
+    if rec is None:
         raise ReleaseRefused("no build record (build/build-record.json)", "run make build first")
-    return json.loads(path.read_text())
-
-
-def save_build(root: Path, rec: dict) -> None:
-    (root / RECORD).write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
+    return rec
 
 
 def assert_shippable(root: Path, rec: dict) -> None:

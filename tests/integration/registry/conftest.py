@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,21 +16,16 @@ from pathlib import Path
 import pytest
 import requests
 
+from platformctl.stack.compose import free_port
 from tests.conftest import ROOT, require
 
 USER, PASSWORD = "ci", "s3cret-" + uuid.uuid4().hex[:8]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class RegistryServer:
     def __init__(self, workdir: Path):
         self.dir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         htpasswd = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True, text=True, check=True)
