@@ -62,6 +62,12 @@ class ImageConfig(_Model):
         pattern=r"^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$",
     )
     source: str = Field("", description="org.opencontainers.image.source (repository URL).")
+    uv_image: str | None = Field(
+        None,
+        description="Image holding the uv binary at /uv, mounted by the build and in no layer of the result "
+        "(e.g. ghcr.io/astral-sh/uv:<version> or a mirror of it; its uv must be the tools lock's pin). "
+        "Default: a local image made once per uv version from the hashed tools lock (ml-platform-uv:<version>-<id>).",
+    )
     build_secrets: dict[str, str] = Field(
         default_factory=dict,
         description="BuildKit secrets: id -> file path. Known ids: ca_bundle (extra CA certificates), "
@@ -181,6 +187,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "CA_BUNDLE": "image.build_secrets.ca_bundle",
     "IMAGE_VERSION": "image.version",
     "INDEX_URL_FILE": "image.build_secrets.index_url",
+    "UV_IMAGE": "image.uv_image",
 }
 
 

@@ -20,6 +20,7 @@ from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
 from ..version import image_version
 from .engine import BuildSpec, DockerEngine
 from .inputs import inputs_fingerprint, inputs_tag
+from .uv_image import ensure_local as ensure_uv_image, uv_image_ref, uv_pin
 
 RECORD = Path("build/build-record.json")
 IMAGE_SETS = ("tools", "airflow", "team")  # the locks baked into (or used to build) the image
@@ -85,7 +86,10 @@ def resolve_secrets(root: Path, cfg: PlatformConfig) -> dict[str, Path]:
     return out
 
 
-def build_spec(root: Path, cfg: PlatformConfig, engine: DockerEngine) -> tuple[BuildSpec, dict[str, str]]:
+def build_spec(root: Path, cfg: PlatformConfig, engine: DockerEngine,
+               base_id: str | None = None) -> tuple[BuildSpec, dict[str, str]]:
+    """The build's arguments, tags, secrets and target. base_id (the base image's id in the engine, when
+    it has it) names the uv tools image to mount; without it uv is bootstrapped inside the build."""
     v = image_version(root, cfg.image.version)
     img = cfg.image
     fingerprint = image_lock_fingerprint(root, cfg)
@@ -93,6 +97,7 @@ def build_spec(root: Path, cfg: PlatformConfig, engine: DockerEngine) -> tuple[B
         "BASE_IMAGE": img.resolved_base_image(cfg.airflow_version),
         "BASE_MODE": img.base_mode,
         "PY_TAG": img.python.replace(".", ""),
+        "UV_VERSION": uv_pin(root, cfg),
         "PYTHON_VERSION": img.python,
         "AIRFLOW_VERSION": cfg.airflow_version,
         "VERSION": v.version,
@@ -102,11 +107,21 @@ def build_spec(root: Path, cfg: PlatformConfig, engine: DockerEngine) -> tuple[B
         "TITLE": img.name,
         "SOURCE": img.source,
     }
+    uv_ref = uv_image_ref(root, cfg, base_id)
+    if uv_ref:
+        args["UV_IMAGE"] = uv_ref
     tags = (f"{img.name}:{v.tag}", f"{img.name}:sha-{v.short}")
     spec = BuildSpec(context=root, dockerfile=root / "Dockerfile", tags=tags, build_args=args,
                      secrets=resolve_secrets(root, cfg), target="platform",
                      platform=cfg.platform if engine.mode == "buildx" else None)
     return spec, {"version": v.version, "revision": v.revision, "dirty": str(v.dirty), "created": v.created}
+
+
+def build_plan(root: Path, cfg: PlatformConfig, engine: DockerEngine) -> tuple[BuildSpec, dict[str, str], str | None]:
+    """What make build would build: its spec, version info and inputs fingerprint (None: not computable)."""
+    base_id = engine.image_id(cfg.image.resolved_base_image(cfg.airflow_version))
+    spec, vinfo = build_spec(root, cfg, engine, base_id)
+    return spec, vinfo, inputs_fingerprint(root, spec, base_id)
 
 
 def run_image_tests(root: Path, image: str, engine: DockerEngine) -> None:
@@ -145,8 +160,7 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     render_check(root)  # the DAGs baked into the image are the ones the pipelines describe
     resolve_secrets(root, cfg)  # bad inputs first, before looking for an engine
     engine = engine or DockerEngine.detect(cfg.image.docker, cfg.image.engine)
-    spec, vinfo = build_spec(root, cfg, engine)
-    inputs = inputs_fingerprint(root, spec, engine.image_id(spec.build_args["BASE_IMAGE"]))
+    spec, vinfo, inputs = build_plan(root, cfg, engine)
     if inputs and reuse and vinfo["dirty"] != "True":
         creds = from_environment()
         hit = find_reusable(cfg, inputs, creds)
@@ -155,6 +169,8 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     print(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
           f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
     t0 = time.perf_counter()
+    if "UV_IMAGE" in spec.build_args:
+        ensure_uv_image(root, engine, spec.build_args["UV_IMAGE"], spec, echo=echo)
     image_id = engine.build(spec, root / "build" / "build.log", echo=echo)
     seconds = round(time.perf_counter() - t0, 2)
     info = engine.inspect(image_id)

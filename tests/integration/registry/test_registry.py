@@ -172,14 +172,12 @@ def test_transient_outage_is_retried_and_the_push_completes(registry, docker, tm
 
 def test_build_with_inputs_already_in_the_registry_tags_instead_of_rebuilding(project, registry, docker, image):
     from platformctl.config import collect_overrides, load_config
-    from platformctl.image.build import build_spec
+    from platformctl.image.build import build_plan
     from platformctl.image.engine import DockerEngine
-    from platformctl.image.inputs import inputs_fingerprint
 
     cfg = load_config(project.path, collect_overrides([], project.env))
     engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
-    spec, _ = build_spec(project.path, cfg, engine)
-    fp = inputs_fingerprint(project.path, spec, engine.image_id(spec.build_args["BASE_IMAGE"]))
+    _, _, fp = build_plan(project.path, cfg, engine)
     assert fp, "the base image must be local for an inputs fingerprint"
     rec = project.record(image)
     rec["inputs"] = fp
