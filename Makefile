@@ -1,6 +1,6 @@
 # Every target is one `python build.py <command>` call; the only logic here is the venv bootstrap.
 # Any platform.yaml value can be overridden per run: make build PYTHON=3.11 BASE_IMAGE=...
-export PYTHON BASE_IMAGE BASE_MODE ENGINE DOCKER AIRFLOW_VERSION RESOLVER REGISTRY CONSTRAINTS PYTHONS IMAGE_VERSION
+export PYTHON BASE_IMAGE BASE_MODE ENGINE DOCKER AIRFLOW_VERSION RESOLVER REGISTRY CONSTRAINTS PYTHONS IMAGE_VERSION CA_BUNDLE INDEX_URL_FILE UV_IMAGE
 
 HOST_PY := $(shell python3 -c 'import sys; print("%d%d" % sys.version_info[:2])')
 VENV    := .venv
