@@ -1,28 +1,11 @@
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from platformctl.config import collect_overrides, load_config
 from platformctl.errors import ConfigError
 from platformctl.image.build import build_spec, image_lock_fingerprint, resolve_secrets
 from platformctl.image.engine import DockerEngine
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def repo(tmp_path):
-    shutil.copytree(ROOT / "requirements", tmp_path / "requirements")
-    shutil.copy(ROOT / "platform.yaml", tmp_path)
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x"],
-                   cwd=tmp_path, check=True)
-    return tmp_path
-
 
 def test_build_args_follow_the_configuration(repo):
     cfg = load_config(repo, collect_overrides([], {"PYTHON": "3.11", "BASE_IMAGE": "local/py:3.11"}))

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -15,16 +13,6 @@ from platformctl.image.engine import DockerEngine
 from platformctl.image.uv_image import local_tag, uv_image_ref, uv_pin
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def repo(tmp_path):
-    shutil.copytree(ROOT / "requirements", tmp_path / "requirements")
-    shutil.copy(ROOT / "platform.yaml", tmp_path)
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x"],
-                   cwd=tmp_path, check=True)
-    return tmp_path
 
 
 def _cfg(repo, **env):
