@@ -7,6 +7,7 @@ from platformctl.errors import ConfigError
 from platformctl.image.build import build_spec, image_lock_fingerprint, resolve_secrets
 from platformctl.image.engine import DockerEngine
 
+
 def test_build_args_follow_the_configuration(repo):
     cfg = load_config(repo, collect_overrides([], {"PYTHON": "3.11", "BASE_IMAGE": "local/py:3.11"}))
     spec, v = build_spec(repo, cfg, DockerEngine("docker", "docker-buildkit"))
