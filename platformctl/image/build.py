@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..config import PlatformConfig
-from ..errors import ConfigError, ImageTestError
+from ..errors import BuildError, ConfigError, ImageTestError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..pipelines.project import render_check
@@ -169,9 +169,17 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     print(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
           f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
     t0 = time.perf_counter()
-    if "UV_IMAGE" in spec.build_args:
-        ensure_uv_image(root, engine, spec.build_args["UV_IMAGE"], spec, echo=echo)
-    image_id = engine.build(spec, root / "build" / "build.log", echo=echo)
+    uv_ref = spec.build_args.get("UV_IMAGE")
+    if uv_ref:
+        ensure_uv_image(root, engine, uv_ref, spec, echo=echo)
+    try:
+        image_id = engine.build(spec, root / "build" / "build.log", echo=echo)
+    except BuildError as e:
+        if uv_ref and cfg.image.uv_image and f"load metadata for {uv_ref}" in e.message.replace("docker.io/", ""):
+            raise BuildError(f"image.uv_image {uv_ref} cannot be fetched by the engine: {e.message}",
+                             "point UV_IMAGE / image.uv_image at an image the engine can pull (with uv at /uv), "
+                             "or unset it to have make build make one from the tools lock") from e
+        raise
     seconds = round(time.perf_counter() - t0, 2)
     info = engine.inspect(image_id)
     labels = info.get("Config", {}).get("Labels") or {}
