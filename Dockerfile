@@ -80,6 +80,10 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     uv_version="$(/opt/uv/uv --version | cut -d' ' -f2)"; \
     if [ -n "${UV_VERSION:-}" ] && [ "$uv_version" != "${UV_VERSION}" ]; then \
       echo "the uv image has uv $uv_version, the tools lock pins ${UV_VERSION}: point image.uv_image at uv ${UV_VERSION}" >&2; exit 1; fi; \
+    # the base's own pip (python:*-slim ships one) has no use in the image: Airflow runs from /opt/venv
+    if python3 -m pip --version >/dev/null 2>&1; then \
+      PIP_ROOT_USER_ACTION=ignore python3 -m pip uninstall --quiet --yes --break-system-packages pip \
+        || echo "warning: could not remove the base image's pip" >&2; fi; \
     useradd --uid "${AIRFLOW_UID}" --gid 0 --home-dir /home/airflow --create-home --shell /bin/bash airflow; \
     mkdir -p /opt/airflow/dags /opt/airflow/plugins /opt/airflow/logs /opt/airflow/platform /opt/venv; \
     chown -R "${AIRFLOW_UID}:0" /opt/airflow /home/airflow; \

@@ -24,6 +24,7 @@ from .uv_image import ensure_local as ensure_uv_image, uv_image_ref, uv_pin
 
 RECORD = Path("build/build-record.json")
 IMAGE_SETS = ("tools", "airflow", "team")  # the locks baked into (or used to build) the image
+SECRET_ENV = {"ca_bundle": "CA_BUNDLE", "index_url": "INDEX_URL_FILE"}
 KNOWN_SECRETS = {"ca_bundle": "extra CA certificates (PEM) for a TLS-intercepting proxy",
                  "index_url": "a file holding a private package index URL with credentials"}
 
@@ -81,7 +82,7 @@ def resolve_secrets(root: Path, cfg: PlatformConfig) -> dict[str, Path]:
         path = (root / raw).resolve() if not os.path.isabs(raw) else Path(raw)
         if not path.is_file():
             raise ConfigError(f"build secret file for '{sid}' is missing: {raw}",
-                              f"create it, or drop image.build_secrets.{sid} (set with CA_BUNDLE=/path)")
+                              f"create it, or drop image.build_secrets.{sid} (set with {SECRET_ENV[sid]}=/path)")
         out[sid] = path
     return out
 

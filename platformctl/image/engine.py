@@ -67,6 +67,9 @@ class DockerEngine:
                 return cls(c, "docker-buildkit")._check_reachable()
             reasons.append(f"{c} (client {major}.x, buildx {'yes' if has_buildx else 'no'})")
         if not seen:
+            if cli:
+                raise ToolMissingError(f"the Docker CLI {cli} (image.docker / DOCKER=) does not exist",
+                                       "point DOCKER= at an installed CLI (e.g. /usr/bin/docker from docker.io) or unset it")
             raise ToolMissingError("no Docker CLI found", "install docker (apt-get install docker.io)")
         raise ToolMissingError(
             f"no Docker CLI here can build with BuildKit in mode '{engine}': " + ", ".join(reasons),
@@ -77,8 +80,15 @@ class DockerEngine:
     def _check_reachable(self) -> DockerEngine:
         p = _run([self.cli, "info", "--format", "{{.ServerVersion}}"], timeout=60)
         if p.returncode != 0:
-            first = (p.stderr.strip().splitlines() or ["no answer"])[-1]
-            raise EngineError(f"the Docker engine is not reachable through {self.cli}: {first}", START_HINT)
+            # `docker info --format` on the 20.10 CLI says only "template: ... nil pointer": ask `docker
+            # version` for the real cause (it prints the daemon error on stderr)
+            err = p.stderr.strip() + "\n" + _run([self.cli, "version"], timeout=60).stderr.strip()
+            m = re.search(r"(Cannot connect to the Docker daemon.*|error during connect.*|permission denied.*)", err)
+            cause = m.group(1) if m else (err.splitlines() or ["no answer"])[-1]
+            host = os.environ.get("DOCKER_HOST")
+            hint = (f"DOCKER_HOST={host}: start the engine there or unset DOCKER_HOST to use the local one"
+                    if host else START_HINT)
+            raise EngineError(f"the Docker engine is not reachable through {self.cli}: {cause}", hint)
         return self
 
     # ----------------------------------------------------------------- build
