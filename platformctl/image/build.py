@@ -118,6 +118,12 @@ def build_spec(root: Path, cfg: PlatformConfig, engine: DockerEngine,
     return spec, {"version": v.version, "revision": v.revision, "dirty": str(v.dirty), "created": v.created}
 
 
+def _unfetchable(e: BuildError, ref: str) -> bool:
+    """The build failed because the engine could not fetch image `ref` (BuildKit's metadata step)."""
+    names = {ref, f"docker.io/{ref}", f"docker.io/library/{ref}"}
+    return any(f"load metadata for {n}]" in e.message for n in names)
+
+
 def build_plan(root: Path, cfg: PlatformConfig, engine: DockerEngine) -> tuple[BuildSpec, dict[str, str], str | None]:
     """What make build would build: its spec, version info and inputs fingerprint (None: not computable)."""
     base_id = engine.image_id(cfg.image.resolved_base_image(cfg.airflow_version))
@@ -176,10 +182,15 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     try:
         image_id = engine.build(spec, root / "build" / "build.log", echo=echo)
     except BuildError as e:
-        if uv_ref and cfg.image.uv_image and f"load metadata for {uv_ref}" in e.message.replace("docker.io/", ""):
+        base = spec.build_args["BASE_IMAGE"]
+        if uv_ref and cfg.image.uv_image and _unfetchable(e, uv_ref):
             raise BuildError(f"image.uv_image {uv_ref} cannot be fetched by the engine: {e.message}",
                              "point UV_IMAGE / image.uv_image at an image the engine can pull (with uv at /uv), "
                              "or unset it to have make build make one from the tools lock") from e
+        if _unfetchable(e, base):
+            raise BuildError(f"base image {base} (image.base_image / BASE_IMAGE) cannot be fetched by the engine: "
+                             f"{e.message}", "point BASE_IMAGE at an image the engine has or can pull; without "
+                             "Docker Hub make one with scripts/make-base-image.sh " + base) from e
         raise
     seconds = round(time.perf_counter() - t0, 2)
     info = engine.inspect(image_id)

@@ -22,3 +22,21 @@ def test_a_configured_cli_that_does_not_exist_is_named():
     with pytest.raises(ToolMissingError) as exc:
         DockerEngine.detect("/nonexistent/docker")
     assert "/nonexistent/docker" in exc.value.message and "DOCKER=" in exc.value.hint
+
+
+def test_a_base_image_the_engine_cannot_fetch_is_named_with_the_fix(docker, tmp_path):
+    """What a plain `make build` hits where Docker Hub is unreachable: the setting and the way out."""
+    import subprocess
+
+    from platformctl.config import collect_overrides, load_config
+    from platformctl.errors import BuildError
+    from platformctl.image.build import build_image
+    from tests.conftest import ROOT
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    cfg = load_config(repo, collect_overrides(["image.base_image=nonexistent.invalid/python:3.11-slim-bookworm"]))
+    with pytest.raises(BuildError) as exc:
+        build_image(repo, cfg, run_tests=False, echo=False, reuse=False)
+    assert exc.value.message.startswith("base image nonexistent.invalid/python:3.11-slim-bookworm (image.base_image")
+    assert "scripts/make-base-image.sh" in exc.value.hint
