@@ -2,10 +2,8 @@
 """bench/build: the project's image against a naive `FROM base; COPY requirements.txt; RUN pip install -r`
 image from the same lock, in one run, for three cases:
 
-  cold      no build cache at all (builder cache pruned before each build) and, as on a fresh machine,
-            an empty page cache (dropped before each build when run as root; --keep-page-cache to
-            measure without); run --cold-runs times, alternating naive and project, and the medians
-            compared (this network varies a lot)
+  cold      no build cache at all (builder cache pruned before each build); run --cold-runs times,
+            alternating naive and project, and the medians compared (this network varies a lot)
   first     the same, on a machine that has not made the uv tools image yet
   lock      after adding one package to the team lock
   plugin    after changing one plugin file
@@ -78,18 +76,13 @@ def naive_requirements(repo: Path, python: str) -> str:
 
 
 class Bench:
-    def __init__(self, repo: Path, engine: DockerEngine, cfg, ca: str | None, drop_page_cache: bool):
+    def __init__(self, repo: Path, engine: DockerEngine, cfg, ca: str | None):
         self.repo, self.engine, self.cfg, self.ca = repo, engine, cfg, ca
         self.base = cfg.image.resolved_base_image(cfg.airflow_version)
-        self.drop_page_cache = drop_page_cache
+        self.made: set[str] = set()  # images this run built, removed at the end
 
-    def make_cold(self) -> None:
-        """No build cache, and (as on a fresh machine) no page cache: on this VM, writing gets slower as
-        the page cache fills (compiling the same files: 5.6 s after a drop, 9.4 s three runs later)."""
+    def prune(self) -> None:
         sh([self.engine.cli, "builder", "prune", "-af"])
-        if self.drop_page_cache:
-            os.sync()
-            Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
     def naive(self, tag: str) -> float:
         (self.repo / "requirements.txt").write_text(naive_requirements(self.repo, self.cfg.image.python))
@@ -102,6 +95,7 @@ class Bench:
         t0 = time.perf_counter()
         sh([*cmd, "."], cwd=self.repo, env={**os.environ, "DOCKER_BUILDKIT": "1"})
         dt = time.perf_counter() - t0
+        self.made.add(sh([self.engine.cli, "image", "inspect", "--format", "{{.Id}}", tag]).stdout.strip())
         sh(["git", "checkout", "-q", ".dockerignore"], cwd=self.repo)
         return dt
 
@@ -111,6 +105,7 @@ class Bench:
         sh([sys.executable, str(ROOT / "build.py"), "build", "--no-test", "--quiet", "--no-reuse"], env=env, cwd=self.repo)
         dt = time.perf_counter() - t0
         rec = json.loads((self.repo / "build/build-record.json").read_text())
+        self.made.add(rec["image_id"])
         return dt, rec["image_id"]
 
     def size(self, ref: str) -> int:
@@ -125,16 +120,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cold-runs", type=int, default=3,
                     help="cold builds of each kind, alternating; the medians are compared (default 3)")
-    ap.add_argument("--keep-page-cache", action="store_true",
-                    help="do not drop the page cache before cold builds (it is dropped only when run as root)")
     opts = ap.parse_args()
     cfg = load_config(ROOT, collect_overrides())
     engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
     work = Path(tempfile.mkdtemp(prefix="bench-build-"))
     repo = work / "repo"
     sh(["git", "clone", "-q", str(ROOT), str(repo)])
-    drop = not opts.keep_page_cache and os.access("/proc/sys/vm/drop_caches", os.W_OK)
-    b = Bench(repo, engine, cfg, cfg.image.build_secrets.get("ca_bundle"), drop)
+    b = Bench(repo, engine, cfg, cfg.image.build_secrets.get("ca_bundle"))
     rows, cold = [], []
     try:
         # First build on this machine: no build cache and no uv tools image either (it is made once per
@@ -142,16 +134,15 @@ def main() -> None:
         uv_ref = build_plan(repo, cfg, engine)[0].build_args.get("UV_IMAGE")
         if uv_ref and uv_ref.startswith(LOCAL_UV + ":"):
             subprocess.run([engine.cli, "rmi", "-f", uv_ref], capture_output=True)
-        b.make_cold()
+        b.prune()
         n_first = b.naive("bench-naive:cold")
-        b.make_cold()
+        b.prune()
         p_first = b.project()[0]
-        # Cold: the builder cache pruned (and the page cache dropped) before every build; the base and uv
-        # images stay.
+        # Cold: the builder cache pruned before every build (the base and uv images stay).
         for _ in range(opts.cold_runs):
-            b.make_cold()
+            b.prune()
             n = b.naive("bench-naive:cold")
-            b.make_cold()
+            b.prune()
             p, p_img = b.project()
             cold.append((n, p))
         rows.append((f"cold (median of {len(cold)})", statistics.median(n for n, _ in cold),
@@ -172,9 +163,10 @@ def main() -> None:
         rows.append(("plugin file changed", b.naive("bench-naive:plugin"), b.project()[0]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if b.made:  # a run leaves ~10 images of 650 MB: do not fill the disk over repeated runs
+            subprocess.run([engine.cli, "rmi", "-f", *sorted(b.made)], capture_output=True)
 
-    print(f"bench/build: base {b.base}, Python {cfg.image.python}, engine {engine.cli} [{engine.mode}], "
-          f"page cache {'dropped' if drop else 'kept'} before cold builds")
+    print(f"bench/build: base {b.base}, Python {cfg.image.python}, engine {engine.cli} [{engine.mode}]")
     print(f"  {'case':26} {'naive s':>8} {'project s':>10} {'ratio':>7}")
     for name, n, p in rows:
         print(f"  {name:26} {n:8.1f} {p:10.1f} {p / n:7.2f}x")
