@@ -2,7 +2,8 @@
 # Any platform.yaml value can be overridden per run: make build PYTHON=3.11 BASE_IMAGE=...
 export PYTHON BASE_IMAGE BASE_MODE ENGINE DOCKER AIRFLOW_VERSION RESOLVER REGISTRY CONSTRAINTS PYTHONS IMAGE_VERSION CA_BUNDLE INDEX_URL_FILE UV_IMAGE
 
-HOST_PY := $(shell python3 -c 'import sys; print("%d%d" % sys.version_info[:2])')
+HOST_PYTHON ?= python3
+HOST_PY := $(shell $(HOST_PYTHON) -c 'import sys; print("%d%d" % sys.version_info[:2])')
 VENV    := .venv
 PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
@@ -15,8 +16,10 @@ help: ## list the targets
 
 LOCKS   := requirements/airflow-py$(HOST_PY).txt requirements/team-py$(HOST_PY).txt requirements/dev-py$(HOST_PY).txt
 
-$(VENV)/.synced: $(LOCKS) requirements/tools-py$(HOST_PY).txt operators/pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+# A missing or hand-edited host lock is named (with the fix) before pip or uv would fail on it.
+$(VENV)/.synced: $(wildcard $(LOCKS) requirements/tools-py$(HOST_PY).txt) operators/pyproject.toml
+	@$(HOST_PYTHON) -m platformctl.lock.bootcheck requirements/tools-py$(HOST_PY).txt $(LOCKS)
+	test -x $(PY) || $(HOST_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/tools-py$(HOST_PY).txt
 	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes $(LOCKS)
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e operators
