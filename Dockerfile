@@ -89,11 +89,12 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     chmod -R g+rwX /opt/airflow /home/airflow; \
     if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
     if [ -s /run/secrets/index_url ]; then export UV_DEFAULT_INDEX="$(cat /run/secrets/index_url)"; fi; \
-    /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
     # No cache mount for this step: uv unpacks into a temporary cache on this layer's own filesystem and
     # hard-links into the venv; the cache is gone before the layer is committed. Copying 173 packages
     # out of a cache mount (another filesystem: no hard links) cost ~2 s of every cold build (bench/build).
-    UV_NO_CACHE=1 UV_LINK_MODE=hardlink /opt/uv/uv pip sync --quiet --python /opt/venv/bin/python --require-hashes /tmp/locks/airflow.txt
+    export UV_NO_CACHE=1; \
+    /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
+    UV_LINK_MODE=hardlink /opt/uv/uv pip sync --quiet --python /opt/venv/bin/python --require-hashes /tmp/locks/airflow.txt
 # The team's libraries are their own layer: changing them never reinstalls Airflow.
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=bind,from=lock-team,source=/lock.txt,target=/tmp/locks/team.txt \
