@@ -10,7 +10,6 @@ build that starts without a build cache). uv is mounted, never copied: it is in 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from pathlib import Path
 
@@ -18,21 +17,21 @@ from ..config import PlatformConfig
 from ..errors import LockInputError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, lock_filename
+from ..lock.files import read_pins
 from .engine import BuildSpec, DockerEngine
 
 LOCAL_NAME = "ml-platform-uv"
 TARGET = "uv-image"
-_PIN = re.compile(r"^uv==([^\s\\;]+)", re.MULTILINE)
 
 
 def uv_pin(root: Path, cfg: PlatformConfig) -> str:
     """The uv version pinned by the tools lock of the image's Python."""
     name = lock_filename("tools", cfg.image.python)
     path = root / REQ_DIR / name
-    m = _PIN.search(path.read_text()) if path.exists() else None
-    if not m:
+    pin = read_pins(path.read_text()).get("uv") if path.exists() else None
+    if not pin:
         raise LockInputError(f"{REQ_DIR}/{name}: no uv pin", "add uv to requirements/tools.in and run make lock")
-    return m.group(1)
+    return pin
 
 
 def local_tag(root: Path, cfg: PlatformConfig, base_id: str) -> str:

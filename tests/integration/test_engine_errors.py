@@ -1,11 +1,17 @@
-"""Engine errors with the real Docker CLI: the cause and the fix, not the CLI's template noise."""
+"""Engine errors with the real Docker CLI: the cause and the fix, not the CLI's template noise; images the
+engine cannot fetch (base, uv) named with the setting and the way out."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
-from platformctl.errors import EngineError, ToolMissingError
+from platformctl.config import collect_overrides, load_config
+from platformctl.errors import BuildError, EngineError, ToolMissingError
+from platformctl.image.build import build_image
 from platformctl.image.engine import DockerEngine
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -24,19 +30,18 @@ def test_a_configured_cli_that_does_not_exist_is_named():
     assert "/nonexistent/docker" in exc.value.message and "DOCKER=" in exc.value.hint
 
 
-def test_a_base_image_the_engine_cannot_fetch_is_named_with_the_fix(docker, tmp_path):
-    """What a plain `make build` hits where Docker Hub is unreachable: the setting and the way out."""
-    import subprocess
-
-    from platformctl.config import collect_overrides, load_config
-    from platformctl.errors import BuildError
-    from platformctl.image.build import build_image
-    from tests.conftest import ROOT
-
+@pytest.mark.parametrize("setting, ref, message, hint_parts", [
+    # what a plain `make build` hits where Docker Hub is unreachable: the setting and the way out
+    ("image.base_image", "nonexistent.invalid/python:3.11-slim-bookworm",
+     "base image nonexistent.invalid/python:3.11-slim-bookworm (image.base_image", ["scripts/make-base-image.sh"]),
+    ("image.uv_image", "nonexistent.invalid/astral-sh/uv:0.0.1",
+     "image.uv_image nonexistent.invalid/astral-sh/uv:0.0.1 cannot be fetched", ["UV_IMAGE", "unset it"]),
+])
+def test_an_image_the_engine_cannot_fetch_is_named_with_the_fix(docker, tmp_path, setting, ref, message, hint_parts):
     repo = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
-    cfg = load_config(repo, collect_overrides(["image.base_image=nonexistent.invalid/python:3.11-slim-bookworm"]))
+    cfg = load_config(repo, collect_overrides([f"{setting}={ref}"]))
     with pytest.raises(BuildError) as exc:
         build_image(repo, cfg, run_tests=False, echo=False, reuse=False)
-    assert exc.value.message.startswith("base image nonexistent.invalid/python:3.11-slim-bookworm (image.base_image")
-    assert "scripts/make-base-image.sh" in exc.value.hint
+    assert exc.value.message.startswith(message)
+    assert all(part in exc.value.hint for part in hint_parts)
