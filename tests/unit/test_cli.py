@@ -62,7 +62,8 @@ def test_missing_build_secret_is_reported(repo):
     assert "build secret file for 'ca_bundle' is missing: /nonexistent/ca.pem" in p.stderr
 
 
-def test_unreachable_engine_says_how_to_start_it(repo, tmp_path):
+def test_unreachable_engine_says_how_to_start_it(repo, tmp_path, monkeypatch):
+    monkeypatch.delenv("DOCKER_HOST", raising=False)  # the local engine's hint (a set DOCKER_HOST gets its own)
     fake = tmp_path / "docker"
     fake.write_text("#!/bin/sh\n"
                     '[ "$1" = version ] && { echo 20.10.24; exit 0; }\n'

@@ -47,7 +47,8 @@ def test_new_cli_without_buildx_is_refused_clearly(tmp_path):
     assert "buildx" in exc.value.hint and "legacy builder" in exc.value.hint
 
 
-def test_unreachable_engine_says_how_to_start_one(tmp_path):
+def test_unreachable_engine_says_how_to_start_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOCKER_HOST", raising=False)  # the local engine's hint (a set DOCKER_HOST gets its own)
     with pytest.raises(EngineError) as exc:
         DockerEngine.detect(fake_cli(tmp_path, client="20.10.24", buildx=False, daemon=False))
     assert "not reachable" in exc.value.message and "dockerd" in exc.value.hint
