@@ -8,7 +8,9 @@
 #
 # Layer order: uv (mounted from its image, never copied) -> Airflow lock -> team lock -> operators package ->
 # plugins -> DAGs -> build info and labels. A change to operators/plugins/DAGs never reinstalls
-# dependencies; labels that change every commit come last.
+# dependencies; labels that change every commit come last. In python mode the team lock and the operators
+# package are built in their own stages, in parallel with the Airflow lock, and copied onto it: a cold
+# build waits for the Airflow step only, and neither lock's change reinstalls the other.
 
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 ARG BASE_MODE=python
@@ -95,16 +97,46 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     export UV_NO_CACHE=1; \
     /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
     UV_LINK_MODE=hardlink /opt/uv/uv pip sync --quiet --python /opt/venv/bin/python --require-hashes /tmp/locks/airflow.txt
-# The team's libraries are their own layer: changing them never reinstalls Airflow.
+
+# The team's libraries: the team lock minus what the Airflow lock already pins, installed without
+# dependencies (the two locks together are complete) into a venv at the same path, in parallel with the
+# Airflow step, and copied over it. Changing one lock never reinstalls the other.
+FROM ${BASE_IMAGE} AS team-python
+ARG PY_TAG=312
+USER 0
+ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
+    --mount=type=bind,from=lock-airflow,source=/lock.txt,target=/tmp/locks/airflow.txt \
     --mount=type=bind,from=lock-team,source=/lock.txt,target=/tmp/locks/team.txt \
+    --mount=type=bind,source=docker/lock_difference.py,target=/tmp/lock_difference.py \
     --mount=type=cache,target=/root/.cache/uv,id=uv-py${PY_TAG} \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
     set -eu; \
     if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
     if [ -s /run/secrets/index_url ]; then export UV_DEFAULT_INDEX="$(cat /run/secrets/index_url)"; fi; \
-    /opt/uv/uv pip install --quiet --python /opt/venv/bin/python --require-hashes -r /tmp/locks/team.txt
+    /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
+    python3 /tmp/lock_difference.py /tmp/locks/airflow.txt /tmp/locks/team.txt > /tmp/team-only.txt; \
+    if [ -s /tmp/team-only.txt ]; then \
+      /opt/uv/uv pip install --quiet --python /opt/venv/bin/python --require-hashes --no-deps -r /tmp/team-only.txt; fi; \
+    rm /tmp/team-only.txt
+
+# The operators package (the job operator and the flavor model), also built in parallel into a venv at
+# the same path. Its build backend is uv_build, which uv runs itself: offline, from the read-only source,
+# in milliseconds.
+FROM ${BASE_IMAGE} AS operators-python
+USER 0
+RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
+    --mount=type=bind,source=operators,target=/src/operators \
+    set -eu; \
+    export UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never; \
+    /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
+    UV_COMPILE_BYTECODE=1 /opt/uv/uv pip install --quiet --offline --python /opt/venv/bin/python \
+      --no-deps --no-build-isolation /src/operators
+
+FROM python-deps AS python-platform
+COPY --from=team-python /opt/venv/ /opt/venv/
+COPY --from=operators-python /opt/venv/ /opt/venv/
 
 # ---------------------------------------------------------------- extend: locks on a vendor image
 FROM ${BASE_IMAGE} AS extend-deps
@@ -134,26 +166,23 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     chown -R 50000:0 /opt/airflow/platform /opt/airflow/plugins /opt/airflow/dags
 
 # ---------------------------------------------------------------- the platform's own code (both modes)
-FROM python-deps AS python-platform
+# (python mode: the team-python, operators-python and python-platform stages above)
 FROM extend-deps AS extend-platform
-
-FROM ${BASE_MODE}-platform AS platform
-ARG PY_TAG=312
 USER 0
-ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never \
-    AIRFLOW_HOME=/opt/airflow \
-    AIRFLOW__CORE__LOAD_EXAMPLES=False \
-    ML_PLATFORM_FLAVORS=/opt/airflow/platform/flavors.yaml \
-    ML_PLATFORM_BUILD_RECORD=/opt/airflow/platform/build-record.json
-COPY docker/entrypoint.sh /entrypoint
-# The operators package (the job operator and the flavor model), installed without touching dependencies.
-# Its build backend is uv_build, which uv runs itself: offline, from the read-only source, in milliseconds.
+# The operators package, installed without touching dependencies where the vendor's Python keeps packages.
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=bind,source=operators,target=/src/operators \
     set -eu; \
     py="$(command -v python || command -v python3)"; \
     target="--system --break-system-packages"; if [ -n "${VIRTUAL_ENV:-}" ]; then target=""; fi; \
     /opt/uv/uv pip install --quiet --offline --no-cache --python "$py" $target --no-deps --no-build-isolation /src/operators
+
+FROM ${BASE_MODE}-platform AS platform
+USER 0
+ENV AIRFLOW_HOME=/opt/airflow \
+    AIRFLOW__CORE__LOAD_EXAMPLES=False \
+    ML_PLATFORM_FLAVORS=/opt/airflow/platform/flavors.yaml
+COPY docker/entrypoint.sh /entrypoint
 COPY --chown=50000:0 flavors.yaml /opt/airflow/platform/flavors.yaml
 COPY --chown=50000:0 plugins/ /opt/airflow/plugins/
 COPY --chown=50000:0 dags/ /opt/airflow/dags/
@@ -167,10 +196,14 @@ ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
 ARG SOURCE=""
 ARG TITLE=ml-platform-airflow
-ENV ML_PLATFORM_IMAGE_VERSION=${VERSION}
-RUN printf '{"version": "%s", "revision": "%s", "created": "%s", "airflow_version": "%s", "python_version": "%s", "lock_fingerprint": "%s"}\n' \
-      "${VERSION}" "${REVISION}" "${CREATED}" "${AIRFLOW_VERSION}" "${PYTHON_VERSION}" "${LOCK_FINGERPRINT}" \
-      > /opt/airflow/platform/build-record.json
+# The build, as the platform plugin shows it (/ml-platform/build): environment, not a file, so no step
+# here starts a container.
+ENV ML_PLATFORM_IMAGE_VERSION=${VERSION} \
+    ML_PLATFORM_IMAGE_REVISION=${REVISION} \
+    ML_PLATFORM_IMAGE_CREATED=${CREATED} \
+    ML_PLATFORM_AIRFLOW_VERSION=${AIRFLOW_VERSION} \
+    ML_PLATFORM_PYTHON_VERSION=${PYTHON_VERSION} \
+    ML_PLATFORM_LOCK_FINGERPRINT=${LOCK_FINGERPRINT}
 LABEL org.opencontainers.image.title="${TITLE}" \
       org.opencontainers.image.source="${SOURCE}" \
       io.ml-platform.airflow.version="${AIRFLOW_VERSION}" \

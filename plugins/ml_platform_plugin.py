@@ -7,9 +7,7 @@ Airflow 3 plugins cannot register operators: the JobOperator ships as the ml_pla
 from __future__ import annotations
 
 import html
-import json
 import os
-from pathlib import Path
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI, HTTPException
@@ -17,22 +15,28 @@ from fastapi.responses import HTMLResponse
 
 from ml_platform.links import FlavorLink
 
-BUILD_RECORD_ENV = "ML_PLATFORM_BUILD_RECORD"
-DEFAULT_RECORD = "/opt/airflow/platform/build-record.json"
+# The image's build, as the Dockerfile's last ENV sets it (the same values as its OCI labels).
+BUILD_ENV = {
+    "version": "ML_PLATFORM_IMAGE_VERSION",
+    "revision": "ML_PLATFORM_IMAGE_REVISION",
+    "created": "ML_PLATFORM_IMAGE_CREATED",
+    "airflow_version": "ML_PLATFORM_AIRFLOW_VERSION",
+    "python_version": "ML_PLATFORM_PYTHON_VERSION",
+    "lock_fingerprint": "ML_PLATFORM_LOCK_FINGERPRINT",
+}
 
 
 def build_record() -> dict | None:
-    path = Path(os.environ.get(BUILD_RECORD_ENV, DEFAULT_RECORD))
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+    """The image's build (version, revision, created, Airflow/Python versions, lock fingerprint), or None
+    outside an image built by make build."""
+    if not os.environ.get(BUILD_ENV["version"]):
         return None
+    return {key: os.environ.get(var, "") for key, var in BUILD_ENV.items()}
 
 
 def image_version() -> str:
     """Macro {{ macros.ml_platform.image_version() }}: the platform image's version."""
-    rec = build_record() or {}
-    return os.environ.get("ML_PLATFORM_IMAGE_VERSION") or rec.get("version", "unknown")
+    return os.environ.get(BUILD_ENV["version"]) or "unknown"
 
 
 def flavor_limits(name: str) -> dict:
@@ -60,7 +64,7 @@ def flavors() -> dict:
 def build() -> dict:
     rec = build_record()
     if rec is None:
-        raise HTTPException(404, f"no build record at {os.environ.get(BUILD_RECORD_ENV, DEFAULT_RECORD)} "
+        raise HTTPException(404, f"no build record: {BUILD_ENV['version']} is not set "
                                  "(the image was not built by make build)")
     return rec
 

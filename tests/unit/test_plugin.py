@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def plugin(monkeypatch, tmp_path):
     monkeypatch.setenv("ML_PLATFORM_FLAVORS", str(ROOT / "flavors.yaml"))
-    monkeypatch.setenv("ML_PLATFORM_BUILD_RECORD", str(tmp_path / "build-record.json"))
+    for var in ("ML_PLATFORM_IMAGE_VERSION", "ML_PLATFORM_IMAGE_REVISION", "ML_PLATFORM_LOCK_FINGERPRINT"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ML_PLATFORM_ALLOWED_FLAVORS", "cpu-small,cpu-large")
     spec = importlib.util.spec_from_file_location("ml_platform_plugin", ROOT / "plugins/ml_platform_plugin.py")
     mod = importlib.util.module_from_spec(spec)
@@ -29,21 +29,23 @@ def test_plugin_registers_macros_link_and_app(plugin):
     assert p.fastapi_apps[0]["url_prefix"] == "/ml-platform" and p.fastapi_apps[0]["app"] is plugin.app
 
 
-def test_view_lists_flavors_and_the_build_record(plugin, tmp_path):
+def test_view_lists_flavors_and_the_build_record(plugin, monkeypatch):
     c = TestClient(plugin.app)
     r = c.get("/flavors").json()
     assert r["allowed"] == ["cpu-large", "cpu-small"] and "gpu-a100" in r["flavors"]
     missing = c.get("/build")
-    assert missing.status_code == 404 and "no build record" in missing.json()["detail"]
-    (tmp_path / "build-record.json").write_text(json.dumps({"version": "1.2.3", "lock_fingerprint": "sha256:x"}))
-    assert c.get("/build").json()["version"] == "1.2.3"
+    assert missing.status_code == 404 and "ML_PLATFORM_IMAGE_VERSION is not set" in missing.json()["detail"]
+    monkeypatch.setenv("ML_PLATFORM_IMAGE_VERSION", "1.2.3")
+    monkeypatch.setenv("ML_PLATFORM_LOCK_FINGERPRINT", "sha256:x")
+    build = c.get("/build").json()
+    assert build["version"] == "1.2.3" and build["lock_fingerprint"] == "sha256:x" and build["revision"] == ""
     page = c.get("/").text
-    assert "id='flavor-gpu-a100'" in page and "1.2.3" in page
+    assert "id='flavor-gpu-a100'" in page and "1.2.3" in page and "sha256:x" in page
 
 
-def test_macros(plugin, tmp_path, monkeypatch):
-    monkeypatch.delenv("ML_PLATFORM_IMAGE_VERSION", raising=False)
-    (tmp_path / "build-record.json").write_text(json.dumps({"version": "2.0.0"}))
+def test_macros(plugin, monkeypatch):
+    assert plugin.image_version() == "unknown"
+    monkeypatch.setenv("ML_PLATFORM_IMAGE_VERSION", "2.0.0")
     assert plugin.image_version() == "2.0.0"
     assert plugin.flavor_limits("cpu-small") == {"cpu": "1", "memory": "1Gi", "gpu": 0}
 

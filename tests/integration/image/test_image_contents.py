@@ -73,6 +73,11 @@ def test_operators_package_imports(run_in):
 
 
 def test_build_record_baked_in(run_in, labels):
-    rec = json.loads(run_in("bash", "-c", "cat $ML_PLATFORM_BUILD_RECORD").stdout)
+    # what the plugin's /ml-platform/build shows, read through the plugin inside the image
+    rec = json.loads(run_in("python", "-c", "import json, sys; sys.path.insert(0, '/opt/airflow/plugins'); "
+                            "import ml_platform_plugin as p; print(json.dumps(p.build_record()))").stdout)
     assert rec["version"] == labels["org.opencontainers.image.version"]
+    assert rec["revision"] == labels["org.opencontainers.image.revision"]
+    assert rec["created"] == labels["org.opencontainers.image.created"]
     assert rec["lock_fingerprint"] == labels["io.ml-platform.lock.fingerprint"]
+    assert rec["airflow_version"] == labels["io.ml-platform.airflow.version"]
