@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,6 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 UV = str(Path(sys.executable).parent / "uv")
-SKIP = shutil.ignore_patterns(".git", ".venv", "build", ".cache", ".platform", "__pycache__", ".pytest_cache")
 
 
 def step_states(log: str) -> dict[str, str]:
@@ -35,18 +33,8 @@ def step_states(log: str) -> dict[str, str]:
     return {name: "CACHED" if re.search(rf"^#{i} CACHED$", log, re.M) else "RAN" for name, i in ids.items()}
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    shutil.copytree(ROOT, repo, ignore=SKIP)
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "copy"], check=True)
-    return repo
-
-
-def test_a_team_library_lands_in_its_own_layer(docker, image, project):
+def test_a_team_library_lands_in_its_own_layer(docker, image, project_copy):
+    project = project_copy
     cfg = load_config(project, collect_overrides([]))
     cfg = cfg.model_copy(update={"python_versions": [cfg.image.python]})
     py = cfg.image.python
