@@ -61,7 +61,8 @@ class ImageConfig(_Model):
         None, description="Image version; default: from git (vX.Y.Z tag, else X.Y.Z-dev.N+g<sha>).",
         pattern=r"^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$",
     )
-    source: str = Field("", description="org.opencontainers.image.source (repository URL).")
+    source: str = Field("", description="org.opencontainers.image.source (repository URL); empty: git's "
+                        "remote.origin.url as https, without credentials.")
     uv_image: str | None = Field(
         None,
         description="Image holding the uv binary at /uv, mounted by the build and in no layer of the result "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -59,3 +61,23 @@ def image_version(root: Path, configured: str | None = None) -> VersionInfo:
     if not configured:
         return v
     return replace(v, version=configured + (f"+g{v.short}.dirty" if v.dirty else ""))
+
+
+_SCP = re.compile(r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$")  # git@host:org/repo.git
+
+
+def source_url(root: Path) -> str:
+    """The repository's URL for org.opencontainers.image.source: git's remote.origin.url as an https URL
+    without credentials (`git@host:org/repo.git` -> `https://host/org/repo`), or "" when there is no
+    remote or it is a local path."""
+    raw = _git(root, "config", "--get", "remote.origin.url") or ""
+    m = _SCP.match(raw)
+    if m and "/" not in m.group(1):
+        raw = f"https://{m.group(1)}/{m.group(2)}"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http", "ssh", "git") or not parts.hostname:
+        return ""
+    host = parts.hostname + (f":{parts.port}" if parts.port and parts.scheme in ("https", "http") else "")
+    path = parts.path[:-4] if parts.path.endswith(".git") else parts.path
+    scheme = parts.scheme if parts.scheme in ("https", "http") else "https"
+    return urlunsplit((scheme, host, path.rstrip("/"), "", ""))

@@ -2,8 +2,44 @@
 # Build a local Debian + python3 base image with debootstrap and `docker import` it.
 # No Docker Hub here: this stands in for python:<v>-slim-bookworm.
 # Usage: scripts/make-base-image.sh [TAG] [SUITE]
-# The Debian mirror is read from this machine's apt sources (never hard-coded).
+#        scripts/make-base-image.sh --print-mirror [SUITE]   (the mirror it would use, nothing else)
+# The Debian mirror is read from this machine's apt sources (never hard-coded); MIRROR= overrides it,
+# APT_ETC= reads another apt directory than /etc/apt.
 set -euo pipefail
+
+# The Debian archive among this machine's apt sources: `deb [options] URI suite components` lines and
+# deb822 stanzas (Types/URIs/Suites/Components) whose components include main, security archives left
+# out; one for the wanted suite first, so a third-party repository listed earlier (docker, nodesource...)
+# is not chosen. Prints "<0|1> URI" lines, best first.
+apt_mirror() {
+  local etc=${APT_ETC:-/etc/apt} want=$1
+  {
+    awk -v want="$want" '$1 == "deb" {
+        i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+        comps = ""; for (k = i + 2; k <= NF; k++) comps = comps " " $k " "
+        if (comps ~ / main / && $(i + 1) !~ /security/) print ($(i + 1) == want ? 0 : 1), $i
+      }' "$etc"/sources.list "$etc"/sources.list.d/*.list 2>/dev/null || true
+    awk -v want="$want" 'BEGIN { RS = ""; FS = "\n" } {
+        types = uris = suites = comps = ""
+        for (i = 1; i <= NF; i++) {
+          line = $i; key = line; sub(/:.*/, "", key); sub(/^[^:]*:[ \t]*/, "", line)
+          if (key == "Types") types = " " line " "; else if (key == "URIs") uris = line
+          else if (key == "Suites") suites = " " line " "; else if (key == "Components") comps = " " line " "
+        }
+        if (types ~ / deb / && comps ~ / main / && suites !~ /security/ && uris != "") {
+          n = split(uris, u, /[ \t]+/)
+          for (j = 1; j <= n; j++) if (u[j] != "") print (suites ~ (" " want " ") ? 0 : 1), u[j]
+        }
+      }' "$etc"/sources.list.d/*.sources 2>/dev/null || true
+  } | { grep -v ' .*security' || true; } | sort -s -k1,1 | head -n1 | cut -d' ' -f2
+}
+
+if [ "${1:-}" = "--print-mirror" ]; then
+  mirror=${MIRROR:-$(apt_mirror "${2:-bookworm}")}
+  [ -n "$mirror" ] || { echo "error: no Debian archive in ${APT_ETC:-/etc/apt}/sources*" >&2; exit 1; }
+  echo "$mirror"; exit 0
+fi
+
 tag=${1:-local/python:3.11-slim-bookworm}
 suite=${2:-bookworm}
 docker=${DOCKER:-docker}
@@ -12,10 +48,8 @@ if "$docker" image inspect "$tag" >/dev/null 2>&1; then
   echo "base image $tag already present"; exit 0
 fi
 
-mirror=$(grep -hoE '^(URIs:|deb) +[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
-  | awk '{print $2}' | grep -v -- '-security' | grep -v '^\[' | head -n1 || true)
-if [ -z "$mirror" ]; then echo "error: no Debian mirror found in /etc/apt/sources*; set MIRROR=..." >&2; exit 1; fi
-mirror=${MIRROR:-$mirror}
+mirror=${MIRROR:-$(apt_mirror "$suite")}
+if [ -z "$mirror" ]; then echo "error: no Debian mirror found in ${APT_ETC:-/etc/apt}/sources*; set MIRROR=..." >&2; exit 1; fi
 
 root=$(mktemp -d /var/tmp/baseroot.XXXXXX)
 trap 'rm -rf "$root"' EXIT

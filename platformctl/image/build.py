@@ -17,7 +17,7 @@ from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..pipelines.project import render_check
 from ..registry.auth import from_environment
 from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
-from ..version import image_version
+from ..version import image_version, source_url
 from .engine import BuildSpec, DockerEngine
 from .inputs import inputs_fingerprint, inputs_tag
 from .uv_image import ensure_local as ensure_uv_image, uv_image_ref, uv_pin
@@ -106,7 +106,7 @@ def build_spec(root: Path, cfg: PlatformConfig, engine: DockerEngine,
         "CREATED": v.created,
         "LOCK_FINGERPRINT": fingerprint,
         "TITLE": img.name,
-        "SOURCE": img.source,
+        "SOURCE": img.source or source_url(root),
     }
     uv_ref = uv_image_ref(root, cfg, base_id)
     if uv_ref:

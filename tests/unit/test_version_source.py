@@ -1,0 +1,43 @@
+"""org.opencontainers.image.source from git's remote, when image.source is not set."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from platformctl.version import source_url
+
+
+@pytest.mark.parametrize("remote, url", [
+    ("git@git.example.invalid:ml/platform.git", "https://git.example.invalid/ml/platform"),
+    ("https://ci-bot:s3cr3t-token@git.example.invalid/ml/platform.git", "https://git.example.invalid/ml/platform"),
+    ("ssh://git@git.example.invalid:2222/ml/platform.git", "https://git.example.invalid/ml/platform"),
+    ("http://git.example.invalid:8080/ml/platform/", "http://git.example.invalid:8080/ml/platform"),
+    ("/srv/git/platform.git", ""),
+    ("file:///srv/git/platform.git", ""),
+    ("../platform", ""),
+])
+def test_remote_origin_becomes_a_credential_free_url(tmp_path, remote, url):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote], check=True)
+    assert source_url(tmp_path) == url
+
+
+def test_no_remote_no_source(tmp_path):
+    assert source_url(tmp_path) == ""  # not even a repository
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert source_url(tmp_path) == ""
+
+
+def test_configured_source_wins(tmp_path):
+    from platformctl.config import collect_overrides, load_config
+    from platformctl.image.build import build_spec
+    from tests.conftest import ROOT
+
+    class Engine:
+        mode = "docker-buildkit"
+
+    cfg = load_config(ROOT, collect_overrides(["image.source=https://code.example.invalid/ml/platform"], {}))
+    spec, _ = build_spec(ROOT, cfg, Engine())
+    assert spec.build_args["SOURCE"] == "https://code.example.invalid/ml/platform"
