@@ -7,10 +7,11 @@
 #   extend  - a vendor Airflow image; the project's locks installed on top, Airflow pinned
 #
 # Layer order: uv (mounted from its image, never copied) -> Airflow lock -> team lock -> operators package ->
-# plugins -> DAGs -> build info and labels. A change to operators/plugins/DAGs never reinstalls
-# dependencies; labels that change every commit come last. In python mode the team lock and the operators
-# package are built in their own stages, in parallel with the Airflow lock, and copied onto it: a cold
-# build waits for the Airflow step only, and neither lock's change reinstalls the other.
+# entrypoint, flavors, plugins, DAGs -> build info (ENV) and labels. A change to operators/plugins/DAGs
+# never reinstalls dependencies; what changes every commit comes last. In python mode the team lock and
+# the operators package are installed in stages of their own, in parallel with the Airflow lock, and
+# copied onto its venv: a cold build waits for the Airflow step only, a team lock change reinstalls no
+# Airflow, and an Airflow lock change reinstalls the team's libraries only if their difference changed.
 
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 ARG BASE_MODE=python
@@ -40,9 +41,10 @@ RUN --mount=type=bind,from=lock-tools,source=/lock.txt,target=/tmp/tools.txt \
     --mount=type=cache,target=/root/.cache/pip,id=pip-py${PY_TAG} \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
+    --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
+    --mount=type=tmpfs,target=/run/trust \
     set -eu; \
-    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
-    if [ -s /run/secrets/index_url ]; then export PIP_INDEX_URL="$(cat /run/secrets/index_url)"; fi; \
+    . /tmp/index-env.sh; \
     # pip runs from wherever the base has it (no venv to create: ~1.5 s less)
     if python3 -m pip --version >/dev/null 2>&1; then pip="python3 -m pip"; \
     else whl="$(ls /usr/share/python-wheels/pip-*.whl \
@@ -77,6 +79,8 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=bind,from=lock-airflow,source=/lock.txt,target=/tmp/locks/airflow.txt \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
+    --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
+    --mount=type=tmpfs,target=/run/trust \
     set -eu; \
     uv_version="$(/opt/uv/uv --version | cut -d' ' -f2)"; \
     if [ -n "${UV_VERSION:-}" ] && [ "$uv_version" != "${UV_VERSION}" ]; then \
@@ -89,8 +93,7 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     mkdir -p /opt/airflow/dags /opt/airflow/plugins /opt/airflow/logs /opt/airflow/platform /opt/venv; \
     chown -R "${AIRFLOW_UID}:0" /opt/airflow /home/airflow; \
     chmod -R g+rwX /opt/airflow /home/airflow; \
-    if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
-    if [ -s /run/secrets/index_url ]; then export UV_DEFAULT_INDEX="$(cat /run/secrets/index_url)"; fi; \
+    . /tmp/index-env.sh; \
     # No cache mount for this step: uv unpacks into a temporary cache on this layer's own filesystem and
     # hard-links into the venv; the cache is gone before the layer is committed. Copying 173 packages
     # out of a cache mount (another filesystem: no hard links) cost ~2 s of every cold build (bench/build).
@@ -98,28 +101,34 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
     UV_LINK_MODE=hardlink /opt/uv/uv pip sync --quiet --python /opt/venv/bin/python --require-hashes /tmp/locks/airflow.txt
 
-# The team's libraries: the team lock minus what the Airflow lock already pins, installed without
-# dependencies (the two locks together are complete) into a venv at the same path, in parallel with the
-# Airflow step, and copied over it. Changing one lock never reinstalls the other.
+# The team lock minus what the Airflow lock already pins (docker/lock_difference.py, which fails if the
+# two pin a package differently). A stage of its own: the team install below depends on the content of
+# this difference only, so an Airflow lock change that leaves it as it was reinstalls nothing of the team's.
+FROM ${BASE_IMAGE} AS team-lock
+USER 0
+RUN --mount=type=bind,from=lock-airflow,source=/lock.txt,target=/tmp/locks/airflow.txt \
+    --mount=type=bind,from=lock-team,source=/lock.txt,target=/tmp/locks/team.txt \
+    --mount=type=bind,source=docker/lock_difference.py,target=/tmp/lock_difference.py \
+    python3 /tmp/lock_difference.py /tmp/locks/airflow.txt /tmp/locks/team.txt > /team-only.txt
+
+# The team's libraries, installed without dependencies (the two locks together are complete) into a
+# venv at the same path as Airflow's, in parallel with the Airflow step, and copied over it.
 FROM ${BASE_IMAGE} AS team-python
 ARG PY_TAG=312
 USER 0
 ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
-    --mount=type=bind,from=lock-airflow,source=/lock.txt,target=/tmp/locks/airflow.txt \
-    --mount=type=bind,from=lock-team,source=/lock.txt,target=/tmp/locks/team.txt \
-    --mount=type=bind,source=docker/lock_difference.py,target=/tmp/lock_difference.py \
+    --mount=type=bind,from=team-lock,source=/team-only.txt,target=/tmp/locks/team-only.txt \
     --mount=type=cache,target=/root/.cache/uv,id=uv-py${PY_TAG} \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
+    --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
+    --mount=type=tmpfs,target=/run/trust \
     set -eu; \
-    if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
-    if [ -s /run/secrets/index_url ]; then export UV_DEFAULT_INDEX="$(cat /run/secrets/index_url)"; fi; \
+    . /tmp/index-env.sh; \
     /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
-    python3 /tmp/lock_difference.py /tmp/locks/airflow.txt /tmp/locks/team.txt > /tmp/team-only.txt; \
-    if [ -s /tmp/team-only.txt ]; then \
-      /opt/uv/uv pip install --quiet --python /opt/venv/bin/python --require-hashes --no-deps -r /tmp/team-only.txt; fi; \
-    rm /tmp/team-only.txt
+    if [ -s /tmp/locks/team-only.txt ]; then \
+      /opt/uv/uv pip install --quiet --python /opt/venv/bin/python --require-hashes --no-deps -r /tmp/locks/team-only.txt; fi
 
 # The operators package (the job operator and the flavor model), also built in parallel into a venv at
 # the same path. Its build backend is uv_build, which uv runs itself: offline, from the read-only source,
@@ -151,12 +160,13 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=cache,target=/root/.cache/uv,id=uv-py${PY_TAG} \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
+    --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
+    --mount=type=tmpfs,target=/run/trust \
     set -eu; \
     uv_version="$(/opt/uv/uv --version | cut -d' ' -f2)"; \
     if [ -n "${UV_VERSION:-}" ] && [ "$uv_version" != "${UV_VERSION}" ]; then \
       echo "the uv image has uv $uv_version, the tools lock pins ${UV_VERSION}: point image.uv_image at uv ${UV_VERSION}" >&2; exit 1; fi; \
-    if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi; \
-    if [ -s /run/secrets/index_url ]; then export UV_DEFAULT_INDEX="$(cat /run/secrets/index_url)"; fi; \
+    . /tmp/index-env.sh; \
     py="$(command -v python || command -v python3)"; \
     target="--system --break-system-packages"; if [ -n "${VIRTUAL_ENV:-}" ]; then target=""; fi; \
     /opt/uv/uv pip install --quiet --python "$py" $target --require-hashes -r /tmp/locks/airflow.txt -r /tmp/locks/team.txt; \

@@ -23,6 +23,8 @@ from pathlib import Path
 from ..errors import BuildError, EngineError, ToolMissingError
 
 START_HINT = "start it: `dockerd &` as root, or `sudo systemctl start docker`"
+PROBE_TIMEOUT = 30  # seconds for `docker buildx version` / `docker version` (the CLI alone)
+DAEMON_TIMEOUT = 60  # seconds for a call that needs the engine to answer
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,17 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
-def _run_all(*cmds: list[str], timeout: int = 60) -> list[subprocess.CompletedProcess]:
-    """Independent CLI calls run side by side (each Docker CLI call costs ~40 ms, mostly its start)."""
+def _run_all(*cmds: tuple[list[str], int]) -> list[subprocess.CompletedProcess]:
+    """Independent CLI calls, each with its timeout, run side by side (a Docker CLI call costs ~40 ms,
+    mostly its start). A call that times out comes back with returncode 124 and says so on stderr."""
+    def one(cmd: list[str], timeout: int) -> subprocess.CompletedProcess:
+        try:
+            return _run(cmd, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(cmd, 124, "", f"{' '.join(cmd)}: no answer within {timeout} s")
+
     with ThreadPoolExecutor(max_workers=len(cmds)) as pool:
-        return list(pool.map(lambda c: _run(c, timeout=timeout), cmds))
+        return list(pool.map(lambda c: one(*c), cmds))
 
 
 def _client_major(version_output: str) -> int | None:
@@ -65,8 +74,9 @@ class DockerEngine:
             if not c or c in seen or not Path(c).exists():
                 continue
             seen.add(c)
-            buildx, version, info = _run_all([c, "buildx", "version"], [c, "version", "--format", "{{.Client.Version}}"],
-                                             [c, "info", "--format", "{{.ServerVersion}}"])
+            buildx, version, info = _run_all(([c, "buildx", "version"], PROBE_TIMEOUT),
+                                             ([c, "version", "--format", "{{.Client.Version}}"], PROBE_TIMEOUT),
+                                             ([c, "info", "--format", "{{.ServerVersion}}"], DAEMON_TIMEOUT))
             has_buildx, major = buildx.returncode == 0, _client_major(version.stdout)
             if engine in ("auto", "buildx") and has_buildx:
                 return cls(c, "buildx")._check_reachable(info)
@@ -86,12 +96,15 @@ class DockerEngine:
 
     def _check_reachable(self, p: subprocess.CompletedProcess) -> DockerEngine:
         """p: `docker info --format {{.ServerVersion}}` of this CLI."""
-        if p.returncode != 0:
+        if p.returncode == 124:  # _run_all's timeout
+            cause = p.stderr.strip()
+        elif p.returncode != 0:
             # `docker info --format` on the 20.10 CLI says only "template: ... nil pointer": ask `docker
             # version` for the real cause (it prints the daemon error on stderr)
-            err = p.stderr.strip() + "\n" + _run([self.cli, "version"], timeout=60).stderr.strip()
+            err = p.stderr.strip() + "\n" + _run_all(([self.cli, "version"], DAEMON_TIMEOUT))[0].stderr.strip()
             m = re.search(r"(Cannot connect to the Docker daemon.*|error during connect.*|permission denied.*)", err)
             cause = m.group(1) if m else (err.splitlines() or ["no answer"])[-1]
+        if p.returncode != 0:
             host = os.environ.get("DOCKER_HOST")
             hint = (f"DOCKER_HOST={host}: start the engine there or unset DOCKER_HOST to use the local one"
                     if host else START_HINT)

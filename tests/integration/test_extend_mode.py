@@ -1,12 +1,15 @@
 """extend mode: the project's locks on top of a vendor Airflow image, Airflow pinned.
 
 No vendor registry is reachable here, so the vendor image is the python-mode image built by
-`make build` (a real Airflow 3.3.2 image with its own venv), re-tagged as a vendor would ship it.
+`make build` (a real Airflow 3.3.2 image with its own venv) with the environment the official
+apache/airflow images set (AIRFLOW_VERSION, PYTHON_VERSION): the build's own arguments of the same
+names must still be what the build checks and labels.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -19,10 +22,24 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.integration
 
 
+def _vendor(docker: str, image: str, tag: str, airflow: str, tmp_path) -> str:
+    """`image` (an id: BuildKit's FROM needs a name) plus the official image's environment, as `tag`."""
+    ctx = tmp_path / "vendor"
+    ctx.mkdir()
+    subprocess.run([docker, "tag", image, f"{tag}-src"], check=True)
+    (ctx / "Dockerfile").write_text(f"FROM {tag}-src\nENV AIRFLOW_VERSION={airflow} PYTHON_VERSION=3.11.2\n")
+    try:
+        subprocess.run([docker, "build", "-q", "-t", tag, str(ctx)], check=True, capture_output=True,
+                       env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    finally:
+        subprocess.run([docker, "rmi", f"{tag}-src"], capture_output=True)
+    return tag
+
+
 def test_extend_mode_builds_on_a_vendor_airflow_image(docker, image, tmp_path):
-    vendor = "vendor/airflow:3.3.2-test"
-    subprocess.run([docker, "tag", image, vendor], check=True)
     engine = DockerEngine.detect(docker)
+    cfg = load_config(ROOT, collect_overrides(["image.base_mode=extend"]))
+    vendor = _vendor(docker, image, "vendor/airflow:3.3.2-test", cfg.airflow_version, tmp_path)
     cfg = load_config(ROOT, collect_overrides(["image.base_mode=extend", f"image.base_image={vendor}"]))
     spec, _ = build_spec(ROOT, cfg, engine)
     spec = spec.__class__(**{**spec.__dict__, "tags": ("ml-platform-extend-test:1",)})
@@ -35,6 +52,9 @@ def test_extend_mode_builds_on_a_vendor_airflow_image(docker, image, tmp_path):
         labels = json.loads(subprocess.run([docker, "image", "inspect", image_id, "--format", "{{json .Config.Labels}}"],
                                            capture_output=True, text=True, check=True).stdout)
         assert labels["io.ml-platform.airflow.version"] == cfg.airflow_version
+        assert labels["io.ml-platform.python.version"] == cfg.image.python  # not the vendor's 3.11.2
+        env = run("bash", "-c", "echo $ML_PLATFORM_PYTHON_VERSION $ML_PLATFORM_AIRFLOW_VERSION").stdout.split()
+        assert env == [cfg.image.python, cfg.airflow_version]
     finally:
         subprocess.run([docker, "rmi", "-f", "ml-platform-extend-test:1", vendor], capture_output=True)
 
@@ -43,9 +63,9 @@ def test_extend_mode_refuses_a_vendor_image_with_another_airflow(docker, image, 
     """A vendor image whose Airflow differs from platform.yaml fails the build with the reason."""
     from platformctl.errors import BuildError
 
-    vendor = "vendor/airflow:3.3.2-other"
-    subprocess.run([docker, "tag", image, vendor], check=True)
     engine = DockerEngine.detect(docker)
+    # the vendor's ENV AIRFLOW_VERSION says 3.3.2 like its Airflow: the check must use the build's 9.9.9
+    vendor = _vendor(docker, image, "vendor/airflow:3.3.2-other", load_config(ROOT).airflow_version, tmp_path)
     cfg = load_config(ROOT, collect_overrides(["image.base_mode=extend", f"image.base_image={vendor}"]))
     spec, _ = build_spec(ROOT, cfg, engine)
     args = {**spec.build_args, "AIRFLOW_VERSION": "9.9.9"}

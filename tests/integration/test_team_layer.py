@@ -1,5 +1,6 @@
 """The team lock's layer (python mode): a library the Airflow lock does not pin is installed at its pin,
-console script included, and changing the team lock reruns neither the Airflow step nor the operators'.
+console script included; changing the team lock reruns neither the Airflow step nor the operators', and
+changing the Airflow lock does not reinstall the team's libraries.
 
 The project is copied, tqdm is added to requirements/team.in and locked with the project's own lock
 code, and the copy is built twice with make build's code: before the change (warms the build cache
@@ -12,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,23 @@ def test_a_team_library_lands_in_its_own_layer(docker, image, project_copy):
         check = subprocess.run([docker, "run", "--rm", "-v", f"{UV}:/uv:ro", "--entrypoint", "/uv", record.image_id,
                                 "pip", "check", "--python", "/opt/venv/bin/python"], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
+
+        # The other way round: an Airflow lock change (new inputs, unique to this run, same pins) reinstalls
+        # Airflow and recomputes the team's difference, which is unchanged: the team's libraries stay cached.
+        airflow_in = project / "requirements" / "airflow.in"
+        airflow_in.write_text(airflow_in.read_text() + f"# test run {uuid.uuid4().hex}\n")
+        airflow_lock = project / "requirements" / core.lock_filename("airflow", py)
+        before = airflow_lock.read_text()
+        core.lock_all(project, cfg, resolver=UvResolver(UV), report=lambda s: None)
+        assert airflow_lock.read_text() != before and read_pins(airflow_lock.read_text()) == airflow_pins
+        assert read_pins((project / "requirements" / core.lock_filename("team", py)).read_text()) == team_pins
+        record = build_image(project, cfg, run_tests=False, echo=False, reuse=False)
+        tags += record.tags
+        states = step_states((project / "build" / "build.log").read_text())
+        assert states["python-deps 2/2"] == "RAN" and states["team-lock 2/2"] == "RAN", states
+        assert states["team-python 2/2"] == "CACHED", states
+        assert states["operators-python 2/2"] == "CACHED", states
+        assert run("python", "-c", "import tqdm, airflow; print(tqdm.__version__)").stdout.strip() == team_pins["tqdm"]
     finally:
         if tags:
             subprocess.run([docker, "rmi", "-f", *set(tags)], capture_output=True)

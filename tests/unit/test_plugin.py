@@ -12,12 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def plugin(monkeypatch, tmp_path):
     monkeypatch.setenv("ML_PLATFORM_FLAVORS", str(ROOT / "flavors.yaml"))
-    for var in ("ML_PLATFORM_IMAGE_VERSION", "ML_PLATFORM_IMAGE_REVISION", "ML_PLATFORM_LOCK_FINGERPRINT"):
-        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ML_PLATFORM_ALLOWED_FLAVORS", "cpu-small,cpu-large")
     spec = importlib.util.spec_from_file_location("ml_platform_plugin", ROOT / "plugins/ml_platform_plugin.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    for var in mod.BUILD_ENV.values():  # read when called: a test sets what it needs
+        monkeypatch.delenv(var, raising=False)
     return mod
 
 

@@ -81,3 +81,5 @@ def test_build_record_baked_in(run_in, labels):
     assert rec["created"] == labels["org.opencontainers.image.created"]
     assert rec["lock_fingerprint"] == labels["io.ml-platform.lock.fingerprint"]
     assert rec["airflow_version"] == labels["io.ml-platform.airflow.version"]
+    actual = run_in("python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])").stdout.strip()
+    assert rec["python_version"] == labels["io.ml-platform.python.version"] == actual

@@ -10,14 +10,14 @@ from platformctl.errors import EngineError, ToolMissingError
 from platformctl.image.engine import BuildSpec, DockerEngine, failing_step
 
 
-def fake_cli(tmp_path: Path, *, client: str, buildx: bool, daemon: bool) -> str:
+def fake_cli(tmp_path: Path, *, client: str, buildx: bool, daemon: bool | str) -> str:
     """A stand-in docker CLI answering the detection probes (unit tests never reach an engine)."""
     script = tmp_path / "docker"
     script.write_text(f"""#!/bin/sh
 case "$1" in
   buildx) {'echo "github.com/docker/buildx v0.17"; exit 0' if buildx else 'echo "unknown command: buildx" >&2; exit 1'} ;;
   version) echo "{client}"; exit 0 ;;
-  info) {'echo 20.10.24; exit 0' if daemon else 'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock" >&2; exit 1'} ;;
+  info) {'sleep 5; exit 0' if daemon == "hangs" else 'echo 20.10.24; exit 0' if daemon else 'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock" >&2; exit 1'} ;;
 esac
 exit 2
 """)
@@ -53,6 +53,16 @@ def test_unreachable_engine_says_how_to_start_one(tmp_path, monkeypatch):
         DockerEngine.detect(fake_cli(tmp_path, client="20.10.24", buildx=False, daemon=False))
     assert "not reachable" in exc.value.message and "dockerd" in exc.value.hint
     assert exc.value.exit_code == 7
+
+
+def test_an_engine_that_does_not_answer_is_an_error_not_a_traceback(tmp_path, monkeypatch):
+    import platformctl.image.engine as engine
+
+    monkeypatch.setattr(engine, "DAEMON_TIMEOUT", 1)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    with pytest.raises(EngineError) as exc:
+        DockerEngine.detect(fake_cli(tmp_path, client="20.10.24", buildx=False, daemon="hangs"))
+    assert "not reachable" in exc.value.message and "no answer within 1 s" in exc.value.message
 
 
 LOG = """#5 [python-base 2/2] RUN useradd airflow

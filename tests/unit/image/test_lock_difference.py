@@ -59,33 +59,63 @@ def test_a_block_without_hashes_does_not_continue_into_the_next():
     assert out.splitlines() == ["a==1", "b==2 \\", "    --hash=sha256:y"]
 
 
-def test_a_package_pinned_differently_fails_naming_it_and_the_fix():
-    with pytest.raises(SystemExit) as exc:
-        ld.difference(BASE, "pydantic==2.0.0 \\\n    --hash=sha256:zzz\n")
-    assert "pydantic is pinned at 2.0.0 in the team lock and at 2.14.4" in str(exc.value)
-    assert "make lock" in str(exc.value)
+def test_a_package_pinned_differently_fails_naming_it_and_the_fix(tmp_path):
+    with pytest.raises(ld.LockError) as exc:
+        ld.difference(BASE, "pydantic==2.0.0 \\\n    --hash=sha256:0a\n", "the airflow lock", "the team lock")
+    assert str(exc.value) == ("pydantic is pinned at 2.0.0 in the team lock and at 2.14.4 in the airflow lock: "
+                              "the locks are out of step, run make lock")
+    (tmp_path / "airflow.txt").write_text(BASE)
+    (tmp_path / "team.txt").write_text("pydantic==2.0.0 \\\n    --hash=sha256:0a\n")
+    p = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "airflow.txt"), str(tmp_path / "team.txt")],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.startswith("error: pydantic is pinned at 2.0.0 in the team lock and at 2.14.4 in the airflow lock")
 
 
-def test_on_the_committed_locks_it_agrees_with_read_pins():
-    # team and dev are layered on the Airflow lock (dev adds packages of its own); the Airflow locks of
-    # two Pythons pin some packages differently: the script refuses that pair
+@pytest.mark.parametrize("line", [
+    "mylib @ https://files.example.invalid/mylib-1.0-py3-none-any.whl",
+    "--index-url https://index.example.invalid/simple",
+    "-e ./src/mylib",
+    "requests>=2",
+])
+def test_lines_the_build_cannot_install_as_locked_fail_naming_the_line(line):
+    with pytest.raises(ld.LockError) as exc:
+        ld.difference(BASE, f"a==1 \\\n    --hash=sha256:0a\n{line}\n", "the airflow lock", "the team lock")
+    assert f"the team lock, line 3: unsupported requirement line {line!r}" in str(exc.value)
+
+
+def test_a_hash_outside_a_block_fails_instead_of_joining_the_previous_one():
+    text = "a==1 \\\n    --hash=sha256:0a\n    # via x\n    --hash=sha256:0b\n"
+    with pytest.raises(ld.LockError) as exc:
+        ld.difference(BASE, text, lock_label="the team lock")
+    assert "line 4" in str(exc.value)
+
+
+def test_crlf_extras_and_markers():
+    base = "numpy==1.26.4 ; python_version < '3.12' \\\n    --hash=sha256:01\nnumpy==2.1.0 ; python_version >= '3.12' \\\n    --hash=sha256:02\n"
+    lock = ("numpy==2.1.0 ; python_version >= '3.12' \\\r\n    --hash=sha256:02\r\n"
+            "uvicorn[standard]==0.30.0 \\\r\n    --hash=sha256:03\r\n")
+    assert ld.difference(base, lock) == "uvicorn[standard]==0.30.0 \\\n    --hash=sha256:03\n"
+
+
+def test_the_pin_pattern_is_the_lock_codes():
+    from platformctl.lock import files
+
+    assert ld.PIN.pattern == files._PIN_RE.pattern
+
+
+def test_on_the_committed_locks():
+    # team and dev are compiled against the Airflow lock's pins; dev adds packages of its own
     req = ROOT / "requirements"
-    pairs = [("airflow-py311", "team-py311"), ("airflow-py311", "dev-py311"), ("airflow-py311", "airflow-py312")]
-    outcomes = []
-    for base, lock in ((req / f"{a}.txt", req / f"{b}.txt") for a, b in pairs):
-        pa, pb = read_pins(base.read_text()), read_pins(lock.read_text())
-        same = {n for n, v in pb.items() if pa.get(n) == v}
-        differ = {n for n in pb if n in pa and pa[n] != pb[n]}
-        p = subprocess.run([sys.executable, str(SCRIPT), str(base), str(lock)], capture_output=True, text=True)
-        if differ:
-            assert p.returncode != 0 and "is pinned at" in p.stderr
-            outcomes.append("refused")
-            continue
+    airflow = read_pins((req / "airflow-py311.txt").read_text())
+    for lock, expect_some in (("team-py311", False), ("dev-py311", True)):
+        p = subprocess.run([sys.executable, str(SCRIPT), str(req / "airflow-py311.txt"), str(req / f"{lock}.txt")],
+                           capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
+        pins = read_pins((req / f"{lock}.txt").read_text())
         kept = read_pins(p.stdout)
-        assert kept == {n: v for n, v in pb.items() if n not in same}
-        assert p.stdout.count("--hash=sha256:") >= len(kept)
-        outcomes.append(len(kept))
-    assert outcomes[0] == len(set(read_pins((req / "team-py311.txt").read_text()))
-                              - set(read_pins((req / "airflow-py311.txt").read_text())))
-    assert outcomes[1] > 0 and outcomes[2] == "refused"
+        assert kept == {n: v for n, v in pins.items() if n not in airflow}
+        assert bool(kept) == expect_some
+        for name in kept:  # each kept block carries its hashes
+            block = p.stdout.split(f"{name}==", 1)[1].split("\n\n")[0]
+            assert "--hash=sha256:" in block.split("\n")[1]
