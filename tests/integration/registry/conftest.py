@@ -74,6 +74,16 @@ def registry(tmp_path_factory, docker: str):
     server.start()
     yield server
     server.kill()
+    # what these tests left in the engine goes with the registry: the tiny images they made (with every tag
+    # the tests gave them), and the tags into this registry (only untagged: one may be the image under test)
+    rows = [line.split() for line in subprocess.run([docker, "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+                                                    capture_output=True, text=True).stdout.splitlines()]
+    tiny = {i for ref, i in rows if ref.startswith("ml-platform-test/tiny:")}
+    if tiny:
+        subprocess.run([docker, "rmi", "-f", *tiny], capture_output=True)
+    ours = [ref for ref, i in rows if ref.startswith(f"{server.host}/") and i not in tiny]
+    if ours:
+        subprocess.run([docker, "rmi", *ours], capture_output=True)
 
 
 @pytest.fixture()
