@@ -41,8 +41,7 @@ def blocks(text: str, label: str) -> list[tuple[str, str, list[str]]]:
             out[-1][2].append(line.rstrip())
         elif not line.strip() or line.lstrip().startswith("#"):
             pass  # a comment ends no block: `# via` lines sit between a block's last hash and the next pin
-        elif PIN.match(line):
-            m = PIN.match(line)
+        elif m := PIN.match(line):
             out.append((canonical(m.group(1)), m.group(3), [line.rstrip()]))
         else:
             raise LockError(f"{label}, line {n}: unsupported requirement line {line.strip()!r}: the image build "

@@ -71,8 +71,7 @@ def source_url(root: Path) -> str:
     without credentials (`git@host:org/repo.git` -> `https://host/org/repo`), or "" when there is no
     remote or it is a local path."""
     raw = _git(root, "config", "--get", "remote.origin.url") or ""
-    m = _SCP.match(raw)
-    if m and "/" not in m.group(1):
+    if m := _SCP.match(raw):
         raw = f"https://{m.group(1)}/{m.group(2)}"
     parts = urlsplit(raw)
     if parts.scheme not in ("https", "http", "ssh", "git") or not parts.hostname:

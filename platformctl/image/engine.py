@@ -96,20 +96,20 @@ class DockerEngine:
 
     def _check_reachable(self, p: subprocess.CompletedProcess) -> DockerEngine:
         """p: `docker info --format {{.ServerVersion}}` of this CLI."""
+        if p.returncode == 0:
+            return self
         if p.returncode == 124:  # _run_all's timeout
             cause = p.stderr.strip()
-        elif p.returncode != 0:
+        else:
             # `docker info --format` on the 20.10 CLI says only "template: ... nil pointer": ask `docker
             # version` for the real cause (it prints the daemon error on stderr)
             err = p.stderr.strip() + "\n" + _run_all(([self.cli, "version"], DAEMON_TIMEOUT))[0].stderr.strip()
             m = re.search(r"(Cannot connect to the Docker daemon.*|error during connect.*|permission denied.*)", err)
             cause = m.group(1) if m else (err.splitlines() or ["no answer"])[-1]
-        if p.returncode != 0:
-            host = os.environ.get("DOCKER_HOST")
-            hint = (f"DOCKER_HOST={host}: start the engine there or unset DOCKER_HOST to use the local one"
-                    if host else START_HINT)
-            raise EngineError(f"the Docker engine is not reachable through {self.cli}: {cause}", hint)
-        return self
+        host = os.environ.get("DOCKER_HOST")
+        hint = (f"DOCKER_HOST={host}: start the engine there or unset DOCKER_HOST to use the local one"
+                if host else START_HINT)
+        raise EngineError(f"the Docker engine is not reachable through {self.cli}: {cause}", hint)
 
     # ----------------------------------------------------------------- build
     def build_command(self, spec: BuildSpec, iidfile: Path) -> tuple[list[str], dict[str, str]]:
