@@ -13,6 +13,7 @@ import pytest
 
 from platformctl.image.engine import BuildSpec, DockerEngine
 from tests.conftest import ROOT
+from tests.integration.helpers import build_without_cache
 
 pytestmark = pytest.mark.integration
 
@@ -64,9 +65,7 @@ def test_ca_bundle_secret_reaches_no_layer(docker, tmp_path):
     args["PY_TAG"] = _py_tag(docker, args["BASE_IMAGE"])
     s = BuildSpec(context=ROOT, dockerfile=ROOT / "Dockerfile", tags=(tag,), build_args=args,
                   secrets={"ca_bundle": secret}, target="platform")
-    cmd, env = engine.build_command(s, tmp_path / "iid")
-    cmd.insert(cmd.index("--progress=plain"), "--no-cache")
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    p = build_without_cache(engine, s, tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     try:
         blob = _all_bytes_of_image(docker, tag)

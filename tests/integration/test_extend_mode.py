@@ -9,7 +9,6 @@ names must still be what the build checks and labels.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
@@ -18,22 +17,19 @@ from platformctl.config import collect_overrides, load_config
 from platformctl.image.build import build_spec
 from platformctl.image.engine import DockerEngine
 from tests.conftest import ROOT
+from tests.integration.helpers import build_from
 
 pytestmark = pytest.mark.integration
 
 
 def _vendor(docker: str, image: str, tag: str, airflow: str, tmp_path) -> str:
     """`image` (an id: BuildKit's FROM needs a name) plus the official image's environment, as `tag`."""
-    ctx = tmp_path / "vendor"
-    ctx.mkdir()
     subprocess.run([docker, "tag", image, f"{tag}-src"], check=True)
-    (ctx / "Dockerfile").write_text(f"FROM {tag}-src\nENV AIRFLOW_VERSION={airflow} PYTHON_VERSION=3.11.2\n")
     try:
-        subprocess.run([docker, "build", "-q", "-t", tag, str(ctx)], check=True, capture_output=True,
-                       env={**os.environ, "DOCKER_BUILDKIT": "1"})
+        return build_from(docker, tmp_path / "vendor",
+                          f"FROM {tag}-src\nENV AIRFLOW_VERSION={airflow} PYTHON_VERSION=3.11.2\n", tag)
     finally:
         subprocess.run([docker, "rmi", f"{tag}-src"], capture_output=True)
-    return tag
 
 
 def test_extend_mode_builds_on_a_vendor_airflow_image(docker, image, tmp_path):

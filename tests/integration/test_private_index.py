@@ -14,7 +14,6 @@ import hashlib
 import html
 import http.server
 import json
-import os
 import ssl
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from platformctl.image.build import build_spec
 from platformctl.image.engine import BuildSpec, DockerEngine
 from platformctl.image.uv_image import uv_pin
 from platformctl.lock.core import lock_filename
+from tests.integration.helpers import build_from, build_without_cache
 from tests.integration.test_build_secrets import _all_bytes_of_image
 
 pytestmark = pytest.mark.integration
@@ -125,14 +125,6 @@ def _download(tmp: Path, python: str, *reqs: str) -> dict[str, Path]:
     return {w.name.split("-")[0].lower(): w for w in dest.glob("*.whl")}
 
 
-def _build(engine: DockerEngine, spec: BuildSpec, tmp: Path) -> subprocess.CompletedProcess:
-    """The build without cache: secrets are not part of BuildKit's cache key, a cached step would not
-    talk to the index at all."""
-    cmd, env = engine.build_command(spec, tmp / f"iid-{uuid.uuid4().hex[:6]}")
-    cmd.insert(cmd.index("--progress=plain"), "--no-cache")
-    return subprocess.run(cmd, env=env, capture_output=True, text=True)
-
-
 @pytest.fixture
 def index(docker, tmp_path):
     password = f"pw-{uuid.uuid4().hex}"
@@ -148,15 +140,9 @@ def index(docker, tmp_path):
 
 def _base_trusting(docker: str, base: str, ca: Path, tmp: Path) -> str:
     """`base` with `ca` added to its own trust store, as a public CA would be."""
-    ctx = tmp / "base-ctx"
-    ctx.mkdir()
-    (ctx / "public-ca.pem").write_bytes(ca.read_bytes())
-    (ctx / "Dockerfile").write_text(f"FROM {base}\nCOPY public-ca.pem /tmp/public-ca.pem\n"
-                                    "RUN cat /tmp/public-ca.pem >> /etc/ssl/certs/ca-certificates.crt && rm /tmp/public-ca.pem\n")
-    tag = f"ml-platform-index-test/base:{uuid.uuid4().hex[:8]}"
-    subprocess.run([docker, "build", "-q", "-t", tag, str(ctx)], check=True, capture_output=True,
-                   env={**os.environ, "DOCKER_BUILDKIT": "1"})
-    return tag
+    return build_from(docker, tmp / "base-ctx", f"FROM {base}\nCOPY public-ca.pem /tmp/public-ca.pem\n"
+                      "RUN cat /tmp/public-ca.pem >> /etc/ssl/certs/ca-certificates.crt && rm /tmp/public-ca.pem\n",
+                      f"ml-platform-index-test/base:{uuid.uuid4().hex[:8]}", {"public-ca.pem": ca.read_bytes()})
 
 
 def test_pip_and_uv_install_through_a_private_index_with_the_secrets(docker, image, index, project_copy, tmp_path):
@@ -184,7 +170,7 @@ def test_pip_and_uv_install_through_a_private_index_with_the_secrets(docker, ima
         # pip: the uv bootstrap (target uv-image) fetches the pinned uv wheel; the result is the uv image
         # the next build mounts
         uv_tag = args["UV_IMAGE"]
-        p = _build(engine, BuildSpec(context=root, dockerfile=root / "Dockerfile", tags=(uv_tag,), secrets=secrets,
+        p = build_without_cache(engine, BuildSpec(context=root, dockerfile=root / "Dockerfile", tags=(uv_tag,), secrets=secrets,
                                      build_args={k: args[k] for k in ("BASE_IMAGE", "PY_TAG")}, target="uv-image"), tmp_path)
         tags.append(uv_tag)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -195,7 +181,7 @@ def test_pip_and_uv_install_through_a_private_index_with_the_secrets(docker, ima
         team_tag = f"ml-platform-index-test/team:{uuid.uuid4().hex[:8]}"
         team_spec = BuildSpec(context=root, dockerfile=root / "Dockerfile", tags=(team_tag,), secrets=secrets,
                               build_args=args, target="team-python")
-        p = _build(engine, team_spec, tmp_path)
+        p = build_without_cache(engine, team_spec, tmp_path)
         tags.append(team_tag)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
         assert index.index.served("/simple/tqdm/") and index.files.served(f"/files/{wheels['tqdm'].name}")
@@ -214,7 +200,7 @@ def test_pip_and_uv_install_through_a_private_index_with_the_secrets(docker, ima
         # the same build with the user but no password: the index refuses it and so does the build
         url_file.write_text(index.url.replace("https://", f"https://{USER}@") + "\n")
         denied_before = sum(1 for _, ok in index.index.requests if not ok)
-        p = _build(engine, team_spec, tmp_path)
+        p = build_without_cache(engine, team_spec, tmp_path)
         assert p.returncode != 0
         assert "401" in p.stdout + p.stderr
         assert sum(1 for _, ok in index.index.requests if not ok) > denied_before

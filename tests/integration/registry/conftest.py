@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from platformctl.stack.compose import free_port
-from tests.conftest import ROOT, require
+from tests.conftest import require
+from tests.integration.helpers import build_from, working_tree_copy
 
 USER, PASSWORD = "ci", "s3cret-" + uuid.uuid4().hex[:8]
 
@@ -93,13 +94,9 @@ def creds_env(registry) -> dict[str, str]:
 
 def tiny_image(docker: str, tmp: Path, *, fingerprint: str, size_mb: int = 1) -> str:
     """A small image of random (incompressible) bytes with the platform's lock label: new content each time."""
-    ctx = tmp / f"ctx-{uuid.uuid4().hex[:6]}"
-    ctx.mkdir()
-    (ctx / "blob").write_bytes(os.urandom(size_mb * 1024 * 1024))
-    (ctx / "Dockerfile").write_text(f"FROM scratch\nCOPY blob /blob\nLABEL io.ml-platform.lock.fingerprint={fingerprint}\n")
-    tag = f"ml-platform-test/tiny:{uuid.uuid4().hex[:8]}"
-    subprocess.run([docker, "build", "-q", "-t", tag, str(ctx)], check=True, capture_output=True,
-                   env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    tag = build_from(docker, tmp / f"ctx-{uuid.uuid4().hex[:6]}",
+                     f"FROM scratch\nCOPY blob /blob\nLABEL io.ml-platform.lock.fingerprint={fingerprint}\n",
+                     f"ml-platform-test/tiny:{uuid.uuid4().hex[:8]}", {"blob": os.urandom(size_mb * 1024 * 1024)})
     return subprocess.run([docker, "image", "inspect", "--format", "{{.Id}}", tag], check=True,
                           capture_output=True, text=True).stdout.strip()
 
@@ -147,19 +144,8 @@ class Project:
 
 @pytest.fixture()
 def project(tmp_path, registry, creds_env) -> Project:
-    dst = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(dst)], check=True)
-    # the working tree as it is (tests run against uncommitted changes too), as one clean commit
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split("\0")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
+    dst = working_tree_copy(tmp_path / "repo")
     p = Project(dst, registry, creds_env)
-    p.git("add", "-A")
-    p.git("-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "test: working tree", "--allow-empty")
     # prod pulls from its own repository in the test registry
     prod = (dst / "environments" / "prod.yaml").read_text().replace(
         "127.0.0.1:5000/ml-platform/airflow-prod", f"{registry.host}/ml/airflow-prod")
