@@ -3,7 +3,6 @@ engine cannot fetch (base, uv) named with the setting and the way out."""
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
@@ -11,7 +10,7 @@ from platformctl.config import collect_overrides, load_config
 from platformctl.errors import BuildError, EngineError, ToolMissingError
 from platformctl.image.build import build_image
 from platformctl.image.engine import DockerEngine
-from tests.conftest import ROOT
+from tests.integration.helpers import working_tree_copy
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +37,7 @@ def test_a_configured_cli_that_does_not_exist_is_named():
      "image.uv_image nonexistent.invalid/astral-sh/uv:0.0.1 cannot be fetched", ["UV_IMAGE", "unset it"]),
 ])
 def test_an_image_the_engine_cannot_fetch_is_named_with_the_fix(docker, tmp_path, setting, ref, message, hint_parts):
-    repo = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    repo = working_tree_copy(tmp_path / "repo")
     cfg = load_config(repo, collect_overrides([f"{setting}={ref}"]))
     with pytest.raises(BuildError) as exc:
         build_image(repo, cfg, run_tests=False, echo=False, reuse=False)
