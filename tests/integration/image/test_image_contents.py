@@ -67,6 +67,17 @@ def test_no_installer_caches_or_compilers_left(run_in):
     assert out == [], f"left in the image: {out}"
 
 
+def test_every_installed_module_has_fresh_bytecode(run_in):
+    # compiled at build time (the image runs with PYTHONDONTWRITEBYTECODE and a read-only venv for uid
+    # 50000): bytecode that is missing or does not match its source would be recompiled at every import
+    check = Path(__file__).with_name("bytecode_check.py")
+    out = json.loads(run_in("python", "/check.py", volumes=[f"{check}:/check.py:ro"]).stdout)
+    assert out["fresh"] > 5000, out  # the Airflow lock alone has ~8,700 modules
+    assert out["missing"] == [] and out["stale"] == [], (
+        f"{len(out['missing'])} modules without bytecode, e.g. {out['missing'][:5]}; "
+        f"{len(out['stale'])} with stale bytecode, e.g. {out['stale'][:5]}")
+
+
 def test_operators_package_imports(run_in):
     out = run_in("python", "-c", "import ml_platform, sys; print(ml_platform.__file__)").stdout
     assert out.startswith("/opt/venv/lib/python")
