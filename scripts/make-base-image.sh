@@ -12,25 +12,32 @@ set -euo pipefail
 # out; one for the wanted suite first, so a third-party repository listed earlier (docker, nodesource...)
 # is not chosen. Prints "<0|1> URI" lines, best first.
 apt_mirror() {
-  local etc=${APT_ETC:-/etc/apt} want=$1
+  local etc=${APT_ETC:-/etc/apt} want=$1 f lists=() stanzas=()
+  # only files that exist: mawk (Debian's awk) stops at the first one it cannot open
+  for f in "$etc"/sources.list "$etc"/sources.list.d/*.list; do [ -f "$f" ] && lists+=("$f"); done
+  for f in "$etc"/sources.list.d/*.sources; do [ -f "$f" ] && stanzas+=("$f"); done
   {
-    awk -v want="$want" '$1 == "deb" {
+    [ ${#lists[@]} -eq 0 ] || awk -v want="$want" '$1 == "deb" {
         i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
         comps = ""; for (k = i + 2; k <= NF; k++) comps = comps " " $k " "
         if (comps ~ / main / && $(i + 1) !~ /security/) print ($(i + 1) == want ? 0 : 1), $i
-      }' "$etc"/sources.list "$etc"/sources.list.d/*.list 2>/dev/null || true
-    awk -v want="$want" 'BEGIN { RS = ""; FS = "\n" } {
-        types = uris = suites = comps = ""
+      }' "${lists[@]}"
+    # deb822: a line starting with blanks continues the field before it; `Enabled: no` stanzas are off
+    [ ${#stanzas[@]} -eq 0 ] || awk -v want="$want" 'BEGIN { RS = ""; FS = "\n" } {
+        delete v; key = ""
         for (i = 1; i <= NF; i++) {
-          line = $i; key = line; sub(/:.*/, "", key); sub(/^[^:]*:[ \t]*/, "", line)
-          if (key == "Types") types = " " line " "; else if (key == "URIs") uris = line
-          else if (key == "Suites") suites = " " line " "; else if (key == "Components") comps = " " line " "
+          line = $i
+          if (line ~ /^#/) continue
+          if (line ~ /^[ \t]/) { if (key != "") v[key] = v[key] " " line; continue }
+          key = line; sub(/:.*/, "", key); sub(/^[^:]*:[ \t]*/, "", line); v[key] = line
         }
-        if (types ~ / deb / && comps ~ / main / && suites !~ /security/ && uris != "") {
-          n = split(uris, u, /[ \t]+/)
-          for (j = 1; j <= n; j++) if (u[j] != "") print (suites ~ (" " want " ") ? 0 : 1), u[j]
+        types = " " v["Types"] " "; suites = " " v["Suites"] " "; comps = " " v["Components"] " "
+        if (tolower(v["Enabled"]) ~ /^[ \t]*no/) next
+        if (types ~ /[ \t]deb[ \t]/ && comps ~ /[ \t]main[ \t]/ && suites !~ /security/) {
+          n = split(v["URIs"], u, /[ \t]+/)
+          for (j = 1; j <= n; j++) if (u[j] != "") print (suites ~ ("[ \t]" want "[ \t]") ? 0 : 1), u[j]
         }
-      }' "$etc"/sources.list.d/*.sources 2>/dev/null || true
+      }' "${stanzas[@]}"
   } | { grep -v ' .*security' || true; } | sort -s -k1,1 | head -n1 | cut -d' ' -f2
 }
 

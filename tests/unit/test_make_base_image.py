@@ -61,3 +61,27 @@ def test_no_archive_is_an_error_that_says_how_to_set_one(etc):
     p = subprocess.run(["bash", str(SCRIPT), "--print-mirror"], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "APT_ETC": str(etc), "MIRROR": "http://set.example.invalid/debian"})
     assert p.stdout.strip() == "http://set.example.invalid/debian"
+
+
+def test_no_sources_list_only_its_directory(etc):
+    # many Debian 12 images ship no /etc/apt/sources.list: the files beside it must still be read
+    (etc / "sources.list.d" / "debian.list").write_text("deb http://archive.example.invalid/debian bookworm main\n")
+    p = mirror(etc)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "http://archive.example.invalid/debian"
+
+
+def test_the_wanted_suite_wins_over_a_third_party_repository_read_first(etc):
+    # one-line files are read before deb822 ones: nodesource's `main` comes first, the archive must win
+    (etc / "sources.list.d" / "nodesource.list").write_text(
+        "deb [signed-by=/k.gpg] https://node.example.invalid/node_20.x nodistro main\n")
+    (etc / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://archive.example.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n")
+    assert mirror(etc).stdout.strip() == "http://archive.example.invalid/debian"
+
+
+def test_deb822_disabled_stanzas_and_folded_fields(etc):
+    (etc / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://off.example.invalid/debian\nSuites: bookworm\nComponents: main\nEnabled: no\n\n"
+        "Types: deb\nURIs:\n http://folded.example.invalid/debian\nSuites: bookworm\nComponents: main\n contrib\n")
+    assert mirror(etc).stdout.strip() == "http://folded.example.invalid/debian"
