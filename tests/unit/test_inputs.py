@@ -38,6 +38,8 @@ def test_fingerprint_ignores_labels_and_files_outside_the_context(tmp_path):
     root = project(tmp_path)
     fp = inputs_fingerprint(root, spec(root), "sha256:base")
     assert fp == inputs_fingerprint(root, spec(root, VERSION="2", REVISION="b", CREATED="u"), "sha256:base")
+    # the source label follows the clone's remote: an ssh and an https clone build the same software
+    assert fp == inputs_fingerprint(root, spec(root, SOURCE="https://git.example.invalid/org/repo"), "sha256:base")
     (root / "README.md").write_text("other docs\n")
     (root / "requirements" / "a.in").write_text("y\n")
     assert inputs_fingerprint(root, spec(root), "sha256:base") == fp

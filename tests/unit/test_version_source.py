@@ -30,14 +30,16 @@ def test_no_remote_no_source(tmp_path):
     assert source_url(tmp_path) == ""
 
 
-def test_configured_source_wins(tmp_path):
+def test_configured_source_wins_and_the_remote_is_the_default(monkeypatch):
+    import platformctl.image.build as build
     from platformctl.config import collect_overrides, load_config
-    from platformctl.image.build import build_spec
     from tests.conftest import ROOT
 
     class Engine:
         mode = "docker-buildkit"
 
+    monkeypatch.setattr(build, "source_url", lambda root: "https://git.example.invalid/from/remote")
     cfg = load_config(ROOT, collect_overrides(["image.source=https://code.example.invalid/ml/platform"], {}))
-    spec, _ = build_spec(ROOT, cfg, Engine())
-    assert spec.build_args["SOURCE"] == "https://code.example.invalid/ml/platform"
+    assert build.build_spec(ROOT, cfg, Engine())[0].build_args["SOURCE"] == "https://code.example.invalid/ml/platform"
+    cfg = load_config(ROOT, collect_overrides(["image.source="], {}))
+    assert build.build_spec(ROOT, cfg, Engine())[0].build_args["SOURCE"] == "https://git.example.invalid/from/remote"
