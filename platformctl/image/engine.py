@@ -107,8 +107,13 @@ class DockerEngine:
             m = re.search(r"(Cannot connect to the Docker daemon.*|error during connect.*|permission denied.*)", err)
             cause = m.group(1) if m else (err.splitlines() or ["no answer"])[-1]
         host = os.environ.get("DOCKER_HOST")
-        hint = (f"DOCKER_HOST={host}: start the engine there or unset DOCKER_HOST to use the local one"
-                if host else START_HINT)
+        if p.returncode == 124:  # it is there but does not answer: a second dockerd would not help
+            hint = (f"the engine at {host or 'the local socket'} accepted the call but did not answer: see its "
+                    "log (e.g. /var/log/dockerd.log, `journalctl -u docker`) or restart it")
+        elif host:
+            hint = f"DOCKER_HOST={host}: start the engine there or unset DOCKER_HOST to use the local one"
+        else:
+            hint = START_HINT
         raise EngineError(f"the Docker engine is not reachable through {self.cli}: {cause}", hint)
 
     # ----------------------------------------------------------------- build

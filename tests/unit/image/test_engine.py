@@ -63,6 +63,7 @@ def test_an_engine_that_does_not_answer_is_an_error_not_a_traceback(tmp_path, mo
     with pytest.raises(EngineError) as exc:
         DockerEngine.detect(fake_cli(tmp_path, client="20.10.24", buildx=False, daemon="hangs"))
     assert "not reachable" in exc.value.message and "no answer within 1 s" in exc.value.message
+    assert "restart it" in exc.value.hint and "dockerd &" not in exc.value.hint  # not: start a second one
 
 
 LOG = """#5 [python-base 2/2] RUN useradd airflow
