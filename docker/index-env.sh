@@ -5,12 +5,13 @@
 #            to the base image's own trust store when it has one, not instead of it.
 # index_url: the package index URL, credentials included.
 if [ -s /run/secrets/ca_bundle ]; then
-  : > /run/trust/ca.pem
-  # the base's trust store: Debian/Ubuntu/Alpine, then RHEL/Fedora (a vendor's extend-mode base)
-  for store in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
-    if [ -s "$store" ]; then { cat "$store"; echo; } > /run/trust/ca.pem; break; fi
-  done
-  cat /run/secrets/ca_bundle >> /run/trust/ca.pem
+  # the base's trust store (Debian/Ubuntu/Alpine, else RHEL/Fedora: a vendor's extend-mode base), then the extra CAs
+  {
+    for store in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+      if [ -s "$store" ]; then cat "$store"; echo; break; fi
+    done
+    cat /run/secrets/ca_bundle
+  } > /run/trust/ca.pem
   export SSL_CERT_FILE=/run/trust/ca.pem PIP_CERT=/run/trust/ca.pem
 fi
 if [ -s /run/secrets/index_url ]; then

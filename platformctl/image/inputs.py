@@ -3,8 +3,8 @@
 It covers the Dockerfile, every file of the build context (selected by .dockerignore, which is an
 allow-list here), the build arguments except version/revision/created/source (they only describe the
 build: labels and the ML_PLATFORM_IMAGE_* environment the plugin shows; source comes from the clone's
-git remote, which differs between an https and an ssh clone of the same repository), the build target and platform, and
-the base image's id. Two builds with the same fingerprint produce the same software; `make push` tags
+git remote, which differs between an https and an ssh clone of the same repository), the build target
+and platform, and the base image's id. Two builds with the same fingerprint produce the same software; `make push` tags
 the image `inputs-<fingerprint>` so that `make build` can find it in the registry and tag it instead of
 rebuilding (the adopted image keeps the version, revision and created of the build that made it).
 """

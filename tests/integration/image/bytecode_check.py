@@ -11,6 +11,13 @@ import os
 import sys
 import sysconfig
 
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 site = sysconfig.get_paths()["purelib"]
 fresh, missing, stale, uncompilable = 0, [], [], 0
 for top, dirs, files in os.walk(site):
@@ -20,14 +27,12 @@ for top, dirs, files in os.walk(site):
             continue
         path = os.path.join(top, name)
         cache = importlib.util.cache_from_source(path)
-        with open(path, "rb") as f:
-            source = f.read()
         try:
             with open(cache, "rb") as f:
                 header = f.read(16)
         except FileNotFoundError:
             try:
-                compile(source, path, "exec", dont_inherit=True)
+                compile(read(path), path, "exec", dont_inherit=True)
             except (SyntaxError, ValueError):
                 uncompilable += 1
             else:
@@ -41,7 +46,7 @@ for top, dirs, files in os.walk(site):
             ok = (int.from_bytes(header[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
                   and int.from_bytes(header[12:16], "little") == st.st_size & 0xFFFFFFFF)
         else:  # hash-based
-            ok = header[8:16] == importlib.util.source_hash(source)
+            ok = header[8:16] == importlib.util.source_hash(read(path))
         if ok:
             fresh += 1
         else:
