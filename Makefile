@@ -1,6 +1,6 @@
 # Every target is one `python build.py <command>` call; the only logic here is the venv bootstrap.
-# Any platform.yaml value can be overridden per run: make build PYTHON=3.11 BASE_IMAGE=...
-export PYTHON BASE_IMAGE BASE_MODE ENGINE DOCKER AIRFLOW_VERSION RESOLVER REGISTRY CONSTRAINTS PYTHONS IMAGE_VERSION CA_BUNDLE INDEX_URL_FILE UV_IMAGE
+# Any platform.yaml value can be overridden per run: make build PYTHON=3.11 BASE_IMAGE=... (make passes
+# command-line variables to the commands it runs; an unset or empty one is no override).
 
 HOST_PYTHON ?= python3
 HOST_PY := $(shell $(HOST_PYTHON) -c 'import sys; print("%d%d" % sys.version_info[:2])')
@@ -9,7 +9,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse clean
+.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,11 +19,15 @@ LOCKS   := requirements/airflow-py$(HOST_PY).txt requirements/team-py$(HOST_PY).
 # A missing or hand-edited host lock is named (with the fix) before pip or uv would fail on it.
 $(VENV)/.synced: $(wildcard $(LOCKS) requirements/tools-py$(HOST_PY).txt) operators/pyproject.toml
 	@$(HOST_PYTHON) -m platformctl.lock.bootcheck requirements/tools-py$(HOST_PY).txt $(LOCKS)
+	@test -x $(PY) || $(HOST_PYTHON) -m platformctl.host.venvcheck
 	test -x $(PY) || $(HOST_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/tools-py$(HOST_PY).txt
 	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes $(LOCKS)
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e operators
 	touch $@
+
+doctor: $(VENV)/.synced ## what this host has and lacks for build/test, and the resolved settings with their source
+	$(RUN) doctor
 
 venv: $(VENV)/.synced ## create .venv from the host Python's locks (airflow + team + dev)
 
@@ -42,7 +46,7 @@ render-check: $(VENV)/.synced ## fail if dags/ is out of date with pipelines/
 schema: $(VENV)/.synced ## write JSON Schemas for editors into schemas/
 	$(RUN) schema
 
-build: $(VENV)/.synced ## lock-check, render-check, build the image, test it, write the build record
+build: $(VENV)/.synced ## set up this host if needed, lock-check, render-check, build the image, test it
 	$(RUN) build
 
 push: $(VENV)/.synced ## push the tested build (version + sha-<7> tags), verify the registry serves its digest
@@ -69,8 +73,8 @@ run: $(VENV)/.synced ## trigger PIPELINE=<name> on the local stack, follow it, p
 down: $(VENV)/.synced ## stop the local stack (VOLUMES=1 also removes its database and logs)
 	$(RUN) down $(if $(VOLUMES),--volumes)
 
-test: $(VENV)/.synced ## unit + integration tests (integration needs a Docker engine)
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+test: $(VENV)/.synced ## every test; sets up the host and builds first when needed (PYTEST_ARGS=...)
+	$(RUN) test -- $(PYTEST_ARGS)
 
 unit: $(VENV)/.synced ## unit tests only
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -9,7 +9,7 @@ image from the same lock, in one run, for three cases:
   plugin    after changing one plugin file
 
 Prints times, image sizes and ratios; nothing is asserted. Needs a Docker engine and the base image.
-Run: make bench-build (PYTHON / BASE_IMAGE / CA_BUNDLE as for make build). Takes several minutes.
+Run: make bench-build (after make build: it uses what make build resolved on this machine). Takes several minutes.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from platformctl import machine  # noqa: E402
 from platformctl.config import collect_overrides, load_config  # noqa: E402
 from platformctl.image.build import build_plan  # noqa: E402
 from platformctl.image.engine import DockerEngine  # noqa: E402
@@ -126,6 +127,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-build-"))
     repo = work / "repo"
     sh(["git", "clone", "-q", str(ROOT), str(repo)])
+    machine.copy_to(ROOT, repo)  # the base image, CLI and CA bundle make build resolved here
     b = Bench(repo, engine, cfg, cfg.image.build_secrets.get("ca_bundle"))
     rows, cold = [], []
     try:

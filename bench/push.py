@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.registry.conftest import PASSWORD, USER, RegistryServer  # noqa: E402
+from platformctl import machine  # noqa: E402
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
@@ -46,6 +47,7 @@ def main() -> None:
     try:
         clone = work / "repo"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        machine.copy_to(ROOT, clone)  # the base image, CLI and CA bundle make build resolved here
         (clone / "build").mkdir()
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
         if record["revision"] != head or record.get("dirty") or not record.get("tested"):

@@ -1,8 +1,8 @@
 """The root configuration: platform.yaml, a validated model with a JSON Schema.
 
-Every value can be overridden per invocation, either with `--set dotted.key=value`
-on the CLI or with the environment variables in ENV_OVERRIDES (which the Makefile
-exports, so `make build PYTHON=3.11` works).
+Layers, highest first: `--set dotted.key=value` on the CLI > the environment variables in
+ENV_OVERRIDES (make passes its command-line variables, so `make build PYTHON=3.11` works) > what this
+machine resolved (`.platform/local.yaml`, see machine.py) > platform.yaml > the model's defaults.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import machine
 from .errors import ConfigError
 
 CONFIG_FILE = "platform.yaml"
@@ -106,6 +107,18 @@ class StackConfig(_Model):
     )
 
 
+class SetupConfig(_Model):
+    """What `make build` / `make test` may do to prepare this host (see `make doctor`)."""
+
+    install: bool = Field(
+        True, description="As root on a Debian/Ubuntu host, install missing tools with apt and start the Docker "
+        "engine. false (or PLATFORM_NO_INSTALL=1): only print the commands to run.")
+    ca_bundle: str = Field(
+        "auto", description="CA certificates passed to the build as the ca_bundle secret when "
+        "image.build_secrets.ca_bundle is not set: auto (the host's bundle, e.g. "
+        "/etc/ssl/certs/ca-certificates.crt, when there is one), none, or a path.")
+
+
 class PlatformConfig(_Model):
     airflow_version: str = Field("3.3.2", description="Apache Airflow version the whole platform is pinned to.")
     python_versions: list[str] = Field(
@@ -128,6 +141,7 @@ class PlatformConfig(_Model):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     stack: StackConfig = Field(default_factory=StackConfig)
+    setup: SetupConfig = Field(default_factory=SetupConfig)
 
     @field_validator("airflow_version")
     @classmethod
@@ -256,6 +270,13 @@ def _line_of(text: str, key_path: tuple[Any, ...]) -> int | None:
 
 
 def load_config(root: Path, overrides: dict[str, Any] | None = None) -> PlatformConfig:
+    return load_config_with_sources(root, overrides)[0]
+
+
+def load_config_with_sources(root: Path, overrides: dict[str, Any] | None = None
+                             ) -> tuple[PlatformConfig, dict[str, str]]:
+    """The configuration and, for every value not from platform.yaml or the defaults, where it came from
+    ({dotted key: source})."""
     path = root / CONFIG_FILE
     data: dict[str, Any] = {}
     text = ""
@@ -271,21 +292,29 @@ def load_config(root: Path, overrides: dict[str, Any] | None = None) -> Platform
             raise ConfigError("must be a mapping of settings", where=CONFIG_FILE)
         data = loaded or {}
     sources: dict[str, str] = {}
+    for dotted, value in machine.load(root).items():
+        _set_dotted(data, dotted, value)
+        sources[dotted] = machine.SOURCE
     for dotted, (value, source) in (overrides or {}).items():
         _set_dotted(data, dotted, value)
         sources[dotted] = source
     try:
-        return PlatformConfig.model_validate(data)
+        return PlatformConfig.model_validate(data), sources
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         field = ".".join(str(p) for p in loc) or "(root)"
-        source = sources.get(field)
-        if source:
-            where = source
+        # the layer that set the field (or, for a cross-field check, the key its message names)
+        source = sources.get(field) or next(
+            (s for k, s in reversed(sources.items()) if field.startswith(k + ".") or k.startswith(field + ".")
+             or k in err["msg"]), None)
+        if source == machine.SOURCE:
+            where, extra = source, f"; or delete {machine.SOURCE} to start over"
+        elif source:
+            where, extra = source, ""
         else:
             line = _line_of(text, loc) if text else None
-            where = f"{CONFIG_FILE}:{line}" if line else CONFIG_FILE
+            where, extra = (f"{CONFIG_FILE}:{line}" if line else CONFIG_FILE), ""
         msg = err["msg"].removeprefix("Value error, ")
         hint = None
         if err["type"] == "extra_forbidden":
@@ -293,6 +322,8 @@ def load_config(root: Path, overrides: dict[str, Any] | None = None) -> Platform
             hint = f"known keys: {', '.join(known)}"
         elif err["type"] == "literal_error":
             hint = "see schemas/platform.schema.json"
+        if extra:
+            hint = (hint or "fix the value") + extra
         raise ConfigError(f"{field}: {msg}", hint, where=where) from None
 
 

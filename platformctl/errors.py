@@ -83,3 +83,17 @@ class ImageTestError(PlatformError):
 
     exit_code = 9
     kind = "image-test"
+
+
+class MachineFileError(PlatformError):
+    """The per-machine settings file (.platform/local.yaml) cannot be read."""
+
+    exit_code = 13
+    kind = "machine-file"
+
+
+class HostSetupError(PlatformError):
+    """This host cannot be set up for the build (an install or the engine start failed)."""
+
+    exit_code = 14
+    kind = "host-setup"

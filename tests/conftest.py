@@ -1,4 +1,6 @@
-"""Shared fixtures. Integration tests never skip in CI (CI=true): a missing engine fails them."""
+"""Shared fixtures. Integration tests never skip in CI (CI=true) nor under `make test` (PLATFORM_TEST_STRICT=1):
+a missing engine or service fails them. Settings come from the configuration as this machine resolved it
+(platform.yaml + .platform/local.yaml + the environment), never from variables only CI sets."""
 
 from __future__ import annotations
 
@@ -11,12 +13,27 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+_TRUE = {"1", "true", "yes"}
+IN_CI = os.environ.get("CI", "").lower() in _TRUE
+STRICT = IN_CI or os.environ.get("PLATFORM_TEST_STRICT", "").lower() in _TRUE
+
+
+def config():
+    """The platform configuration as `make build` resolved it on this machine."""
+    from platformctl.config import collect_overrides, load_config
+
+    return load_config(ROOT, collect_overrides())
+
+
+def base_image() -> str:
+    """The base image the platform builds on here (made locally by make build when none can be pulled)."""
+    cfg = config()
+    return cfg.image.resolved_base_image(cfg.airflow_version)
 
 
 def docker_cli() -> str | None:
-    """A Docker CLI that talks to a running engine, preferring one with BuildKit (/usr/bin/docker 20.10)."""
-    for cand in (os.environ.get("DOCKER"), "/usr/bin/docker", shutil.which("docker")):
+    """A Docker CLI that talks to a running engine: the resolved one, else one with BuildKit (/usr/bin/docker 20.10)."""
+    for cand in (config().image.docker, "/usr/bin/docker", shutil.which("docker")):
         if cand and Path(cand).exists():
             ok = subprocess.run([cand, "info", "--format", "{{.ServerVersion}}"], capture_output=True, timeout=20)
             if ok.returncode == 0:
@@ -25,11 +42,12 @@ def docker_cli() -> str | None:
 
 
 def require(condition: bool, why: str) -> None:
-    """Skip locally when a real engine/service is missing; fail in CI, where .ci/run must provide it."""
+    """Skip a bare local pytest run when a real engine/service is missing; fail in CI and under `make test`,
+    which set the host up first."""
     if condition:
         return
-    if IN_CI:
-        pytest.fail(f"CI must provide this: {why}")
+    if STRICT:
+        pytest.fail(f"make test / CI must provide this: {why}")
     pytest.skip(why)
 
 

@@ -7,6 +7,7 @@ import time
 
 from ..config import collect_overrides, load_config
 from ..image.build import read_record
+from ..host.setup import prepare
 from ..image.engine import DockerEngine
 from ..pipelines.project import render_all
 from ..stack.compose import PortTaken, Stack, free_port
@@ -31,9 +32,8 @@ def built_image(root) -> str:
 
 
 def up(root, args) -> int:
-    cfg = load_config(root, collect_overrides(args.sets))
+    cfg, engine = prepare(root, collect_overrides(args.sets), "run")
     image = args.image or built_image(root)
-    engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
     if engine.image_id(image) is None:
         raise StackError(f"image {image} is not in the local engine", "run make build first")
     written, _ = render_all(root)

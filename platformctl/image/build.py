@@ -161,11 +161,17 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds) -> BuildRecord:
     return record
 
 
-def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo: bool = True,
-                engine: DockerEngine | None = None, reuse: bool = True) -> BuildRecord:
+def check_inputs(root: Path, cfg: PlatformConfig) -> None:
+    """What make build refuses before it touches the host or the engine."""
     assert_fresh(root, cfg)
     render_check(root)  # the DAGs baked into the image are the ones the pipelines describe
-    resolve_secrets(root, cfg)  # bad inputs first, before looking for an engine
+    resolve_secrets(root, cfg)
+
+
+def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo: bool = True,
+                engine: DockerEngine | None = None, reuse: bool = True, inputs_checked: bool = False) -> BuildRecord:
+    if not inputs_checked:
+        check_inputs(root, cfg)  # bad inputs first, before looking for an engine
     engine = engine or DockerEngine.detect(cfg.image.docker, cfg.image.engine)
     spec, vinfo, inputs = build_plan(root, cfg, engine)
     if inputs and reuse and vinfo["dirty"] != "True":

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from ..errors import BuildError, EngineError, ToolMissingError
 
-START_HINT = "start it: `dockerd &` as root, or `sudo systemctl start docker`"
+START_HINT = ("start it: run make build as root (it starts dockerd, its log in .platform/dockerd.log), "
+              "`dockerd &` as root, or `sudo systemctl start docker`")
 PROBE_TIMEOUT = 30  # seconds for `docker buildx version` / `docker version` (the CLI alone)
 DAEMON_TIMEOUT = 60  # seconds for a call that needs the engine to answer
 
@@ -55,6 +56,51 @@ def _run_all(*cmds: tuple[list[str], int]) -> list[subprocess.CompletedProcess]:
         return list(pool.map(lambda c: one(*c), cmds))
 
 
+def engine_package() -> str | None:
+    """The Debian/Ubuntu package that installed dockerd (docker.io, docker-ce, moby-engine...), if any."""
+    dockerd = shutil.which("dockerd")
+    if not dockerd or not shutil.which("dpkg"):
+        return None
+    p = _run_all((["dpkg", "-S", os.path.realpath(dockerd)], PROBE_TIMEOUT))[0]
+    return (p.stdout.split(":", 1)[0].strip() or None) if p.returncode == 0 else None
+
+
+def buildkit_fix(package: str | None = None) -> str:
+    """How to get a Docker CLI that builds with BuildKit, for the engine this host has (package: the one that
+    installed dockerd, looked up when not given). Debian 12 has no docker-buildx package: its docker.io is the
+    20.10 CLI with BuildKit built in; docker-ce's repository has docker-buildx-plugin."""
+    package = package if package is not None else engine_package()
+    if package and package.startswith("docker-ce"):
+        return ("install the buildx plugin of your docker-ce (apt-get install docker-buildx-plugin), or point "
+                "image.docker / DOCKER= at a CLI that has it")
+    if package and package.startswith("moby"):
+        return "install moby-buildx, or point image.docker / DOCKER= at a CLI that has buildx"
+    return ("install docker.io (apt-get install docker.io: the engine and a 20.10 CLI at /usr/bin/docker with "
+            "BuildKit built in), or point image.docker / DOCKER= at a CLI with the buildx plugin")
+
+
+def find_buildkit_cli(cli: str | None = None, engine: str = "auto"
+                      ) -> tuple[tuple[str, str] | None, subprocess.CompletedProcess | None, list[str]]:
+    """The first Docker CLI that can build with BuildKit in mode `engine`: ((path, mode), its `docker info`
+    result, []) or (None, None, why each candidate could not). Only asks the CLIs; the engine may be down."""
+    candidates = [cli] if cli else [shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker"]
+    seen, reasons = set(), []
+    for c in candidates:
+        if not c or c in seen or not Path(c).exists():
+            continue
+        seen.add(c)
+        buildx, version, info = _run_all(([c, "buildx", "version"], PROBE_TIMEOUT),
+                                         ([c, "version", "--format", "{{.Client.Version}}"], PROBE_TIMEOUT),
+                                         ([c, "info", "--format", "{{.ServerVersion}}"], DAEMON_TIMEOUT))
+        has_buildx, major = buildx.returncode == 0, _client_major(version.stdout)
+        if engine in ("auto", "buildx") and has_buildx:
+            return (c, "buildx"), info, []
+        if engine in ("auto", "docker-buildkit") and major is not None and major < 23:
+            return (c, "docker-buildkit"), info, []
+        reasons.append(f"{c} (client {major}.x, buildx {'yes' if has_buildx else 'no'})")
+    return None, None, reasons
+
+
 def _client_major(version_output: str) -> int | None:
     m = re.match(r"(\d+)\.", version_output.strip())
     return int(m.group(1)) if m else None
@@ -68,30 +114,17 @@ class DockerEngine:
     # ----------------------------------------------------------------- detection
     @classmethod
     def detect(cls, cli: str | None = None, engine: str = "auto") -> DockerEngine:
-        candidates = [cli] if cli else [shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker"]
-        seen, reasons = set(), []
-        for c in candidates:
-            if not c or c in seen or not Path(c).exists():
-                continue
-            seen.add(c)
-            buildx, version, info = _run_all(([c, "buildx", "version"], PROBE_TIMEOUT),
-                                             ([c, "version", "--format", "{{.Client.Version}}"], PROBE_TIMEOUT),
-                                             ([c, "info", "--format", "{{.ServerVersion}}"], DAEMON_TIMEOUT))
-            has_buildx, major = buildx.returncode == 0, _client_major(version.stdout)
-            if engine in ("auto", "buildx") and has_buildx:
-                return cls(c, "buildx")._check_reachable(info)
-            if engine in ("auto", "docker-buildkit") and major is not None and major < 23:
-                return cls(c, "docker-buildkit")._check_reachable(info)
-            reasons.append(f"{c} (client {major}.x, buildx {'yes' if has_buildx else 'no'})")
-        if not seen:
+        found, info, reasons = find_buildkit_cli(cli, engine)
+        if found:
+            return cls(*found)._check_reachable(info)
+        if not reasons:
             if cli:
                 raise ToolMissingError(f"the Docker CLI {cli} (image.docker / DOCKER=) does not exist",
                                        "point DOCKER= at an installed CLI (e.g. /usr/bin/docker from docker.io) or unset it")
-            raise ToolMissingError("no Docker CLI found", "install docker (apt-get install docker.io)")
+            raise ToolMissingError("no Docker CLI found", f"{buildkit_fix()}, or run make build as root to have it installed")
         raise ToolMissingError(
             f"no Docker CLI here can build with BuildKit in mode '{engine}': " + ", ".join(reasons),
-            "install the buildx plugin (apt-get install docker-buildx) or point image.docker / DOCKER= at a "
-            "20.10 CLI (/usr/bin/docker from docker.io); the legacy builder has no cache or secret mounts",
+            f"{buildkit_fix()}; the legacy builder has no cache or secret mounts",
         )
 
     def _check_reachable(self, p: subprocess.CompletedProcess) -> DockerEngine:
@@ -168,6 +201,10 @@ class DockerEngine:
     def image_id(self, ref: str) -> str | None:
         p = _run([self.cli, "image", "inspect", "--format", "{{.Id}}", ref])
         return p.stdout.strip() if p.returncode == 0 else None
+
+    def pull(self, ref: str, timeout: int = 120) -> subprocess.CompletedProcess:
+        """`docker pull ref`; a pull that does not finish within `timeout` comes back with returncode 124."""
+        return _run_all(([self.cli, "pull", "-q", ref], timeout))[0]
 
     def tag(self, src: str, dst: str) -> None:
         p = _run([self.cli, "tag", src, dst])

@@ -8,6 +8,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from platformctl import machine
 from platformctl.image.engine import BuildSpec, DockerEngine
 from tests.conftest import ROOT
 
@@ -27,6 +28,7 @@ def working_tree_copy(dst: Path) -> Path:
             shutil.copy2(src, dst / rel)
     subprocess.run(["git", "add", "-A"], cwd=dst, check=True)
     subprocess.run(["git", *GIT_ID, "commit", "-qm", "test: working tree", "--allow-empty"], cwd=dst, check=True)
+    machine.copy_to(ROOT, dst)  # what make build resolved on this machine (git-ignored, so not cloned)
     return dst
 
 

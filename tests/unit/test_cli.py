@@ -16,7 +16,7 @@ def cli(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
     import os
 
     e = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "BASE_IMAGE", "BASE_MODE", "CA_BUNDLE")}
-    e.update({"PLATFORM_ROOT": str(repo), **(env or {})})
+    e.update({"PLATFORM_ROOT": str(repo), "PLATFORM_NO_INSTALL": "1", **(env or {})})
     return subprocess.run([sys.executable, str(ROOT / "build.py"), *args], capture_output=True, text=True, env=e)
 
 

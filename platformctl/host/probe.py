@@ -1,0 +1,40 @@
+"""Facts about this host, read without changing anything (plan.py decides from them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ..image.engine import DAEMON_TIMEOUT, _run_all, engine_package, find_buildkit_cli
+from .plan import TOOLS, HostFacts
+
+
+def os_name(os_release: Path = Path("/etc/os-release")) -> str:
+    try:
+        for line in os_release.read_text(errors="replace").splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.partition("=")[2].strip().strip('"')
+    except OSError:
+        pass
+    return ""
+
+
+def probe(docker: str | None = None, engine_mode: str = "auto") -> HostFacts:
+    found, info, _ = find_buildkit_cli(docker, engine_mode)
+    dockerd = shutil.which("dockerd") is not None
+    any_cli = docker or shutil.which("docker")
+    if info is None and any_cli and Path(any_cli).exists():  # no BuildKit CLI: is an engine up all the same?
+        info = _run_all(([any_cli, "info", "--format", "{{.ServerVersion}}"], DAEMON_TIMEOUT))[0]
+    return HostFacts(
+        root=os.geteuid() == 0,
+        apt=shutil.which("apt-get") is not None,
+        os_name=os_name(),
+        commands=frozenset(c for c in TOOLS if shutil.which(c)),
+        buildkit_cli=found[0] if found else None,
+        dockerd=dockerd,
+        engine_package=engine_package() if dockerd else None,
+        engine_running=bool(info is not None and info.returncode == 0),
+        docker_host=os.environ.get("DOCKER_HOST") or None,
+        systemd=Path("/run/systemd/system").is_dir(),
+    )

@@ -1,0 +1,199 @@
+"""Prepare this host for a command: install what is missing, start the engine, make a base image, find
+the CA bundle; remember what was resolved in .platform/local.yaml. Each action is announced on one
+line; when nothing needs doing nothing is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import machine
+from ..config import ENV_OVERRIDES, PlatformConfig, _parse_value, load_config_with_sources
+from ..errors import ConfigError, EngineError, HostSetupError, ToolMissingError
+from ..image.engine import DockerEngine
+from .plan import NEEDS, BaseChoice, HostFacts, Plan, choose_base, decide
+from .probe import probe
+
+Echo = Callable[[str], None]
+HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
+                   "/etc/pki/tls/certs/ca-bundle.crt",     # RHEL, Fedora
+                   "/etc/ssl/cert.pem")                    # macOS, BSDs
+ENGINE_START_TIMEOUT = 60
+PULL_TIMEOUT = 60
+_apt_updated = False
+
+
+def _echo(line: str) -> None:
+    print(f"setup: {line}", flush=True)
+
+
+def install_allowed(cfg: PlatformConfig, environ: dict[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return cfg.setup.install and env.get("PLATFORM_NO_INSTALL", "").lower() not in {"1", "true", "yes"}
+
+
+def _tail(path: Path, n: int = 8) -> str:
+    try:
+        return " | ".join(ln.strip() for ln in path.read_text(errors="replace").splitlines()[-n:] if ln.strip())
+    except OSError:
+        return "(no log)"
+
+
+def apt_install(packages: tuple[str, ...], log: Path, echo: Echo) -> None:
+    global _apt_updated
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with log.open("a") as out:
+        if not _apt_updated:
+            echo("apt-get update (once)")
+            if subprocess.run(["apt-get", "update", "-q"], stdout=out, stderr=subprocess.STDOUT, env=env).returncode:
+                raise HostSetupError("apt-get update failed", f"see {log}: {_tail(log)}")
+            _apt_updated = True
+        echo(f"installing {' '.join(packages)} with apt-get (log: {log})")
+        p = subprocess.run(["apt-get", "install", "-y", "-q", *packages], stdout=out, stderr=subprocess.STDOUT, env=env)
+    if p.returncode:
+        raise HostSetupError(f"apt-get install {' '.join(packages)} failed", f"see {log}: {_tail(log)}")
+
+
+def _engine_answers(cli: str) -> bool:
+    try:
+        return subprocess.run([cli, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def start_engine(root: Path, facts: HostFacts, cli: str, echo: Echo, timeout: int = ENGINE_START_TIMEOUT) -> None:
+    log = root / ".platform" / "dockerd.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if facts.systemd:
+        echo("starting the Docker engine: systemctl start docker")
+        p = subprocess.run(["systemctl", "start", "docker"], capture_output=True, text=True)
+        if p.returncode:
+            raise HostSetupError(f"systemctl start docker failed: {p.stderr.strip()[-300:]}",
+                                 "see `journalctl -u docker`")
+        where = "`journalctl -u docker`"
+    else:
+        echo(f"starting the Docker engine: dockerd (log: {log.relative_to(root)})")
+        with log.open("a") as out:
+            subprocess.Popen(["dockerd"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)  # outlives this command, like a service
+        where = str(log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _engine_answers(cli):
+            echo("the Docker engine answers")
+            return
+        time.sleep(0.5)
+    last = _tail(log) if not facts.systemd else "see the journal"
+    raise HostSetupError(f"the Docker engine did not answer within {timeout} s of starting it",
+                         f"its log: {where}; last lines: {last}")
+
+
+def carry_out(root: Path, plan: Plan, facts: HostFacts, echo: Echo, cfg: PlatformConfig) -> None:
+    if plan.manual:
+        what = ", ".join(plan.missing)
+        if plan.engine_only:
+            raise EngineError(f"the Docker engine is not reachable through {facts.buildkit_cli or 'docker'}: "
+                              f"{what}", plan.manual)
+        raise ToolMissingError(f"this host lacks {what}", plan.manual)
+    if plan.packages:
+        apt_install(plan.packages, root / ".platform" / "apt.log", echo)
+    if plan.start_engine:
+        after = probe(cfg.image.docker, cfg.image.engine)  # the package may have started it
+        if not after.engine_running:
+            cli = after.buildkit_cli or cfg.image.docker or "docker"
+            start_engine(root, after, cli, echo)
+
+
+def ensure_tools(root: Path, cfg: PlatformConfig, needs: tuple[str, ...], echo: Echo) -> None:
+    facts = probe(cfg.image.docker, cfg.image.engine)
+    plan = decide(facts, needs, install_allowed(cfg))
+    if not plan.empty:
+        carry_out(root, plan, facts, echo, cfg)
+
+
+def _pull_error(engine: DockerEngine, ref: str, echo: Echo) -> str | None:
+    if ref.startswith("local/"):
+        return "a local/ image is made here, never pulled"
+    p = engine.pull(ref, PULL_TIMEOUT)
+    if p.returncode == 0:
+        echo(f"pulled base image {ref}")
+        return None
+    lines = [ln for ln in (p.stderr or p.stdout).strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else f"docker pull exited {p.returncode}")[:200]
+
+
+def ensure_base(root: Path, cfg: PlatformConfig, user_set: set[str], engine: DockerEngine,
+                echo: Echo) -> dict[str, Any]:
+    base = cfg.image.resolved_base_image(cfg.airflow_version)
+    if engine.image_id(base):
+        return {}
+    choice: BaseChoice = choose_base(base=base, base_mode=cfg.image.base_mode, python=cfg.image.python,
+                                     pythons=cfg.python_versions, user_set=user_set, present=False,
+                                     pull_error=_pull_error(engine, base, echo))
+    if choice.action == "pull":
+        return {}
+    if choice.action == "refuse":
+        raise HostSetupError(choice.why)
+    if engine.image_id(choice.image) is None:
+        ensure_tools(root, cfg, ("debootstrap",), echo)
+        echo(f"base image: {choice.why}; making {choice.image} with debootstrap (once, a few minutes)")
+        script = root / "scripts" / "make-base-image.sh"
+        p = subprocess.run(["bash", str(script), choice.image], capture_output=True, text=True,
+                           env={**os.environ, "DOCKER": engine.cli})
+        if p.returncode or engine.image_id(choice.image) is None:
+            out = " | ".join((p.stderr or p.stdout).strip().splitlines()[-5:])
+            raise HostSetupError(f"could not make the base image {choice.image}: {out or 'no output'}",
+                                 "fix the cause above, or point BASE_IMAGE / image.base_image at an image the "
+                                 "engine has or can pull")
+        echo(f"made base image {choice.image}")
+    return choice.settings
+
+
+def host_ca_settings(cfg: PlatformConfig, exists: Callable[[str], bool] = os.path.isfile) -> dict[str, Any]:
+    """The host's CA bundle as the ca_bundle build secret, unless set already or turned off."""
+    if "ca_bundle" in cfg.image.build_secrets or cfg.setup.ca_bundle == "none":
+        return {}
+    if cfg.setup.ca_bundle != "auto":
+        if not exists(cfg.setup.ca_bundle):
+            raise ConfigError(f"setup.ca_bundle: {cfg.setup.ca_bundle} does not exist",
+                              "point it at a PEM bundle, or use auto or none", where="platform.yaml")
+        return {"image.build_secrets.ca_bundle": cfg.setup.ca_bundle}
+    found = next((p for p in HOST_CA_BUNDLES if exists(p)), None)
+    return {"image.build_secrets.ca_bundle": found} if found else {}
+
+
+def user_settings(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The make / environment variables the user passed (ENV_OVERRIDES), to be remembered."""
+    env = os.environ if environ is None else environ
+    return {dotted: _parse_value(dotted, env[var]) for var, dotted in ENV_OVERRIDES.items() if env.get(var)}
+
+
+def prepare(root: Path, overrides: dict[str, Any], command: str = "build", echo: Echo = _echo,
+            preflight: Callable[[Path, PlatformConfig], None] | None = None) -> tuple[PlatformConfig, DockerEngine]:
+    """Everything `command` needs on this host, then the configuration as this machine resolved it and the
+    engine to use. preflight(root, cfg) checks the inputs first, before the host is touched. A second run
+    with nothing changed installs, starts and prints nothing."""
+    cfg, sources = load_config_with_sources(root, overrides)
+    if preflight:
+        preflight(root, cfg)
+    ensure_tools(root, cfg, NEEDS[command], echo)
+    engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
+    user_set = {k for k, s in sources.items() if s != machine.SOURCE}
+    settings: dict[str, Any] = {}
+    if "image.docker" not in user_set:
+        settings["image.docker"] = engine.cli
+    settings.update(ensure_base(root, cfg, user_set, engine, echo))
+    settings.update(host_ca_settings(cfg))
+    settings.update(user_settings())
+    changed = machine.remember(root, settings)
+    if changed:
+        echo(f"remembered in {machine.SOURCE}: " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
+        cfg, _ = load_config_with_sources(root, overrides)
+    return cfg, engine
