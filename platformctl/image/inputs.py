@@ -11,7 +11,6 @@ rebuilding (the adopted image keeps the version, revision and created of the bui
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 from pathlib import Path
 
@@ -21,43 +20,26 @@ LABEL_ONLY_ARGS = {"VERSION", "REVISION", "CREATED", "SOURCE"}
 TAG_PREFIX = "inputs-"
 
 
-def _dockerignore(root: Path) -> tuple[list[str], list[str]] | None:
+def _dockerignore(root: Path) -> list[str] | None:
+    """The .dockerignore patterns, or None when there is none or it is not an allow-list (first pattern
+    `*`): the fingerprint reads every file of the context, which only an allow-list keeps small."""
     path = root / ".dockerignore"
     if not path.exists():
         return None
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-    if not lines or lines[0] != "*":
-        return None  # not an allow-list: do not guess, always build
-    allow = [ln[1:].rstrip("/") for ln in lines[1:] if ln.startswith("!")]
-    deny = [ln.rstrip("/") for ln in lines[1:] if not ln.startswith("!")]
-    return allow, deny
-
-
-def _denied(rel: str, deny: list[str]) -> bool:
-    parts = rel.split("/")
-    for pat in deny:
-        bare = pat.removeprefix("**/")
-        if fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, bare) for p in parts):
-            return True
-        if rel.startswith(pat + "/"):
-            return True
-    return False
+    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return lines if lines and lines[0] == "*" else None
 
 
 def context_files(root: Path) -> list[str] | None:
-    rules = _dockerignore(root)
-    if rules is None:
+    """The files of the build context the engine receives (Dockerfile and .dockerignore aside), matched with
+    the docker SDK's own .dockerignore semantics (Go filepath.Match, `**`, `!` exceptions, last match wins)."""
+    patterns = _dockerignore(root)
+    if patterns is None:
         return None
-    allow, deny = rules
-    out: set[str] = set()
-    for pat in allow:
-        for hit in root.glob(pat):
-            files = [hit] if hit.is_file() else [p for p in hit.rglob("*") if p.is_file()]
-            for f in files:
-                rel = f.relative_to(root).as_posix()
-                if not _denied(rel, deny):
-                    out.add(rel)
-    return sorted(out)
+    from docker.utils.build import exclude_paths  # the docker SDK: imported by the commands that need it
+
+    paths = exclude_paths(str(root), patterns)
+    return sorted(p for p in paths if p not in ("Dockerfile", ".dockerignore") and (root / p).is_file())
 
 
 def inputs_fingerprint(root: Path, spec: BuildSpec, base_image_id: str | None) -> str | None:
