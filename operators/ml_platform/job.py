@@ -12,49 +12,13 @@ explicit backend= argument. Bad inputs fail when the DAG is parsed, naming the D
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
-from .errors import JobSpecError, PlatformConfigError
-from .flavors import Flavor, allowed_flavors, load_catalog
+from .errors import JobSpecError
+from .spec import check_image, connection_env, current_dag_id, resolve_job  # noqa: F401 - the public names
 
 BACKEND_ENV = "ML_PLATFORM_BACKEND"
 BACKENDS = ("kubernetes", "docker")
-_TAG = re.compile(r":([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
-
-
-def current_dag_id(kwargs: dict[str, Any]) -> str:
-    dag = kwargs.get("dag")
-    if dag is None:
-        from airflow.sdk.definitions._internal.contextmanager import DagContext
-
-        dag = DagContext.get_current()
-    return getattr(dag, "dag_id", None) or "<no DAG>"
-
-
-def check_image(image: str) -> None:
-    if "{{" in image:
-        return  # templated: checked when rendered
-    if "@sha256:" in image:
-        return  # pinned by digest: the best there is
-    last = image.rsplit("/", 1)[-1]
-    m = _TAG.search(last)
-    if not m:
-        raise JobSpecError(f"docker_image '{image}' has no tag (pin a version, e.g. {image}:1.0.0, or a digest)")
-    if m.group(1) == "latest":
-        raise JobSpecError(f"docker_image '{image}' uses 'latest', which changes under you "
-                           "(pin a version or a digest)")
-
-
-def resolve_job(task_id: str, dag_id: str, docker_image: str, resource_flavor: str) -> Flavor:
-    """Validate a job at parse time; every message names the DAG and task."""
-    try:
-        if not isinstance(docker_image, str) or not docker_image:
-            raise JobSpecError("docker_image is required")
-        check_image(docker_image)
-        return load_catalog().get(resource_flavor, allowed=allowed_flavors())
-    except PlatformConfigError as exc:
-        raise type(exc)(f"DAG '{dag_id}', task '{task_id}': {exc}") from None
 
 
 def JobOperator(*, backend: str | None = None, **kwargs: Any):  # noqa: N802 - reads as the operator class
@@ -70,9 +34,3 @@ def JobOperator(*, backend: str | None = None, **kwargs: Any):  # noqa: N802 - r
         return DockerJobOperator(**kwargs)
     raise JobSpecError(f"backend '{backend}' is not one of {', '.join(BACKENDS)} (set {BACKEND_ENV})")
 
-
-def connection_env(mapping: dict[str, str]) -> dict[str, str]:
-    """Env var name -> connection URI, resolved at execute time (never at parse time)."""
-    from airflow.sdk import BaseHook
-
-    return {var: BaseHook.get_connection(conn_id).get_uri() for var, conn_id in mapping.items()}

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
 from dataclasses import dataclass, field
 
+from ml_platform.spec import image_problem
 from pydantic import BaseModel, ValidationError
 
 from .errors import Problem
 from .loader import LoadError, Loaded, load_yaml
 from .migrations import VersionError, migrate
 from .model import ID_RE, PRESETS, Defaults, Job, Pipeline
-
-_TAG = re.compile(r":([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
 
 
 @dataclass
@@ -60,14 +58,7 @@ def _pydantic_problems(file: str, loaded: Loaded, exc: ValidationError) -> list[
 def _check_image(image: str | None) -> str | None:
     if not image:
         return "is required (set it on the job or in defaults)"
-    if "@sha256:" in image:
-        return None
-    m = _TAG.search(image.rsplit("/", 1)[-1])
-    if not m:
-        return f"'{image}' has no tag (pin a version, e.g. {image}:1.0.0)"
-    if m.group(1) == "latest":
-        return f"'{image}' uses 'latest' (pin a version or a digest)"
-    return None
+    return image_problem(image)  # the rule JobOperator applies when the DAG is parsed
 
 
 def _check_schedule(schedule: str | None) -> str | None:

@@ -14,7 +14,7 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import DeviceRequest
 
 from ..flavors import Flavor
-from ..job import connection_env, current_dag_id, resolve_job
+from ..spec import connection_env, current_dag_id, resolve_job
 from ..links import FlavorLink
 from ..quantities import cpu_millicores, memory_bytes
 

@@ -9,7 +9,7 @@ from kubernetes.client import Configuration
 from kubernetes.client import models as k8s
 
 from ..flavors import Flavor
-from ..job import connection_env, current_dag_id, resolve_job
+from ..spec import connection_env, current_dag_id, resolve_job
 from ..links import FlavorLink
 
 
