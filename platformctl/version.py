@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from . import git
 
 
 @dataclass(frozen=True)
@@ -27,30 +28,25 @@ class VersionInfo:
         return self.version.replace("+", "-")
 
 
-def _git(root: Path, *args: str) -> str | None:
-    p = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    return p.stdout.strip() if p.returncode == 0 else None
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def git_version(root: Path) -> VersionInfo:
-    rev = _git(root, "rev-parse", "HEAD")
+    rev = git.head(root)
     if not rev:
         return VersionInfo("0.0.0-dev.0+unknown", "unknown", True, _now())
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
-    desc = _git(root, "describe", "--tags", "--match", "v[0-9]*", "--long")
+    dirty = git.dirty(root)
+    desc = git.output(root, "describe", "--tags", "--match", "v[0-9]*", "--long")
     if desc:
         tag, n, _ = desc.rsplit("-", 2)
         base, count = tag[1:], int(n)
     else:
-        base, count = "0.0.0", int(_git(root, "rev-list", "--count", "HEAD") or 0)
+        base, count = "0.0.0", int(git.output(root, "rev-list", "--count", "HEAD") or 0)
     version = base if count == 0 else f"{base}-dev.{count}+g{rev[:7]}"
     if dirty:
         version += (".dirty" if "+" in version else f"+g{rev[:7]}.dirty")
-    ts = _git(root, "show", "-s", "--format=%ct", "HEAD")
+    ts = git.output(root, "show", "-s", "--format=%ct", "HEAD")
     created = datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts and not dirty else _now()
     return VersionInfo(version, rev, dirty, created)
 
@@ -70,7 +66,7 @@ def source_url(root: Path) -> str:
     """The repository's URL for org.opencontainers.image.source: git's remote.origin.url as an https URL
     without credentials (`git@host:org/repo.git` -> `https://host/org/repo`), or "" when there is no
     remote or it is a local path."""
-    raw = _git(root, "config", "--get", "remote.origin.url") or ""
+    raw = git.output(root, "config", "--get", "remote.origin.url") or ""
     if m := _SCP.match(raw):
         raw = f"https://{m.group(1)}/{m.group(2)}"
     parts = urlsplit(raw)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
+
+from .. import git
 
 from ..config import collect_overrides, load_config
 from ..deploy.bundle import collect
@@ -39,11 +40,6 @@ def image_info(root: Path, env: Environment, cfg) -> dict:
             "image_id": rec.get("image_id")}
 
 
-def _commit(root: Path) -> str | None:
-    p = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
-    return p.stdout.strip() if p.returncode == 0 else None
-
-
 def _local_path(root: Path, env: Environment, live_prefix: str) -> str | None:
     return str(make_store(root, env).root / live_prefix) if env.bundle.kind == "local" else None  # type: ignore[attr-defined]
 
@@ -56,7 +52,7 @@ def deploy(root: Path, args) -> int:
         print(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
     check_policy(env, job_uses(root))
     image = image_info(root, env, cfg)
-    bundle = collect(root, image_digest=image.get("digest") or image.get("image_id"), commit=_commit(root))
+    bundle = collect(root, image_digest=image.get("digest") or image.get("image_id"), commit=git.head(root))
     if not any(rel.startswith("dags/") for rel in bundle.files):
         raise PolicyError("nothing to deploy: dags/ has no DAG files", "run make render first")
     store = make_store(root, env)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from ..errors import PlatformError
+from .. import git
+
 from ..image.build import read_record
 from ..lock.diff import diff_pins
 from ..lock.files import read_pins
@@ -16,13 +16,6 @@ from .refs import parse_semver
 RELEASES = Path("releases")
 LOCK_LABEL = "io.ml-platform.lock.fingerprint"
 PROMOTION = "deploy/{env}/image.json"  # written by make promote, read by make deploy
-
-
-def git(root: Path, *args: str, check: bool = True) -> str:
-    p = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if check and p.returncode != 0:
-        raise PlatformError(f"git {' '.join(args)} failed: {p.stderr.strip()}")
-    return p.stdout.strip() if p.returncode == 0 else ""
 
 
 def load_build(root: Path) -> dict:
@@ -37,7 +30,7 @@ def assert_shippable(root: Path, rec: dict) -> None:
     if rec.get("dirty"):
         raise ReleaseRefused(f"build {rec['version']} was made from uncommitted changes",
                              "commit them, run make build, then push")
-    head = git(root, "rev-parse", "HEAD", check=False)
+    head = git.head(root)
     if head and rec.get("revision") != head and not _only_release_records_since(root, rec.get("revision", "")):
         raise ReleaseRefused(f"the build is from commit {rec.get('revision', '?')[:7]} but HEAD is {head[:7]}",
                              "run make build for the current commit")
@@ -50,9 +43,8 @@ def _only_release_records_since(root: Path, revision: str) -> bool:
     """True when every commit since `revision` only touched releases/ (release commits change no input)."""
     if not revision:
         return False
-    ancestor = subprocess.run(["git", "merge-base", "--is-ancestor", revision, "HEAD"], cwd=root,
-                              capture_output=True).returncode == 0
-    changed = git(root, "diff", "--name-only", revision, "HEAD", check=False)
+    ancestor = git.is_ancestor(root, revision)
+    changed = git.output(root, "diff", "--name-only", revision, "HEAD") or ""
     return ancestor and all(f.startswith(f"{RELEASES}/") for f in changed.splitlines())
 
 
@@ -86,7 +78,7 @@ def dependency_changes(root: Path, prev: dict | None, lock_files: list[str]) -> 
     out: list[str] = []
     for rel in lock_files:
         new = read_pins((root / rel).read_text())
-        old_text = git(root, "show", f"{prev['commit']}:{rel}", check=False) if prev else ""
+        old_text = (git.output(root, "show", f"{prev['commit']}:{rel}") or "") if prev else ""
         d = diff_pins(read_pins(old_text) if old_text else {}, new)
         if prev is None:
             out.append(f"- `{rel}`: first release, {len(new)} pins")

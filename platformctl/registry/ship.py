@@ -7,6 +7,8 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .. import git
+
 from ..config import PlatformConfig
 from ..environments import load_environment
 from ..image.build import IMAGE_SETS, write_record
@@ -15,7 +17,7 @@ from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from .auth import Credentials, authfile
 from .errors import RegistryError, ReleaseRefused
 from .push import push_image
-from .records import (LOCK_LABEL, PROMOTION, RELEASES, assert_shippable, dependency_changes, git, load_build,
+from .records import (LOCK_LABEL, PROMOTION, RELEASES, assert_shippable, dependency_changes, load_build,
                       load_release, previous_release, release_path)
 from .refs import SEMVER, build_tags, release_tags
 from .skopeo import Skopeo
@@ -68,12 +70,12 @@ def _image_locks(cfg: PlatformConfig) -> list[str]:
 def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | None, *, echo=print) -> dict:
     if not SEMVER.match(version):
         raise ReleaseRefused(f"'{version}' is not a release version", "use X.Y.Z, e.g. make release VERSION=1.4.0")
-    if git(root, "status", "--porcelain", "--untracked-files=no"):
+    if git.check(root, "status", "--porcelain", "--untracked-files=no"):
         raise ReleaseRefused("the working tree has uncommitted changes", "commit or stash them, then release")
     if release_path(root, version).exists():
         raise ReleaseRefused(f"release {version} already exists (releases/{version}.json); releases are immutable",
                              "choose a new version")
-    tag_commit = git(root, "rev-list", "-n", "1", f"v{version}", check=False)
+    tag_commit = git.output(root, "rev-list", "-n", "1", f"v{version}") or ""
     if tag_commit:
         raise ReleaseRefused(f"git tag v{version} already exists (commit {tag_commit[:7]})", "choose a new version")
     assert_fresh(root, cfg)  # a stale lock is refused before anything else
@@ -117,11 +119,11 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     changes = dependency_changes(root, prev, _image_locks(cfg))
     _prepend_changelog(root, record, changes)
-    git(root, "add", str(path.relative_to(root)), str((root / RELEASES / "CHANGELOG.md").relative_to(root)))
-    ident = [] if git(root, "config", "user.email", check=False) else [
+    git.check(root, "add", str(path.relative_to(root)), str((root / RELEASES / "CHANGELOG.md").relative_to(root)))
+    ident = [] if git.output(root, "config", "user.email") else [
         "-c", "user.name=ml-platform release", "-c", "user.email=release@localhost"]
-    git(root, *ident, "commit", "-q", "-m", f"Release {version} ({digest[:19]})")
-    git(root, *ident, "tag", "-a", f"v{version}", "-m", f"Release {version}\n\nimage {repo}@{digest}")
+    git.check(root, *ident, "commit", "-q", "-m", f"Release {version} ({digest[:19]})")
+    git.check(root, *ident, "tag", "-a", f"v{version}", "-m", f"Release {version}\n\nimage {repo}@{digest}")
     echo(f"released {version}: {repo}@{digest}")
     echo(f"  record releases/{version}.json, changelog releases/CHANGELOG.md, git tag v{version} "
          f"(push it: git push origin v{version})")
