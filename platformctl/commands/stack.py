@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import time
 
 from ..config import collect_overrides, load_config
-from ..image.build import read_record
 from ..host.setup import prepare
-from ..image.engine import DockerEngine
+from ..image.build import read_record
 from ..pipelines.project import render_all
 from ..stack.compose import PortTaken, Stack, free_port
 from ..stack.errors import StackError
 from ..stack.images import build_support_images
+from ..wait import wait_until
 
 # stack.api and stack.follow (requests) are imported by the commands that talk to Airflow: every other
 # command, make build among them, starts ~50 ms sooner without them.
@@ -58,9 +57,7 @@ def up(root, args) -> int:
     from ..stack.api import AirflowAPI
 
     api = AirflowAPI(f"http://127.0.0.1:{env['AIRFLOW_PORT']}")
-    deadline = time.monotonic() + 120
-    while not api.healthy() and time.monotonic() < deadline:  # the scheduler's first heartbeat
-        time.sleep(2)
+    wait_until(api.healthy, timeout=120, poll=2)  # the scheduler's first heartbeat; health() below says which is not
     health = api.health()
     print(f"Airflow is up at {api.base_url}  (health: "
           + ", ".join(f"{k}={v.get('status')}" for k, v in health.items() if isinstance(v, dict)) + ")")

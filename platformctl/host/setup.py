@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from .. import machine
 from ..config import ENV_OVERRIDES, PlatformConfig, _parse_value, load_config_with_sources
 from ..errors import ConfigError, EngineError, HostSetupError, ToolMissingError
 from ..image.engine import DockerEngine
+from ..wait import wait_until
 from .plan import NEEDS, BaseChoice, HostFacts, Plan, choose_base, decide
 from .probe import probe
 
@@ -84,15 +84,10 @@ def start_engine(root: Path, facts: HostFacts, cli: str, echo: Echo, timeout: in
             subprocess.Popen(["dockerd"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              start_new_session=True)  # outlives this command, like a service
         where = str(log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _engine_answers(cli):
-            echo("the Docker engine answers")
-            return
-        time.sleep(0.5)
-    last = _tail(log) if not facts.systemd else "see the journal"
-    raise HostSetupError(f"the Docker engine did not answer within {timeout} s of starting it",
-                         f"its log: {where}; last lines: {last}")
+    wait_until(lambda: _engine_answers(cli), timeout=timeout, poll=0.5, timeout_error=lambda: HostSetupError(
+        f"the Docker engine did not answer within {timeout} s of starting it",
+        f"its log: {where}; last lines: {_tail(log) if not facts.systemd else 'see the journal'}"))
+    echo("the Docker engine answers")
 
 
 def carry_out(root: Path, plan: Plan, facts: HostFacts, echo: Echo, cfg: PlatformConfig) -> None:

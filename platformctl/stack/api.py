@@ -6,12 +6,12 @@ token endpoint is tried when the API answers 401 (e.g. a stack started with real
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from ..wait import wait_until
 from .errors import StackError
 
 
@@ -66,8 +66,7 @@ class AirflowAPI:
         return self._json("GET", "/importErrors").get("import_errors", [])
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120, poll: float = 2) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
+        def parsed() -> dict | None:
             d = self.dag(dag_id)
             if d is not None:
                 return d
@@ -77,10 +76,11 @@ class AirflowAPI:
                 msg = (first.get("stack_trace") or "").strip().splitlines()
                 raise StackError(f"DAG {dag_id} failed to import in Airflow: {msg[-1] if msg else '?'}",
                                  f"fix pipelines/{dag_id}.yaml, run make render", where=first.get("filename"))
-            if time.monotonic() > deadline:
-                raise StackError(f"DAG {dag_id} did not appear in Airflow within {timeout:.0f}s",
-                                 "is dags/<name>.py rendered (make render)? see the dag-processor logs")
-            time.sleep(poll)
+            return None
+
+        return wait_until(parsed, timeout=timeout, poll=poll, timeout_error=lambda: StackError(
+            f"DAG {dag_id} did not appear in Airflow within {timeout:.0f}s",
+            "is dags/<name>.py rendered (make render)? see the dag-processor logs"))
 
     def unpause(self, dag_id: str) -> None:
         self._json("PATCH", f"/dags/{dag_id}", json={"is_paused": False})

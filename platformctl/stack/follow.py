@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .api import AirflowAPI
+from ..wait import wait_until
 from .errors import RunFailed, StackError
 
 FINAL_RUN = {"success", "failed"}
@@ -57,22 +58,20 @@ def run_pipeline(api: AirflowAPI, dag_id: str, *, timeout: float = 900, poll: fl
     echo(f"{_ts()} triggered {dag_id} run {run_id}  ({api.base_url}/dags/{dag_id}/runs/{run_id})")
     start = time.monotonic()
     seen: dict[str, str | None] = {}
-    state = run.get("state")
-    while True:
-        tis = api.task_instances(dag_id, run_id)
-        for ti in sorted(tis, key=lambda t: (t.get("start_date") or "9", t["task_id"])):
+    def poll_once() -> str | None:
+        """Print the task state changes; the run's state once it is final."""
+        for ti in sorted(api.task_instances(dag_id, run_id), key=lambda t: (t.get("start_date") or "9", t["task_id"])):
             st = ti.get("state")
             if seen.get(ti["task_id"], "?") != st:
                 seen[ti["task_id"]] = st
                 dur = f"  {ti['duration']:.1f}s" if ti.get("duration") is not None else ""
                 echo(f"{_ts()}   {ti['task_id']:<24} {st or 'none'}{dur}")
-        state = api.run(dag_id, run_id).get("state")
-        if state in FINAL_RUN:
-            break
-        if time.monotonic() - start > timeout:
-            raise RunFailed(f"run {run_id} of {dag_id} still {state} after {timeout:.0f}s",
-                            f"see {api.base_url}/dags/{dag_id}/runs/{run_id}; raise --timeout")
-        time.sleep(poll)
+        run_state = api.run(dag_id, run_id).get("state")
+        return run_state if run_state in FINAL_RUN else None
+
+    state = wait_until(poll_once, timeout=timeout, poll=poll, timeout_error=lambda: RunFailed(
+        f"run {run_id} of {dag_id} still {api.run(dag_id, run_id).get('state')} after {timeout:.0f}s",
+        f"see {api.base_url}/dags/{dag_id}/runs/{run_id}; raise --timeout"))
     result = RunResult(dag_id, run_id, state, round(time.monotonic() - start, 1))
     for ti in api.task_instances(dag_id, run_id):
         tn = max(int(ti.get("try_number") or 0), 1)
