@@ -185,13 +185,9 @@ def lock_target(root: Path, cfg: PlatformConfig, t: LockTarget, resolver: Resolv
     req = ResolveRequest(
         in_file=Path(t.in_rel), out_file=scratch, python=t.python, platform=cfg.platform, glibc=cfg.glibc,
         constraints=tuple(cons), upgrade=upgrade, upgrade_packages=upgrade_here, display=t.in_rel,
+        cwd=root,  # so annotations read "-r requirements/team.in", not an absolute path
     )
-    cwd = os.getcwd()
-    os.chdir(root)  # so annotations read "-r requirements/team.in", not an absolute path
-    try:
-        resolver.compile(req)
-    finally:
-        os.chdir(cwd)
+    resolver.compile(req)
     body = hdr.split(scratch.read_text())[2]
     for tmp_path, label in labels.items():
         body = body.replace(tmp_path, label)

@@ -33,6 +33,7 @@ class ResolveRequest:
     upgrade_packages: tuple[str, ...] = ()
     display: str = ""  # requirements/team.in, for messages
     extra_env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # the resolver runs here (relative in_file/constraints are read from it)
 
 
 class Resolver(Protocol):
@@ -108,7 +109,7 @@ class UvResolver:
 
     def compile(self, req: ResolveRequest) -> None:
         env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", **req.extra_env}
-        proc = subprocess.run(self.command(req), capture_output=True, text=True, env=env)
+        proc = subprocess.run(self.command(req), capture_output=True, text=True, env=env, cwd=req.cwd)
         if proc.returncode != 0:
             raise condense_resolver_error(proc.stderr + proc.stdout, req.display)
 
@@ -184,7 +185,7 @@ class PipToolsResolver:
             cmd.append("--upgrade")
         for p in req.upgrade_packages:
             cmd += ["--upgrade-package", p]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **req.extra_env})
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **req.extra_env}, cwd=req.cwd)
         if proc.returncode != 0:
             raise condense_resolver_error(proc.stderr + proc.stdout, req.display)
 
