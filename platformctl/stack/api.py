@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
 
 from ..wait import wait_until
 from .errors import StackError
@@ -23,15 +26,28 @@ class AirflowAPI:
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         self.session = requests.Session()
+        # reads (GET) are retried on a timeout or a 502/503/504 with backoff: a busy machine's API server
+        # can miss one read; writes (trigger, unpause) are never repeated
+        retry = Retry(total=3, connect=0, read=3, status=3, backoff_factor=0.5, status_forcelist=(502, 503, 504),
+                      allowed_methods=frozenset({"GET"}), raise_on_status=False)
+        self.session.mount("http://", HTTPAdapter(max_retries=retry))
 
     def _req(self, method: str, path: str, **kw) -> requests.Response:
         url = f"{self.base_url}/api/v2{path}"
         try:
             r = self.session.request(method, url, timeout=self.timeout, **kw)
         except requests.ConnectionError as exc:
+            if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
+                raise self._timed_out(method, path) from None
             raise StackError(f"Airflow API at {self.base_url} is not reachable ({type(exc).__name__})",
                              "start the stack with make up") from None
+        except requests.Timeout:
+            raise self._timed_out(method, path) from None
         return r
+
+    def _timed_out(self, method: str, path: str) -> StackError:
+        return StackError(f"Airflow API at {self.base_url} did not answer {method} {path} within {self.timeout:g} s",
+                          "the machine may be overloaded: see `docker stats`, then retry")
 
     def _json(self, method: str, path: str, ok=(200,), **kw) -> Any:
         r = self._req(method, path, **kw)
