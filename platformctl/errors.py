@@ -83,3 +83,17 @@ class ImageTestError(PlatformError):
 
     exit_code = 9
     kind = "image-test"
+
+
+class InputFileError(ConfigError):
+    """A file the user edits cannot be read: too large, not UTF-8, not YAML, not a regular file."""
+
+    exit_code = 13
+    kind = "input-file"
+
+
+class UnsafePathError(ConfigError):
+    """A path from configuration leaves the repository (or is not a plain relative path)."""
+
+    exit_code = 14
+    kind = "unsafe-path"
