@@ -34,6 +34,7 @@ _PREFIX = re.compile(PREFIX_PATTERN)
 # Paths from configuration: relative, in the repository, with {env} (the environment's name) as the only
 # placeholder. Not str.format: a user's string never reaches a formatting language.
 PLACEHOLDER = "{env}"
+_PATH_FIELDS = {("managed", "helm_values"), ("managed", "env_file"), ("bundle", "path")}
 
 
 def bucket_problem(name: str) -> str | None:
@@ -209,8 +210,9 @@ def load_environment(root: Path, name: str) -> Environment:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(root)"
         line = _line(text, err["loc"])
-        raise ConfigError(f"{field}: {err['msg'].removeprefix('Value error, ')}",
-                          "see schemas/environment.schema.json", where=f"{rel}:{line}" if line else rel) from None
+        kind = UnsafePathError if tuple(err["loc"]) in _PATH_FIELDS else ConfigError
+        raise kind(f"{field}: {err['msg'].removeprefix('Value error, ')}",
+                   "see schemas/environment.schema.json", where=f"{rel}:{line}" if line else rel) from None
     if env.name != name:
         raise ConfigError(f"name '{env.name}' does not match the file name", f"rename the file or set name: {name}",
                           where=rel)

@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import FlavorError, PlatformConfigError
+from .errors import CatalogFileError, FlavorError, PlatformConfigError
 from .quantities import cpu_millicores, memory_bytes
 from .yamlsafe import YamlFileError, load_file
 
@@ -195,14 +195,14 @@ def load_catalog(path: str | Path | None = None) -> FlavorCatalog:
     """Load and validate the catalog; errors name the file, line and field in one line."""
     p = catalog_path(path)
     if not p.is_file():
-        raise PlatformConfigError(f"{p}: flavor catalog not found (set {ENV_CATALOG} to its path)")
+        raise CatalogFileError(f"{p}: flavor catalog not found (set {ENV_CATALOG} to its path)")
     key = (str(p), p.stat().st_mtime)
     if key in _CACHE:  # DAG files parse it once per process, not once per task
         return _CACHE[key]
     try:
         data, text = load_file(p)  # bounded, strict UTF-8, safe types only
     except YamlFileError as exc:
-        raise PlatformConfigError(f"{p}:{exc.line or '?'}: {exc.message}") from None
+        raise CatalogFileError(f"{p}:{exc.line or '?'}: {exc.message}") from None
     try:
         catalog = FlavorCatalog.model_validate(data)
     except ValidationError as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ml_platform.yamlsafe import YamlFileError, read_bounded
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
 from .errors import PipelineError, Problem, RenderCheckError
 from .render import DEFAULT_TEMPLATE, GENERATED_MARK, duplicate_problems, output_name, render_one
 from .validate import Checked, check
@@ -17,11 +17,13 @@ DAGS = "dags"
 
 
 def flavor_names(root: Path) -> list[str]:
-    from ml_platform.errors import PlatformConfigError
+    from ml_platform.errors import CatalogFileError, PlatformConfigError
     from ml_platform.flavors import load_catalog
 
     try:
         return load_catalog(root / "flavors.yaml").names()
+    except CatalogFileError as exc:
+        raise InputFileError(str(exc).replace(f"{root}/", ""), "fix flavors.yaml first") from None
     except PlatformConfigError as exc:
         raise ConfigError(str(exc), "fix flavors.yaml first") from None
 
