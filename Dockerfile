@@ -199,6 +199,13 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
 
 FROM ${BASE_MODE}-platform AS platform
 USER 0
+# Hardening (issue 20): no setuid/setgid programs (the Debian base's su, mount, passwd, chfn, ...: the
+# image runs as uid 50000 and never changes user or mounts anything; a container escape needs fewer
+# footholds), and nothing in /opt/venv writable by group or others (uv leaves its .lock 0666, and the
+# airflow user is in group 0). One small layer, cached with the venv. -xdev: only the image's own
+# filesystem, not /proc or the build's mounts.
+RUN find / -xdev -type f -perm /6000 -exec chmod ug-s {} + \
+ && find /opt/venv -xdev -perm /0022 ! -type l -exec chmod go-w {} +
 ENV AIRFLOW_HOME=/opt/airflow \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     ML_PLATFORM_FLAVORS=/opt/airflow/platform/flavors.yaml

@@ -91,5 +91,8 @@ bench-push: $(VENV)/.synced ## no-op push and build reuse against the naive alte
 bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory on the same 200 pipelines
 	$(PY) bench/parse.py
 
+bench-render: $(VENV)/.synced ## make render of one 5,000-job pipeline and of 2,000 small ones; ordering vs the old algorithm
+	$(PY) bench/render.py $(ARGS)
+
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache

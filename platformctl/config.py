@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import machine
 from .errors import ConfigError
+from .yamlfile import read_yaml
 
 CONFIG_FILE = "platform.yaml"
 
@@ -281,16 +282,7 @@ def load_config_with_sources(root: Path, overrides: dict[str, Any] | None = None
     data: dict[str, Any] = {}
     text = ""
     if path.exists():
-        text = path.read_text()
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{CONFIG_FILE}:{mark.line + 1}" if mark else CONFIG_FILE
-            raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", "fix the syntax", where=where) from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError("must be a mapping of settings", where=CONFIG_FILE)
-        data = loaded or {}
+        data, text = read_yaml(path, CONFIG_FILE)  # bounded, UTF-8, one line naming the file
     sources: dict[str, str] = {}
     for dotted, value in machine.load(root).items():
         _set_dotted(data, dotted, value)

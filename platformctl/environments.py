@@ -8,17 +8,85 @@ so `make deploy` works on a fresh machine with no S3.
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, UnsafePathError
+from .yamlfile import read_yaml
 
 ENV_DIR = "environments"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# S3 general-purpose bucket naming rules (AWS "Bucket naming rules"): 3-63 characters, lowercase letters,
+# digits, dots and hyphens, beginning and ending with a letter or digit, no two adjacent dots, not an
+# IPv4 address, none of the reserved prefixes and suffixes.
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+_BUCKET = re.compile(BUCKET_PATTERN)
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+# A key prefix: segments of letters, digits, . _ - (never . or ..), separated by single slashes.
+PREFIX_PATTERN = r"^([A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*)?$"
+_PREFIX = re.compile(PREFIX_PATTERN)
+# Paths from configuration: relative, in the repository, with {env} (the environment's name) as the only
+# placeholder. Not str.format: a user's string never reaches a formatting language.
+PLACEHOLDER = "{env}"
+_PATH_FIELDS = {("managed", "helm_values"), ("managed", "env_file"), ("bundle", "path")}
+
+
+def bucket_problem(name: str) -> str | None:
+    """Why `name` is not a valid S3 bucket name, or None."""
+    if not 3 <= len(name) <= 63:
+        return f"bucket name {name!r} must be 3 to 63 characters long"
+    if not _BUCKET.match(name):
+        return (f"bucket name {name!r} may hold only lowercase letters, digits, dots and hyphens, "
+                "and must begin and end with a letter or digit")
+    if ".." in name:
+        return f"bucket name {name!r} must not have two adjacent dots"
+    try:
+        ipaddress.IPv4Address(name)
+        return f"bucket name {name!r} must not be an IP address"
+    except ValueError:
+        pass
+    if name.startswith(_BUCKET_RESERVED_PREFIXES) or name.endswith(_BUCKET_RESERVED_SUFFIXES):
+        return f"bucket name {name!r} uses a prefix or suffix S3 reserves"
+    return None
+
+
+def path_template_problem(template: str) -> str | None:
+    """Why a configured path template is unsafe, or None. Checked without the repository at hand."""
+    rest = template.replace(PLACEHOLDER, "")
+    if "{" in rest or "}" in rest:
+        return f"'{template}' may use only {PLACEHOLDER} as a placeholder"
+    if not template.strip() or "\x00" in template or "\\" in template:
+        return f"'{template}' is not a plain relative path"
+    pure = PurePosixPath(template)
+    if pure.is_absolute() or template.startswith("~"):
+        return f"'{template}' is absolute: use a path relative to the repository"
+    if ".." in pure.parts:
+        return f"'{template}' has a '..' component: use a path inside the repository"
+    if pure.parts and pure.parts[0] == ".git":
+        return f"'{template}' is inside .git"
+    return None
+
+
+def confined_path(root: Path, template: str, env_name: str, field: str, *, directory: bool = False) -> Path:
+    """The absolute path `template` names for env_name, resolved (symlinks too) and inside root;
+    UnsafePathError otherwise. Nothing is created."""
+    problem = path_template_problem(template)
+    if problem:
+        raise UnsafePathError(f"{field}: {problem}", "e.g. deploy/{env}/values.yaml")
+    base = root.resolve()
+    path = (base / template.replace(PLACEHOLDER, env_name)).resolve()
+    if not path.is_relative_to(base) or path == base:
+        raise UnsafePathError(f"{field}: '{template}' resolves to {path}, outside the repository {base} "
+                              "(a symlink on the way?)", "use a path inside the repository")
+    if path.is_dir() and not directory:
+        raise UnsafePathError(f"{field}: '{template}' is a directory", "name a file, e.g. deploy/{env}/values.yaml")
+    return path
 
 
 class _Model(BaseModel):
@@ -35,13 +103,40 @@ class RegistryTarget(_Model):
 
 class BundleStoreConfig(_Model):
     kind: Literal["s3", "local"] = Field("s3", description="s3: an S3(-compatible) bucket; local: a folder.")
-    bucket: str | None = Field(None, description="S3 bucket holding the DAG bundles.")
-    prefix: str = Field("", description="Key prefix for this environment's bundles, e.g. airflow/dev.")
+    bucket: str | None = Field(None, description="S3 bucket holding the DAG bundles.",
+                               json_schema_extra={"pattern": BUCKET_PATTERN, "minLength": 3, "maxLength": 63})
+    prefix: str = Field("", description="Key prefix for this environment's bundles, e.g. airflow/dev.",
+                        json_schema_extra={"pattern": PREFIX_PATTERN})
     endpoint_url: str | None = Field(None, description="For S3-compatible stores (MinIO, SeaweedFS, ...).")
     region: str | None = None
     path: str | None = Field(None, description="local kind: the folder (default .platform/bundles/<env>).")
     aws_conn_id: str = Field("aws_default", description="Airflow connection the S3DagBundle reads with.")
     refresh_interval: int = Field(300, ge=10, description="Seconds between bundle refreshes in Airflow.")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        problem = bucket_problem(v) if v is not None else None
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        v = v.strip("/")
+        if not _PREFIX.match(v) or any(seg in (".", "..") for seg in v.split("/")):
+            raise ValueError(f"prefix {v!r} must be segments of letters, digits, . _ - separated by '/', "
+                             "without . or .. segments (e.g. airflow/dev)")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        problem = path_template_problem(v) if v is not None else None
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _need_bucket(self) -> BundleStoreConfig:
@@ -51,8 +146,23 @@ class BundleStoreConfig(_Model):
 
 
 class ManagedAirflow(_Model):
-    helm_values: str = Field("deploy/{env}/values.yaml", description="Where the Helm values are written.")
-    env_file: str = Field("deploy/{env}/airflow.env", description="The same settings as environment variables.")
+    helm_values: str = Field("deploy/{env}/values.yaml", description="Where the Helm values are written: a path "
+                             "inside the repository; {env} (the only placeholder) is the environment's name.")
+    env_file: str = Field("deploy/{env}/airflow.env", description="The same settings as environment variables "
+                          "(a path inside the repository; {env} is the only placeholder).")
+
+    @field_validator("helm_values", "env_file")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        problem = path_template_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    def paths(self, root: Path, env_name: str) -> tuple[Path, Path]:
+        """(helm values, env file): absolute, resolved, inside root; UnsafePathError otherwise."""
+        return (confined_path(root, self.helm_values, env_name, "managed.helm_values"),
+                confined_path(root, self.env_file, env_name, "managed.env_file"))
 
 
 class Environment(_Model):
@@ -82,39 +192,62 @@ def local_environment() -> Environment:
 
 
 def load_environment(root: Path, name: str) -> Environment:
+    if not _NAME.match(name):
+        raise ConfigError(f"'{name}' is not an environment name (lowercase letters, digits and -)",
+                          f"known: {', '.join(known_environments(root))}")
     path = root / ENV_DIR / f"{name}.yaml"
     rel = f"{ENV_DIR}/{name}.yaml"
     if not path.exists():
         if name == "local":
-            return local_environment()
-        known = sorted(p.stem for p in (root / ENV_DIR).glob("*.yaml")) + ["local"]
-        raise ConfigError(f"unknown environment '{name}'", f"known: {', '.join(sorted(set(known)))}; "
+            return _confined(root, local_environment(), rel, "")
+        raise ConfigError(f"unknown environment '{name}'", f"known: {', '.join(known_environments(root))}; "
                           f"or create {rel}", where=rel)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                          where=f"{rel}:{mark.line + 1}" if mark else rel) from None
-    if not isinstance(data, dict):
-        raise ConfigError("must be a mapping", where=rel)
+    data, text = read_yaml(path, rel, hint="see schemas/environment.schema.json")
     data.setdefault("name", name)
     try:
         env = Environment.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(root)"
-        line = _line(path.read_text(), err["loc"])
-        raise ConfigError(f"{field}: {err['msg'].removeprefix('Value error, ')}",
-                          "see schemas/environment.schema.json", where=f"{rel}:{line}" if line else rel) from None
+        line = _line(text, err["loc"])
+        kind = UnsafePathError if tuple(err["loc"]) in _PATH_FIELDS else ConfigError
+        raise kind(f"{field}: {err['msg'].removeprefix('Value error, ')}",
+                   "see schemas/environment.schema.json", where=f"{rel}:{line}" if line else rel) from None
     if env.name != name:
         raise ConfigError(f"name '{env.name}' does not match the file name", f"rename the file or set name: {name}",
                           where=rel)
+    return _confined(root, env, rel, text)
+
+
+def local_bundle_dir(env: Environment) -> str:
+    return env.bundle.path or f".platform/bundles/{env.name}"
+
+
+def known_environments(root: Path) -> list[str]:
+    return sorted({p.stem for p in (root / ENV_DIR).glob("*.yaml")} | {"local"})
+
+
+def _confined(root: Path, env: Environment, rel: str, text: str) -> Environment:
+    """Refuse, at load time (before any deploy step), paths that would write outside the repository."""
+    checks = [(("managed", "helm_values"), env.managed.helm_values, False),
+              (("managed", "env_file"), env.managed.env_file, False)]
+    if env.bundle.kind == "local":
+        checks.append((("bundle", "path"), local_bundle_dir(env), True))
+    for loc, template, directory in checks:
+        try:
+            confined_path(root, template, env.name, ".".join(loc), directory=directory)
+        except UnsafePathError as exc:
+            line = _line(text, loc) if text else None
+            exc.where = f"{rel}:{line}" if line else rel
+            raise
     return env
 
 
 def _line(text: str, loc) -> int | None:
-    node = yaml.compose(text)
+    try:
+        node = yaml.compose(text)  # text is already bounded by read_yaml
+    except yaml.YAMLError:
+        return None
     line = None
     for key in loc:
         if not isinstance(node, yaml.MappingNode):

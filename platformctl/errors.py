@@ -85,15 +85,29 @@ class ImageTestError(PlatformError):
     kind = "image-test"
 
 
+class InputFileError(ConfigError):
+    """A file the user edits cannot be read: too large, not UTF-8, not YAML, not a regular file."""
+
+    exit_code = 13
+    kind = "input-file"
+
+
+class UnsafePathError(ConfigError):
+    """A path from configuration leaves the repository (or is not a plain relative path)."""
+
+    exit_code = 14
+    kind = "unsafe-path"
+
+
 class MachineFileError(PlatformError):
     """The per-machine settings file (.platform/local.yaml) cannot be read."""
 
-    exit_code = 13
+    exit_code = 15
     kind = "machine-file"
 
 
 class HostSetupError(PlatformError):
     """This host cannot be set up for the build (an install or the engine start failed)."""
 
-    exit_code = 14
+    exit_code = 16
     kind = "host-setup"

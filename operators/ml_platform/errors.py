@@ -11,3 +11,7 @@ class FlavorError(PlatformConfigError):
 
 class JobSpecError(PlatformConfigError):
     """A job's image or parameters are invalid."""
+
+
+class CatalogFileError(PlatformConfigError):
+    """The flavor catalog file cannot be read: missing, too large, not UTF-8, not YAML."""

@@ -14,12 +14,20 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import FlavorError, PlatformConfigError
+from .errors import CatalogFileError, FlavorError, PlatformConfigError
 from .quantities import cpu_millicores, memory_bytes
+from .yamlsafe import YamlFileError, load_file
 
 ENV_CATALOG = "ML_PLATFORM_FLAVORS"
 ENV_ALLOWED = "ML_PLATFORM_ALLOWED_FLAVORS"
 _REPO_CATALOG = Path(__file__).resolve().parents[2] / "flavors.yaml"
+# What one pod of a flavor may ask for. Kubernetes itself accepts quantities up to 2^63-1 (quantities.py);
+# these bounds catch typos (10^20 GPUs, 10^26 cores) long before that, yet sit above the largest nodes
+# sold today (896 vCPUs / 32 TiB of memory, 16 GPUs).
+MAX_CPU_CORES = 1024
+MAX_MEMORY = 64 * 2**40  # 64Ti
+MAX_EPHEMERAL = 2**50  # 1Pi
+MAX_GPUS = 64
 
 
 class _Model(BaseModel):
@@ -35,8 +43,11 @@ class CpuRange(Range):
     @field_validator("request", "limit", mode="before")
     @classmethod
     def _cpu(cls, v):
+        if isinstance(v, bool):
+            raise ValueError(f"{v} is not a CPU quantity (use cores like 2 or 0.5, or millicores like 500m)")
         v = str(v)
-        cpu_millicores(v)
+        if cpu_millicores(v) > MAX_CPU_CORES * 1000:
+            raise ValueError(f"'{v}' is more than one pod can get (at most {MAX_CPU_CORES} cores)")
         return v
 
     @model_validator(mode="after")
@@ -51,8 +62,11 @@ class MemoryRange(Range):
     @field_validator("request", "limit", mode="before")
     @classmethod
     def _mem(cls, v):
+        if isinstance(v, bool):
+            raise ValueError(f"{v} is not a memory quantity (use e.g. 512Mi, 4Gi, 2G)")
         v = str(v)
-        memory_bytes(v)
+        if memory_bytes(v) > MAX_MEMORY:
+            raise ValueError(f"'{v}' is more memory than one pod can get (at most {MAX_MEMORY >> 40}Ti)")
         return v
 
     @model_validator(mode="after")
@@ -64,13 +78,15 @@ class MemoryRange(Range):
 
 
 class Gpu(_Model):
-    count: int = Field(ge=1, description="Whole GPUs (no fractions); set in limits only.")
+    count: int = Field(ge=1, le=MAX_GPUS, description="Whole GPUs (no fractions); set in limits only.")
     resource: str | None = Field(None, description="Extended resource name, e.g. nvidia.com/gpu.")
     type: str | None = Field(None, description="GPU model, e.g. a100 (informational / node selection).")
 
     @field_validator("count", mode="before")
     @classmethod
     def _whole(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{v!r} is not a number of GPUs (a whole number, 1 to {MAX_GPUS})")
         if isinstance(v, float) and not v.is_integer():
             raise ValueError(f"{v} GPUs: GPUs cannot be shared, use a whole number")
         return v
@@ -103,8 +119,11 @@ class Flavor(_Model):
     @classmethod
     def _disk(cls, v):
         if v is not None:
+            if isinstance(v, bool):
+                raise ValueError(f"{v} is not a disk quantity (use e.g. 20Gi)")
             v = str(v)
-            memory_bytes(v)
+            if memory_bytes(v) > MAX_EPHEMERAL:
+                raise ValueError(f"'{v}' is more scratch disk than one pod can get (at most 1Pi)")
         return v
 
 
@@ -176,16 +195,14 @@ def load_catalog(path: str | Path | None = None) -> FlavorCatalog:
     """Load and validate the catalog; errors name the file, line and field in one line."""
     p = catalog_path(path)
     if not p.is_file():
-        raise PlatformConfigError(f"{p}: flavor catalog not found (set {ENV_CATALOG} to its path)")
+        raise CatalogFileError(f"{p}: flavor catalog not found (set {ENV_CATALOG} to its path)")
     key = (str(p), p.stat().st_mtime)
     if key in _CACHE:  # DAG files parse it once per process, not once per task
         return _CACHE[key]
-    text = p.read_text()
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise PlatformConfigError(f"{p}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
+        data, text = load_file(p)  # bounded, strict UTF-8, safe types only
+    except YamlFileError as exc:
+        raise CatalogFileError(f"{p}:{exc.line or '?'}: {exc.message}") from None
     try:
         catalog = FlavorCatalog.model_validate(data)
     except ValidationError as exc:

@@ -9,11 +9,11 @@ from .. import git
 
 from ..config import collect_overrides, load_config
 from ..deploy.bundle import collect
-from ..deploy.deliver import deploy as deliver, read_pointer, rollback as switch_back
+from ..deploy.deliver import check_version, deploy as deliver, read_pointer, rollback as switch_back
 from ..deploy.managed import write_config
 from ..deploy.policy import PolicyError, check_policy, job_uses
 from ..deploy.store import BundleStore, LocalStore, S3Store
-from ..environments import Environment, load_environment
+from ..environments import Environment, confined_path, load_environment, local_bundle_dir
 from ..image.build import read_record
 from ..pipelines.project import render_all
 from ..registry.records import PROMOTION
@@ -22,7 +22,7 @@ from ..registry.records import PROMOTION
 def make_store(root: Path, env: Environment) -> BundleStore:
     b = env.bundle
     if b.kind == "local":
-        return LocalStore(root / (b.path or f".platform/bundles/{env.name}"))
+        return LocalStore(confined_path(root, local_bundle_dir(env), env.name, "bundle.path", directory=True))
     return S3Store(b.bucket, endpoint_url=b.endpoint_url, region=b.region)  # type: ignore[arg-type]
 
 
@@ -65,11 +65,13 @@ def deploy(root: Path, args) -> int:
     else:
         print(f"{env.name}: {r.version} live at {r.live_prefix}: uploaded {r.uploaded_files} files "
               f"({r.uploaded_bytes} bytes), copied {r.copied_files} unchanged, in {r.seconds:.2f}s")
-    print(f"  managed Airflow config: {values.relative_to(root)}, {env_file.relative_to(root)}")
+    base = root.resolve()
+    print(f"  managed Airflow config: {values.relative_to(base)}, {env_file.relative_to(base)}")
     return 0
 
 
 def rollback(root: Path, args) -> int:
+    check_version(args.to)  # before any configuration or store access
     cfg = load_config(root, collect_overrides(args.sets))
     env = load_environment(root, args.env)
     store = make_store(root, env)

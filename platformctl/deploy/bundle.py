@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .store import md5_hex
 
 DEFAULT_INCLUDE = ("dags", "pipelines", "flavors.yaml")
 MANIFEST = "bundle-manifest.json"
+VERSION_RE = re.compile(r"^b-[0-9a-f]{16}$")  # Bundle.version's form
 
 
 @dataclass(frozen=True)

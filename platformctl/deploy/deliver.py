@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..errors import PlatformError
-from .bundle import MANIFEST, Bundle, manifest_bytes
+from .bundle import MANIFEST, VERSION_RE, Bundle, manifest_bytes
 from .store import BundleStore
 
 POINTER = "current.json"
@@ -47,6 +47,13 @@ class DeployResult:
     copied_files: int
     already_live: bool
     seconds: float
+
+
+def check_version(to: str | None) -> None:
+    """A rollback target must be a bundle version (b- and 16 hex digits); RollbackError otherwise."""
+    if to is not None and not VERSION_RE.match(to):
+        raise RollbackError(f"TO={to[:80]!r} is not a bundle version (b- and 16 hex digits, e.g. b-0123456789abcdef)",
+                            "omit TO to go back to the previous version; make deploy prints each version")
 
 
 def read_pointer(store: BundleStore, prefix: str) -> dict | None:
@@ -128,6 +135,7 @@ def deploy(store: BundleStore, prefix: str, bundle: Bundle, *, workers: int = 16
 
 def rollback(store: BundleStore, prefix: str, to: str | None = None) -> tuple[str, str]:
     """Switch the pointer back (to the previous version, or `to`). Returns (from, to)."""
+    check_version(to)  # before the store is touched: `to` becomes part of a key
     store.check()
     current = read_pointer(store, prefix)
     if not current:

@@ -49,6 +49,8 @@ class BuildRecord:
     tested: bool = False  # the image tests passed on this image id
     inputs: str | None = None  # inputs fingerprint (image/inputs.py); pushed as tag inputs-<fp>
     reused_from: str | None = None  # registry digest adopted instead of building
+    tested_here: bool = False  # the image tests ran on this image id in this build (always so when tested)
+    verification: str | None = None  # how it came to be trusted: "built and tested here", "adopted, tested here"
     repository: str | None = None  # set by make push, with digest
     pushed_tags: list[str] = field(default_factory=list)
 
@@ -139,25 +141,47 @@ def run_image_tests(root: Path, image: str, engine: DockerEngine) -> None:
         raise ImageTestError(f"image {image} failed its tests", "see the pytest output above; its build record says tested: false, so push and release refuse it")
 
 
-def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds) -> BuildRecord:
+def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool = True) -> BuildRecord:
+    """Adopt the registry's image for these inputs. It is trusted only once the image tests pass on it
+    here: anyone who can push to the repository could have planted an image under an inputs-<fp> tag
+    with the right labels, so neither the tag nor the labels prove this pipeline built or tested it."""
     repo = cfg.registry.repository
-    print(f"{repo}:{inputs_tag(inputs)} ({hit['digest']}) was built and tested from the same inputs: "
-          f"tagging it instead of rebuilding", flush=True)
+    print(f"{repo}:{inputs_tag(inputs)} ({hit['digest']}) has the same inputs: adopting it instead of "
+          f"rebuilding, once the image tests pass on it here", flush=True)
     t0 = time.perf_counter()
+    record: BuildRecord | None = None
+
+    def verify(image_id: str) -> bool:
+        nonlocal record
+        labels = (engine.inspect(image_id).get("Config") or {}).get("Labels") or {}
+        record = BuildRecord(
+            image=spec.tags[0], tags=list(spec.tags), image_id=image_id, digest=hit["digest"],
+            version=vinfo["version"], revision=vinfo["revision"], dirty=False, created=vinfo["created"],
+            airflow_version=cfg.airflow_version, python_version=cfg.image.python, base_mode=cfg.image.base_mode,
+            base_image=spec.build_args["BASE_IMAGE"], lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"],
+            labels=labels, build_seconds=round(time.perf_counter() - t0, 2), tested=False, repository=repo,
+            inputs=inputs, reused_from=hit["digest"], verification="adopted from the registry, not tested",
+        )
+        write_record(root, asdict(record))  # tested: false until the tests pass on it here
+        if not run_tests:
+            return False
+        run_image_tests(root, image_id, engine)
+        record.tested = record.tested_here = True
+        record.verification = "adopted from the registry, image tests passed on it in this build"
+        return True
+
     image_id, pushed = adopt_reusable(cfg, engine, hit, spec.tags[0].split(":", 1)[1],
-                                      vinfo["revision"][:7], list(spec.tags), creds)
-    labels = (engine.inspect(image_id).get("Config") or {}).get("Labels") or {}
-    record = BuildRecord(
-        image=spec.tags[0], tags=list(spec.tags), image_id=image_id, digest=hit["digest"],
-        version=vinfo["version"], revision=vinfo["revision"], dirty=False, created=vinfo["created"],
-        airflow_version=cfg.airflow_version, python_version=cfg.image.python, base_mode=cfg.image.base_mode,
-        base_image=spec.build_args["BASE_IMAGE"], lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"],
-        labels=labels, build_seconds=round(time.perf_counter() - t0, 2), tested=True, repository=repo,
-        pushed_tags=[*pushed, inputs_tag(inputs)], inputs=inputs, reused_from=hit["digest"],
-    )
+                                      vinfo["revision"][:7], list(spec.tags), creds, verify=verify)
+    assert record is not None
+    record.build_seconds = round(time.perf_counter() - t0, 2)
+    record.pushed_tags = [*pushed, inputs_tag(inputs)] if pushed else []
     write_record(root, asdict(record))
-    print(f"  tagged {repo}:{', '.join(pushed)} -> {hit['digest']} (tested when it was built; its version "
-          f"label stays {labels.get('org.opencontainers.image.version', '?')})")
+    if pushed:
+        print(f"  tagged {repo}:{', '.join(pushed)} -> {hit['digest']} (tested here; its version label stays "
+              f"{record.labels.get('org.opencontainers.image.version', '?')})")
+    else:
+        print(f"  not tested (--no-test): {hit['digest']} is tagged locally only and its record says tested: "
+              "false, so push and release refuse it")
     return record
 
 
@@ -178,7 +202,7 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
         creds = from_environment()
         hit = find_reusable(cfg, inputs, creds)
         if hit and hit["labels"].get("io.ml-platform.lock.fingerprint") == spec.build_args["LOCK_FINGERPRINT"]:
-            return _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds)
+            return _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests)
     print(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
           f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
     t0 = time.perf_counter()
@@ -212,6 +236,7 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     write_record(root, asdict(record))  # tested: false until they pass
     if run_tests:
         run_image_tests(root, image_id, engine)
-        record.tested = True
+        record.tested = record.tested_here = True
+        record.verification = "built and tested in this build"
         write_record(root, asdict(record))
     return record

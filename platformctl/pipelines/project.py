@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import ConfigError
+from ml_platform.yamlsafe import YamlFileError, read_bounded
+
+from ..errors import ConfigError, InputFileError
 from .errors import PipelineError, Problem, RenderCheckError
 from .render import DEFAULT_TEMPLATE, GENERATED_MARK, duplicate_problems, output_name, render_one
 from .validate import Checked, check
@@ -15,11 +17,13 @@ DAGS = "dags"
 
 
 def flavor_names(root: Path) -> list[str]:
-    from ml_platform.errors import PlatformConfigError
+    from ml_platform.errors import CatalogFileError, PlatformConfigError
     from ml_platform.flavors import load_catalog
 
     try:
         return load_catalog(root / "flavors.yaml").names()
+    except CatalogFileError as exc:
+        raise InputFileError(str(exc).replace(f"{root}/", ""), "fix flavors.yaml first") from None
     except PlatformConfigError as exc:
         raise ConfigError(str(exc), "fix flavors.yaml first") from None
 
@@ -31,12 +35,22 @@ def pipeline_files(root: Path) -> list[Path]:
 def check_all(root: Path) -> list[Checked]:
     files = pipeline_files(root)
     flavors = flavor_names(root) if files else []
-    checked = [check(p.relative_to(root).as_posix(), p.read_bytes(), flavors) for p in files]
+    checked = [_check_file(root, p, flavors) for p in files]
     for prob in duplicate_problems(checked):
         c = next(c for c in checked if c.file == prob.file)
         c.problems.append(prob)
         c.pipeline = None
     return checked
+
+
+def _check_file(root: Path, path: Path, flavors: list[str]) -> Checked:
+    rel = path.relative_to(root).as_posix()
+    try:
+        raw = read_bounded(path)  # never more than the bound in memory; a FIFO is refused, not read
+    except YamlFileError as exc:
+        return Checked(rel, "", problems=[Problem(rel, exc.line, "", exc.message.replace("files like it are",
+                                                                                          "pipelines are"))])
+    return check(rel, raw, flavors)
 
 
 def template_path(root: Path, template: str | None) -> Path:

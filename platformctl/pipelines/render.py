@@ -8,6 +8,8 @@ No YAML string is ever placed into code unquoted, so no value can inject code.
 from __future__ import annotations
 
 import ast
+import functools
+import heapq
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,7 @@ def py(value) -> str:
     raise TypeError(f"refusing to render a {type(value).__name__} into code")
 
 
+@functools.lru_cache(maxsize=8)  # one per template folder: the template is compiled once per run, not per pipeline
 def _env(template_dir: Path) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)), undefined=jinja2.StrictUndefined,
                              autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
@@ -58,14 +61,33 @@ class JobView:
 
 
 def _order(p: Pipeline) -> list[str]:
-    """Jobs in dependency order, ties in file order: stable, readable output."""
+    """Jobs in dependency order, ties in file order: stable, readable output.
+
+    At each step the first job in file order whose dependencies are all placed (Kahn's algorithm with
+    a heap of file positions): O((jobs + edges) log jobs)."""
     names = list(p.jobs)
+    position = {n: i for i, n in enumerate(names)}
+    waiting: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {n: [] for n in names}
+    for n in names:
+        deps = set(p.jobs[n].depends_on)
+        waiting[n] = len(deps)
+        for d in deps:
+            if d not in dependents:
+                raise ValueError(f"job {n} depends on unknown job {d}: validate the pipeline first")
+            dependents[d].append(n)
+    ready = [position[n] for n in names if waiting[n] == 0]
+    heapq.heapify(ready)
     done: list[str] = []
-    while len(done) < len(names):
-        for n in names:
-            if n not in done and all(d in done for d in p.jobs[n].depends_on):
-                done.append(n)
-                break
+    while ready:
+        n = names[heapq.heappop(ready)]
+        done.append(n)
+        for m in dependents[n]:
+            waiting[m] -= 1
+            if waiting[m] == 0:
+                heapq.heappush(ready, position[m])
+    if len(done) < len(names):
+        raise ValueError("the jobs have a dependency cycle: validate the pipeline first")
     return done
 
 

@@ -76,28 +76,27 @@ def _check_schedule(schedule: str | None) -> str | None:
 
 
 def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str] | None:
-        state[n] = 1
-        stack.append(n)
-        for d in deps.get(n, []):
+    """The first dependency cycle met by a depth-first walk from the jobs in name order, or None.
+    Iterative (an explicit stack), so a chain of any length cannot exhaust Python's recursion limit."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(deps):
+        if start in state:
+            continue
+        path, pos, todo = [start], {start: 0}, [iter(deps.get(start, []))]
+        state[start] = 1
+        while todo:
+            d = next(todo[-1], None)
+            if d is None:
+                state[path.pop()] = 2
+                todo.pop()
+                continue
             if state.get(d) == 1:
-                return stack[stack.index(d):] + [d]
-            if d in deps and state.get(d) is None:
-                found = visit(d)
-                if found:
-                    return found
-        stack.pop()
-        state[n] = 2
-        return None
-
-    for n in sorted(deps):
-        if state.get(n) is None:
-            found = visit(n)
-            if found:
-                return found
+                return path[pos[d]:] + [d]
+            if d in deps and d not in state:
+                state[d] = 1
+                pos[d] = len(path)
+                path.append(d)
+                todo.append(iter(deps[d]))
     return None
 
 

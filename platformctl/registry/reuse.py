@@ -2,10 +2,14 @@
 
 `make push` tags every pushed build `inputs-<fingerprint>`. A later build whose inputs fingerprint
 matches (same Dockerfile, context files, locks, build args and base image) tags that image with the
-new version and sha instead of rebuilding, and pulls it only if this engine does not have it.
+new version and sha instead of rebuilding, and pulls it only if this engine does not have it. The
+registry is not trusted: the adopted image is tested here (make build's image tests) before any new
+tag points at it, and its build record says so (tested_here).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ..config import PlatformConfig
 from ..image.engine import DockerEngine
@@ -34,14 +38,13 @@ def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=
 
 
 def adopt(cfg: PlatformConfig, engine: DockerEngine, hit: dict, version_tag: str, short_sha: str,
-          local_tags: list[str], creds: Credentials | None, echo=print) -> tuple[str, list[str]]:
-    """Tag the registry image with this build's tags; make sure the engine has it. Returns (image id, tags)."""
+          local_tags: list[str], creds: Credentials | None, echo=print,
+          verify: Callable[[str], bool] | None = None) -> tuple[str, list[str]]:
+    """Make sure the engine has the registry image, tag it locally, then `verify(image id)` (the image
+    tests, run here), and only if that returns True tag it in the registry with this build's tags.
+    A registry image is never tagged on trust: nothing is copied when verify is None or returns False,
+    and a failing verify raises before anything is copied. Returns (image id, registry tags copied)."""
     repo, digest = cfg.registry.repository, hit["digest"]
-    tags = build_tags(version_tag, short_sha)
-    with authfile(creds, repo) as auth:
-        sk = Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts))
-        for t in tags:
-            sk.copy(f"{repo}@{digest}", f"{repo}:{t}")
     ref = f"{repo}@{digest}"
     image_id = engine.image_id(ref)
     if image_id is None:
@@ -54,4 +57,11 @@ def adopt(cfg: PlatformConfig, engine: DockerEngine, hit: dict, version_tag: str
         image_id = engine.inspect(ref)["Id"]
     for t in local_tags:
         engine.tag(image_id, t)
+    if verify is None or not verify(image_id):
+        return image_id, []
+    tags = build_tags(version_tag, short_sha)
+    with authfile(creds, repo) as auth:
+        sk = Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts))
+        for t in tags:
+            sk.copy(ref, f"{repo}:{t}")
     return image_id, tags

@@ -40,6 +40,18 @@ def test_runs_as_airflow_uid_50000_gid_0(run_in):
     assert out == ["50000", "0", "/opt/airflow"]
 
 
+def test_no_setuid_or_setgid_programs_and_nothing_world_writable_in_the_venv(run_in):
+    """Issue 20 item 8: the Debian base's su, mount, passwd, ... lose their setuid/setgid bits; uv's
+    /opt/venv/.lock (0666 as uv leaves it) and everything else in the venv are writable by root only
+    (the airflow user is in group 0, so group-writable would be writable by it)."""
+    special = run_in("bash", "-c", "find / -xdev -type f -perm /6000 2>/dev/null; true").stdout.split()
+    assert special == [], special
+    writable = run_in("bash", "-c", "find /opt/venv -xdev -perm /0022 ! -type l 2>/dev/null; true").stdout.split()
+    assert writable == [], writable
+    mode = run_in("bash", "-c", "stat -c %a /opt/venv/.lock 2>/dev/null || echo absent").stdout.strip()
+    assert mode in ("644", "absent"), mode
+
+
 def test_dependencies_are_consistent(run_in):
     uv = Path(sys.executable).parent / "uv"
     uv = str(uv) if uv.exists() else shutil.which("uv")

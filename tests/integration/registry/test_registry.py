@@ -191,11 +191,36 @@ def test_build_with_inputs_already_in_the_registry_tags_instead_of_rebuilding(pr
     t0 = time.monotonic()
     b = project.run("build")
     assert b.returncode == 0, b.stdout + b.stderr
-    assert "tagging it instead of rebuilding" in b.stdout and "#1 [internal]" not in b.stdout
+    assert "adopting it instead of rebuilding" in b.stdout and "#1 [internal]" not in b.stdout
+    assert "testing image:" in b.stdout  # the adopted image is tested here before any tag points at it
     new = json.loads((project.path / "build" / "build-record.json").read_text())
-    assert new["reused_from"] == digest and new["tested"] and new["revision"] == project.git("rev-parse", "HEAD")
+    assert new["reused_from"] == digest and new["tested"] and new["tested_here"] and new["revision"] == project.git("rev-parse", "HEAD")
     assert registry.digest("ml/airflow", f"sha-{new['revision'][:7]}") == digest
     print(f"reuse instead of rebuild: {time.monotonic() - t0:.1f}s")
+
+
+def test_a_planted_image_under_the_inputs_tag_is_tested_here_and_never_tagged(project, registry, docker, tmp_path):
+    """Issue 20 item 7, as probed: anyone who can push plants an image tagged inputs-<fp> with the right lock
+    label. make build adopts it only after the image tests pass on it here: they fail, the build fails with
+    exit 9, no new tag points at it and its record says tested: false (push and release refuse it)."""
+    from platformctl.config import collect_overrides, load_config
+    from platformctl.image.build import build_plan, image_lock_fingerprint
+    from platformctl.image.engine import DockerEngine
+
+    cfg = load_config(project.path, collect_overrides([], project.env))
+    engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
+    _, _, fp = build_plan(project.path, cfg, engine)
+    assert fp, "the base image must be local for an inputs fingerprint"
+    planted = tiny_image(docker, tmp_path, fingerprint=image_lock_fingerprint(project.path, cfg))
+    res = push_image(planted, project.repo, [f"inputs-{fp[:32]}"], Credentials(USER, PASSWORD))
+    b = project.run("build")
+    assert b.returncode == 9, b.stdout + b.stderr
+    assert "adopting it instead of rebuilding" in b.stdout and "testing image:" in b.stdout
+    assert b.stderr.strip().splitlines()[-1].startswith("error: image ")
+    rec = json.loads((project.path / "build" / "build-record.json").read_text())
+    assert rec["reused_from"] == res.digest and rec["tested"] is False and rec["tested_here"] is False
+    assert registry.digest("ml/airflow", f"sha-{project.git('rev-parse', 'HEAD')[:7]}") is None
+    assert project.run("push").returncode != 0  # an untested record is never pushed
 
 
 def test_push_with_credentials_from_dockers_own_store(project, registry, docker, tmp_path):

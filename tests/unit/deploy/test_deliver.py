@@ -102,7 +102,7 @@ def test_rollback_errors_are_clear(tmp_path):
     with pytest.raises(RollbackError, match="only version"):
         rollback(store, "p")
     with pytest.raises(RollbackError) as exc:
-        rollback(store, "p", to="b-doesnotexist")
+        rollback(store, "p", to="b-0000000000000000")
     assert "not a complete bundle" in exc.value.message
 
 
