@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ml_platform.yamlsafe import YamlFileError, load_file
 
 from .errors import MachineFileError
 
@@ -39,10 +40,10 @@ def load(root: Path) -> dict[str, Any]:
         return {}
     fix = f"delete it to start over (rm {LOCAL_FILE}); make build writes it again"
     try:
-        data = yaml.safe_load(p.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise MachineFileError(f"the per-machine settings file is corrupt: {str(exc).splitlines()[0]}", fix,
-                               where=SOURCE) from None
+        data, _ = load_file(p)  # bounded and UTF-8-checked, like every file a user edits
+    except YamlFileError as exc:
+        raise MachineFileError(f"the per-machine settings file is corrupt: {exc.message}", fix,
+                               where=f"{SOURCE}:{exc.line}" if exc.line else SOURCE) from None
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):

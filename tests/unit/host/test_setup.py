@@ -36,7 +36,7 @@ def test_corrupt_machine_file_names_its_path_and_the_way_out(tmp_path):
     machine.path(tmp_path).write_bytes(b"image.python: [\xff\n")
     with pytest.raises(MachineFileError) as exc:
         load_config(tmp_path)
-    assert exc.value.where == ".platform/local.yaml" and "delete it to start over" in exc.value.hint
+    assert exc.value.where.startswith(".platform/local.yaml") and "delete it to start over" in exc.value.hint
     machine.path(tmp_path).write_text("- a list\n")
     with pytest.raises(MachineFileError):
         load_config(tmp_path)
@@ -55,7 +55,7 @@ def test_the_cli_turns_a_corrupt_machine_file_into_one_line(tmp_path):
     p = subprocess.run([sys.executable, str(ROOT / "build.py"), "doctor"], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "PLATFORM_ROOT": str(tmp_path)})
     assert p.returncode == MachineFileError.exit_code
-    assert p.stderr.count("\n") == 1 and p.stderr.startswith("error: .platform/local.yaml: ")
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("error: .platform/local.yaml:")
 
 
 def test_remember_reports_only_what_changed_and_keeps_the_rest(tmp_path):
