@@ -87,5 +87,8 @@ bench-push: $(VENV)/.synced ## no-op push and build reuse against the naive alte
 bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory on the same 200 pipelines
 	$(PY) bench/parse.py
 
+gc: $(VENV)/.synced ## remove old bundle versions of ENV (keeps KEEP=N newest, the live one, the rollback target)
+	$(RUN) gc --env $(ENV) $(if $(KEEP),--keep $(KEEP))
+
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache
