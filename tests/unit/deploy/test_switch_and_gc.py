@@ -117,15 +117,19 @@ def test_gc_keeps_the_newest_n_the_live_one_the_rollback_target_and_those_in_use
     shipped = []
     for i in range(keep + 5):
         shipped.append(deploy(store, P, collect(repo(tmp_path, f"v{i}"))).version)
-    # roll back to an old version: live = shipped[1], rollback target = shipped[-1]
-    rollback(store, P, shipped[1])
-    r = gc(store, P, keep, in_use={shipped[0]})
+    r = gc(store, P, keep)
+    assert versions_in(store) == set(shipped[-keep:]) and len(r.removed) == 5
+    for i in range(5):  # N+5 again
+        shipped.append(deploy(store, P, collect(repo(tmp_path, f"w{i}"))).version)
+    # roll back to an old version: live = shipped[-7], rollback target = shipped[-1]
+    rollback(store, P, shipped[-7])
+    r = gc(store, P, 1, in_use={shipped[-8]})
     left = versions_in(store)
-    assert left == set(shipped[-keep:]) | {shipped[1], shipped[0]}
-    assert set(r.removed) == set(shipped) - left
-    assert r.protected[shipped[1]] == "live" and r.protected[shipped[0]] == "used by a running DAG run"
+    assert left == {shipped[-7], shipped[-1], shipped[-8]}
+    assert set(r.removed) == set(shipped[-keep:] + shipped[-5:]) - left  # the first gc removed the rest
+    assert r.protected[shipped[-7]] == "live" and r.protected[shipped[-8]] == "used by a running DAG run"
     assert r.protected[shipped[-1]] == "rollback target"
-    assert gc(store, P, keep, in_use={shipped[0]}).removed == []  # idempotent
+    assert gc(store, P, 1, in_use={shipped[-8]}).removed == []  # idempotent
 
 
 def test_gc_removes_abandoned_uploads_only_when_old(tmp_path):
