@@ -92,7 +92,7 @@ class Environment(_Model):
 
 def local_environment() -> Environment:
     return Environment(name="local", description="this machine: bundles in a folder",
-                       bundle=BundleStoreConfig(kind="local", path=".platform/bundles/local"))
+                       bundle=BundleStoreConfig(kind="local", path=".platform/bundles/local", refresh_interval=10))
 
 
 def load_environment(root: Path, name: str) -> Environment:
