@@ -77,7 +77,7 @@ def repo(image) -> Path:
     for p in (d / "pipelines").glob("*.yaml"):  # only the demo: the stack parses one DAG
         p.unlink()
     (d / "dags").mkdir()
-    write_pipeline(d, sleep=75, value="v1")
+    write_pipeline(d, sleep=150, value="v1")  # long enough for v2 to go live meanwhile on a busy machine
     subprocess.run(["git", "init", "-q"], cwd=d, check=True)
     yield d
     shutil.rmtree(d, ignore_errors=True)
@@ -89,7 +89,7 @@ def stack(repo, image, docker):
     try:
         assert p.returncode == 0, f"make up failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
         assert "deploying the bundle to the local environment" in p.stdout
-        api = AirflowAPI(Stack(repo, PROJECT, "stack/compose.yaml").url, timeout=60)
+        api = AirflowAPI(Stack(repo, PROJECT, "stack/compose.yaml").url, timeout=90)
         yield api
     finally:
         logs = Stack(repo, PROJECT, "stack/compose.yaml").compose("logs", "--no-color", "dag-processor",
