@@ -81,9 +81,8 @@ def in_image(docker, image, storage: Path, repo: Path, s3_env, **extra) -> tuple
             "-e", "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH=/bundles",
             "-e", f"AWS_ACCESS_KEY_ID={s3_env.access_key}", "-e", f"AWS_SECRET_ACCESS_KEY={s3_env.secret_key}",
             "-e", "AWS_DEFAULT_REGION=us-east-1", "-e", "ML_PLATFORM_BACKEND=kubernetes"]
-    for k, v in {**env, **extra}.items():
-        if k.startswith(("AIRFLOW", "ML_PLATFORM_ENDPOINT")) or k in extra:
-            args += ["-e", f"{k}={v}"]
+    for k, v in {**env, **extra}.items():  # everything the written airflow.env sets, as a host would
+        args += ["-e", f"{k}={v}"]
     run = subprocess.run([*args, image, "python", "-c", BUNDLE], capture_output=True, text=True, timeout=300)
     line = next((ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")), None)
     assert line, run.stdout[-3000:] + run.stderr[-3000:]
