@@ -106,8 +106,8 @@ def _insert(mapping: CommentedMap, key: str, value, *, top: bool = False) -> Non
     if key in mapping:
         mapping[key] = value
         return
-    if isinstance(mapping, CommentedMap) and mapping.fa.flow_style() and not len(mapping) and isinstance(value, dict):
-        mapping.fa.set_block_style()  # `jobs: {}` becomes a block mapping when its first job arrives
+    if isinstance(mapping, CommentedMap) and mapping.fa.flow_style() and not len(mapping):
+        mapping.fa.set_block_style()  # `jobs: {}`, `load: {}` become block mappings when their first key arrives
     keys = list(mapping)
     pos = len(keys)
     if top and key in TOP_ORDER:
