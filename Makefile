@@ -89,3 +89,12 @@ bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory 
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache
+
+studio: $(VENV)/.synced ## edit pipelines as graphs in the browser (127.0.0.1, URL with a per-start token)
+	$(RUN) studio
+
+studio-assets: $(VENV)/.synced ## rebuild the studio's committed front-end bundle (npm ci + esbuild; needs Node)
+	$(RUN) studio-assets
+
+studio-assets-check: $(VENV)/.synced ## fail if platformctl/studio/static/ differs from a fresh build of studio/
+	$(RUN) studio-assets-check
