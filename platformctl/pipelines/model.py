@@ -276,7 +276,7 @@ def param_value_ok(type_: str, value: Any) -> bool:
 class Notifier(_Model):
     connection: str = Field(description="Airflow HTTP connection id whose host is the webhook "
                                         "(e.g. AIRFLOW_CONN_ML_ALERTS='http://alerts.local:8080').",
-                            examples=["ml_alerts"])
+                            examples=["ml_alerts"], json_schema_extra={"pattern": CONN_ID_RE.pattern})
     endpoint: str | None = Field(None, description="Path appended to the connection's host.",
                                  examples=["/hooks/airflow"])
     message: str | None = Field(None, description="Text sent as `message` in the JSON body (Airflow "
