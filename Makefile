@@ -64,7 +64,7 @@ up: $(VENV)/.synced ## start the local Airflow stack (PostgreSQL + Airflow compo
 	$(RUN) up
 
 run: $(VENV)/.synced ## trigger PIPELINE=<name> on the local stack, follow it, print job states and logs
-	$(RUN) run --pipeline $(PIPELINE)
+	$(RUN) run --pipeline $(PIPELINE) $(if $(CONF),--conf '$(CONF)')
 
 down: $(VENV)/.synced ## stop the local stack (VOLUMES=1 also removes its database and logs)
 	$(RUN) down $(if $(VOLUMES),--volumes)

@@ -78,7 +78,17 @@ def run(root, args) -> int:
     from ..stack.follow import check, run_pipeline
 
     api = AirflowAPI(stack.url)
-    result = run_pipeline(api, args.pipeline, timeout=args.timeout, tail=args.tail)
+    conf = None
+    if args.conf:
+        import json
+
+        try:
+            conf = json.loads(args.conf)
+        except ValueError as exc:
+            raise StackError(f"--conf is not JSON: {exc}", "e.g. --conf '{\"epochs\": 3}' (CONF= for make run)") from None
+        if not isinstance(conf, dict):
+            raise StackError("--conf must be a JSON object of run parameters", "e.g. --conf '{\"epochs\": 3}'")
+    result = run_pipeline(api, args.pipeline, timeout=args.timeout, tail=args.tail, conf=conf)
     check(result)
     return 0
 
@@ -112,6 +122,7 @@ def register(sub) -> None:
     p.add_argument("--pipeline", required=True, help="pipeline (DAG) name, e.g. example_etl")
     p.add_argument("--timeout", type=float, default=900, help="seconds before giving up on the run")
     p.add_argument("--tail", type=int, default=8, help="log lines shown per job (30 for failed jobs)")
+    p.add_argument("--conf", help="run parameters as a JSON object, e.g. '{\"epochs\": 3}' (the DAG's params)")
     p.set_defaults(func=run)
 
     p = sub.add_parser("down", help="stop the local stack")

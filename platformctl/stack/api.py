@@ -99,9 +99,10 @@ class AirflowAPI:
         return self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
                           params={"limit": 1000}).get("task_instances", [])
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
+        params = {"full_content": "true", **({"map_index": str(map_index)} if map_index >= 0 else {})}
         r = self._req("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-                      params={"full_content": "true"}, headers={"Accept": "application/json"})
+                      params=params, headers={"Accept": "application/json"})
         if r.status_code != 200:
             return f"(log not available: {r.status_code})"
         return log_text(r.json().get("content"))
