@@ -89,3 +89,7 @@ bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory 
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache
+
+.PHONY: migrate
+migrate: $(VENV)/.synced ## rewrite pipelines/*.yaml (or FILES=) to the current format version, comments kept; prints the diff
+	$(RUN) migrate $(FILES)
