@@ -26,7 +26,7 @@ class VersionError(ValueError):
 
 
 def read_version(data: Any) -> int:
-    version = data.get("version", FIRST) if isinstance(data, MutableMapping) or hasattr(data, "get") else FIRST
+    version = data.get("version", FIRST) if hasattr(data, "get") else FIRST
     if not isinstance(version, int) or isinstance(version, bool) or version < FIRST:
         raise VersionError(f"{version!r} is not a format version (this platform reads versions "
                            f"{FIRST}-{CURRENT}; write version: {CURRENT})")

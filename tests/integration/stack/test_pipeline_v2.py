@@ -56,8 +56,8 @@ def stack(docker: str, image: str):
         subprocess.run([docker, "run", "-d", "--name", sink, "--network", f"{PROJECT}_default",
                         "--network-alias", SINK, image, "python", "-c", SINK_CODE], check=True, capture_output=True)
         api = AirflowAPI(Stack(ROOT, PROJECT, "stack/compose.yaml").url)
-        api._json("POST", "/connections", json={"connection_id": "ml_alerts", "conn_type": "http", "host": SINK,
-                                                 "port": 8080, "schema": "http"})
+        api._json("POST", "/connections", ok=(200, 201), json={"connection_id": "ml_alerts", "conn_type": "http",
+                                                                "host": SINK, "port": 8080, "schema": "http"})
         yield api, lambda: subprocess.run([docker, "logs", sink], capture_output=True, text=True).stdout
     finally:
         subprocess.run([docker, "rm", "-f", sink], capture_output=True)
