@@ -26,12 +26,17 @@ class AirflowAPI:
 
     def _req(self, method: str, path: str, **kw) -> requests.Response:
         url = f"{self.base_url}/api/v2{path}"
-        try:
-            r = self.session.request(method, url, timeout=self.timeout, **kw)
-        except requests.ConnectionError as exc:
-            raise StackError(f"Airflow API at {self.base_url} is not reachable ({type(exc).__name__})",
-                             "start the stack with make up") from None
-        return r
+        for attempt in range(3 if method == "GET" else 1):  # a busy machine: a slow answer is retried
+            try:
+                return self.session.request(method, url, timeout=self.timeout, **kw)
+            except requests.Timeout:
+                if attempt == (2 if method == "GET" else 0):
+                    raise StackError(f"Airflow API at {self.base_url} did not answer {method} {path} within "
+                                     f"{self.timeout:.0f}s", "the machine may be overloaded; try again") from None
+            except requests.ConnectionError as exc:
+                raise StackError(f"Airflow API at {self.base_url} is not reachable ({type(exc).__name__})",
+                                 "start the stack with make up") from None
+        raise AssertionError("unreachable")
 
     def _json(self, method: str, path: str, ok=(200,), **kw) -> Any:
         r = self._req(method, path, **kw)

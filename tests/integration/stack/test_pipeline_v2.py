@@ -114,9 +114,13 @@ def test_asset_scheduled_mapped_parameterized_run_and_failure_notifier(stack):
     runs = api._json("GET", "/dags/churn_retrain/dagRuns", params={"order_by": "-start_date", "limit": 1})
     failed_run = runs["dag_runs"][0]["dag_run_id"]
     assert rendered_command(api, "churn_retrain", failed_run, "training.train", 0)[3] == "--epochs=3"
-    deadline = time.monotonic() + 120
-    while "ALERT" not in sink_log() and time.monotonic() < deadline:
-        time.sleep(2)
-    alerts = [json.loads(line.split(" ", 2)[2]) for line in sink_log().splitlines() if line.startswith("ALERT ")]
-    assert alerts == [{"dag_id": "churn_retrain", "run_id": failed_run, "state": "failed",
-                       "message": "churn retraining failed"}], sink_log()
+    expected = {"dag_id": "churn_retrain", "run_id": failed_run, "state": "failed", "message": "churn retraining failed"}
+    # DAG callbacks run in the DAG processor: on a loaded machine they can take minutes
+    deadline = time.monotonic() + 300
+    while True:
+        alerts = [json.loads(line.split(" ", 2)[2]) for line in sink_log().splitlines() if line.startswith("ALERT ")]
+        if expected in alerts or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert expected in alerts, sink_log()
+    assert all(a["run_id"] == failed_run for a in alerts), alerts  # nothing for the successful run
