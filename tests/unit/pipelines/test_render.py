@@ -152,7 +152,9 @@ def test_v2_hostile_values_stay_data_in_params_notifiers_docs_and_mapped_items(r
                                           "endpoint": HOSTILE_VALUES[4]}}},
         "defaults": {"docker_image": "registry.local/ml/x:1.0", "resource_flavor": "cpu-small"},
         "jobs": {"a": {"command": ["x"], "map": {"over": HOSTILE_VALUES, "as": "ITEM"},
-                       "outlets": ["s3://y/\"\"\");__import__('os')#"], "group": "g"}},
+                       "outlets": ["s3://y/\"\"\");__import__('os')#"], "group": "g"},
+                 "s": {"command": ["segments"]},
+                 "b": {"command": ["y"], "env": {"K": HOSTILE_VALUES[0]}, "map": {"over": {"output": "s"}, "as": "SEG"}}},
     }
     (repo / "pipelines/hostile2.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
     render_all(repo)
@@ -169,7 +171,9 @@ cb = cb[0] if isinstance(cb, list) else cb
 print("RESULT " + json.dumps({{"doc": dag.doc_md, "param": dag.params["p"], "pdesc": dag.params.get_param("p").description,
     "msg": cb.json["message"], "endpoint": cb.endpoint, "items": [e["ITEM"] for e in t.expand_input.value["env"]],
     "outlets": [a.name for a in t.partial_kwargs["outlets"]],
-    "assets": sorted(a.name for a in dag.timetable.asset_condition.objects)}}))
+    "assets": sorted(a.name for a in dag.timetable.asset_condition.objects),
+    "b_up": sorted(dag.get_task("b").upstream_task_ids), "s_xcom": dag.get_task("s").do_xcom_push,
+    "b_env": [dag.get_task("b").expand_input.value["env"].callables[0](v) for v in ("eu", True)]}}))
 """
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                        env={**os.environ, "ML_PLATFORM_BACKEND": "kubernetes"})
@@ -181,3 +185,6 @@ print("RESULT " + json.dumps({{"doc": dag.doc_md, "param": dag.params["p"], "pde
     assert got["msg"] == HOSTILE_VALUES[2] and got["endpoint"] == HOSTILE_VALUES[4]
     assert got["items"] == HOSTILE_VALUES and got["outlets"] == ["s3://y/\"\"\");__import__('os')#"]
     assert got["assets"] == sorted(["s3://x/');__import__('os').system('id')#", "a\"b"])
+    # mapped over another job's result: runs after it, which pushes its result; each item becomes $SEG
+    assert got["b_up"] == ["s"] and got["s_xcom"] is True
+    assert got["b_env"] == [{"K": HOSTILE_VALUES[0], "SEG": "eu"}, {"K": HOSTILE_VALUES[0], "SEG": "true"}]
