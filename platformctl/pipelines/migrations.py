@@ -44,6 +44,29 @@ def _insert(mapping: MutableMapping, pos: int, key: str, value: Any) -> None:
         mapping[key] = value
 
 
+def _pop_with_comments(mapping: MutableMapping, key: str) -> tuple[Any, Any]:
+    """Pop key; with ruamel's CommentedMap, keep the lines that followed it (full-line comments and
+    blank lines) where they were, and return its end-of-line comment token (None for a dict)."""
+    keys = list(mapping.keys())
+    value = mapping.pop(key)
+    ca = getattr(mapping, "ca", None)
+    slot = ca.items.pop(key, None) if ca is not None else None
+    token = slot[2] if slot and len(slot) > 2 else None
+    if token is None:
+        return value, None
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    first, nl, rest = token.value.partition("\n")
+    eol = CommentToken(first + nl, CommentMark(token.column)) if first.strip() else None
+    if rest:
+        i = keys.index(key)
+        prev = keys[i - 1] if i > 0 else None
+        if prev is not None and not (ca.items.get(prev) or [None, None, None])[2]:
+            ca.items[prev] = [None, None, CommentToken("\n" + rest, CommentMark(0)), None]
+    return value, eol
+
+
 def migrate_v1_to_v2(doc: MutableMapping) -> list[str]:
     """version: 2; dag.retries moves to defaults.retries (the same retries for every job).
 
@@ -60,7 +83,7 @@ def migrate_v1_to_v2(doc: MutableMapping) -> list[str]:
         notes.append("added version: 2")
     dag = doc.get("dag")
     if isinstance(dag, MutableMapping) and "retries" in dag:
-        retries = dag.pop("retries")
+        retries, eol_comment = _pop_with_comments(dag, "retries")
         defaults = doc.get("defaults")
         if defaults is None:
             defaults = type(dag)()
@@ -72,6 +95,8 @@ def migrate_v1_to_v2(doc: MutableMapping) -> list[str]:
                              "already set every job's retries")
             elif retries:
                 _insert(defaults, 0, "retries", retries)
+                if eol_comment is not None and hasattr(defaults, "ca"):
+                    defaults.ca.items["retries"] = [None, None, eol_comment, None]
                 notes.append(f"moved dag.retries ({retries}) to defaults.retries")
             else:
                 notes.append("removed dag.retries: 0 (the default)")

@@ -129,3 +129,12 @@ def test_migrated_examples_render_equivalent_dags(repo, tmp_path):
     for name in V1_EXAMPLES:
         assert after[name] == before[name], name
     assert before["churn_model"]["tasks"]["train"]["retries"] == 2  # dag.retries moved, still every job's
+
+
+def test_comments_around_the_moved_key_are_kept():
+    text = ("version: 1\ndag:\n  name: x\n  retries: 2   # two retries\n  # the defaults follow\n\n"
+            "defaults:\n  docker_image: r/x:1  # pinned\n  resource_flavor: cpu-small\njobs:\n  a: {command: [x]}\n")
+    assert migrate_text("pipelines/x.yaml", text).new == (
+        "version: 2\ndag:\n  name: x\n  # the defaults follow\n\n"
+        "defaults:\n  retries: 2   # two retries\n  docker_image: r/x:1  # pinned\n  resource_flavor: cpu-small\n"
+        "jobs:\n  a: {command: [x]}\n")
