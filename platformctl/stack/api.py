@@ -15,10 +15,14 @@ import requests
 from .errors import StackError
 
 
+class ApiTimeout(StackError):
+    """The API did not answer in time (a busy machine); a follower may poll again."""
+
+
 @dataclass
 class AirflowAPI:
     base_url: str
-    timeout: float = 10.0
+    timeout: float = 30.0
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -31,7 +35,7 @@ class AirflowAPI:
                 return self.session.request(method, url, timeout=self.timeout, **kw)
             except requests.Timeout:
                 if attempt == (2 if method == "GET" else 0):
-                    raise StackError(f"Airflow API at {self.base_url} did not answer {method} {path} within "
+                    raise ApiTimeout(f"Airflow API at {self.base_url} did not answer {method} {path} within "
                                      f"{self.timeout:.0f}s", "the machine may be overloaded; try again") from None
             except requests.ConnectionError as exc:
                 raise StackError(f"Airflow API at {self.base_url} is not reachable ({type(exc).__name__})",

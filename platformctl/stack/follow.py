@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .api import AirflowAPI
+from .api import AirflowAPI, ApiTimeout
 from .errors import RunFailed, StackError
 
 FINAL_RUN = {"success", "failed"}
@@ -74,14 +74,18 @@ def follow_run(api: AirflowAPI, dag_id: str, run_id: str, *, timeout: float = 90
     start = time.monotonic()
     seen: dict[str, str | None] = {}
     while True:
-        tis = api.task_instances(dag_id, run_id)
+        try:
+            tis = api.task_instances(dag_id, run_id)
+            state = api.run(dag_id, run_id).get("state")
+        except ApiTimeout as exc:  # a slow poll is not a failed run: poll again until the timeout
+            echo(f"{_ts()}   ({exc.message}; polling again)")
+            tis, state = [], None
         for ti in sorted(tis, key=lambda t: (t.get("start_date") or "9", t["task_id"], t.get("map_index", -1))):
             st = ti.get("state")
             if seen.get(_label(ti), "?") != st:
                 seen[_label(ti)] = st
                 dur = f"  {ti['duration']:.1f}s" if ti.get("duration") is not None else ""
                 echo(f"{_ts()}   {_label(ti):<24} {st or 'none'}{dur}")
-        state = api.run(dag_id, run_id).get("state")
         if state in FINAL_RUN:
             break
         if time.monotonic() - start > timeout:
