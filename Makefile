@@ -89,3 +89,13 @@ bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory 
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache
+
+.PHONY: plan status diff
+plan: $(VENV)/.synced ## make plan ENV=dev [VERSION=X.Y.Z] [JSON=1] [GATE=refused]: what deploy/promote would change (exit 0 none, 50 changes, 51 refused)
+	$(RUN) plan --env $(ENV) $(if $(VERSION),--version $(VERSION)) $(if $(JSON),--json) $(if $(GATE),--fail-on $(GATE))
+
+status: $(VENV)/.synced ## what runs in every environment (registry + bundle store) and how far apart they are [JSON=1]
+	$(RUN) status $(if $(JSON),--json)
+
+diff: $(VENV)/.synced ## make diff FROM=dev TO=prod: configuration and live-state difference between two environments
+	$(RUN) diff --from $(FROM) --to $(TO) $(if $(JSON),--json)
