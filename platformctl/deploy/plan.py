@@ -272,16 +272,20 @@ def lines(plan: Plan) -> list[str]:
         out.append("policy: ok (every job's flavor and image is allowed here)")
     r = p.resources
     if r["computed"]:
-        out.append(f"resources ({r['backend']} backend; pods built by the provider in {short(r.get('image'))}, "
-                   f"validated against the {r['schema']} schema)")
+        if r["backend"] == "docker":
+            out.append(f"resources (docker backend: the limits DockerJobOperator sets, computed in "
+                       f"{short(r.get('image'))})")
+        else:
+            out.append(f"resources (kubernetes backend: pods built by the provider's own builder in "
+                       f"{short(r.get('image'))}, validated against the {r['schema']} schema)")
         for key, j in r["jobs"].items():
             if j["error"] and not j["fragment"]:
                 out.append(f"  {key}: {j['error']}")
                 continue
             if r["backend"] == "docker":
                 d = j["docker"]
-                out.append(f"  {key}: cpu quota {d['nano_cpus'] / 1e9:g} CPUs, memory {d['mem_limit']} bytes "
-                           f"(no swap beyond it)" + (f", {d['gpus']} GPU(s)" if d["gpus"] else ""))
+                out.append(f"  {key}: cpu quota {d['nano_cpus'] / 1e9:g} CPUs, memory limit {d['mem_limit'] / 2**30:g} GiB "
+                           f"({d['mem_limit']} bytes, no swap beyond it)" + (f", {d['gpus']} GPU(s)" if d["gpus"] else ""))
                 continue
             f = j["fragment"]
             extra = "".join(f"; {k} {json.dumps(f[k], separators=(',', ':'))}"
