@@ -242,7 +242,12 @@ def diff_lines(d: dict) -> list[str]:
         out += [f"  only in {d['to']}: {r}" for r in f["only_to"]]
         out += [f"  differs: {r}" for r in f["different"]]
         for j in d["jobs"]:
-            out.append(f"  job {j['file']} jobs.{j['job']}: (flavor, image) {j['from']} -> {j['to']}")
+            a, b = j["from"], j["to"]
+            if a is None or b is None:
+                out.append(f"  job {j['file']} jobs.{j['job']}: only in {d['to'] if a is None else d['from']}")
+                continue
+            what = [f"{k} {x} -> {y}" for k, x, y in (("flavor", a[0], b[0]), ("image", a[1], b[1])) if x != y]
+            out.append(f"  job {j['file']} jobs.{j['job']}: {'; '.join(what)}")
         out += _commit_lines(d["drift"]["commits"]) + _pin_lines(d["drift"])
     out += [f"unreadable: {e}" for e in d["errors"]]
     return out
