@@ -37,43 +37,65 @@ class EnvStatus:
 
 
 def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory) -> tuple[EnvStatus, object, object]:
-    """The status of one environment, plus (store, live) for drift and diff."""
+    """The status of one environment, plus (store, live) for drift and diff.
+
+    The store (pointer, manifest, then the image it names) and the registry's release tags are read at the
+    same time: each is a few round trips, and neither waits for the other.
+    """
     repo = env_repository(env, cfg)
-    store, live = None, None
     st = EnvStatus(env.name, repo, "", env.bundle.prefix)
-    try:
+
+    registry_errors: list[str] = []
+
+    def from_store():
         store = open_store(root, env)
         st.store = store.url
         live = read_live(store, env.bundle.prefix)
-        st.deployed = live is not None
-        if live:
-            st.bundle = {"version": live.version, "commit": live.commit, "switched_at": live.switched_at,
-                         "created": live.created, "image_digest": live.image_digest, "files": len(live.files),
-                         "history": live.history[:5]}
-    except PlatformError as exc:
-        st.errors.append(f"{env.name}: bundle store: {exc.one_line()}")
-    try:
-        sk = skopeo_factory()
-        view = read_registry(sk, repo)
-        newest = view.newest_release()
-        if own_repository(env) and newest:
-            st.newest_release = {"version": newest, "digest": view.releases[newest].digest}
+        info = None
         if live and live.image_digest:
-            info = inspect_digest(sk, repo, live.image_digest)
-            st.image = {"digest": live.image_digest, "in_registry": info is not None,
-                        "releases": view.releases_of(live.image_digest),
-                        "version": info.version if info else None, "revision": info.revision if info else None,
-                        "python": info.python if info else None}
-            if info is None:
-                st.flags.append(f"the bundle was built for image {short(live.image_digest)}, which {repo} does "
-                                f"not have (a local, unpushed build?)")
-            elif st.newest_release and st.newest_release["digest"] != live.image_digest:
-                st.flags.append(f"the bundle was built for {short(live.image_digest)}"
-                                f" ({', '.join(st.image['releases']) or 'not a release'}), but {env.name} was "
-                                f"promoted to {newest} ({short(st.newest_release['digest'])}): "
-                                f"run make deploy ENV={env.name}")
-    except PlatformError as exc:
-        st.errors.append(f"{env.name}: registry: {exc.one_line()}")
+            try:
+                info = inspect_digest(skopeo_factory(), repo, live.image_digest)
+            except PlatformError as exc:
+                registry_errors.append(exc.one_line())
+        return store, live, info
+
+    store, live, info, view = None, None, None, None
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        f_store = pool.submit(from_store)
+        f_view = pool.submit(lambda: read_registry(skopeo_factory(), repo))
+        try:
+            store, live, info = f_store.result()
+        except PlatformError as exc:
+            st.errors.append(f"{env.name}: bundle store: {exc.one_line()}")
+        try:
+            view = f_view.result()
+        except PlatformError as exc:
+            registry_errors.insert(0, exc.one_line())
+    if registry_errors:
+        st.errors.append(f"{env.name}: registry: {registry_errors[0]}")
+    st.deployed = None if store is None else live is not None
+    if live:
+        st.bundle = {"version": live.version, "commit": live.commit, "switched_at": live.switched_at,
+                     "created": live.created, "image_digest": live.image_digest, "files": len(live.files),
+                     "history": live.history[:5]}
+    if view is None:
+        return st, store, live
+    newest = view.newest_release()
+    if own_repository(env) and newest:
+        st.newest_release = {"version": newest, "digest": view.releases[newest].digest}
+    if live and live.image_digest:
+        st.image = {"digest": live.image_digest, "in_registry": info is not None,
+                    "releases": view.releases_of(live.image_digest),
+                    "version": info.version if info else None, "revision": info.revision if info else None,
+                    "python": info.python if info else None}
+        if info is None:
+            st.flags.append(f"the bundle was built for image {short(live.image_digest)}, which {repo} does "
+                            f"not have (a local, unpushed build?)")
+        elif st.newest_release and st.newest_release["digest"] != live.image_digest:
+            st.flags.append(f"the bundle was built for {short(live.image_digest)}"
+                            f" ({', '.join(st.image['releases']) or 'not a release'}), but {env.name} was "
+                            f"promoted to {newest} ({short(st.newest_release['digest'])}): "
+                            f"run make deploy ENV={env.name}")
     return st, store, live
 
 
