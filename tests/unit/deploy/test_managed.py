@@ -28,7 +28,7 @@ def test_helm_values_parse_and_pin_the_digest(tmp_path):
                                    "prefix": "airflow/dev/bundles/b-1", "refresh_interval": 300}}]
     assert values["config"]["core"]["load_examples"] == "False"
     env_vars = {e["name"]: e["value"] for e in values["env"]}
-    assert env_vars["ML_PLATFORM_ALLOWED_FLAVORS"] == "cpu-small,cpu-large,mem-large"
+    assert env_vars["ML_PLATFORM_ALLOWED_FLAVORS"] == "cpu-small,cpu-medium,cpu-large,mem-large"
     assert env_vars["AIRFLOW_VAR_ENVIRONMENT"] == "dev"
     assert f"ML_PLATFORM_IMAGE=127.0.0.1:5000/ml-platform/airflow@{DIGEST}" in env_path.read_text()
     assert "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST='[" in env_path.read_text()
