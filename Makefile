@@ -90,7 +90,7 @@ bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache
 
-.PHONY: plan status diff
+.PHONY: plan status diff bench-status
 plan: $(VENV)/.synced ## make plan ENV=dev [VERSION=X.Y.Z] [JSON=1] [GATE=refused]: what deploy/promote would change (exit 0 none, 50 changes, 51 refused)
 	$(RUN) plan --env $(ENV) $(if $(VERSION),--version $(VERSION)) $(if $(JSON),--json) $(if $(GATE),--fail-on $(GATE))
 
@@ -99,3 +99,6 @@ status: $(VENV)/.synced ## what runs in every environment (registry + bundle sto
 
 diff: $(VENV)/.synced ## make diff FROM=dev TO=prod: configuration and live-state difference between two environments
 	$(RUN) diff --from $(FROM) --to $(TO) $(if $(JSON),--json)
+
+bench-status: $(VENV)/.synced ## make status on a local registry + SeaweedFS against the same reads one after another
+	$(PY) bench/status.py

@@ -60,17 +60,24 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
         return store, live, info
 
     store, live, info, view = None, None, None, None
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool:
         f_store = pool.submit(from_store)
-        f_view = pool.submit(lambda: read_registry(skopeo_factory(), repo))
+        tags: list[str] | None = None
+        try:
+            sk = skopeo_factory()
+            tags = sk.tags(repo)  # meanwhile the store is read
+        except PlatformError as exc:
+            registry_errors.insert(0, exc.one_line())
         try:
             store, live, info = f_store.result()
         except PlatformError as exc:
             st.errors.append(f"{env.name}: bundle store: {exc.one_line()}")
-        try:
-            view = f_view.result()
-        except PlatformError as exc:
-            registry_errors.insert(0, exc.one_line())
+        if tags is not None:
+            try:  # the releases, newest first, until the live image's is found
+                view = read_registry(_Tags(sk, tags), repo, want={live.image_digest} if live and live.image_digest
+                                     else set())
+            except PlatformError as exc:
+                registry_errors.insert(0, exc.one_line())
     if registry_errors:
         st.errors.append(f"{env.name}: registry: {registry_errors[0]}")
     st.deployed = None if store is None else live is not None
@@ -85,7 +92,8 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
         st.newest_release = {"version": newest, "digest": view.releases[newest].digest}
     if live and live.image_digest:
         st.image = {"digest": live.image_digest, "in_registry": info is not None,
-                    "releases": view.releases_of(live.image_digest),
+                    "releases": view.releases_of(live.image_digest), "releases_complete": view.complete,
+                    "releases_read": len(view.releases),
                     "version": info.version if info else None, "revision": info.revision if info else None,
                     "python": info.python if info else None}
         if info is None:
@@ -97,6 +105,19 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
                             f"promoted to {newest} ({short(st.newest_release['digest'])}): "
                             f"run make deploy ENV={env.name}")
     return st, store, live
+
+
+class _Tags:
+    """A Skopeo whose tag list was already read."""
+
+    def __init__(self, skopeo, tags: list[str]):
+        self._skopeo, self._tags = skopeo, tags
+
+    def tags(self, repository: str) -> list[str]:
+        return self._tags
+
+    def inspect(self, ref: str):
+        return self._skopeo.inspect(ref)
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -191,6 +212,8 @@ def status_lines(s: Status) -> list[str]:
             i = e.image
             what = f"release {', '.join(i['releases'])}" if i["releases"] else (
                 f"build {i['version']}" if i["version"] else "not in the registry")
+            if not i["releases"] and i["in_registry"] and not i.get("releases_complete", True):
+                what += f" (not among the {i['releases_read']} newest releases)"
             out.append(f"  image {short(i['digest'])}: {what}"
                        + (f", commit {i['revision'][:7]}" if i.get("revision") else ""))
         if e.newest_release:

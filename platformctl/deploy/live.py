@@ -139,7 +139,8 @@ class RegistryView:
     """An environment's repository: the release tags in it and the images they point at."""
 
     repository: str
-    releases: dict[str, ImageInfo]  # X.Y.Z -> image
+    releases: dict[str, ImageInfo]  # X.Y.Z -> image (the newest ones, when not complete)
+    complete: bool = True  # every release tag was inspected
 
     def newest_release(self) -> str | None:
         return max(self.releases, key=parse_semver) if self.releases else None
@@ -154,16 +155,31 @@ def _info(ref: str, data: dict) -> ImageInfo:
                      labels.get(LOCK_LABEL), labels.get(PYTHON_LABEL))
 
 
-def read_registry(skopeo, repository: str, *, workers: int = 8) -> RegistryView:
-    """Tags of the repository, then each release tag (X.Y.Z) inspected in parallel."""
-    releases = [t for t in skopeo.tags(repository) if SEMVER.match(t)]
+def read_registry(skopeo, repository: str, *, want: set[str] | None = None, workers: int = 8,
+                  max_rounds: int = 2) -> RegistryView:
+    """The repository's release tags (X.Y.Z) and their images, newest first.
+
+    With `want` (digests), the tags are inspected newest first, `workers` at a time, until every wanted
+    digest has been seen, for at most `max_rounds` rounds: the release a live image is, is nearly always among
+    the newest, so a repository with many releases costs one round of inspects instead of one per release.
+    Without `want`, every release.
+    """
+    releases = sorted((t for t in skopeo.tags(repository) if SEMVER.match(t)), key=parse_semver, reverse=True)
 
     def one(tag: str) -> tuple[str, dict | None]:
         return tag, skopeo.inspect(f"{repository}:{tag}")
 
+    found: dict[str, ImageInfo] = {}
+    seen = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        found = list(pool.map(one, releases))
-    return RegistryView(repository, {t: _info(f"{repository}:{t}", d) for t, d in found if d})
+        for i in range(0, len(releases), workers):
+            for t, d in pool.map(one, releases[i:i + workers]):
+                if d:
+                    found[t] = _info(f"{repository}:{t}", d)
+            seen = i + workers
+            if want is not None and (want <= {f.digest for f in found.values()} or seen >= workers * max_rounds):
+                break
+    return RegistryView(repository, found, complete=seen >= len(releases))
 
 
 def inspect_digest(skopeo, repository: str, digest: str) -> ImageInfo | None:
