@@ -284,8 +284,9 @@ def lines(plan: Plan) -> list[str]:
                 continue
             if r["backend"] == "docker":
                 d = j["docker"]
-                out.append(f"  {key}: cpu quota {d['nano_cpus'] / 1e9:g} CPUs, memory limit {d['mem_limit'] / 2**30:g} GiB "
-                           f"({d['mem_limit']} bytes, no swap beyond it)" + (f", {d['gpus']} GPU(s)" if d["gpus"] else ""))
+                gpus = f", {d['gpus']} GPU(s)" if d["gpus"] else ""
+                out.append(f"  {key}: cpu quota {d['nano_cpus'] / 1e9:g} CPUs, memory limit "
+                           f"{d['mem_limit'] / 2**30:g} GiB ({d['mem_limit']} bytes, no swap beyond it){gpus}")
                 continue
             f = j["fragment"]
             extra = "".join(f"; {k} {json.dumps(f[k], separators=(',', ':'))}"

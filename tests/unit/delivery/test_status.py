@@ -58,6 +58,10 @@ def put(root, env: str, digest: str | None, commit: str = "c0ffee"):
     return deploy(open_store(root, e), e.bundle.prefix, collect(root, image_digest=digest, commit=commit))
 
 
+def one(root, reg, name: str):
+    return next(e for e in status(root, load_config(root, collect_overrides([])), reg).environments if e.name == name)
+
+
 def test_never_deployed_and_a_bundle_for_an_image_the_registry_lacks(proj):
     put(proj, "local", B)
     s = status(proj, load_config(proj, collect_overrides([])), FakeRegistry({"r/build": {"1.0.0": (A, "c1")}}))
@@ -70,11 +74,11 @@ def test_never_deployed_and_a_bundle_for_an_image_the_registry_lacks(proj):
 def test_a_bundle_built_for_another_image_than_the_promoted_release_is_flagged(proj):
     put(proj, "stage", A)
     reg = FakeRegistry({"r/stage": {"1.0.0": (A, "c1"), "1.1.0": (B, "c2")}, "r/build": {"1.0.0": (A, "c1")}})
-    stage = next(e for e in status(proj, load_config(proj, collect_overrides([])), reg).environments if e.name == "stage")
+    stage = one(proj, reg, "stage")
     assert stage.image["releases"] == ["1.0.0"] and stage.newest_release == {"version": "1.1.0", "digest": B}
     assert "was promoted to 1.1.0" in stage.flags[0] and "make deploy ENV=stage" in stage.flags[0]
     reg.repos["r/stage"].pop("1.1.0")
-    stage = next(e for e in status(proj, load_config(proj, collect_overrides([])), reg).environments if e.name == "stage")
+    stage = one(proj, reg, "stage")
     assert stage.flags == []
 
 
