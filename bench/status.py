@@ -168,6 +168,10 @@ def main() -> None:
         print(f"  ratio make status / naive               {status / naive_s:6.2f}x")
     finally:
         weed.terminate()
+        try:
+            weed.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            weed.kill()
         reg.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
