@@ -9,7 +9,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse clean
+.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse bench-loop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ bench-push: $(VENV)/.synced ## no-op push and build reuse against the naive alte
 
 bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory on the same 200 pipelines
 	$(PY) bench/parse.py
+
+bench-loop: $(VENV)/.synced ## plugin/operator/pipeline edit -> tested image / make run result, against the naive loop
+	$(PY) bench/loop.py $(BENCH_LOOP_ARGS)
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache

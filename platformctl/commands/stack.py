@@ -75,7 +75,9 @@ def run(root, args) -> int:
     from ..stack.follow import check, run_pipeline
 
     api = AirflowAPI(stack.url)
-    result = run_pipeline(api, args.pipeline, timeout=args.timeout, tail=args.tail)
+    dag_file = root / "dags" / f"{args.pipeline}.py"  # the version to run is the one rendered now
+    result = run_pipeline(api, args.pipeline, timeout=args.timeout, tail=args.tail,
+                          parsed_after=dag_file.stat().st_mtime if dag_file.exists() else None)
     check(result)
     return 0
 

@@ -46,11 +46,12 @@ def _tail(text: str, n: int) -> list[str]:
 
 
 def run_pipeline(api: AirflowAPI, dag_id: str, *, timeout: float = 900, poll: float = 2.0,
-                 tail: int = 8, echo=print) -> RunResult:
+                 tail: int = 8, echo=print, parsed_after: float | None = None) -> RunResult:
+    """parsed_after: the rendered DAG file's mtime; the run starts only once Airflow parsed that version."""
     if not api.healthy():
         raise StackError(f"Airflow at {api.base_url} is not healthy", "start the stack with make up")
     echo(f"{_ts()} waiting for DAG {dag_id} to be parsed")
-    dag = api.wait_for_dag(dag_id)
+    dag = api.wait_for_dag(dag_id, **({"parsed_after": parsed_after} if parsed_after is not None else {}))
     if dag.get("is_paused"):
         api.unpause(dag_id)
     run = api.trigger(dag_id, note="make run")
