@@ -80,3 +80,18 @@ def test_airflow_change_in_team_set_is_refused_with_file_and_line(repo):
     p = cli(repo, "lock")
     assert p.returncode == 3
     assert p.stderr.startswith("error: requirements/team.in:2: 'apache-airflow==3.4.0' changes apache-airflow")
+
+
+def test_a_command_imports_only_the_command_modules_it_needs():
+    # `lock` is registered by the first command module: nothing of rendering, images or deploys is imported
+    code = ("import sys, platformctl.cli as c; c.build_parser(['--set', 'x=1', 'lock']).parse_args(['lock']); "
+            "print(sorted(m for m in sys.modules if m.startswith('platformctl.commands.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    assert out.strip() == "['platformctl.commands.lock']"
+    from platformctl.cli import _command_word, build_parser
+
+    assert _command_word(["--set", "build", "--traceback", "up"]) == "up"
+    assert _command_word(["--help"]) is None
+    full = build_parser(["--help"])._subparsers._group_actions[0].choices  # help lists every command
+    assert {"lock", "build", "up", "promote"} <= set(full)
