@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from platformctl.pipelines.model import Pipeline  # noqa: E402
 from platformctl.pipelines.render import _order  # noqa: E402
+from tests.unit.pipelines.test_graph import old_order  # noqa: E402 - the test's reference ordering
 
 HEAD = """version: 1
 dag: {{name: {name}, schedule: "@daily"}}
@@ -84,18 +85,6 @@ def timed_render(repo: Path, runs: int) -> tuple[float, list[float], float]:
         if p.returncode != 0:
             sys.exit(f"render failed in {repo}:\n{p.stderr[-2000:]}")
     return statistics.median(times), times, statistics.median(cpu)
-
-
-def old_order(p: Pipeline) -> list[str]:
-    """The ordering before this change (render.py until issue 20), kept here as the baseline."""
-    names = list(p.jobs)
-    done: list[str] = []
-    while len(done) < len(names):
-        for n in names:
-            if n not in done and all(d in done for d in p.jobs[n].depends_on):
-                done.append(n)
-                break
-    return done
 
 
 def pipeline(n: int) -> Pipeline:
