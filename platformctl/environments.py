@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import ConfigError, UnsafePathError
 from .yamlfile import read_yaml
@@ -113,10 +113,12 @@ class BundleStoreConfig(_Model):
     aws_conn_id: str = Field("aws_default", description="Airflow connection the S3DagBundle reads with.")
     refresh_interval: int = Field(300, ge=10, description="Seconds between bundle refreshes in Airflow.")
 
-    @field_validator("bucket")
+    @field_validator("bucket", "path")
     @classmethod
-    def _bucket(cls, v: str | None) -> str | None:
-        problem = bucket_problem(v) if v is not None else None
+    def _named_rule(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """bucket: S3's naming rules; path: a confined path template ({env} the only placeholder)."""
+        rule = bucket_problem if info.field_name == "bucket" else path_template_problem
+        problem = rule(v) if v is not None else None
         if problem:
             raise ValueError(problem)
         return v
@@ -128,14 +130,6 @@ class BundleStoreConfig(_Model):
         if not _PREFIX.match(v) or any(seg in (".", "..") for seg in v.split("/")):
             raise ValueError(f"prefix {v!r} must be segments of letters, digits, . _ - separated by '/', "
                              "without . or .. segments (e.g. airflow/dev)")
-        return v
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str | None) -> str | None:
-        problem = path_template_problem(v) if v is not None else None
-        if problem:
-            raise ValueError(problem)
         return v
 
     @model_validator(mode="after")
