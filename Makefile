@@ -93,6 +93,8 @@ bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory 
 
 bench-render: $(VENV)/.synced ## make render of one 5,000-job pipeline and of 2,000 small ones; ordering vs the old algorithm
 	$(PY) bench/render.py $(ARGS)
+gc: $(VENV)/.synced ## remove old bundle versions of ENV (keeps KEEP=N newest, the live one, the rollback target)
+	$(RUN) gc --env $(ENV) $(if $(KEEP),--keep $(KEEP))
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache

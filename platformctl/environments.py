@@ -110,8 +110,18 @@ class BundleStoreConfig(_Model):
     endpoint_url: str | None = Field(None, description="For S3-compatible stores (MinIO, SeaweedFS, ...).")
     region: str | None = None
     path: str | None = Field(None, description="local kind: the folder (default .platform/bundles/<env>).")
-    aws_conn_id: str = Field("aws_default", description="Airflow connection the S3DagBundle reads with.")
-    refresh_interval: int = Field(300, ge=10, description="Seconds between bundle refreshes in Airflow.")
+    aws_conn_id: str = Field("aws_default", description="Airflow connection the DAG bundle reads S3 with.")
+    describe_connection: bool = Field(
+        True, description="Write the aws_conn_id connection (type, endpoint, region; never credentials) into the "
+                          "instance's config; false when a secrets backend already defines it.")
+    credentials_secret: str | None = Field(
+        None, description="Kubernetes secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for the bundle's "
+                          "connection (referenced in the Helm values, never copied); null: the usual AWS chain "
+                          "(instance role, IRSA, ...).")
+    refresh_interval: int = Field(30, ge=10, description="Seconds between bundle refreshes in Airflow: a deploy "
+                                                         "or rollback is live in Airflow within this time.")
+    keep_versions: int = Field(20, ge=1, description="make gc keeps this many newest versions (plus the live "
+                                                     "one, the rollback target and those running DAG runs use).")
 
     @field_validator("bucket", "path")
     @classmethod
@@ -144,6 +154,10 @@ class ManagedAirflow(_Model):
                              "inside the repository; {env} (the only placeholder) is the environment's name.")
     env_file: str = Field("deploy/{env}/airflow.env", description="The same settings as environment variables "
                           "(a path inside the repository; {env} is the only placeholder).")
+    api_url: str | None = Field(
+        None, description="The instance's Airflow API (e.g. https://airflow.dev.example/), optional: make deploy "
+                          "asks it for an immediate bundle refresh and make gc asks which versions running DAG "
+                          "runs use. Token from AIRFLOW_API_TOKEN.")
 
     @field_validator("helm_values", "env_file")
     @classmethod
@@ -182,7 +196,7 @@ class Environment(_Model):
 
 def local_environment() -> Environment:
     return Environment(name="local", description="this machine: bundles in a folder",
-                       bundle=BundleStoreConfig(kind="local", path=".platform/bundles/local"))
+                       bundle=BundleStoreConfig(kind="local", path=".platform/bundles/local", refresh_interval=10))
 
 
 def load_environment(root: Path, name: str) -> Environment:

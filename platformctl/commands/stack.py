@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+from pathlib import Path
 
 from ..config import collect_overrides, load_config
 from ..host.setup import prepare
 from ..image.build import read_record
-from ..pipelines.project import render_all
 from ..stack.compose import PortTaken, Stack, free_port
 from ..stack.errors import StackError
 from ..stack.images import build_support_images
@@ -30,14 +31,29 @@ def built_image(root) -> str:
     return rec["image"]
 
 
+def deploy_local(root, args, airflow_url: str | None = None) -> tuple[str, str, str, bool]:
+    """`make deploy ENV=local` (content-addressed: a no-op when nothing changed). Returns the live version,
+    the store folder, the written airflow.env and whether the version changed."""
+    from ..deploy.deliver import read_pointer
+    from ..environments import load_environment
+    from .deploy import deploy, make_store
+
+    env = load_environment(root, "local")
+    store = make_store(root, env)
+    before = (read_pointer(store, env.bundle.prefix) or {}).get("version") if store.root.exists() else None
+    deploy(root, argparse.Namespace(sets=args.sets, env="local", airflow_url=airflow_url))
+    live = read_pointer(store, env.bundle.prefix)["version"]
+    _, env_file = env.managed.paths(Path(root), "local")
+    return live, str(store.root.resolve()), str(env_file), live != before
+
+
 def up(root, args) -> int:
     cfg, engine = prepare(root, collect_overrides(args.sets), "run")
     image = args.image or built_image(root)
     if engine.image_id(image) is None:
         raise StackError(f"image {image} is not in the local engine", "run make build first")
-    written, _ = render_all(root)
-    if written:
-        print(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
+    print("deploying the bundle to the local environment (the stack runs what was deployed)", flush=True)
+    _, store_dir, env_file, _ = deploy_local(root, args)
     print("building the stack's support images (cached when unchanged)", flush=True)
     build_support_images(root, cfg, engine)
     stack = _stack(root, args, cfg)
@@ -46,7 +62,8 @@ def up(root, args) -> int:
           f"dag-processor, triggerer)", flush=True)
     for attempt in range(3):
         env = stack.write_state(platform_image=image, postgres_image=cfg.stack.postgres_image,
-                                port=fixed_port or (free_port() if attempt else None))
+                                port=fixed_port or (free_port() if attempt else None),
+                                bundle_store=store_dir, deploy_env_file=env_file)
         try:
             stack.up(wait_timeout=args.wait_timeout)
             break
@@ -67,14 +84,16 @@ def up(root, args) -> int:
 
 def run(root, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
-    written, _ = render_all(root)  # the stack mounts dags/: a changed YAML is picked up on the next parse
-    if written:
-        print(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
     stack = _stack(root, args, cfg)
     from ..stack.api import AirflowAPI
-    from ..stack.follow import check, run_pipeline
+    from ..stack.follow import check, run_pipeline, wait_for_bundle
 
     api = AirflowAPI(stack.url)
+    # the delivery path production uses: render, deploy to local (a no-op when nothing changed), and
+    # wait until Airflow runs that version; asks the stack for an immediate refresh when it changed
+    version, _, _, changed = deploy_local(root, args, airflow_url=stack.url)
+    if changed:
+        wait_for_bundle(api, args.pipeline, version, timeout=args.bundle_timeout)
     result = run_pipeline(api, args.pipeline, timeout=args.timeout, tail=args.tail)
     check(result)
     return 0
@@ -109,6 +128,8 @@ def register(sub) -> None:
     p.add_argument("--pipeline", required=True, help="pipeline (DAG) name, e.g. example_etl")
     p.add_argument("--timeout", type=float, default=900, help="seconds before giving up on the run")
     p.add_argument("--tail", type=int, default=8, help="log lines shown per job (30 for failed jobs)")
+    p.add_argument("--bundle-timeout", type=float, default=120,
+                   help="seconds to wait for Airflow to pick up a newly deployed bundle version")
     p.set_defaults(func=run)
 
     p = sub.add_parser("down", help="stop the local stack")

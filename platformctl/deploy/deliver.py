@@ -7,22 +7,43 @@ Layout under the environment's prefix P:
 
 A reader follows the pointer, so it never sees a half-uploaded bundle; an interrupted deploy leaves
 the previous version live and complete. Unchanged files are copied inside the store (no upload).
+
+The pointer is switched by compare-and-swap: the deploy remembers the pointer's ETag when it starts
+and writes the new pointer only if it is unchanged (S3 If-Match / If-None-Match; a file lock for a
+folder store). Of two deploys started together exactly one switches; the other fails naming the
+winner's version. A store that ignores conditional writes gets a lock object with an expiry instead
+(P/deploy.lock), held for the whole deploy.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ..errors import PlatformError
 from .bundle import MANIFEST, VERSION_RE, Bundle, manifest_bytes
-from .store import BundleStore
+from .store import BundleStore, ConflictError
 
 POINTER = "current.json"
+LOCK = "deploy.lock"
 HISTORY_LIMIT = 20
+LOCK_TTL = 900  # seconds a lock object holds when the store has no conditional writes
+LOCK_SETTLE = 1.0  # seconds to wait before reading the lock object back (last writer wins)
+KEEP_VERSIONS = 20
+INCOMPLETE_AGE = 3600  # a version without a manifest this old is an abandoned upload
+
+
+class DeployConflict(PlatformError):
+    """Another deploy or rollback switched the pointer while this one ran."""
+
+    exit_code = 23
+    kind = "conflict"
 
 
 class RollbackError(PlatformError):
@@ -61,22 +82,76 @@ def read_pointer(store: BundleStore, prefix: str) -> dict | None:
     return json.loads(raw) if raw else None
 
 
+def read_pointer_tagged(store: BundleStore, prefix: str) -> tuple[dict | None, str | None]:
+    raw, etag = store.get_tagged(_join(prefix, POINTER))
+    return (json.loads(raw) if raw else None), etag
+
+
+def _lost(store: BundleStore, prefix: str, mine: str) -> DeployConflict:
+    winner = (read_pointer(store, prefix) or {}).get("version", "?")
+    return DeployConflict(f"another deploy or rollback made {winner} live while this one ran; {mine} was not "
+                          f"switched live", "run the command again once the other one has finished "
+                          "(files already uploaded are reused)")
+
+
+@contextmanager
+def _exclusive(store: BundleStore, prefix: str, version: str):
+    """Nothing for a store with conditional writes (the pointer switch is the compare-and-swap);
+    a lock object with an expiry otherwise."""
+    if store.conditional_writes():
+        yield
+        return
+    key = _join(prefix, LOCK)
+    me = {"owner": uuid.uuid4().hex, "version": version, "host": socket.gethostname(),
+          "expires": time.time() + LOCK_TTL}
+    raw = store.get(key)
+    if raw:
+        other = json.loads(raw)
+        if other.get("expires", 0) > time.time():
+            raise DeployConflict(f"another deploy of {other.get('version')} (from {other.get('host')}) holds {key} "
+                                 f"for {int(other['expires'] - time.time())} s more",
+                                 "wait for it to finish, or delete the lock object if that deploy died")
+    store.put(key, manifest_bytes(me))
+    time.sleep(LOCK_SETTLE)
+    back = json.loads(store.get(key) or b"{}")
+    if back.get("owner") != me["owner"]:
+        raise DeployConflict(f"another deploy of {back.get('version')} (from {back.get('host')}) took {key} "
+                             f"at the same time", "run the command again once the other one has finished")
+    try:
+        yield
+    finally:
+        if json.loads(store.get(key) or b"{}").get("owner") == me["owner"]:
+            store.delete([key])
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _switch(store: BundleStore, prefix: str, version: str, manifest: dict, previous: dict | None) -> None:
+def _switch(store: BundleStore, prefix: str, version: str, manifest: dict, previous: dict | None,
+            etag: str | None) -> None:
+    """Make `version` live, only if the pointer is still the one read (etag) when the command started."""
     history = [previous["version"], *previous.get("history", [])] if previous else []
     history = [v for v in history if v != version][:HISTORY_LIMIT]
     pointer = {
         "version": version,
         "prefix": version_prefix(prefix, version),
         "switched_at": _now(),
+        "switch_id": uuid.uuid4().hex,  # every switch writes new bytes: an ETag is never reused
         "image_digest": manifest.get("image_digest"),
         "commit": manifest.get("commit"),
         "history": history,
     }
-    store.put(_join(prefix, POINTER), manifest_bytes(pointer))
+    key = _join(prefix, POINTER)
+    if store.conditional_writes():
+        try:
+            store.put_if(key, manifest_bytes(pointer), etag)
+        except ConflictError:
+            raise _lost(store, prefix, version) from None
+    else:  # under the lock object: still refuse if the pointer moved since it was read
+        if store.get_tagged(key)[1] != etag:
+            raise _lost(store, prefix, version)
+        store.put(key, manifest_bytes(pointer))
 
 
 def deploy(store: BundleStore, prefix: str, bundle: Bundle, *, workers: int = 16,
@@ -85,15 +160,21 @@ def deploy(store: BundleStore, prefix: str, bundle: Bundle, *, workers: int = 16
     store.check()
     version = bundle.version
     vprefix = version_prefix(prefix, version)
-    current = read_pointer(store, prefix)
+    current, etag = read_pointer_tagged(store, prefix)
     if current and current.get("version") == version:
         return DeployResult(version, vprefix, 0, 0, 0, True, time.perf_counter() - t0)
+    with _exclusive(store, prefix, version):
+        return _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0)
 
+
+def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0) -> DeployResult:
+    version = bundle.version
+    vprefix = version_prefix(prefix, version)
     existing = store.list(vprefix + "/")
     manifest_key = _join(vprefix, MANIFEST)
     if manifest_key in existing:  # complete from an earlier deploy (e.g. rolled back from): just switch
         manifest = json.loads(store.get(manifest_key) or b"{}")
-        _switch(store, prefix, version, manifest, current)
+        _switch(store, prefix, version, manifest, current, etag)
         return DeployResult(version, vprefix, 0, 0, 0, False, time.perf_counter() - t0)
 
     # Files of the live version with the same content are copied inside the store, not uploaded.
@@ -128,7 +209,7 @@ def deploy(store: BundleStore, prefix: str, bundle: Bundle, *, workers: int = 16
 
     manifest = bundle.manifest(_now())
     store.put(manifest_key, manifest_bytes(manifest))  # the version is complete only now
-    _switch(store, prefix, version, manifest, current)  # and live only now
+    _switch(store, prefix, version, manifest, current, etag)  # and live only now
     return DeployResult(version, vprefix, len(uploads), sum(f.size for _, f in uploads), len(copies), False,
                         time.perf_counter() - t0)
 
@@ -137,7 +218,7 @@ def rollback(store: BundleStore, prefix: str, to: str | None = None) -> tuple[st
     """Switch the pointer back (to the previous version, or `to`). Returns (from, to)."""
     check_version(to)  # before the store is touched: `to` becomes part of a key
     store.check()
-    current = read_pointer(store, prefix)
+    current, etag = read_pointer_tagged(store, prefix)
     if not current:
         raise RollbackError("nothing is deployed here yet", "run make deploy first")
     target = to or next(iter(current.get("history", [])), None)
@@ -150,5 +231,58 @@ def rollback(store: BundleStore, prefix: str, to: str | None = None) -> tuple[st
         known = ", ".join(current.get("history", [])[:5]) or "none"
         raise RollbackError(f"version {target} is not a complete bundle in this store",
                             f"roll back to one of: {known}")
-    _switch(store, prefix, target, json.loads(raw), current)
+    with _exclusive(store, prefix, target):
+        _switch(store, prefix, target, json.loads(raw), current, etag)
     return current["version"], target
+
+
+@dataclass
+class GcResult:
+    kept: list[str]
+    removed: list[str]
+    removed_incomplete: list[str]
+    removed_objects: int
+    protected: dict[str, str] = field(default_factory=dict)  # version -> why
+
+
+def gc(store: BundleStore, prefix: str, keep: int = KEEP_VERSIONS, in_use: set[str] | frozenset = frozenset(),
+       *, dry_run: bool = False, now: float | None = None) -> GcResult:
+    """Remove old versions: keep the `keep` newest complete ones, the live one, the rollback target and
+    every version in `in_use` (what running DAG runs use, when Airflow can be asked); abandoned uploads
+    (no manifest, untouched for INCOMPLETE_AGE) go too."""
+    store.check()
+    now = time.time() if now is None else now
+    pointer = read_pointer(store, prefix) or {}
+    base = _join(prefix, "bundles") + "/"
+    by_version: dict[str, list] = {}
+    for key, obj in store.list(base).items():
+        by_version.setdefault(key[len(base):].split("/", 1)[0], []).append(obj)
+    complete, incomplete = [], []
+    for v, objs in by_version.items():
+        if any(o.key == _join(base, v, MANIFEST) for o in objs):
+            created = json.loads(store.get(_join(base, v, MANIFEST)) or b"{}").get("created", "")
+            complete.append((created, max((o.modified or 0) for o in objs), v))
+        else:
+            incomplete.append((max((o.modified or now) for o in objs), v))
+    # newest first: the order of switches (live, then the pointer's history), then manifest creation time
+    order = [v for v in [pointer.get("version"), *pointer.get("history", [])] if v]
+    complete.sort(key=lambda c: ((1, -order.index(c[2])) if c[2] in order else (0, 0), c[0], c[1]), reverse=True)
+    protected: dict[str, str] = {}
+    if pointer.get("version"):
+        protected[pointer["version"]] = "live"
+    if pointer.get("history"):
+        protected.setdefault(pointer["history"][0], "rollback target")
+    for v in in_use:
+        protected.setdefault(v, "used by a running DAG run")
+    for _, _, v in complete[:keep]:
+        protected.setdefault(v, f"among the {keep} newest")
+    removed = [v for _, _, v in complete if v not in protected]
+    stale = [v for t, v in incomplete if now - t > INCOMPLETE_AGE and v not in protected]
+    keys = [o.key for v in removed + stale for o in by_version[v]]
+    if not dry_run and keys:
+        # manifests first: a version being removed is never seen as complete with files missing
+        manifests = [k for k in keys if k.endswith("/" + MANIFEST)]
+        store.delete(manifests)
+        store.delete([k for k in keys if not k.endswith("/" + MANIFEST)])
+    kept = [v for _, _, v in complete if v in protected]
+    return GcResult(kept, removed, stale, len(keys), {v: protected[v] for v in kept})

@@ -9,25 +9,50 @@ from pathlib import Path
 import yaml
 
 from ..environments import Environment
+from ..errors import PlatformError
 
-S3_BUNDLE = "airflow.providers.amazon.aws.bundles.s3.S3DagBundle"
-LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+BUNDLE_CLASS = "ml_platform.bundle.PlatformDagBundle"  # in the image: follows <prefix>/current.json
 BUNDLE_NAME = "ml-platform"
 
 
-def bundle_config(env: Environment, live_prefix: str, local_path: str | None = None) -> list[dict]:
+class ImageMissing(PlatformError):
+    exit_code = 22
+    kind = "policy"
+
+
+# Nothing written here depends on the live bundle version: the bundle reads the environment's pointer
+# itself, so a deploy or rollback writes the same bytes. The files change with the image (build,
+# promote) and with environments/<env>.yaml. `live_prefix` is the environment's stable prefix (callers
+# pass env.bundle.prefix); `local_path` the folder store's absolute path (kind local).
+def bundle_config(env: Environment, live_prefix: str | None = None, local_path: str | None = None) -> list[dict]:
     b = env.bundle
     if b.kind == "s3":
-        kwargs = {"aws_conn_id": b.aws_conn_id, "bucket_name": b.bucket, "prefix": live_prefix,
+        kwargs = {"store": "s3", "bucket_name": b.bucket, "prefix": b.prefix, "aws_conn_id": b.aws_conn_id,
                   "refresh_interval": b.refresh_interval}
-        return [{"name": BUNDLE_NAME, "classpath": S3_BUNDLE, "kwargs": kwargs}]
-    return [{"name": BUNDLE_NAME, "classpath": LOCAL_BUNDLE,
-             "kwargs": {"path": local_path or live_prefix, "refresh_interval": b.refresh_interval}}]
+        if b.endpoint_url:
+            kwargs["endpoint_url"] = b.endpoint_url
+        return [{"name": BUNDLE_NAME, "classpath": BUNDLE_CLASS, "kwargs": kwargs}]
+    return [{"name": BUNDLE_NAME, "classpath": BUNDLE_CLASS,
+             "kwargs": {"store": "local", "store_path": local_path, "prefix": b.prefix,
+                        "refresh_interval": b.refresh_interval}}]
 
 
-def env_vars(env: Environment, live_prefix: str, image: dict, local_path: str | None = None) -> dict[str, str]:
+def connection_var(env: Environment) -> dict[str, str]:
+    """The S3 connection the bundle reads with, described without credentials: the AWS hook then takes
+    them from the usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from the referenced secret, an
+    instance role, IRSA, ...)."""
+    b = env.bundle
+    if b.kind != "s3" or not b.describe_connection:
+        return {}
+    extra = {k: v for k, v in (("endpoint_url", b.endpoint_url), ("region_name", b.region)) if v}
+    conn = {"conn_type": "aws", **({"extra": extra} if extra else {})}
+    return {f"AIRFLOW_CONN_{b.aws_conn_id.upper()}": json.dumps(conn, sort_keys=True)}
+
+
+def env_vars(env: Environment, live_prefix: str | None, image: dict, local_path: str | None = None) -> dict[str, str]:
     out = {"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundle_config(env, live_prefix, local_path)),
            "ML_PLATFORM_ENVIRONMENT": env.name, "ML_PLATFORM_IMAGE": image_ref(image)}
+    out.update(connection_var(env))
     if env.allowed_flavors is not None:
         out["ML_PLATFORM_ALLOWED_FLAVORS"] = ",".join(env.allowed_flavors)
     for section, values in env.airflow_config.items():
@@ -41,25 +66,42 @@ def env_vars(env: Environment, live_prefix: str, image: dict, local_path: str | 
 def image_ref(image: dict) -> str:
     if image.get("digest"):
         return f"{image['repository']}@{image['digest']}"
-    return f"{image['repository']}:{image.get('tag') or 'unbuilt'}"
+    return f"{image['repository']}:{image['tag']}"
 
 
-def helm_values(env: Environment, live_prefix: str, image: dict, local_path: str | None = None) -> dict:
-    """Values for the official chart (apache-airflow/airflow): images.airflow and the DAG bundle list."""
-    airflow_image = {"repository": image["repository"], "tag": image.get("tag"),
-                     "pullPolicy": env.registry.pull_policy}
+def require_image(env: Environment, image: dict) -> None:
+    """No config without an image: the chart would pull a tag that does not exist (`tag: null`), or the
+    stock image, which lacks the platform's bundle class."""
+    if not image.get("tag") or not image.get("repository"):
+        raise ImageMissing(f"no image for {env.name}: nothing was built or promoted, so its Airflow config "
+                           f"would name no image", "run make build (and make push) or make promote ENV="
+                           f"{env.name} VERSION=..., then deploy again")
+
+
+def helm_values(env: Environment, live_prefix: str | None, image: dict, local_path: str | None = None) -> dict:
+    """Values for the official chart (apache-airflow/airflow): Airflow version, images.airflow, the DAG
+    bundle list, the bundle's connection and its credentials secret (by name)."""
+    require_image(env, image)
+    airflow_image = {"repository": image["repository"], "tag": image["tag"], "pullPolicy": env.registry.pull_policy}
     if env.registry.tag_policy == "digest" and image.get("digest"):
         airflow_image["digest"] = image["digest"]
     variables = env_vars(env, live_prefix, image, local_path)
     config_overrides = {section: dict(values) for section, values in env.airflow_config.items()}
     config_overrides.setdefault("dag_processor", {})["dag_bundle_config_list"] = json.dumps(
         bundle_config(env, live_prefix, local_path))
-    return {
-        "images": {"airflow": airflow_image},
-        "config": config_overrides,
-        "env": [{"name": k, "value": v} for k, v in sorted(variables.items())
-                if not k.startswith("AIRFLOW__")],
-    }
+    values: dict = {}
+    if image.get("airflow_version"):
+        # the chart switches its Airflow 3 behaviour on airflowVersion; defaultAirflowTag is the tag of
+        # its stock image, used only where images.airflow does not apply
+        values["airflowVersion"] = image["airflow_version"]
+        values["defaultAirflowTag"] = image["airflow_version"]
+    values["images"] = {"airflow": airflow_image}
+    values["config"] = config_overrides
+    values["env"] = [{"name": k, "value": v} for k, v in sorted(variables.items()) if not k.startswith("AIRFLOW__")]
+    if env.bundle.kind == "s3" and env.bundle.credentials_secret:
+        values["secret"] = [{"envName": key, "secretName": env.bundle.credentials_secret, "secretKey": key}
+                            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+    return values
 
 
 def write_config(root: Path, env: Environment, live_prefix: str, image: dict,

@@ -5,9 +5,12 @@ The interface is the handful of operations deploy needs; both implementations ar
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,11 +25,19 @@ class StoreError(PlatformError):
     kind = "store"
 
 
+class ConflictError(StoreError):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
+
+    exit_code = 23
+    kind = "conflict"
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
     size: int
     etag: str  # md5 hex of the content (S3 single-part ETag; computed for folders)
+    modified: float | None = None  # seconds since the epoch, when the store says
 
 
 class BundleStore(Protocol):
@@ -41,6 +52,16 @@ class BundleStore(Protocol):
     def put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None: ...
 
     def copy(self, src: str, dst: str) -> None: ...
+
+    # compare-and-swap and removal (deploy's pointer switch, make gc)
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]: ...
+
+    def put_if(self, key: str, data: bytes, etag: str | None) -> None:
+        """Write only if the object still has `etag` (None: only if it does not exist); else ConflictError."""
+
+    def conditional_writes(self) -> bool: ...
+
+    def delete(self, keys: list[str]) -> None: ...
 
 
 def md5_hex(data: bytes) -> str:
@@ -69,9 +90,10 @@ class LocalStore:
         if not base.exists():
             return out
         for p in base.rglob("*"):
-            if p.is_file() and not p.name.endswith(".partial"):
+            if p.is_file() and not p.name.endswith(".partial") and p.name != ".store.lock":
                 key = p.relative_to(self.root).as_posix()
-                out[key] = StoredObject(key, p.stat().st_size, md5_hex(p.read_bytes()))
+                st = p.stat()
+                out[key] = StoredObject(key, st.st_size, md5_hex(p.read_bytes()), st.st_mtime)
         return out
 
     def get(self, key: str) -> bytes | None:
@@ -93,6 +115,40 @@ class LocalStore:
         os.replace(tmp, d)
 
 
+    @contextmanager
+    def _locked(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".store.lock", "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        data = self.get(key)
+        return data, (md5_hex(data) if data is not None else None)
+
+    def put_if(self, key: str, data: bytes, etag: str | None) -> None:
+        with self._locked():  # the same compare-and-swap S3 does with If-Match / If-None-Match
+            _, have = self.get_tagged(key)
+            if have != etag:
+                raise ConflictError(f"{key} changed since it was read")
+            self.put(key, data)
+
+    def conditional_writes(self) -> bool:
+        return True
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            p = self._path(key)
+            p.unlink(missing_ok=True)
+            d = p.parent
+            while d != self.root.resolve() and d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+                d = d.parent
+
+
 class S3Store:
     """An S3 bucket (AWS or any S3-compatible endpoint) through boto3; credentials from the usual chain."""
 
@@ -101,6 +157,7 @@ class S3Store:
         from botocore.config import Config
 
         self.bucket = bucket
+        self._conditional: bool | None = None
         self.url = f"s3://{bucket}" + (f" at {endpoint_url}" if endpoint_url else "")
         # A fresh session: credentials are read from the environment now, not from a cached default session.
         self.client = client or boto3.session.Session().client(
@@ -139,7 +196,8 @@ class S3Store:
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for o in page.get("Contents", []):
-                    out[o["Key"]] = StoredObject(o["Key"], o["Size"], o["ETag"].strip('"'))
+                    out[o["Key"]] = StoredObject(o["Key"], o["Size"], o["ETag"].strip('"'),
+                                                 o["LastModified"].timestamp() if o.get("LastModified") else None)
         except Exception as exc:  # noqa: BLE001
             raise self._fail(exc, f"listing {prefix}") from None
         return out
@@ -167,3 +225,59 @@ class S3Store:
             self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src})
         except Exception as exc:  # noqa: BLE001
             raise self._fail(exc, f"copying {src}") from None
+
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        from botocore.exceptions import ClientError
+
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=key)
+            return r["Body"].read(), r["ETag"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None, None
+            raise self._fail(exc, f"reading {key}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc, f"reading {key}") from None
+
+    def put_if(self, key: str, data: bytes, etag: str | None) -> None:
+        from botocore.exceptions import ClientError
+
+        cond = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **cond)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise ConflictError(f"{key} changed since it was read") from None
+            raise self._fail(exc, f"uploading {key}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc, f"uploading {key}") from None
+
+    def conditional_writes(self) -> bool:
+        """Whether the store honours If-None-Match on PUT (AWS S3 since 2024, SeaweedFS, recent MinIO):
+        a probe object is created twice; a store that ignores the header lets the second write through."""
+        if self._conditional is None:
+            key = f".platform-probe/{uuid.uuid4().hex}"
+            try:
+                self.put_if(key, b"probe", None)
+                try:
+                    self.put_if(key, b"probe", None)
+                    self._conditional = False
+                except ConflictError:
+                    self._conditional = True
+            finally:
+                self.delete([key])
+        return self._conditional
+
+    def delete(self, keys: list[str]) -> None:
+        try:
+            for i in range(0, len(keys), 1000):
+                r = self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
+                if r.get("Errors"):
+                    e = r["Errors"][0]
+                    raise StoreError(f"S3 could not delete {e.get('Key')} on {self.url}: {e.get('Code')} "
+                                     f"{e.get('Message', '')}")
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc, "deleting old versions") from None

@@ -23,7 +23,7 @@ STATE_DIR = ".platform"
 # Written to the state file; compose lets the process environment override an --env-file, so these
 # are removed from the environment compose runs in (an exported AIRFLOW_PORT must not move the stack).
 STATE_KEYS = ("STACK_PROJECT", "PLATFORM_IMAGE", "POSTGRES_IMAGE", "AIRFLOW_PORT", "DOCKER_GID", "REPO_DIR",
-              "ALLOWED_FLAVORS", "POSTGRES_PASSWORD", "FERNET_KEY", "JWT_SECRET")
+              "ALLOWED_FLAVORS", "BUNDLE_STORE", "DEPLOY_ENV_FILE", "POSTGRES_PASSWORD", "FERNET_KEY", "JWT_SECRET")
 
 
 def compose_env() -> dict[str, str]:
@@ -93,7 +93,7 @@ class Stack:
         return f"http://127.0.0.1:{port}"
 
     def write_state(self, *, platform_image: str, postgres_image: str, port: int | None,
-                    allowed_flavors: str = "") -> dict[str, str]:
+                    allowed_flavors: str = "", bundle_store: str = "", deploy_env_file: str = "") -> dict[str, str]:
         old = self.state()
         if port is None:
             prev = int(old.get("AIRFLOW_PORT", "0") or 0)
@@ -107,6 +107,10 @@ class Stack:
             "DOCKER_GID": str(gid),
             "REPO_DIR": str(self.root.resolve()),
             "ALLOWED_FLAVORS": allowed_flavors,
+            # the local environment's bundle store (mounted read-only at the same path) and the Airflow
+            # config `make deploy ENV=local` wrote for it: the stack runs what was deployed
+            "BUNDLE_STORE": bundle_store,
+            "DEPLOY_ENV_FILE": deploy_env_file,
             "POSTGRES_PASSWORD": old.get("POSTGRES_PASSWORD") or secrets.token_hex(16),
             "FERNET_KEY": old.get("FERNET_KEY") or base64.urlsafe_b64encode(os.urandom(32)).decode(),
             "JWT_SECRET": old.get("JWT_SECRET") or secrets.token_hex(32),

@@ -105,3 +105,23 @@ def check(r: RunResult) -> None:
                         + (f": {', '.join(bad)} failed" if bad else "")
                         + (f"; {', '.join(skipped)} not run (upstream failed)" if skipped else ""),
                         "read the job logs above, fix the job or pipelines/<name>.yaml, make run again")
+
+
+def wait_for_bundle(api: AirflowAPI, dag_id: str, version: str, *, timeout: float = 120, poll: float = 0.5,
+                    echo=print) -> float:
+    """Wait until Airflow has parsed `dag_id` from bundle `version`; returns the seconds it took."""
+    start = time.monotonic()
+    echo(f"{_ts()} waiting for Airflow to run bundle {version}")
+    seen = None
+    while True:
+        d = api.dag(dag_id)
+        seen = (d or {}).get("bundle_version")
+        if seen == version:
+            took = time.monotonic() - start
+            echo(f"{_ts()} Airflow runs bundle {version} ({took:.1f}s after the deploy)")
+            return took
+        if time.monotonic() - start > timeout:
+            raise StackError(f"Airflow still runs bundle {seen or 'none'} for {dag_id} {timeout:.0f}s after "
+                             f"{version} went live", "read the DAG processor's log: docker compose -p <project> "
+                             "logs dag-processor (a refused version is named there)")
+        time.sleep(poll)

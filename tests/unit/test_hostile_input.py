@@ -99,6 +99,9 @@ def test_a_local_bundle_folder_outside_the_repo_is_refused(sandbox):
 
 def test_the_default_paths_still_deploy_inside_the_repo(sandbox):
     repo, _ = sandbox
+    (repo / "build").mkdir()  # a deploy needs a built image: its config names it
+    (repo / "build" / "build-record.json").write_text(
+        '{"tags": ["ml-platform-airflow:0.1.0-dev.1"], "digest": null, "image_id": "sha256:local"}')
     p = cli(repo, "deploy", "--env", "local")
     assert p.returncode == 0, p.stderr
     assert (repo / "deploy/local/values.yaml").is_file() and (repo / "deploy/local/airflow.env").is_file()

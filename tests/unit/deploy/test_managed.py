@@ -17,21 +17,63 @@ DIGEST = "sha256:" + "ab" * 32
 
 def test_helm_values_parse_and_pin_the_digest(tmp_path):
     env = load_environment(ROOT, "dev")
-    image = {"repository": "127.0.0.1:5000/ml-platform/airflow", "tag": "1.2.3", "digest": DIGEST}
-    values_path, env_path = write_config(tmp_path, env, "airflow/dev/bundles/b-1", image)
+    image = {"repository": "127.0.0.1:5000/ml-platform/airflow", "tag": "1.2.3", "digest": DIGEST,
+             "airflow_version": "3.3.2"}
+    values_path, env_path = write_config(tmp_path, env, env.bundle.prefix, image)
     values = yaml.safe_load(values_path.read_text())
+    assert values["airflowVersion"] == values["defaultAirflowTag"] == "3.3.2"
     assert values["images"]["airflow"] == {"repository": image["repository"], "tag": "1.2.3", "digest": DIGEST,
                                            "pullPolicy": "IfNotPresent"}
     bundles = json.loads(values["config"]["dag_processor"]["dag_bundle_config_list"])
-    assert bundles == [{"name": "ml-platform", "classpath": "airflow.providers.amazon.aws.bundles.s3.S3DagBundle",
-                        "kwargs": {"aws_conn_id": "aws_default", "bucket_name": "ml-platform-dags",
-                                   "prefix": "airflow/dev/bundles/b-1", "refresh_interval": 300}}]
+    assert bundles == [{"name": "ml-platform", "classpath": "ml_platform.bundle.PlatformDagBundle",
+                        "kwargs": {"store": "s3", "aws_conn_id": "aws_default", "bucket_name": "ml-platform-dags",
+                                   "prefix": "airflow/dev", "refresh_interval": 30}}]
     assert values["config"]["core"]["load_examples"] == "False"
     env_vars = {e["name"]: e["value"] for e in values["env"]}
     assert env_vars["ML_PLATFORM_ALLOWED_FLAVORS"] == "cpu-small,cpu-large,mem-large"
     assert env_vars["AIRFLOW_VAR_ENVIRONMENT"] == "dev"
+    assert json.loads(env_vars["AIRFLOW_CONN_AWS_DEFAULT"]) == {"conn_type": "aws"}  # no credentials, ever
+    assert "secret" not in values  # no credentials secret named: the usual AWS chain
     assert f"ML_PLATFORM_IMAGE=127.0.0.1:5000/ml-platform/airflow@{DIGEST}" in env_path.read_text()
     assert "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST='[" in env_path.read_text()
+
+
+def test_endpoint_connection_and_credentials_secret_reach_the_instance(tmp_path):
+    env = load_environment(ROOT, "dev")
+    env = env.model_copy(update={"bundle": env.bundle.model_copy(update={
+        "endpoint_url": "http://seaweed.store:8333", "region": "eu-west-1", "aws_conn_id": "dags_store",
+        "credentials_secret": "dags-store-credentials"})})
+    image = {"repository": "r/airflow", "tag": "1.2.3", "digest": DIGEST, "airflow_version": "3.3.2"}
+    values_path, env_path = write_config(tmp_path, env, env.bundle.prefix, image)
+    values = yaml.safe_load(values_path.read_text())
+    kwargs = json.loads(values["config"]["dag_processor"]["dag_bundle_config_list"])[0]["kwargs"]
+    assert kwargs["endpoint_url"] == "http://seaweed.store:8333" and kwargs["aws_conn_id"] == "dags_store"
+    conn = json.loads({e["name"]: e["value"] for e in values["env"]}["AIRFLOW_CONN_DAGS_STORE"])
+    assert conn == {"conn_type": "aws", "extra": {"endpoint_url": "http://seaweed.store:8333",
+                                                  "region_name": "eu-west-1"}}
+    assert values["secret"] == [
+        {"envName": "AWS_ACCESS_KEY_ID", "secretName": "dags-store-credentials", "secretKey": "AWS_ACCESS_KEY_ID"},
+        {"envName": "AWS_SECRET_ACCESS_KEY", "secretName": "dags-store-credentials",
+         "secretKey": "AWS_SECRET_ACCESS_KEY"}]
+    assert "AIRFLOW_CONN_DAGS_STORE=" in env_path.read_text() and "SECRET" not in env_path.read_text()
+
+
+def test_config_does_not_depend_on_the_live_version(tmp_path):
+    env = load_environment(ROOT, "dev")
+    image = {"repository": "r/airflow", "tag": "1.2.3", "digest": DIGEST, "airflow_version": "3.3.2"}
+    a = [p.read_bytes() for p in write_config(tmp_path / "a", env, env.bundle.prefix, image)]
+    b = [p.read_bytes() for p in write_config(tmp_path / "b", env, env.bundle.prefix, image)]
+    assert a == b
+
+
+def test_no_image_is_refused_instead_of_tag_null(tmp_path):
+    from platformctl.deploy.managed import ImageMissing
+
+    env = load_environment(ROOT, "dev")
+    with pytest.raises(ImageMissing) as exc:
+        write_config(tmp_path, env, env.bundle.prefix, {"repository": "r/airflow", "tag": None, "digest": None})
+    assert "no image for dev" in exc.value.message and "make build" in exc.value.hint
+    assert not (tmp_path / "deploy/dev/values.yaml").exists()
 
 
 def test_policy_refuses_forbidden_flavors_and_images():

@@ -1,0 +1,272 @@
+"""A versioned DAG bundle that follows an environment's live pointer (`make deploy` / `make rollback`).
+
+Store layout under the environment's stable prefix P (written by `make deploy`, never changed here):
+
+    P/current.json                               {"version": "b-...", ...}: the live version
+    P/bundles/<version>/bundle-manifest.json     every file's sha256 and size; written last
+    P/bundles/<version>/<files>                  the bundle's files (immutable)
+
+The DAG processor (no ``version``) reads the pointer on each refresh and, when it names a version not
+yet on this machine, fetches it into ``<bundle storage>/<name>/versions/<version>/``: every file into a
+temporary directory, each checked against the manifest's sha256 (and the manifest against the version
+name, which is a hash of it), then one rename. A worker running a task of a DAG run started on ``b-1``
+gets ``version="b-1"`` from Airflow and reads exactly ``b-1``'s files, whatever is live now.
+
+A refresh that cannot get a good version (store unreachable, manifest missing, a file whose sha256
+differs) keeps serving the last good version and logs one line saying which version, which file and
+what to do. Backends: S3 through the amazon provider's S3 hook (``aws_conn_id``, the usual credential
+chain, an optional ``endpoint_url``), or a folder with the same layout (the `local` environment).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion, get_bundle_tracking_dir
+
+log = logging.getLogger(__name__)
+
+POINTER = "current.json"
+MANIFEST = "bundle-manifest.json"
+LAST_GOOD = "live-version"  # in base_dir: the version this machine served last (survives restarts)
+
+
+class BundleFault(Exception):
+    """A version cannot be served: the message says which version, which file and what to do."""
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+def version_of(manifest: dict) -> str:
+    """The content address of a manifest: the same hash `make deploy` names the version with."""
+    h = hashlib.sha256()
+    files = manifest.get("files") or {}
+    for rel in sorted(files):
+        h.update(f"{rel}\0{files[rel]['sha256']}\n".encode())
+    h.update(f"image\0{manifest.get('image_digest') or ''}\n".encode())
+    return "b-" + h.hexdigest()[:16]
+
+
+class _FolderReader:
+    def __init__(self, root: str):
+        self.root = Path(root)
+        self.where = f"folder {root}"
+
+    def get(self, key: str) -> bytes | None:
+        p = self.root / key
+        try:
+            return p.read_bytes()
+        except FileNotFoundError:
+            if not self.root.is_dir():
+                raise BundleFault(f"the bundle store folder {self.root} does not exist") from None
+            return None
+        except OSError as exc:
+            raise BundleFault(f"cannot read {p}: {exc}") from None
+
+
+class _S3Reader:
+    def __init__(self, bucket: str, aws_conn_id: str | None, endpoint_url: str | None):
+        self.bucket, self.aws_conn_id, self.endpoint_url = bucket, aws_conn_id, endpoint_url
+        self.where = f"s3://{bucket}" + (f" at {endpoint_url}" if endpoint_url else "")
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            hook = S3Hook(aws_conn_id=self.aws_conn_id)
+            if self.endpoint_url:  # the connection's credentials and settings, this store's endpoint
+                self._client = hook.get_session(region_name=hook.region_name).client(
+                    "s3", endpoint_url=self.endpoint_url, config=hook.config, verify=hook.verify)
+            else:
+                self._client = hook.conn
+        return self._client
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:  # noqa: BLE001 - turned into one clear line
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404"):
+                return None
+            raise BundleFault(f"cannot read s3://{self.bucket}/{key} ({code or type(exc).__name__}: "
+                              f"{str(exc)[:200]}); check the connection '{self.aws_conn_id}' and the "
+                              f"endpoint") from None
+
+
+class PlatformDagBundle(BaseDagBundle):
+    """The environment's bundle store, followed through its pointer; any earlier version on request.
+
+    :param prefix: the environment's stable prefix (the pointer is ``<prefix>/current.json``)
+    :param store: ``s3`` (default) or ``local`` (a folder: ``store_path``)
+    :param bucket_name: S3 bucket (``store: s3``)
+    :param aws_conn_id: Airflow connection for S3 (credentials; the usual AWS chain when it has none)
+    :param endpoint_url: S3-compatible endpoint (else the connection's, else AWS)
+    :param store_path: the folder holding the store (``store: local``)
+    :param keep_local: fetched versions kept on this machine besides the live one and those in use
+    """
+
+    supports_versioning = True
+
+    def __init__(self, *, prefix: str = "", store: str = "s3", bucket_name: str | None = None,
+                 aws_conn_id: str | None = "aws_default", endpoint_url: str | None = None,
+                 store_path: str | None = None, keep_local: int = 3, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.prefix = prefix.strip("/")
+        self.keep_local = keep_local
+        if store == "local":
+            if not store_path:
+                raise ValueError(f"bundle '{self.name}': store 'local' needs store_path")
+            self._reader = _FolderReader(store_path)
+        elif store == "s3":
+            if not bucket_name:
+                raise ValueError(f"bundle '{self.name}': store 's3' needs bucket_name")
+            self._reader = _S3Reader(bucket_name, aws_conn_id, endpoint_url)
+        else:
+            raise ValueError(f"bundle '{self.name}': store must be 's3' or 'local', not {store!r}")
+        self._live: str | None = None  # the version this (DAG processor) instance serves
+
+    def __repr__(self) -> str:
+        return f"<PlatformDagBundle(name={self.name!r}, store={self._reader.where!r}, prefix={self.prefix!r}, " \
+               f"version={self.version!r})>"
+
+    # --- what Airflow calls -------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        version = self.version or self._live or self._last_good()
+        return self.versions_dir / version if version else self.base_dir / "no-version-yet"
+
+    def get_current_version(self) -> BundleVersion | None:
+        version = self.version or self._live
+        return BundleVersion(version=version) if version else None
+
+    def initialize(self) -> None:
+        if self.version:
+            try:
+                self._fetch(self.version)
+            except BundleFault as exc:
+                raise BundleFault(f"bundle '{self.name}' version {self.version}: {exc}") from None
+        else:
+            self._follow_pointer(initial=True)
+        super().initialize()
+
+    def refresh(self) -> None:
+        if self.version:
+            raise BundleFault(f"bundle '{self.name}' is pinned to {self.version}: a pinned version never changes")
+        self._follow_pointer(initial=False)
+
+    # --- the work -----------------------------------------------------------------------------------
+    def _last_good(self) -> str | None:
+        p = self.base_dir / LAST_GOOD
+        try:
+            v = p.read_text().strip()
+        except OSError:
+            return None
+        return v if v and (self.versions_dir / v).is_dir() else None
+
+    def _follow_pointer(self, *, initial: bool) -> None:
+        serving = self._live or self._last_good()
+        try:
+            raw = self._reader.get(_join(self.prefix, POINTER))
+            if raw is None:
+                raise BundleFault(f"no {POINTER} under '{self.prefix}' in {self._reader.where}: nothing is deployed "
+                                  f"(run make deploy)")
+            try:
+                wanted = json.loads(raw)["version"]
+            except (ValueError, KeyError, TypeError):
+                raise BundleFault(f"{_join(self.prefix, POINTER)} in {self._reader.where} is not a pointer "
+                                  f"(no 'version'); run make deploy or make rollback to rewrite it") from None
+            if wanted != serving:
+                self._fetch(wanted)
+        except BundleFault as exc:
+            if serving is None:
+                raise BundleFault(f"bundle '{self.name}': {exc}") from None
+            # one line; the last good version keeps serving
+            log.error("bundle '%s': keeping %s live: %s", self.name, serving, exc)
+            self._live = serving
+            return
+        if wanted != self._live:
+            if self._live:
+                log.info("bundle '%s': %s is live (was %s)", self.name, wanted, self._live)
+            self._live = wanted
+            self._write_last_good(wanted)
+            self._prune()
+
+    def _write_last_good(self, version: str) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.base_dir / f".{LAST_GOOD}.{os.getpid()}"
+        tmp.write_text(version + "\n")
+        os.replace(tmp, self.base_dir / LAST_GOOD)
+
+    def _fetch(self, version: str) -> Path:
+        """Make versions/<version>/ hold exactly that version's verified files (once per machine)."""
+        final = self.versions_dir / version
+        if final.is_dir():
+            return final
+        with self.lock():
+            if final.is_dir():  # another process fetched it meanwhile
+                return final
+            vprefix = _join(self.prefix, "bundles", version)
+            raw = self._reader.get(_join(vprefix, MANIFEST))
+            if raw is None:
+                raise BundleFault(f"{version} has no {MANIFEST} in {self._reader.where} (an unfinished upload, or "
+                                  f"removed by make gc); deploy again or roll back to a complete version")
+            try:
+                manifest = json.loads(raw)
+                files = manifest["files"]
+            except (ValueError, KeyError, TypeError):
+                raise BundleFault(f"{_join(vprefix, MANIFEST)} is not a bundle manifest; deploy again") from None
+            if version_of(manifest) != version:
+                raise BundleFault(f"{_join(vprefix, MANIFEST)} does not hash to {version} (it was changed after the "
+                                  f"deploy); deploy again")
+            self.versions_dir.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=self.versions_dir))
+            try:
+                for rel, meta in sorted(files.items()):
+                    pure = PurePosixPath(rel)
+                    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+                        raise BundleFault(f"{version}: the manifest names an unsafe path {rel!r}; deploy again")
+                    data = self._reader.get(_join(vprefix, rel))
+                    if data is None:
+                        raise BundleFault(f"{version}: file {rel} is missing from the store; deploy again")
+                    digest = hashlib.sha256(data).hexdigest()
+                    if digest != meta["sha256"]:
+                        raise BundleFault(f"{version}: file {rel} has sha256 {digest[:12]}..., the manifest says "
+                                          f"{meta['sha256'][:12]}... (changed in the store after the deploy); "
+                                          f"deploy again or roll back")
+                    dest = tmp.joinpath(*pure.parts)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(data)
+                (tmp / MANIFEST).write_bytes(raw)
+                os.chmod(tmp, 0o755)
+                os.rename(tmp, final)  # complete and verified, or not there at all
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            log.info("bundle '%s': fetched %s (%d files, sha256 verified)", self.name, version, len(files))
+        return final
+
+    def _prune(self) -> None:
+        """Drop fetched versions this machine no longer needs: not live, not among the `keep_local` newest,
+        and not tracked by Airflow as in use by a task here (those are Airflow's own cleanup's to remove)."""
+        try:
+            tracked = {p.name for p in get_bundle_tracking_dir(self.name).iterdir()}
+        except OSError:
+            tracked = set()
+        try:
+            dirs = [p for p in self.versions_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        except OSError:
+            return
+        dirs.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for p in dirs[self.keep_local + 1:]:
+            if p.name != self._live and p.name not in tracked:
+                shutil.rmtree(p, ignore_errors=True)

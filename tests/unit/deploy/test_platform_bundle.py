@@ -1,0 +1,155 @@
+"""The in-image DAG bundle over a real folder store written by platformctl's deliver: follows the pointer,
+serves pinned versions, refuses tampered or half-uploaded versions and keeps the last good one."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from ml_platform.bundle import BundleFault, PlatformDagBundle, version_of
+from platformctl.deploy.bundle import collect
+from platformctl.deploy.deliver import deploy, rollback
+from platformctl.deploy.store import LocalStore
+
+PREFIX = "airflow/test"
+
+
+@pytest.fixture(autouse=True)
+def storage(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "bundle-storage"
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(d))
+    return d
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
+
+
+def repo_with(tmp_path: Path, value: str) -> Path:
+    root = tmp_path / f"repo-{value}"
+    (root / "dags").mkdir(parents=True, exist_ok=True)
+    (root / "dags/demo.py").write_text(f"# airflow dag\nVALUE = {value!r}\n")
+    (root / "dags/sub").mkdir(exist_ok=True)
+    (root / "dags/sub/helper.py").write_text("X = 1\n")
+    (root / "flavors.yaml").write_text("flavors: {}\n")
+    return root
+
+
+def ship(store, tmp_path, value) -> str:
+    return deploy(store, PREFIX, collect(repo_with(tmp_path, value), image_digest="sha256:" + "a" * 64)).version
+
+
+def bundle(store, **kw) -> PlatformDagBundle:
+    return PlatformDagBundle(name="ml-platform", store="local", store_path=str(store.root), prefix=PREFIX,
+                             refresh_interval=10, **kw)
+
+
+def demo_value(b: PlatformDagBundle) -> str:
+    return (b.path / "dags/demo.py").read_text().split("VALUE = ")[1].strip().strip("'")
+
+
+def test_version_hash_matches_the_deploy_side(store, tmp_path):
+    b = collect(repo_with(tmp_path, "v1"), image_digest="sha256:" + "a" * 64)
+    assert version_of(b.manifest("now")) == b.version
+
+
+def test_follows_the_pointer_and_serves_pinned_versions(store, tmp_path):
+    v1 = ship(store, tmp_path, "v1")
+    proc = bundle(store)
+    proc.initialize()
+    assert proc.get_current_version().version == v1 and demo_value(proc) == "v1"
+    assert proc.path == proc.versions_dir / v1
+    v2 = ship(store, tmp_path, "v2")
+    proc.refresh()
+    assert proc.get_current_version().version == v2 and demo_value(proc) == "v2"
+    # a worker running a task of a DAG run started on v1
+    worker = bundle(store, version=v1)
+    worker.initialize()
+    assert worker.path == worker.versions_dir / v1 and demo_value(worker) == "v1"
+    with pytest.raises(BundleFault, match="pinned"):
+        worker.refresh()
+    rollback(store, PREFIX)
+    proc.refresh()
+    assert proc.get_current_version().version == v1
+
+
+def test_fetched_version_holds_exactly_the_manifest_files(store, tmp_path):
+    v1 = ship(store, tmp_path, "v1")
+    b = bundle(store)
+    b.initialize()
+    files = sorted(p.relative_to(b.path).as_posix() for p in b.path.rglob("*") if p.is_file())
+    assert files == ["bundle-manifest.json", "dags/demo.py", "dags/sub/helper.py", "flavors.yaml"]
+    assert not [p for p in b.versions_dir.iterdir() if p.name.startswith(".")]  # no temp dir left
+    assert json.loads((b.path / "bundle-manifest.json").read_text())["version"] == v1
+
+
+def test_tampered_file_is_refused_and_last_good_keeps_serving(store, tmp_path, caplog):
+    v1 = ship(store, tmp_path, "v1")
+    proc = bundle(store)
+    proc.initialize()
+    v2 = ship(store, tmp_path, "v2")
+    (store.root / PREFIX / "bundles" / v2 / "dags/demo.py").write_text("# airflow dag\nVALUE = 'evil'\n")
+    with caplog.at_level(logging.ERROR, logger="ml_platform.bundle"):
+        proc.refresh()
+    assert proc.get_current_version().version == v1 and demo_value(proc) == "v1"
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(lines) == 1
+    assert f"keeping {v1} live" in lines[0] and f"{v2}: file dags/demo.py has sha256" in lines[0]
+    assert not (proc.versions_dir / v2).exists()
+    # a worker asked for the tampered version fails clearly instead of running it
+    with pytest.raises(BundleFault, match="dags/demo.py"):
+        bundle(store, version=v2).initialize()
+
+
+def test_half_uploaded_version_is_never_served(store, tmp_path, caplog):
+    v1 = ship(store, tmp_path, "v1")
+    proc = bundle(store)
+    proc.initialize()
+    v2 = ship(store, tmp_path, "v2")
+    (store.root / PREFIX / "bundles" / v2 / "bundle-manifest.json").unlink()
+    with caplog.at_level(logging.ERROR, logger="ml_platform.bundle"):
+        proc.refresh()
+    assert proc.get_current_version().version == v1
+    assert f"{v2} has no bundle-manifest.json" in caplog.text
+
+
+def test_unreachable_store_keeps_last_good_even_after_a_restart(store, tmp_path, caplog):
+    v1 = ship(store, tmp_path, "v1")
+    bundle(store).initialize()
+    moved = store.root.with_name("store-gone")
+    store.root.rename(moved)
+    restarted = bundle(store)  # a restarted DAG processor: only this machine's last good version
+    with caplog.at_level(logging.ERROR, logger="ml_platform.bundle"):
+        restarted.initialize()
+    assert restarted.get_current_version().version == v1 and demo_value(restarted) == "v1"
+    assert "does not exist" in caplog.text
+
+
+def test_nothing_deployed_fails_clearly(store, tmp_path):
+    store.check()
+    with pytest.raises(BundleFault, match="nothing is deployed"):
+        bundle(store).initialize()
+
+
+def test_old_fetched_versions_are_pruned_but_tracked_ones_stay(store, tmp_path, storage, monkeypatch):
+    from airflow.dag_processing.bundles import base
+
+    # Airflow computes its tracking folder once, at import: point it into this test's storage
+    monkeypatch.setattr(base, "STALE_BUNDLE_TRACKING_FOLDER", storage / "_tracking")
+    proc = bundle(store, keep_local=1)
+    first = ship(store, tmp_path, "v0")
+    proc.initialize()
+    track = base.get_bundle_tracking_dir("ml-platform")
+    track.mkdir(parents=True, exist_ok=True)
+    (track / first).write_text("2026-01-01T00:00:00+00:00")  # a task here still uses it
+    versions = [first]
+    for i in range(1, 5):
+        versions.append(ship(store, tmp_path, f"v{i}"))
+        proc.refresh()
+    left = {p.name for p in proc.versions_dir.iterdir()}
+    assert versions[-1] in left and versions[-2] in left and first in left
+    assert versions[1] not in left and versions[2] not in left
