@@ -98,3 +98,12 @@ gc: $(VENV)/.synced ## remove old bundle versions of ENV (keeps KEEP=N newest, t
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache
+
+studio: $(VENV)/.synced ## edit pipelines as graphs in the browser (127.0.0.1, URL with a per-start token)
+	$(RUN) studio
+
+studio-assets: $(VENV)/.synced ## rebuild the studio's committed front-end bundle (npm ci + esbuild; needs Node)
+	$(RUN) studio-assets
+
+studio-assets-check: $(VENV)/.synced ## fail if platformctl/studio/static/ differs from a fresh build of studio/
+	$(RUN) studio-assets-check

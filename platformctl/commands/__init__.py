@@ -3,4 +3,4 @@
 To add a command: write platformctl/commands/<name>.py with register(), and list it here.
 """
 
-COMMAND_MODULES = ["doctor", "lock", "render", "build", "schema", "deploy", "stack", "registry"]
+COMMAND_MODULES = ["doctor", "lock", "render", "build", "schema", "deploy", "stack", "registry", "studio"]

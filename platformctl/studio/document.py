@@ -1,0 +1,336 @@
+"""A pipeline file as a round-trip YAML document, changed only by edit operations.
+
+The browser never sends YAML it generated: it sends operations (add_job, connect, set, ...) and this
+module turns each into the smallest change of the ruamel.yaml round-trip tree, so comments, key order,
+quoting and every untouched line survive and `git diff` of a studio edit reads like a hand edit.
+The one exception is the text pane, whose text the user typed (operation `set_text`).
+
+Conventions for what the studio adds (they match the hand-written files in pipelines/): lists and
+mappings of scalars in flow style (`command: [python3, etl.py]`, `env: {K: v}`), `null` spelled out,
+top-level sections in the order version, dag, defaults, jobs, and `depends_on` kept last in a job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import ScalarString
+
+from ..pipelines.loader import LoadError, load_yaml
+from ..pipelines.model import ID_RE
+
+TOP_ORDER = ("version", "dag", "defaults", "jobs")
+HISTORY = 200
+NEW_PIPELINE = ("# yaml-language-server: $schema=../schemas/pipeline.schema.json\n"
+                "version: 1\ndag:\n  name: {name}\njobs: {{}}\n")
+# (mapping indent, sequence indent, sequence dash offset) tried in this order to reproduce a file exactly.
+_INDENTS = ((2, 2, 0), (2, 4, 2), (4, 4, 0), (4, 6, 4), (4, 4, 2), (2, 4, 0), (3, 3, 0))
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class EditError(Exception):
+    """An operation that cannot apply (unknown job, name taken, unparseable text...): nothing changed."""
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _yaml(indent: tuple[int, int, int]) -> YAML:
+    y = YAML(typ="rt", pure=True)
+    y.preserve_quotes = True
+    y.width = 4096
+    y.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
+    y.representer.add_representer(
+        type(None), lambda r, d: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    return y
+
+
+def _dump(y: YAML, tree) -> str:
+    buf = io.StringIO()
+    y.dump(tree, buf)
+    return buf.getvalue()
+
+
+def parse(text: str) -> tuple[Any, YAML]:
+    """The round-trip tree and the YAML settings that reproduce text byte for byte (when any does).
+
+    The project's bounded loader reads the text first, so a hostile document (too big, too deep,
+    alias bombs) is refused before ruamel.yaml sees it."""
+    try:
+        load_yaml(text.encode("utf-8"))
+    except LoadError as exc:
+        raise EditError(f"line {exc.line}: {exc}" if exc.line else str(exc)) from None
+    first = None
+    for indent in _INDENTS:
+        y = _yaml(indent)
+        try:
+            tree = y.load(text)
+        except YAMLError as exc:
+            raise EditError(f"not valid YAML: {str(exc).splitlines()[0]}") from None
+        if first is None:
+            first = (tree, y)
+        if _dump(y, tree) == text:
+            return tree, y
+    return first
+
+
+def _flow(value):
+    """Plain data -> ruamel nodes; lists and mappings of scalars in flow style."""
+    if isinstance(value, dict):
+        m = CommentedMap()
+        for k, v in value.items():
+            m[str(k)] = _flow(v)
+        if all(not isinstance(v, (dict, list)) for v in value.values()):
+            m.fa.set_flow_style()
+        return m
+    if isinstance(value, list):
+        s = CommentedSeq(_flow(v) for v in value)
+        if all(not isinstance(v, (dict, list)) for v in value):
+            s.fa.set_flow_style()
+        return s
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise EditError(f"a {type(value).__name__} is not YAML data")
+
+
+def _insert(mapping: CommentedMap, key: str, value, *, top: bool = False) -> None:
+    """Set key in mapping; a new key goes in TOP_ORDER at the top level, before depends_on in a job."""
+    if key in mapping:
+        mapping[key] = value
+        return
+    if isinstance(mapping, CommentedMap) and mapping.fa.flow_style() and not len(mapping):
+        mapping.fa.set_block_style()  # `jobs: {}`, `load: {}` become block mappings when their first key arrives
+    keys = list(mapping)
+    pos = len(keys)
+    if top and key in TOP_ORDER:
+        after = TOP_ORDER[TOP_ORDER.index(key) + 1:]
+        pos = next((i for i, k in enumerate(keys) if k in after), len(keys))
+    elif "depends_on" in keys and key != "depends_on":
+        pos = keys.index("depends_on")
+    if pos == len(keys):
+        mapping[key] = value
+    else:
+        mapping.insert(pos, key, value)
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not ID_RE.match(name):
+        raise EditError(f"{name!r} is not a valid job name (letters, digits, _ . -, at most 250)")
+    return name
+
+
+@dataclass
+class Document:
+    """One pipeline file being edited: its text now, the text on disk when it was loaded, undo/redo."""
+
+    file: str
+    text: str
+    base_sha: str | None  # sha256 of the file on disk when loaded; None for a pipeline not yet saved
+    undo_stack: list[str] = field(default_factory=list)
+    redo_stack: list[str] = field(default_factory=list)
+
+    @property
+    def dirty(self) -> bool:
+        return self.base_sha is None or sha256(self.text) != self.base_sha
+
+    # -- history ------------------------------------------------------------------------------------
+    def _commit(self, text: str) -> None:
+        if text == self.text:
+            return
+        self.undo_stack.append(self.text)
+        del self.undo_stack[:-HISTORY]
+        self.redo_stack.clear()
+        self.text = text
+
+    def undo(self) -> None:
+        if not self.undo_stack:
+            raise EditError("nothing to undo")
+        self.redo_stack.append(self.text)
+        self.text = self.undo_stack.pop()
+
+    def redo(self) -> None:
+        if not self.redo_stack:
+            raise EditError("nothing to redo")
+        self.undo_stack.append(self.text)
+        self.text = self.redo_stack.pop()
+
+    # -- operations ---------------------------------------------------------------------------------
+    def apply(self, op: dict) -> None:
+        """Apply one operation; on any error the document is unchanged."""
+        if not isinstance(op, dict) or not isinstance(op.get("op"), str):
+            raise EditError("an operation is an object with an 'op' name")
+        kind = op["op"]
+        if kind == "set_text":
+            text = op.get("text")
+            if not isinstance(text, str):
+                raise EditError("set_text needs a text")
+            self._commit(text)
+            return
+        func = OPERATIONS.get(kind)
+        if func is None:
+            raise EditError(f"unknown operation '{kind}' (known: set_text, {', '.join(OPERATIONS)})")
+        tree, y = parse(self.text)
+        if not isinstance(tree, CommentedMap):
+            raise EditError("the document is not a mapping: fix it in the text pane first")
+        func(tree, op)
+        self._commit(_dump(y, tree))
+
+
+def _jobs(tree: CommentedMap) -> CommentedMap:
+    jobs = tree.get("jobs")
+    if jobs is None:
+        jobs = CommentedMap()
+        _insert(tree, "jobs", jobs, top=True)
+    if not isinstance(jobs, CommentedMap):
+        raise EditError("jobs is not a mapping: fix it in the text pane first")
+    return jobs
+
+
+def _job(tree: CommentedMap, name) -> CommentedMap:
+    jobs = _jobs(tree)
+    if name not in jobs:
+        raise EditError(f"there is no job '{name}'")
+    job = jobs[name]
+    if job is None:
+        job = jobs[name] = CommentedMap()
+    if not isinstance(job, CommentedMap):
+        raise EditError(f"jobs.{name} is not a mapping: fix it in the text pane first")
+    return job
+
+
+def op_add_job(tree, op) -> None:
+    name = _check_name(op.get("name"))
+    jobs = _jobs(tree)
+    if name in jobs:
+        raise EditError(f"there is already a job '{name}'")
+    fields = op.get("fields") or {}
+    if not isinstance(fields, dict):
+        raise EditError("fields must be a mapping")
+    job = CommentedMap()
+    for k, v in fields.items():
+        job[k] = _flow(v)
+    _insert(jobs, name, job)
+
+
+def op_delete_job(tree, op) -> None:
+    name = op.get("name")
+    jobs = _jobs(tree)
+    _job(tree, name)
+    del jobs[name]
+    for other in jobs:
+        _drop_dep(jobs[other], name)
+
+
+def _drop_dep(job, dep) -> None:
+    if not isinstance(job, CommentedMap):
+        return
+    deps = job.get("depends_on")
+    if isinstance(deps, list) and dep in deps:
+        while dep in deps:
+            deps.remove(dep)
+        if not deps:
+            del job["depends_on"]
+
+
+def op_rename_job(tree, op) -> None:
+    old, new = op.get("name"), _check_name(op.get("new_name"))
+    jobs = _jobs(tree)
+    job = _job(tree, old)
+    if new == old:
+        return
+    if new in jobs:
+        raise EditError(f"there is already a job '{new}'")
+    pos = list(jobs).index(old)
+    comment = jobs.ca.items.pop(old, None)
+    del jobs[old]
+    jobs.insert(pos, new, job)
+    if comment is not None:
+        jobs.ca.items[new] = comment
+    for other in jobs.values():
+        if isinstance(other, CommentedMap) and isinstance(other.get("depends_on"), list):
+            deps = other["depends_on"]
+            for i, d in enumerate(deps):
+                if d == old:
+                    deps[i] = new
+
+
+def op_connect(tree, op) -> None:
+    """source -> target: target depends_on source."""
+    source, target = op.get("source"), op.get("target")
+    _job(tree, source)
+    job = _job(tree, target)
+    deps = job.get("depends_on")
+    if deps is None:
+        _insert(job, "depends_on", _flow([source]))
+    elif not isinstance(deps, list):
+        raise EditError(f"jobs.{target}.depends_on is not a list: fix it in the text pane first")
+    elif source not in deps:
+        deps.append(source)
+
+
+def op_disconnect(tree, op) -> None:
+    source, target = op.get("source"), op.get("target")
+    job = _job(tree, target)
+    if source not in (job.get("depends_on") or []):
+        raise EditError(f"{target} does not depend on {source}")
+    _drop_dep(job, source)
+
+
+def _container(tree, path: list) -> CommentedMap:
+    if not isinstance(path, list) or not path or not all(isinstance(p, str) for p in path):
+        raise EditError("path must be a non-empty list of keys, e.g. [jobs, train, resource_flavor]")
+    if path[0] == "jobs":
+        if len(path) != 3:
+            raise EditError("a job field's path is [jobs, <job>, <field>]")
+        return _job(tree, path[1])
+    if path[0] in ("dag", "defaults"):
+        if len(path) != 2:
+            raise EditError(f"a {path[0]} field's path is [{path[0]}, <field>]")
+        section = tree.get(path[0])
+        if section is None:
+            section = CommentedMap()
+            _insert(tree, path[0], section, top=True)
+        if not isinstance(section, CommentedMap):
+            raise EditError(f"{path[0]} is not a mapping: fix it in the text pane first")
+        return section
+    if len(path) == 1:
+        return tree
+    raise EditError(f"'{path[0]}' is not a section of a pipeline (dag, defaults, jobs)")
+
+
+def op_set(tree, op) -> None:
+    """Set a field to a value (null included); `unset` removes the key."""
+    path = op.get("path")
+    target = _container(tree, path)
+    key = path[-1]
+    if not _FIELD.match(key):
+        raise EditError(f"'{key}' is not a field name")
+    if key == "depends_on" and path[0] == "jobs":
+        raise EditError("depends_on is changed by connect and disconnect")
+    if "value" not in op:
+        raise EditError("set needs a value (use unset to remove a field)")
+    value = op["value"]
+    old = target.get(key)
+    if isinstance(old, ScalarString) and isinstance(value, str):
+        value = type(old)(value)  # keep the hand-written quoting style of the value being replaced
+    _insert(target, key, _flow(value), top=len(path) == 1)
+
+
+def op_unset(tree, op) -> None:
+    path = op.get("path")
+    target = _container(tree, path)
+    if path[-1] == "depends_on" and path[0] == "jobs":
+        raise EditError("depends_on is changed by connect and disconnect")
+    target.pop(path[-1], None)
+
+
+OPERATIONS = {"add_job": op_add_job, "delete_job": op_delete_job, "rename_job": op_rename_job,
+              "connect": op_connect, "disconnect": op_disconnect, "set": op_set, "unset": op_unset}

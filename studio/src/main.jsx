@@ -1,0 +1,522 @@
+// The pipeline studio's front end. The server owns the YAML: every change here is an operation sent to
+// /api/edit (or the text the user typed in the YAML pane); the answer is the document, its graph and
+// the validator's problems, which this page only draws.
+import React, { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { createRoot } from "react-dom/client";
+import {
+  ReactFlow, ReactFlowProvider, MiniMap, Controls, Background, Handle, Position, MarkerType,
+  applyNodeChanges, applyEdgeChanges, useReactFlow, useNodesInitialized, getViewportForBounds,
+} from "@xyflow/react";
+import ELK from "elkjs/lib/elk.bundled.js";
+import { EditorView, basicSetup } from "codemirror";
+import { yaml } from "@codemirror/lang-yaml";
+import { Annotation } from "@codemirror/state";
+import "@xyflow/react/dist/style.css";
+import "./studio.css";
+
+const TOKEN = new URLSearchParams(location.search).get("token") || "";
+const NODE_W = 230;
+const NODE_H = 96;
+const elk = new ELK();
+const fromServer = Annotation.define(); // text the server sent, not typed: not sent back
+const timings = (window.__studio = { layouts: [] });
+elk.layout({ id: "warm", children: [{ id: "a", width: 1, height: 1 }], edges: [] }); // load ELK before the first graph
+
+async function api(name, body = {}) {
+  const r = await fetch(`/api/${name}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Studio-Token": TOKEN },
+    body: JSON.stringify(body),
+  });
+  const data = await r.json();
+  if (!r.ok) {
+    const e = new Error(data.error || r.statusText);
+    e.data = data;
+    e.status = r.status;
+    throw e;
+  }
+  return data;
+}
+
+// ---- schema-driven fields ---------------------------------------------------------------------
+function resolve(schema, prop) {
+  let p = prop;
+  if (p.$ref) p = schema.$defs[p.$ref.split("/").pop()];
+  let nullable = false;
+  if (p.anyOf) {
+    nullable = p.anyOf.some((a) => a.type === "null");
+    const rest = p.anyOf.filter((a) => a.type !== "null");
+    p = { ...p, ...rest[0] };
+    delete p.anyOf;
+  }
+  return { ...p, nullable };
+}
+
+// The schema's keys are sorted; show the usual ones in a reading order, any other (new) field after them.
+const ORDER = ["name", "schedule", "owner", "tags", "description", "start_date", "catchup", "docker_image",
+  "resource_flavor", "command", "arguments", "env", "retries", "timeout", "trigger_rule", "pool"];
+const rank = (k) => (ORDER.includes(k) ? ORDER.indexOf(k) : ORDER.length);
+
+function fieldsOf(schema, defName, skip = []) {
+  const def = schema.$defs[defName];
+  return Object.entries(def.properties)
+    .filter(([k]) => !skip.includes(k))
+    .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
+    .map(([k, v]) => ({ key: k, ...resolve(schema, v), required: (def.required || []).includes(k) }));
+}
+
+function toText(f, v) {
+  if (v === undefined) return "";
+  if (v === null) return "null";
+  if (f.type === "array") return (v || []).join("\n");
+  if (f.type === "object") return Object.entries(v || {}).map(([k, x]) => `${k}=${x}`).join("\n");
+  return String(v);
+}
+
+function fromText(f, text) {
+  if (text.trim() === "") return { unset: true };
+  if (f.nullable && text.trim() === "null") return { value: null };
+  if (f.type === "array") return { value: text.split("\n").map((s) => s.trim()).filter((s) => s !== "") };
+  if (f.type === "object") {
+    const out = {};
+    for (const line of text.split("\n")) {
+      if (!line.trim()) continue;
+      const i = line.indexOf("=");
+      if (i < 0) out[line.trim()] = "";
+      else out[line.slice(0, i).trim()] = line.slice(i + 1);
+    }
+    return { value: out };
+  }
+  if (f.type === "integer" && /^-?\d+$/.test(text.trim())) return { value: parseInt(text.trim(), 10) };
+  if (f.type === "boolean" && (text === "true" || text === "false")) return { value: text === "true" };
+  return { value: text };
+}
+
+function limits(fl) {
+  if (!fl) return "";
+  const gpu = fl.gpu ? ` · ${fl.gpu.count}× ${fl.gpu.type || "gpu"}` : "";
+  return `${fl.cpu.limit} cpu · ${fl.memory.limit}${gpu}`;
+}
+
+function Field({ f, value, inherited, onCommit, catalog, problems, words, idPrefix }) {
+  const [text, setText] = useState(toText(f, value));
+  useEffect(() => setText(toText(f, value)), [JSON.stringify(value)]);
+  const id = `${idPrefix}-${f.key}`;
+  const commit = (t) => {
+    if (t === toText(f, value)) return;
+    onCommit(f.key, fromText(f, t));
+  };
+  const probs = problems.filter((p) => p.key === f.key || p.field.endsWith(`.${f.key}`));
+  let input;
+  if (f.key === "resource_flavor") {
+    const names = Object.keys(catalog.flavors).sort();
+    input = (
+      <select id={id} value={value ?? ""} onChange={(e) => onCommit(f.key, e.target.value ? { value: e.target.value } : { unset: true })}>
+        <option value="">{inherited ? `(default: ${inherited})` : "(none)"}</option>
+        {value && !names.includes(value) && <option value={value}>{value} (unknown)</option>}
+        {names.map((n) => (
+          <option key={n} value={n}>{n} — {limits(catalog.flavors[n])} — {catalog.flavors[n].allowed_in.join(", ") || "no environment"}</option>
+        ))}
+      </select>
+    );
+  } else if (f.key === "trigger_rule") {
+    input = (
+      <select id={id} value={value ?? ""} onChange={(e) => onCommit(f.key, e.target.value ? { value: e.target.value } : { unset: true })}>
+        <option value="">(all_success)</option>
+        {value && !catalog.trigger_rules.includes(value) && <option value={value}>{value} (unknown)</option>}
+        {catalog.trigger_rules.map((n) => <option key={n} value={n}>{n}</option>)}
+      </select>
+    );
+  } else if (f.type === "boolean") {
+    input = (
+      <select id={id} value={value === undefined ? "" : String(value)} onChange={(e) => onCommit(f.key, fromText(f, e.target.value))}>
+        <option value="">(default: {String(f.default)})</option>
+        <option value="true">true</option>
+        <option value="false">false</option>
+      </select>
+    );
+  } else if (f.type === "array" || f.type === "object") {
+    input = (
+      <textarea id={id} rows={Math.max(2, text.split("\n").length)} value={text}
+        placeholder={f.type === "array" ? "one item per line" : "NAME=value, one per line"}
+        onChange={(e) => setText(e.target.value)} onBlur={(e) => commit(e.target.value)} />
+    );
+  } else {
+    input = (
+      <input id={id} value={text} placeholder={inherited ? `default: ${inherited}` : f.default != null ? `default: ${f.default}` : ""}
+        list={f.key === "schedule" ? "presets" : undefined}
+        onChange={(e) => setText(e.target.value)} onBlur={(e) => commit(e.target.value)}
+        onKeyDown={(e) => e.key === "Enter" && commit(e.currentTarget.value)} />
+    );
+  }
+  const fl = f.key === "resource_flavor" && catalog.flavors[value || inherited];
+  return (
+    <label className={`field ${probs.length ? "bad" : ""}`}>
+      <span className="fname">{f.title || f.key}{f.required ? " *" : ""}</span>
+      {input}
+      {f.description && <span className="hint">{f.description}</span>}
+      {fl && <span className="hint">limits {limits(fl)}; allowed in: {fl.allowed_in.join(", ") || "none"}</span>}
+      {words !== undefined && <span className="hint" id="schedule-words">{words}</span>}
+      {probs.map((p, i) => <span key={i} className="problem">{p.message}</span>)}
+    </label>
+  );
+}
+
+function JobForm({ state, job, catalog, edit }) {
+  const [name, setName] = useState(job.name);
+  useEffect(() => setName(job.name), [job.name]);
+  const fields = fieldsOf(catalog.schema, "Job", ["depends_on"]);
+  const d = state.defaults || {};
+  const inherited = { docker_image: d.docker_image, resource_flavor: d.resource_flavor, timeout: d.timeout, retries: d.retries, pool: d.pool };
+  const onCommit = (key, v) => edit(v.unset ? { op: "unset", path: ["jobs", job.name, key] } : { op: "set", path: ["jobs", job.name, key], value: v.value });
+  return (
+    <div className="form" id="job-form">
+      <h3>Job</h3>
+      <label className="field">
+        <span className="fname">name</span>
+        <span className="row">
+          <input id="job-name" value={name} onChange={(e) => setName(e.target.value)}
+            onKeyDown={(e) => e.key === "Enter" && name !== job.name && edit({ op: "rename_job", name: job.name, new_name: name })} />
+          <button id="rename-job" disabled={name === job.name} onClick={() => edit({ op: "rename_job", name: job.name, new_name: name })}>Rename</button>
+          <button id="delete-job" className="danger" onClick={() => edit({ op: "delete_job", name: job.name })}>Delete</button>
+        </span>
+      </label>
+      {job.forbidden_in.length > 0 && <div className="problem">flavor {job.flavor} is not allowed in: {job.forbidden_in.join(", ")}</div>}
+      {fields.map((f) => (
+        <Field key={f.key} f={f} value={job.fields[f.key]} inherited={inherited[f.key]} onCommit={onCommit}
+          catalog={catalog} problems={job.problems} idPrefix="job" />
+      ))}
+    </div>
+  );
+}
+
+function DagForm({ state, catalog, edit }) {
+  const dagFields = fieldsOf(catalog.schema, "DagSpec");
+  const defFields = fieldsOf(catalog.schema, "Defaults");
+  const section = (name) => (key, v) =>
+    edit(v.unset ? { op: "unset", path: [name, key] } : { op: "set", path: [name, key], value: v.value });
+  const probs = (prefix) => state.problems.filter((p) => p.field.startsWith(prefix)).map((p) => ({ ...p, key: p.field.split(".")[1] }));
+  return (
+    <div className="form" id="dag-form">
+      <h3>DAG</h3>
+      {dagFields.map((f) => (
+        <Field key={f.key} f={f} value={(state.dag || {})[f.key]} onCommit={section("dag")} catalog={catalog}
+          problems={probs("dag.")} idPrefix="dag" words={f.key === "schedule" ? state.schedule_words : undefined} />
+      ))}
+      <h3>Defaults for every job</h3>
+      {defFields.map((f) => (
+        <Field key={f.key} f={f} value={(state.defaults || {})[f.key]} onCommit={section("defaults")} catalog={catalog}
+          problems={probs("defaults.")} idPrefix="defaults" />
+      ))}
+      <datalist id="presets">{catalog.presets.map((p) => <option key={p} value={p} />)}<option value="null" /></datalist>
+    </div>
+  );
+}
+
+// ---- graph ------------------------------------------------------------------------------------
+function JobNode({ data }) {
+  const { job, flavor } = data;
+  const bad = job.problems.length > 0;
+  return (
+    <div className={`job ${bad ? "bad" : ""} ${data.selected ? "sel" : ""}`} title={job.problems.map((p) => p.message).join("\n")}>
+      <Handle type="target" position={Position.Left} />
+      <div className="jname">{job.name}</div>
+      <div className="jimage">{job.image || <i>no image</i>}</div>
+      <div className="badges">
+        {flavor ? (
+          <span className={`badge ${flavor.gpu ? "gpu" : ""}`} title={flavor.description}>{job.flavor} · {limits(flavor)}</span>
+        ) : (
+          <span className="badge unknown">{job.flavor ? `${job.flavor}?` : "no flavor"}</span>
+        )}
+        {job.forbidden_in.map((e) => <span key={e} className="badge forbidden" title={`${job.flavor} is not allowed in ${e}`}>✕ {e}</span>)}
+      </div>
+      {bad && <div className="jprob">{job.problems[0].message}</div>}
+      <Handle type="source" position={Position.Right} />
+    </div>
+  );
+}
+const nodeTypes = { job: JobNode };
+
+async function layout(jobs, edges) {
+  const t0 = performance.now();
+  const names = new Set(jobs.map((j) => j.name));
+  const g = await elk.layout({
+    id: "root",
+    layoutOptions: {
+      "elk.algorithm": "layered", "elk.direction": "RIGHT",
+      "elk.layered.spacing.nodeNodeBetweenLayers": "70", "elk.spacing.nodeNode": "28",
+    },
+    children: jobs.map((j) => ({ id: j.name, width: NODE_W, height: NODE_H })),
+    edges: edges.filter((e) => names.has(e.source) && names.has(e.target))
+      .map((e, i) => ({ id: `e${i}`, sources: [e.source], targets: [e.target] })),
+  });
+  const pos = {};
+  for (const c of g.children) pos[c.id] = { x: c.x, y: c.y };
+  timings.lastLayoutMs = performance.now() - t0;
+  return pos;
+}
+
+function Graph({ state, catalog, selected, setSelected, edit }) {
+  const [nodes, setNodes] = useState([]);
+  const [edges, setEdges] = useState([]);
+  const [pos, setPos] = useState({});
+  const { setViewport, getViewport } = useReactFlow();
+  timings.getViewport = getViewport;
+  const pane = useRef(null);
+  const measured = useNodesInitialized();
+  const structure = JSON.stringify([state.file, state.jobs.map((j) => j.name), state.edges.map((e) => [e.source, e.target])]);
+  const fitted = useRef(null);
+
+  useEffect(() => {
+    let live = true;
+    const t0 = performance.now();
+    layout(state.jobs, state.edges).then((p) => {
+      if (!live) return;
+      timings.pendingDraw = { t0, layoutMs: performance.now() - t0, n: state.jobs.length };
+      setPos(p);
+    });
+    return () => { live = false; };
+  }, [structure]);
+
+  useEffect(() => {
+    // keep what React Flow measured: a node rebuilt without it stays hidden until its size changes
+    setNodes((prev) => {
+      const measuredById = Object.fromEntries(prev.map((n) => [n.id, n.measured]));
+      return state.jobs.map((j) => ({
+        id: j.name, type: "job", position: pos[j.name] || { x: 0, y: 0 }, selected: j.name === selected,
+        data: { job: j, flavor: catalog.flavors[j.flavor], selected: j.name === selected },
+        style: { width: NODE_W }, initialWidth: NODE_W, initialHeight: NODE_H, measured: measuredById[j.name],
+      }));
+    });
+    setEdges(state.edges.filter((e) => !e.dangling).map((e) => ({
+      id: `${e.source}->${e.target}`, source: e.source, target: e.target,
+      className: e.cycle ? "cycle" : "", animated: e.cycle,
+      markerEnd: { type: MarkerType.ArrowClosed },
+    })));
+  }, [state, pos, selected]);
+
+  useEffect(() => {
+    const p = timings.pendingDraw;
+    if (!p || Object.keys(pos).length !== state.jobs.length || (state.jobs.length && !measured)) return;
+    if (nodes.some((n) => !pos[n.id])) return;
+    if (p.scheduled) return;
+    p.scheduled = true;
+    requestAnimationFrame(() => {
+      const drawn = document.querySelectorAll(".react-flow__node").length;
+      const totalMs = performance.now() - p.t0; // laid out, measured and painted once
+      const done = () => requestAnimationFrame(() => { // the fitted viewport is on screen: tests may point at nodes now
+        timings.layouts.push({ n: p.n, layoutMs: p.layoutMs, totalMs, drawn });
+        if (timings.pendingDraw === p) timings.pendingDraw = null;
+        document.body.dataset.layoutDone = String(timings.layouts.length);
+      });
+      const ps = Object.values(pos);
+      if (fitted.current !== structure && ps.length && pane.current) {
+        fitted.current = structure;
+        // fit the laid-out graph (ELK's positions and the fixed node size), not whatever was measured last
+        const x = Math.min(...ps.map((q) => q.x)), y = Math.min(...ps.map((q) => q.y));
+        const bounds = { x, y, width: Math.max(...ps.map((q) => q.x)) + NODE_W - x, height: Math.max(...ps.map((q) => q.y)) + NODE_H - y };
+        const vp = getViewportForBounds(bounds, pane.current.clientWidth, pane.current.clientHeight, 0.05, 1.5, 0.12);
+        timings.viewport = vp;
+        Promise.resolve(setViewport(vp, { duration: 0 })).then(done); // d3-zoom applies it on its own timer
+      } else {
+        done();
+      }
+    });
+  }, [nodes, measured]);
+
+  const onNodesChange = useCallback((ch) => setNodes((ns) => applyNodeChanges(ch.filter((c) => c.type !== "remove"), ns)), []);
+  const onEdgesChange = useCallback((ch) => setEdges((es) => applyEdgeChanges(ch.filter((c) => c.type !== "remove"), es)), []);
+  const onConnect = useCallback((c) => edit({ op: "connect", source: c.source, target: c.target }), [edit]);
+  const onDelete = useCallback(({ nodes: ns, edges: es }) => {
+    const gone = new Set(ns.map((n) => n.id));
+    const ops = [
+      ...es.filter((e) => !gone.has(e.source) && !gone.has(e.target)).map((e) => ({ op: "disconnect", source: e.source, target: e.target })),
+      ...ns.map((n) => ({ op: "delete_job", name: n.id })),
+    ];
+    if (ops.length) edit(ops);
+  }, [edit]);
+
+  return (
+    <div ref={pane} style={{ width: "100%", height: "100%" }}>
+    <ReactFlow nodes={nodes} edges={edges} nodeTypes={nodeTypes} onNodesChange={onNodesChange}
+      onEdgesChange={onEdgesChange} onConnect={onConnect} onDelete={onDelete}
+      onNodeClick={(_, n) => setSelected(n.id)} onPaneClick={() => setSelected(null)}
+      deleteKeyCode={["Delete", "Backspace"]} minZoom={0.05} onlyRenderVisibleElements={false}
+      autoPanOnConnect={false} autoPanOnNodeFocus={false}
+      proOptions={{ hideAttribution: true }}>
+      <MiniMap pannable zoomable nodeColor={(n) => (n.data.job.problems.length ? "#e66" : "#8ab")} />
+      <Controls />
+      <Background gap={20} />
+    </ReactFlow>
+    </div>
+  );
+}
+
+// ---- YAML pane and preview --------------------------------------------------------------------
+function YamlPane({ text, onText, problems }) {
+  const host = useRef(null);
+  const view = useRef(null);
+  const timer = useRef(null);
+  const cb = useRef(onText);
+  cb.current = onText;
+  useEffect(() => {
+    view.current = new EditorView({
+      doc: text, parent: host.current,
+      extensions: [basicSetup, yaml(), EditorView.updateListener.of((u) => {
+        if (!u.docChanged || u.transactions.some((t) => t.annotation(fromServer))) return;
+        clearTimeout(timer.current);
+        timer.current = setTimeout(() => { timer.current = null; cb.current(u.state.doc.toString()); }, 350);
+      })],
+    });
+    window.__studio.editor = view.current;
+    return () => view.current.destroy();
+  }, []);
+  useEffect(() => {
+    const v = view.current;
+    if (v && v.state.doc.toString() !== text && !timer.current) {
+      v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: text }, annotations: fromServer.of(true) });
+    }
+  }, [text]);
+  useEffect(() => () => clearTimeout(timer.current), []);
+  return (
+    <div className="yaml">
+      <div ref={host} id="yaml-editor" />
+      {problems.map((p, i) => <div key={i} className="problem">line {p.line ?? "?"}: {p.field} {p.message}</div>)}
+    </div>
+  );
+}
+
+function Preview({ file, state }) {
+  const [p, setP] = useState(null);
+  useEffect(() => { api("preview", { file }).then(setP, (e) => setP({ problems: [e.message] })); }, [file, state.text]);
+  if (!p) return <div>…</div>;
+  if (!p.python) return <div className="problems">{p.problems.map((x, i) => <div key={i} className="problem">{x}</div>)}</div>;
+  const t = p.totals;
+  return (
+    <div className="preview">
+      <h3>One run asks for (requests / limits)</h3>
+      <table id="totals"><thead><tr><th>flavor</th><th>jobs</th><th>cpu</th><th>memory</th><th>gpu</th></tr></thead>
+        <tbody>
+          {Object.entries(t.by_flavor).map(([k, r]) => <tr key={k}><td>{k}</td><td>{r.jobs}</td><td>{r.cpu}</td><td>{r.memory}</td><td>{r.gpu}</td></tr>)}
+          <tr className="total"><td>total</td><td>{t.total.jobs}</td><td>{t.total.cpu}</td><td>{t.total.memory}</td><td>{t.total.gpu}</td></tr>
+        </tbody></table>
+      <h3>{p.dag_file} (what make render writes)</h3>
+      <pre id="dag-python">{p.python}</pre>
+    </div>
+  );
+}
+
+// ---- the app ----------------------------------------------------------------------------------
+function App() {
+  const [catalog, setCatalog] = useState(null);
+  const [list, setList] = useState([]);
+  const [state, setState] = useState(null);
+  const [selected, setSelected] = useState(null);
+  const [tab, setTab] = useState("form");
+  const [msg, setMsg] = useState({ kind: "", text: "" });
+  const [newName, setNewName] = useState("");
+  const [newJob, setNewJob] = useState("");
+  const file = state && state.file;
+
+  const refreshList = () => api("pipelines").then((r) => setList(r.pipelines));
+  useEffect(() => {
+    api("catalog").then(setCatalog, (e) => setMsg({ kind: "error", text: e.message }));
+    refreshList();
+  }, []);
+
+  const run = useCallback(async (name, body, okText) => {
+    try {
+      const s = await api(name, body);
+      timings.state = s; // for tests and the bench: the last document the server sent
+      timings.revision = (timings.revision || 0) + 1;
+      setState(s);
+      setMsg({ kind: "ok", text: okText || "" });
+      return s;
+    } catch (e) {
+      setMsg({ kind: "error", text: e.message, conflict: e.data && e.data.conflict });
+      return null;
+    }
+  }, []);
+  const edit = useCallback((op) => run("edit", Array.isArray(op) ? { file, ops: op } : { file, op }), [file, run]);
+  const open = (f) => { setSelected(null); run("open", { file: f }).then(() => { document.body.dataset.file = f; }); };
+  const save = async (draft) => {
+    const s = await run("save", { file, draft }, draft ? "saved as a draft" : "saved");
+    if (s) { setMsg({ kind: "ok", text: `saved ${file}${s.saved === "draft" ? " (draft: it has problems)" : ""}` }); refreshList(); }
+  };
+  const undo = () => run("undo", { file });
+  const redo = () => run("redo", { file });
+
+  useEffect(() => {
+    const onKey = (e) => {
+      if (!file || e.target.closest("input, textarea, select, .cm-editor")) return;
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.preventDefault(); e.shiftKey ? redo() : undo(); }
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "y") { e.preventDefault(); redo(); }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [file]);
+
+  if (!catalog) return <div className="msg error">{msg.text || "loading…"}</div>;
+  const job = state && selected && state.jobs.find((j) => j.name === selected);
+  const general = state ? state.problems.filter((p) => !p.job) : [];
+  return (
+    <div className="app">
+      <aside className="side">
+        <h2>Pipelines</h2>
+        <ul id="pipelines">
+          {list.map((p) => (
+            <li key={p.file} className={p.file === file ? "cur" : ""}>
+              <a href="#" data-file={p.file} onClick={(e) => { e.preventDefault(); open(p.file); }}>{p.dag || p.file}</a>
+              <span className="muted"> {p.jobs} jobs{p.dirty ? " · edited" : ""}</span>
+            </li>
+          ))}
+        </ul>
+        <div className="row">
+          <input id="new-name" placeholder="new_pipeline" value={newName} onChange={(e) => setNewName(e.target.value)} />
+          <button id="new-pipeline" onClick={() => { setSelected(null); run("new", { name: newName }).then((s) => { if (s) { refreshList(); document.body.dataset.file = s.file; } }); }}>New</button>
+        </div>
+      </aside>
+      <main className="main">
+        {state ? (
+          <>
+            <div className="toolbar">
+              <b>{state.file}</b>
+              <span className={`status ${state.valid ? "valid" : "invalid"}`} id="validity">{state.valid ? "valid" : `${state.problems.length} problem(s)`}</span>
+              {state.dirty && <span className="muted" id="dirty">unsaved</span>}
+              <input id="new-job" placeholder="job name" value={newJob} onChange={(e) => setNewJob(e.target.value)}
+                onKeyDown={(e) => e.key === "Enter" && newJob && edit({ op: "add_job", name: newJob }).then((s) => s && (setSelected(newJob), setNewJob("")))} />
+              <button id="add-job" disabled={!newJob} onClick={() => edit({ op: "add_job", name: newJob }).then((s) => s && (setSelected(newJob), setNewJob("")))}>Add job</button>
+              <button id="undo" disabled={!state.can_undo} onClick={undo}>Undo</button>
+              <button id="redo" disabled={!state.can_redo} onClick={redo}>Redo</button>
+              <button id="save" disabled={!state.dirty && !state.conflict} onClick={() => save(false)}>Save</button>
+              <button id="save-draft" onClick={() => save(true)}>Save draft</button>
+            </div>
+            {(state.conflict || msg.conflict) && (
+              <div className="msg error" id="conflict">{state.file} changed on disk since it was opened: saving will not overwrite it.{" "}
+                <button id="reload" onClick={() => run("reload", { file }, "reloaded from disk")}>Reload from disk (drops your edits)</button></div>
+            )}
+            {msg.text && <div className={`msg ${msg.kind}`} id="message">{msg.text}</div>}
+            <div className="work">
+              <div className="graph" id="graph"><Graph state={state} catalog={catalog} selected={selected} setSelected={setSelected} edit={edit} /></div>
+              <div className="panel">
+                <div className="tabs">
+                  {["form", "yaml", "preview"].map((t) => <button key={t} id={`tab-${t}`} className={tab === t ? "on" : ""} onClick={() => setTab(t)}>{t === "form" ? (job ? "Job" : "DAG") : t === "yaml" ? "YAML" : "Preview"}</button>)}
+                </div>
+                {tab === "form" && (job ? <JobForm key={job.name} state={state} job={job} catalog={catalog} edit={edit} /> : <DagForm state={state} catalog={catalog} edit={edit} />)}
+                {tab === "yaml" && <YamlPane text={state.text} problems={state.problems} onText={(t) => edit({ op: "set_text", text: t })} />}
+                {tab === "preview" && <Preview file={file} state={state} />}
+                {general.length > 0 && tab !== "yaml" && (
+                  <div className="problems" id="problems">{general.map((p, i) => <div key={i} className="problem">{p.line ? `line ${p.line}: ` : ""}{p.field} {p.message}</div>)}</div>
+                )}
+              </div>
+            </div>
+          </>
+        ) : (
+          <div className="empty">Open a pipeline on the left, or create one.</div>
+        )}
+      </main>
+    </div>
+  );
+}
+
+createRoot(document.getElementById("root")).render(<ReactFlowProvider><App /></ReactFlowProvider>);
