@@ -107,3 +107,16 @@ studio-assets: $(VENV)/.synced ## rebuild the studio's committed front-end bundl
 
 studio-assets-check: $(VENV)/.synced ## fail if platformctl/studio/static/ differs from a fresh build of studio/
 	$(RUN) studio-assets-check
+
+.PHONY: plan status diff bench-status
+plan: $(VENV)/.synced ## make plan ENV=dev [VERSION=X.Y.Z] [JSON=1] [GATE=refused]: what deploy/promote would change (exit 0 none, 50 changes, 51 refused)
+	$(RUN) plan --env $(ENV) $(if $(VERSION),--version $(VERSION)) $(if $(JSON),--json) $(if $(GATE),--fail-on $(GATE))
+
+status: $(VENV)/.synced ## what runs in every environment (registry + bundle store) and how far apart they are [JSON=1]
+	$(RUN) status $(if $(JSON),--json)
+
+diff: $(VENV)/.synced ## make diff FROM=dev TO=prod: configuration and live-state difference between two environments
+	$(RUN) diff --from $(FROM) --to $(TO) $(if $(JSON),--json)
+
+bench-status: $(VENV)/.synced ## make status on a local registry + SeaweedFS against the same reads one after another
+	$(PY) bench/status.py

@@ -111,3 +111,22 @@ class HostSetupError(PlatformError):
 
     exit_code = 16
     kind = "host-setup"
+
+# Exit codes of `make plan` (like `terraform plan -detailed-exitcode`): 0 = nothing would change,
+# PLAN_CHANGES = deploy/promote would change something (an answer, not a failure), PlanRefused = deploy
+# would refuse. CI gates on them.
+PLAN_CHANGES = 50
+
+
+class PlanRefused(PlatformError):
+    """The plan found what deploy would refuse (a forbidden flavor or image): nothing can go out."""
+
+    exit_code = 51
+    kind = "plan-refused"
+
+
+class StatusIncomplete(PlatformError):
+    """`make status` / `make diff` could not read some environment's registry or bundle store."""
+
+    exit_code = 52
+    kind = "status-incomplete"

@@ -3,4 +3,5 @@
 To add a command: write platformctl/commands/<name>.py with register(), and list it here.
 """
 
-COMMAND_MODULES = ["doctor", "lock", "render", "build", "schema", "deploy", "stack", "registry", "studio"]
+COMMAND_MODULES = ["doctor", "lock", "render", "build", "schema", "deploy", "stack", "registry", "studio", "plan",
+                   "status"]

@@ -31,15 +31,21 @@ def job_uses(root: Path) -> list[JobUse]:
             for c in check_all(root) if c.pipeline for j in job_views(c.pipeline)]
 
 
-def check_policy(env: Environment, uses: list[JobUse]) -> None:
-    problems = []
+def violations(env: Environment, uses: list[JobUse]) -> list[tuple[JobUse, str]]:
+    """Every job the environment forbids, with the reason (the rules deploy enforces; make plan lists them)."""
+    out = []
     for u in uses:
         if env.allowed_flavors is not None and u.flavor not in env.allowed_flavors:
-            problems.append(f"{u.file}: jobs.{u.job} uses flavor '{u.flavor}', which {env.name} does not allow "
-                            f"(allowed: {', '.join(env.allowed_flavors) or 'none'})")
+            out.append((u, f"{u.file}: jobs.{u.job} uses flavor '{u.flavor}', which {env.name} does not allow "
+                           f"(allowed: {', '.join(env.allowed_flavors) or 'none'})"))
         if env.allowed_images is not None and not any((u.image or "").startswith(p) for p in env.allowed_images):
-            problems.append(f"{u.file}: jobs.{u.job} uses image '{u.image}', which {env.name} does not allow "
-                            f"(allowed prefixes: {', '.join(env.allowed_images)})")
+            out.append((u, f"{u.file}: jobs.{u.job} uses image '{u.image}', which {env.name} does not allow "
+                           f"(allowed prefixes: {', '.join(env.allowed_images)})"))
+    return out
+
+
+def check_policy(env: Environment, uses: list[JobUse]) -> None:
+    problems = [why for _, why in violations(env, uses)]
     if problems:
         more = f" (+{len(problems) - 1} more: {'; '.join(problems[1:4])})" if len(problems) > 1 else ""
         raise PolicyError(problems[0] + more, f"change the pipeline, or the environment's allowed lists in "

@@ -86,7 +86,8 @@ class Skopeo:
     def inspect(self, ref: str) -> dict | None:
         """Digest and labels of ref (repo:tag or repo@digest), or None when it does not exist."""
         try:
-            out = self._run(["inspect", *self._tls(ref), f"docker://{ref}"], f"inspect {ref}")
+            # --no-tags: the digest and labels are all callers read; the tag list is one more request per call
+            out = self._run(["inspect", "--no-tags", *self._tls(ref), f"docker://{ref}"], f"inspect {ref}")
         except RegistryError as exc:
             if not isinstance(exc, (RegistryAuthError, RegistryUnavailable)) and _MISSING.search(exc.message):
                 return None

@@ -22,7 +22,7 @@ FILES = ("index.html", "app.js", "app.css")
 
 
 class StudioError(PlatformError):
-    exit_code = 50
+    exit_code = 17
     kind = "studio"
 
 

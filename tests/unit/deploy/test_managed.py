@@ -30,7 +30,7 @@ def test_helm_values_parse_and_pin_the_digest(tmp_path):
                                    "prefix": "airflow/dev", "refresh_interval": 30}}]
     assert values["config"]["core"]["load_examples"] == "False"
     env_vars = {e["name"]: e["value"] for e in values["env"]}
-    assert env_vars["ML_PLATFORM_ALLOWED_FLAVORS"] == "cpu-small,cpu-large,mem-large"
+    assert env_vars["ML_PLATFORM_ALLOWED_FLAVORS"] == "cpu-small,cpu-medium,cpu-large,mem-large"
     assert env_vars["AIRFLOW_VAR_ENVIRONMENT"] == "dev"
     assert json.loads(env_vars["AIRFLOW_CONN_AWS_DEFAULT"]) == {"conn_type": "aws"}  # no credentials, ever
     assert "secret" not in values  # no credentials secret named: the usual AWS chain

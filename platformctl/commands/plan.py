@@ -1,0 +1,50 @@
+"""`make plan ENV=<env> [VERSION=X.Y.Z]`: what deploy (or promote + deploy) would change; writes nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+from ..config import collect_overrides, load_config
+from ..deploy.live import env_repository, resolve_environment
+from ..deploy.plan import lines, make_plan
+from ..registry.auth import authfile, from_environment
+from ..registry.skopeo import Skopeo
+
+
+def cmd_plan(root, args) -> int:
+    cfg = load_config(root, collect_overrides(args.sets))
+    env = resolve_environment(root, args.env)
+    repo = env_repository(env, cfg)
+    with authfile(from_environment(), repo) as auth:
+        def skopeo() -> Skopeo:  # one try per call: a plan reports an unreachable registry, it does not wait
+            return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts), attempts=1)
+
+        plan = make_plan(root, cfg, env, version=args.version, skopeo_factory=skopeo,
+                         docker=cfg.image.docker or shutil.which("docker"), resources=not args.no_resources)
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2, sort_keys=True))
+    else:
+        print("\n".join(lines(plan)))
+    if plan.refused:
+        print(f"error: plan for {env.name} refused: deploy would refuse {len(plan.policy)} job(s)"
+              + (f" ({plan.policy[0]['reason']})" if plan.policy else "")
+              + "; change the pipelines or the environment's allowed lists", file=sys.stderr)
+    if args.fail_on == "refused" and not plan.refused:
+        return 0  # GATE=refused: changes are expected (CI shows them), only a refusal fails the step
+    return plan.exit_code
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plan", help="show what make deploy ENV= (or promote VERSION=) would change; exit 0 none, "
+                                    "50 changes, 51 refused")
+    p.add_argument("--env", required=True, help="environment name (environments/<env>.yaml, or local)")
+    p.add_argument("--version", default=None, help="plan make promote of release X.Y.Z, then deploy")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--fail-on", choices=("changes", "refused"), default="changes",
+                   help="changes (default): exit 50 when something would change; refused: exit 0 then, "
+                        "non-zero only when deploy would refuse (for CI, where make turns every failure into 2)")
+    p.add_argument("--no-resources", action="store_true",
+                   help="skip the per-job pods/limits (they need the image and a Docker engine)")
+    p.set_defaults(func=cmd_plan)
