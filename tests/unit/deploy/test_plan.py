@@ -33,6 +33,9 @@ def mini_project(dst: Path) -> Path:
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
     subprocess.run(["git", "add", "-A"], cwd=dst, check=True)
     subprocess.run([*GIT, "commit", "-qm", "init"], cwd=dst, check=True)
+    (dst / "build").mkdir()  # a local build (not in git, as in a clone): deploy's config names its image
+    (dst / "build" / "build-record.json").write_text(json.dumps(
+        {"tags": ["ml-platform-airflow:0.1.0-dev.1"], "digest": None, "image_id": "sha256:local"}))
     return dst
 
 
