@@ -68,7 +68,7 @@ up: $(VENV)/.synced ## start the local Airflow stack (PostgreSQL + Airflow compo
 	$(RUN) up
 
 run: $(VENV)/.synced ## trigger PIPELINE=<name> on the local stack, follow it, print job states and logs
-	$(RUN) run --pipeline $(PIPELINE)
+	$(RUN) run --pipeline $(PIPELINE) $(if $(CONF),--conf '$(CONF)')
 
 down: $(VENV)/.synced ## stop the local stack (VOLUMES=1 also removes its database and logs)
 	$(RUN) down $(if $(VOLUMES),--volumes)
@@ -120,3 +120,7 @@ diff: $(VENV)/.synced ## make diff FROM=dev TO=prod: configuration and live-stat
 
 bench-status: $(VENV)/.synced ## make status on a local registry + SeaweedFS against the same reads one after another
 	$(PY) bench/status.py
+
+.PHONY: migrate
+migrate: $(VENV)/.synced ## rewrite pipelines/*.yaml (or FILES=) to the current format version, comments kept; prints the diff
+	$(RUN) migrate $(FILES)

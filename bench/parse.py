@@ -2,6 +2,12 @@
 """bench/parse: Airflow's DagBag parse time of N rendered pipelines against the same N pipelines
 loaded at parse time by dag-factory, measured in one run (default N=200 pipelines of 5 jobs).
 
+FORMAT=2 (unfinished: dag-factory silently skips the asset-scheduled half): format version 2 pipelines using what v2 adds: every other pipeline is scheduled
+on the asset its predecessor's last job updates (outlets), `train` fans out over three segments
+(dynamic task mapping: .partial().expand()), and each DAG has a typed run parameter. dag-factory gets
+the same DAGs in its own syntax (schedule: {datasets: [...]}, outlets, expand, params).
+FORMAT=1 (default): the version 1 pipelines (cron schedules, no mapping).
+
 Both build the same operator class (the kubernetes backend of JobOperator, KubernetesJobOperator):
 dag-factory needs a class path, so it gets `ml_platform.backends.kubernetes.KubernetesJobOperator`.
 dag-factory is used the common way: one loader .py file calling load_yaml_dags() over the YAML folder.
@@ -28,6 +34,8 @@ JOBS = 5
 REPEATS = int(os.environ.get("REPEATS", 3))
 IMAGE = "registry.local/ml/churn:1.4.2"
 FLAVORS = ["cpu-small", "cpu-large", "mem-large", "cpu-small", "gpu-a100"]
+FORMAT = int(os.environ.get("FORMAT", 1))  # FORMAT=2: dag-factory builds only 100 of 200 DAGs yet (asset schedules)
+SEGMENTS = ["eu", "us", "apac"]
 
 PARSE = """
 import json, sys, time
@@ -44,6 +52,10 @@ print("RESULT " + json.dumps({"import": t1 - t0, "parse": t2 - t1, "dags": len(b
 """
 
 
+def asset(i: int) -> str:
+    return f"s3://bench/pipeline_{i:03d}/load"
+
+
 def pipeline(i: int) -> dict:
     names = ["extract", "clean", "features", "train", "load"]
     jobs = {}
@@ -52,7 +64,14 @@ def pipeline(i: int) -> dict:
                    "env": {"STEP": n, "PIPELINE": str(i)}, "retries": 1}
         if j:
             jobs[n]["depends_on"] = [names[j - 1]]
-    return {"version": 1, "dag": {"name": f"pipeline_{i:03d}", "schedule": "0 3 * * *", "tags": ["bench"]},
+    if FORMAT == 1:
+        return {"version": 1, "dag": {"name": f"pipeline_{i:03d}", "schedule": "0 3 * * *", "tags": ["bench"]},
+                "defaults": {"docker_image": IMAGE, "resource_flavor": "cpu-small"}, "jobs": jobs}
+    jobs["train"]["map"] = {"over": SEGMENTS, "as": "SEGMENT"}
+    jobs["load"]["outlets"] = [asset(i)]
+    schedule = {"assets": [asset(i - 1)]} if i % 2 else "0 3 * * *"
+    return {"version": 2, "dag": {"name": f"pipeline_{i:03d}", "schedule": schedule, "tags": ["bench"],
+                                  "params": {"epochs": {"type": "integer", "default": 10}}},
             "defaults": {"docker_image": IMAGE, "resource_flavor": "cpu-small"}, "jobs": jobs}
 
 
@@ -64,10 +83,19 @@ def dagfactory_config(p: dict) -> dict:
              "retries": job["retries"]}
         if job.get("depends_on"):
             t["dependencies"] = job["depends_on"]
+        if job.get("map"):
+            del t["env"]
+            t["expand"] = {"env": [{**job["env"], job["map"]["as"]: s} for s in job["map"]["over"]]}
+        if job.get("outlets"):
+            t["outlets"] = job["outlets"]
         tasks[name] = t
-    return {p["dag"]["name"]: {"default_args": {"owner": "ml-team", "start_date": "2025-01-01"},
-                               "schedule": p["dag"]["schedule"], "catchup": False, "tags": p["dag"]["tags"],
-                               "tasks": tasks}}
+    schedule = p["dag"]["schedule"]
+    dag = {"default_args": {"owner": "ml-team", "start_date": "2025-01-01"},
+           "schedule": {"datasets": schedule["assets"]} if isinstance(schedule, dict) else schedule,
+           "catchup": False, "tags": p["dag"]["tags"], "tasks": tasks}
+    if p["dag"].get("params"):
+        dag["params"] = {k: v["default"] for k, v in p["dag"]["params"].items()}
+    return {p["dag"]["name"]: dag}
 
 
 def parse(folder: Path) -> dict:
@@ -109,10 +137,14 @@ def main() -> None:
     for name, r in (("rendered", ours), ("dag-factory", theirs)):
         if r["dags"] != N or r["errors"]:
             sys.exit(f"{name}: expected {N} DAGs without errors, got {r}")
-    print(f"bench/parse: {N} pipelines x {JOBS} jobs, DagBag parse (best of {REPEATS}, fresh interpreter each)")
+    if ours["tasks"] != theirs["tasks"]:
+        sys.exit(f"the two sides built different DAGs: {ours['tasks']} vs {theirs['tasks']} tasks")
+    what = "format 2: assets, mapping over 3, params" if FORMAT == 2 else "format 1"
+    print(f"bench/parse: {N} pipelines x {JOBS} jobs ({what}), DagBag parse (best of {REPEATS}, "
+          "fresh interpreter each)")
     print(f"  rendered DAG files   {ours['parse']:7.2f}s  ({ours['dags']} DAGs, {ours['tasks']} tasks)")
     print(f"  dag-factory (YAML)   {theirs['parse']:7.2f}s  ({theirs['dags']} DAGs, {theirs['tasks']} tasks)")
-    print(f"ratio rendered / dag-factory = {ours['parse'] / theirs['parse']:.2f}x (goal <= 0.6x)")
+    print(f"ratio rendered / dag-factory = {ours['parse'] / theirs['parse']:.2f}x (goal <= 0.3x)")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from platformctl.pipelines.model import Pipeline  # noqa: E402
+from platformctl.pipelines.model import PipelineV1 as Pipeline  # noqa: E402 - chain() writes version 1
 from platformctl.pipelines.render import _order  # noqa: E402
 from tests.unit.pipelines.test_graph import old_order  # noqa: E402 - the test's reference ordering
 

@@ -173,25 +173,36 @@ class ManagedAirflow(_Model):
                 confined_path(root, self.env_file, env_name, "managed.env_file"))
 
 
-class Environment(_Model):
-    name: str
-    description: str = ""
+class EnvironmentFile(_Model):
+    """What environments/<env>.yaml holds (its JSON Schema is the editors'): the name is the file's."""
+
+    name: str | None = Field(None, description="Optional: the environment's name is its file name "
+                                                "(environments/<name>.yaml); if given, it must match.")
+    description: str = Field("", description="One line about this instance.", examples=["shared development instance"])
     registry: RegistryTarget = Field(default_factory=RegistryTarget)
     bundle: BundleStoreConfig
-    allowed_flavors: list[str] | None = Field(None, description="Flavors DAGs may use here; null = all.")
+    allowed_flavors: list[str] | None = Field(None, description="Flavors DAGs may use here; null = all.",
+                                              examples=[["cpu-small", "cpu-large"]])
     allowed_images: list[str] | None = Field(
         None, description="Image prefixes jobs may use here (e.g. registry.local/ml/); null = any.")
     variables: dict[str, str] = Field(default_factory=dict, description="Airflow variables (AIRFLOW_VAR_*).")
     airflow_config: dict[str, dict[str, str]] = Field(
-        default_factory=dict, description="airflow.cfg overrides: section -> key -> value.")
+        default_factory=dict, description="airflow.cfg overrides: section -> key -> value.",
+        examples=[{"core": {"load_examples": "False"}}])
     managed: ManagedAirflow = Field(default_factory=ManagedAirflow)
 
     @field_validator("name")
     @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME.match(v):
             raise ValueError(f"'{v}' must be lowercase letters, digits and -")
         return v
+
+
+class Environment(EnvironmentFile):
+    """A resolved environment: the file's content and its name."""
+
+    name: str
 
 
 def local_environment() -> Environment:

@@ -1,4 +1,9 @@
-"""JSON Schemas for the user-edited files, written to schemas/ for editors (yaml-language-server)."""
+"""JSON Schemas for the user-edited files, written to schemas/ for editors (yaml-language-server).
+
+Each schema describes the *input* (what users write: durations like '30m', no `name` in an
+environment file), generated from the models that validate it; tests/unit/test_schemas.py checks
+every shipped YAML and every docs example against it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .config import PlatformConfig
-from .environments import Environment
+from .environments import EnvironmentFile
 
-SCHEMAS: dict[str, type[BaseModel]] = {"platform.schema.json": PlatformConfig, "environment.schema.json": Environment}
+SCHEMAS: dict[str, type[BaseModel]] = {"platform.schema.json": PlatformConfig, "environment.schema.json": EnvironmentFile}
 
 
 def schema_text(model: type[BaseModel]) -> str:

@@ -21,16 +21,35 @@ BACKEND_ENV = "ML_PLATFORM_BACKEND"
 BACKENDS = ("kubernetes", "docker")
 
 
-def JobOperator(*, backend: str | None = None, **kwargs: Any):  # noqa: N802 - reads as the operator class
-    """Create the job with the configured backend (see module docstring)."""
+def job_operator_class(backend: str | None = None) -> type:
+    """The operator class of the configured backend (see module docstring)."""
     backend = backend or os.environ.get(BACKEND_ENV, "kubernetes")
     if backend == "kubernetes":
         from .backends.kubernetes import KubernetesJobOperator
 
-        return KubernetesJobOperator(**kwargs)
+        return KubernetesJobOperator
     if backend == "docker":
         from .backends.docker import DockerJobOperator
 
-        return DockerJobOperator(**kwargs)
+        return DockerJobOperator
     raise JobSpecError(f"backend '{backend}' is not one of {', '.join(BACKENDS)} (set {BACKEND_ENV})")
+
+
+def JobOperator(*, backend: str | None = None, **kwargs: Any):  # noqa: N802 - reads as the operator class
+    """Create the job with the configured backend (see module docstring)."""
+    return job_operator_class(backend)(**kwargs)
+
+
+def _partial(*, backend: str | None = None, **kwargs: Any):
+    """JobOperator.partial(...).expand(...): dynamic task mapping, one job per item.
+
+    The mapped jobs are created when they run; the image and flavor are checked here, when the DAG
+    is parsed, like an unmapped job's.
+    """
+    task_id = kwargs.get("task_id", "<no task_id>")
+    resolve_job(task_id, current_dag_id(kwargs), kwargs.get("docker_image"), kwargs.get("resource_flavor"))
+    return job_operator_class(backend).partial(**kwargs)
+
+
+JobOperator.partial = _partial  # type: ignore[attr-defined]
 

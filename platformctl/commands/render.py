@@ -9,13 +9,20 @@ from ..pipelines.errors import PipelineError
 from ..pipelines.project import pipeline_files, render_all, render_check as check_rendered
 
 
+def _warn(warnings) -> None:
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def render(root: Path, args) -> int:
+    warnings: list = []
     try:
-        written, removed = render_all(root, args.template)
+        written, removed = render_all(root, args.template, warnings)
     except PipelineError as exc:
         for p in exc.problems:
             print(f"error: {p}", file=sys.stderr)
         raise
+    _warn(warnings)
     n = len(pipeline_files(root))
     print(f"render: {n} pipeline(s); {len(written)} DAG file(s) written, {len(removed)} removed"
           + "".join(f"\n  wrote {w}" for w in written) + "".join(f"\n  removed {r}" for r in removed))

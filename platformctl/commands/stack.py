@@ -88,13 +88,23 @@ def run(root, args) -> int:
     from ..stack.api import AirflowAPI
     from ..stack.follow import check, run_pipeline, wait_for_bundle
 
+    conf = None
+    if args.conf:
+        import json
+
+        try:
+            conf = json.loads(args.conf)
+        except ValueError as exc:
+            raise StackError(f"--conf is not JSON: {exc}", "e.g. --conf '{\"epochs\": 3}' (CONF= for make run)") from None
+        if not isinstance(conf, dict):
+            raise StackError("--conf must be a JSON object of run parameters", "e.g. --conf '{\"epochs\": 3}'")
     api = AirflowAPI(stack.url)
     # the delivery path production uses: render, deploy to local (a no-op when nothing changed), and
     # wait until Airflow runs that version; asks the stack for an immediate refresh when it changed
     version, _, _, changed = deploy_local(root, args, airflow_url=stack.url)
     if changed:
         wait_for_bundle(api, args.pipeline, version, timeout=args.bundle_timeout)
-    result = run_pipeline(api, args.pipeline, timeout=args.timeout, tail=args.tail)
+    result = run_pipeline(api, args.pipeline, timeout=args.timeout, tail=args.tail, conf=conf)
     check(result)
     return 0
 
@@ -130,6 +140,7 @@ def register(sub) -> None:
     p.add_argument("--tail", type=int, default=8, help="log lines shown per job (30 for failed jobs)")
     p.add_argument("--bundle-timeout", type=float, default=120,
                    help="seconds to wait for Airflow to pick up a newly deployed bundle version")
+    p.add_argument("--conf", help="run parameters as a JSON object, e.g. '{\"epochs\": 3}' (the DAG's params)")
     p.set_defaults(func=run)
 
     p = sub.add_parser("down", help="stop the local stack")

@@ -68,6 +68,12 @@ def md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+def _partial(p: Path) -> Path:
+    """A temporary name beside p, its own per writer: two deploys writing one key at once (the lock
+    object) must not rename each other's file away."""
+    return p.with_name(f"{p.name}.{uuid.uuid4().hex[:12]}.partial")
+
+
 class LocalStore:
     """A folder with the bundle layout; writes are atomic renames, as S3 PUTs are atomic."""
 
@@ -103,14 +109,14 @@ class LocalStore:
     def put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
         p = self._path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".partial")
+        tmp = _partial(p)
         tmp.write_bytes(data)
         os.replace(tmp, p)
 
     def copy(self, src: str, dst: str) -> None:
         d = self._path(dst)
         d.parent.mkdir(parents=True, exist_ok=True)
-        tmp = d.with_name(d.name + ".partial")
+        tmp = _partial(d)
         shutil.copyfile(self._path(src), tmp)
         os.replace(tmp, d)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def check_all(root: Path) -> list[Checked]:
         c = next(c for c in checked if c.file == prob.file)
         c.problems.append(prob)
         c.pipeline = None
+    asset_warnings(checked)
     return checked
 
 
@@ -53,6 +55,26 @@ def _check_file(root: Path, path: Path, flavors: list[str]) -> Checked:
     return check(rel, raw, flavors)
 
 
+def asset_warnings(checked: list[Checked]) -> None:
+    """A schedule waiting for an asset that no pipeline produces is a warning (another system may
+    update it through Airflow's API), naming the producers known here."""
+    producers: dict[str, list[str]] = {}
+    for c in checked:
+        for a in c.produces:
+            producers.setdefault(a, [])
+            if c.file not in producers[a]:
+                producers[a].append(c.file)
+    for c in checked:
+        for asset, line in c.consumes:
+            if asset in producers:
+                continue
+            close = difflib.get_close_matches(asset, list(producers), n=1)
+            known = ", ".join(f"{a} ({', '.join(fs)})" for a, fs in sorted(producers.items())) or "none"
+            c.warnings.append(Problem(c.file, line, "dag.schedule", f"asset '{asset}' is updated by no pipeline's "
+                                      "outlets" + (f" (did you mean '{close[0]}'?)" if close else "")
+                                      + f"; runs start only when something else updates it (produced here: {known})"))
+
+
 def template_path(root: Path, template: str | None) -> Path:
     t = template or os.environ.get("PIPELINE_TEMPLATE") or DEFAULT_TEMPLATE
     p = Path(t) if os.path.isabs(t) else root / t
@@ -61,9 +83,13 @@ def template_path(root: Path, template: str | None) -> Path:
     return p
 
 
-def rendered(root: Path, template: str | None = None) -> dict[str, str]:
-    """dags/<name>.py -> text for every pipeline; raises PipelineError listing every problem."""
+def rendered(root: Path, template: str | None = None, warnings: list[Problem] | None = None) -> dict[str, str]:
+    """dags/<name>.py -> text for every pipeline; raises PipelineError listing every problem.
+
+    Warnings (they do not stop rendering) are appended to `warnings` when given."""
     checked = check_all(root)
+    if warnings is not None:
+        warnings.extend(w for c in checked for w in c.warnings)
     problems = [p for c in checked for p in c.problems]
     if problems:
         raise PipelineError(problems)
@@ -82,9 +108,10 @@ def generated_files(root: Path) -> list[Path]:
     return out
 
 
-def render_all(root: Path, template: str | None = None) -> tuple[list[str], list[str]]:
+def render_all(root: Path, template: str | None = None,
+               warnings: list[Problem] | None = None) -> tuple[list[str], list[str]]:
     """Write dags/; returns (written, removed). Only files with the generated mark are ever removed."""
-    texts = rendered(root, template)
+    texts = rendered(root, template, warnings)
     (root / DAGS).mkdir(exist_ok=True)
     written = []
     for rel, text in texts.items():

@@ -1,58 +1,124 @@
-"""Validate one pipeline file: every problem with file, line and field, before anything is rendered."""
+"""Validate one pipeline file: every problem with file, line and field, before anything is rendered.
+
+All problems in one pass: the file is validated part by part (dag, defaults, each job), and the
+semantic checks (schedule, flavors, images, dependencies, cycles, mapping, groups) run on every part
+that parsed, so a typo'd key, a wrong flavor and a cycle are reported together.
+"""
 
 from __future__ import annotations
 
 import difflib
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from ml_platform.spec import image_problem
 from pydantic import BaseModel, ValidationError
 
 from .errors import Problem
 from .loader import LoadError, Loaded, load_yaml
-from .migrations import VersionError, migrate
-from .model import ID_RE, PRESETS, Defaults, Job, Pipeline
+from .migrations import VersionError, read_version
+from .model import (ID_RE, MODELS, PARTS, PRESETS, AssetAllOf, AssetAnyOf, AssetSchedule, MapOutput, PipelineV1,
+                    PipelineV2)
+
+# Tags of the discriminated unions in model.py: they appear in pydantic's error locations, not in the file.
+_UNION_TAGS = {"cron", "assets", "any", "all", "name", "items", "output"}
+_MOVED_IN_V2 = {("dag", "retries"): "moved to defaults.retries in version 2 (make migrate does it)"}
 
 
 @dataclass
 class Checked:
     file: str
     sha256: str
-    pipeline: Pipeline | None = None
+    pipeline: PipelineV1 | PipelineV2 | None = None
     source_version: int | None = None
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    produces: list[str] = field(default_factory=list)  # assets this pipeline's jobs update
+    consumes: list[tuple[str, int | None]] = field(default_factory=list)  # assets its schedule waits for
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(version: int, loc: tuple) -> type[BaseModel] | None:
     """The model whose fields are valid at loc (for did-you-mean)."""
+    parts = PARTS[version]
     if len(loc) == 0:
-        return Pipeline
-    if loc[0] == "dag" and len(loc) == 1:
-        return Pipeline.model_fields["dag"].annotation  # type: ignore[return-value]
-    if loc[0] == "defaults" and len(loc) == 1:
-        return Defaults
+        return MODELS[version]
+    if loc == ("dag",):
+        return parts["dag"]
+    if loc == ("defaults",):
+        return parts["defaults"]
     if loc[0] == "jobs" and len(loc) == 2:
-        return Job
+        return parts["job"]
+    if version >= 2 and loc[0] == "jobs" and len(loc) == 3 and loc[2] == "map":
+        from .model import Map
+
+        return Map
+    if version >= 2 and loc[:1] == ("dag",) and len(loc) == 3 and loc[1] == "params":
+        from .model import Param
+
+        return Param
+    if version >= 2 and loc[:2] == ("dag", "notify"):
+        from .model import Notifier, Notify
+
+        return Notify if len(loc) == 2 else Notifier
     return None
 
 
-def _pydantic_problems(file: str, loaded: Loaded, exc: ValidationError) -> list[Problem]:
+def _clean_loc(data: Any, loc: tuple) -> tuple:
+    """Drop the union tags from a pydantic location, keeping the path as written in the file."""
     out = []
+    node = data
+    for seg in loc:
+        if isinstance(node, dict) and seg in node:
+            node = node[seg]
+        elif isinstance(node, list) and isinstance(seg, int) and seg < len(node):
+            node = node[seg]
+        elif seg in _UNION_TAGS:
+            continue
+        else:
+            node = None
+        out.append("as" if seg == "as_" else seg)
+    return tuple(out)
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _pydantic_problems(file: str, loaded: Loaded, exc: ValidationError, prefix: tuple, version: int) -> list[Problem]:
+    out = []
+    seen = set()
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        loc = prefix + _clean_loc(_get(loaded.data, prefix), tuple(err["loc"]))
         field_name = ".".join(str(p) for p in loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            model = _model_at(loc[:-1])
-            known = list(model.model_fields) if model else []
+            model = _model_at(version, loc[:-1])
+            known = _field_names(model) if model else []
+            moved = _MOVED_IN_V2.get(loc) if version >= 2 else None
             close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            msg = "is not a known key" + (f" (did you mean '{close[0]}'?)" if close else
+            msg = "is not a known key" + (f" ({moved})" if moved else f" (did you mean '{close[0]}'?)" if close else
                                           f" (known: {', '.join(known)})" if known else "")
         elif err["type"] == "missing":
             msg = "is required"
-        out.append(Problem(file, loaded.line(loc), field_name, msg))
+        elif err["type"] == "string_pattern_mismatch":
+            msg = f"{err.get('input')!r} does not match {err['ctx']['pattern']}"
+        elif err["type"] == "literal_error":
+            msg = f"{err.get('input')!r}: {msg.lower()}"
+        key = (field_name, msg)
+        if key not in seen:
+            seen.add(key)
+            out.append(Problem(file, loaded.line(loc), field_name, msg))
     return out
+
+
+def _get(data: Any, path: tuple) -> Any:
+    for seg in path:
+        if isinstance(data, dict):
+            data = data.get(seg)
+        else:
+            return None
+    return data
 
 
 def _check_image(image: str | None) -> str | None:
@@ -100,26 +166,141 @@ def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def _semantic(file: str, loaded: Loaded, p: Pipeline, flavors: list[str]) -> list[Problem]:
+def schedule_assets(schedule: Any, path: tuple = ("dag", "schedule")) -> list[tuple[str, tuple]]:
+    """Every asset name in an asset schedule, with its path in the file."""
+    if isinstance(schedule, AssetSchedule):
+        items, key = schedule.assets, "assets"
+    elif isinstance(schedule, AssetAnyOf):
+        items, key = schedule.any, "any"
+    elif isinstance(schedule, AssetAllOf):
+        items, key = schedule.all, "all"
+    else:
+        return []
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            out.append((item, path + (key, i)))
+        else:
+            out.extend(schedule_assets(item, path + (key, i)))
+    return out
+
+
+def _check_asset(name: str) -> str | None:
+    scheme = name.split("://", 1)[0].lower() if "://" in name else ""
+    if scheme == "airflow":
+        return f"'{name}': the asset scheme 'airflow' is reserved by Airflow"
+    if name in ("self", "context"):
+        return f"'{name}' is reserved by Airflow (choose another asset name)"
+    return None
+
+
+@dataclass
+class _Parts:
+    """What parsed: each part is None when it did not (its problems are already listed)."""
+
+    version: int
+    dag: Any = None
+    defaults: Any = None
+    defaults_ok: bool = False
+    jobs: dict[str, Any] = field(default_factory=dict)
+    raw_jobs: dict[str, Any] = field(default_factory=dict)
+
+
+def _validate_parts(file: str, loaded: Loaded, data: dict, version: int, out: list[Problem]) -> _Parts:
+    parts = _Parts(version)
+    model = MODELS[version]
+    known = _field_names(model)
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            out.append(Problem(file, loaded.line((key,)), str(key), "is not a known key"
+                               + (f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})")))
+    kinds = PARTS[version]
+
+    def one(model_: type[BaseModel], value: Any, prefix: tuple):
+        try:
+            return model_.model_validate(value)
+        except ValidationError as exc:
+            out.extend(_pydantic_problems(file, loaded, exc, prefix, version))
+            return None
+
+    if "dag" not in data:
+        out.append(Problem(file, 1, "dag", "is required"))
+    else:
+        parts.dag = one(kinds["dag"], data["dag"], ("dag",))
+    parts.defaults = one(kinds["defaults"], data.get("defaults") or {}, ("defaults",))
+    parts.defaults_ok = parts.defaults is not None
+    if parts.defaults is None:
+        parts.defaults = kinds["defaults"]()
+    jobs = data.get("jobs")
+    if not isinstance(jobs, dict) or not jobs:
+        out.append(Problem(file, loaded.line(("jobs",)) or 1, "jobs",
+                           "is required: a mapping of job names to jobs, at least one" if jobs is None else
+                           "must be a mapping of job names to jobs, at least one"))
+    else:
+        for name, raw in jobs.items():
+            if not isinstance(name, str):  # YAML reads yes/no/on/off/true/false and numbers as non-text
+                out.append(Problem(file, loaded.line(("jobs", name)) or loaded.line(("jobs",)), f"jobs.{name}",
+                                   f"job name {name!r} is not text: quote it (e.g. '{name}') or rename it"))
+                continue
+            parts.raw_jobs[name] = raw
+            job = one(kinds["job"], raw if raw is not None else {}, ("jobs", name))
+            if job is not None:
+                parts.jobs[name] = job
+    return parts
+
+
+def _raw_deps(raw: Any) -> list[str]:
+    if not isinstance(raw, dict):
+        return []
+    deps = raw.get("depends_on")
+    deps = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
+    m = raw.get("map")
+    if isinstance(m, dict) and isinstance(m.get("over"), dict) and isinstance(m["over"].get("output"), str):
+        if m["over"]["output"] not in deps:
+            deps.append(m["over"]["output"])
+    return deps
+
+
+def _semantic(file: str, loaded: Loaded, parts: _Parts, flavors: list[str], result: Checked) -> list[Problem]:
     out: list[Problem] = []
     line = loaded.line
-    msg = _check_schedule(p.dag.schedule)
-    if msg:
-        out.append(Problem(file, line(("dag", "schedule")), "dag.schedule", msg))
-    for name, job in p.jobs.items():
+    d = parts.defaults
+    names = list(parts.raw_jobs)
+    if parts.dag is not None:
+        if isinstance(parts.dag.schedule, str) or parts.dag.schedule is None:
+            msg = _check_schedule(parts.dag.schedule)
+            if msg:
+                out.append(Problem(file, line(("dag", "schedule")), "dag.schedule", msg))
+        for name, path in schedule_assets(getattr(parts.dag, "schedule", None)):
+            msg = _check_asset(name)
+            if msg:
+                out.append(Problem(file, line(path), "dag.schedule", msg))
+            result.consumes.append((name, line(path)))
+        end = getattr(parts.dag, "end_date", None)
+        if end is not None and end < parts.dag.start_date:
+            out.append(Problem(file, line(("dag", "end_date")), "dag.end_date",
+                               f"{end} is before start_date {parts.dag.start_date}"))
+    groups = {j.group for j in parts.jobs.values() if getattr(j, "group", None)}
+    for name, job in parts.jobs.items():
         base = ("jobs", name)
         if not ID_RE.match(name):
             out.append(Problem(file, line(base), f"jobs.{name}", "is not a valid task id (letters, digits, _ . -)"))
-        image = job.docker_image or p.defaults.docker_image
-        msg = _check_image(image)
-        if msg:
-            key = "docker_image" if job.docker_image else None
-            where = base + (key,) if key else ("defaults", "docker_image") if p.defaults.docker_image else base
-            out.append(Problem(file, line(where), f"jobs.{name}.docker_image", msg))
-        flavor = job.resource_flavor or p.defaults.resource_flavor
+        if name in groups:
+            out.append(Problem(file, line(base), f"jobs.{name}", f"has the name of a group: rename the job or the "
+                                                                 "group (they share the graph's namespace)"))
+        image = job.docker_image or d.docker_image
+        if image or parts.defaults_ok:
+            msg = _check_image(image)
+            if msg:
+                key = "docker_image" if job.docker_image else None
+                where = base + (key,) if key else ("defaults", "docker_image") if d.docker_image else base
+                out.append(Problem(file, line(where), f"jobs.{name}.docker_image", msg))
+        flavor = job.resource_flavor or d.resource_flavor
         if not flavor:
-            out.append(Problem(file, line(base), f"jobs.{name}.resource_flavor",
-                               f"is required (set it on the job or in defaults; one of: {', '.join(flavors)})"))
+            if parts.defaults_ok:
+                out.append(Problem(file, line(base), f"jobs.{name}.resource_flavor",
+                                   f"is required (set it on the job or in defaults; one of: {', '.join(flavors)})"))
         elif flavor not in flavors:
             close = difflib.get_close_matches(flavor, flavors, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
@@ -129,12 +310,41 @@ def _semantic(file: str, loaded: Loaded, p: Pipeline, flavors: list[str]) -> lis
         if not job.command and not job.arguments:
             out.append(Problem(file, line(base), f"jobs.{name}.command", "is required (what the container runs)"))
         for i, dep in enumerate(job.depends_on):
-            if dep not in p.jobs:
-                close = difflib.get_close_matches(dep, list(p.jobs), n=1)
+            if dep not in parts.raw_jobs:
+                close = difflib.get_close_matches(dep, names, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 out.append(Problem(file, line(base + ("depends_on", i)), f"jobs.{name}.depends_on",
                                    f"'{dep}' is not a job in this pipeline{hint}"))
-    cycle = _find_cycle({n: j.depends_on for n, j in p.jobs.items()})
+        m = getattr(job, "map", None)
+        if m is not None:
+            if isinstance(m.over, MapOutput):
+                src = m.over.output
+                where = line(base + ("map", "over", "output"))
+                if src not in parts.raw_jobs:
+                    close = difflib.get_close_matches(src, names, n=1)
+                    out.append(Problem(file, where, f"jobs.{name}.map.over.output", f"'{src}' is not a job in this "
+                                       "pipeline" + (f" (did you mean '{close[0]}'?)" if close else "")))
+                elif src == name:
+                    out.append(Problem(file, where, f"jobs.{name}.map.over.output", "a job cannot map over itself"))
+                elif getattr(parts.jobs.get(src), "map", None) is not None:
+                    out.append(Problem(file, where, f"jobs.{name}.map.over.output",
+                                       f"'{src}' is itself mapped: its output is a list of lists (map over a "
+                                       "job that is not mapped)"))
+            elif not m.over:
+                out.append(Problem(file, line(base + ("map", "over")), f"jobs.{name}.map.over",
+                                   "is empty: give at least one item"))
+            elif len({repr(v) for v in m.over}) != len(m.over):
+                out.append(Problem(file, line(base + ("map", "over")), f"jobs.{name}.map.over",
+                                   "has duplicate items"))
+            if m.as_ in job.env or m.as_ in d.env:
+                out.append(Problem(file, line(base + ("map",)), f"jobs.{name}.map.as",
+                                   f"'{m.as_}' is also set in env: the item would replace it (choose another name)"))
+        for i, asset in enumerate(getattr(job, "outlets", []) or []):
+            msg = _check_asset(asset)
+            if msg:
+                out.append(Problem(file, line(base + ("outlets", i)), f"jobs.{name}.outlets", msg))
+            result.produces.append(asset)
+    cycle = _find_cycle({n: _raw_deps(raw) for n, raw in parts.raw_jobs.items()})
     if cycle:
         out.append(Problem(file, line(("jobs", cycle[0], "depends_on")), "jobs",
                            "have a dependency cycle: " + " -> ".join(cycle)))
@@ -152,16 +362,14 @@ def check(file: str, raw: bytes, flavors: list[str]) -> Checked:
         result.problems.append(Problem(file, 1, "", "must be a mapping with dag: and jobs:"))
         return result
     try:
-        data, result.source_version = migrate(loaded.data)
+        version = result.source_version = read_version(loaded.data)
     except VersionError as exc:
         result.problems.append(Problem(file, loaded.line(("version",)), "version", str(exc)))
         return result
-    try:
-        pipeline = Pipeline.model_validate(data)
-    except ValidationError as exc:
-        result.problems.extend(_pydantic_problems(file, loaded, exc))
-        return result
-    result.problems.extend(_semantic(file, loaded, pipeline, flavors))
+    problems: list[Problem] = []
+    parts = _validate_parts(file, loaded, loaded.data, version, problems)
+    problems.extend(_semantic(file, loaded, parts, flavors, result))
+    result.problems.extend(sorted(problems, key=lambda p: (p.line or 0)))
     if not result.problems:
-        result.pipeline = pipeline
+        result.pipeline = MODELS[version].model_validate(loaded.data)  # type: ignore[assignment]
     return result

@@ -18,10 +18,14 @@ from ..wait import wait_until
 from .errors import StackError
 
 
+class ApiTimeout(StackError):
+    """The API did not answer in time (a busy machine); a follower may poll again."""
+
+
 @dataclass
 class AirflowAPI:
     base_url: str
-    timeout: float = 10.0
+    timeout: float = 30.0
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -45,8 +49,8 @@ class AirflowAPI:
             raise self._timed_out(method, path) from None
         return r
 
-    def _timed_out(self, method: str, path: str) -> StackError:
-        return StackError(f"Airflow API at {self.base_url} did not answer {method} {path} within {self.timeout:g} s",
+    def _timed_out(self, method: str, path: str) -> ApiTimeout:
+        return ApiTimeout(f"Airflow API at {self.base_url} did not answer {method} {path} within {self.timeout:g} s",
                           "the machine may be overloaded: see `docker stats`, then retry")
 
     def _json(self, method: str, path: str, ok=(200,), **kw) -> Any:
@@ -115,9 +119,10 @@ class AirflowAPI:
         return self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
                           params={"limit": 1000}).get("task_instances", [])
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
+        params = {"full_content": "true", **({"map_index": str(map_index)} if map_index >= 0 else {})}
         r = self._req("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-                      params={"full_content": "true"}, headers={"Accept": "application/json"})
+                      params=params, headers={"Accept": "application/json"})
         if r.status_code != 200:
             return f"(log not available: {r.status_code})"
         return log_text(r.json().get("content"))

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .api import AirflowAPI
+from .api import AirflowAPI, ApiTimeout
 from ..wait import wait_until
 from .errors import RunFailed, StackError
 
@@ -21,6 +21,16 @@ class JobResult:
     duration: float | None
     try_number: int
     log: str = ""
+    map_index: int = -1  # a mapped job's index (dynamic task mapping); -1 for a job that is not mapped
+
+    @property
+    def label(self) -> str:
+        return f"{self.task_id}[{self.map_index}]" if self.map_index >= 0 else self.task_id
+
+
+def _label(ti: dict) -> str:
+    mi = ti.get("map_index", -1)
+    return f"{ti['task_id']}[{mi}]" if mi is not None and mi >= 0 else ti["task_id"]
 
 
 @dataclass
@@ -46,37 +56,52 @@ def _tail(text: str, n: int) -> list[str]:
 
 
 def run_pipeline(api: AirflowAPI, dag_id: str, *, timeout: float = 900, poll: float = 2.0,
-                 tail: int = 8, echo=print) -> RunResult:
+                 tail: int = 8, echo=print, conf: dict | None = None) -> RunResult:
     if not api.healthy():
         raise StackError(f"Airflow at {api.base_url} is not healthy", "start the stack with make up")
     echo(f"{_ts()} waiting for DAG {dag_id} to be parsed")
     dag = api.wait_for_dag(dag_id)
     if dag.get("is_paused"):
         api.unpause(dag_id)
-    run = api.trigger(dag_id, note="make run")
+    run = api.trigger(dag_id, conf=conf, note="make run") if conf else api.trigger(dag_id, note="make run")
     run_id = run["dag_run_id"]
     echo(f"{_ts()} triggered {dag_id} run {run_id}  ({api.base_url}/dags/{dag_id}/runs/{run_id})")
+    return follow_run(api, dag_id, run_id, timeout=timeout, poll=poll, tail=tail, echo=echo)
+
+
+def follow_run(api: AirflowAPI, dag_id: str, run_id: str, *, timeout: float = 900, poll: float = 2.0,
+               tail: int = 8, echo=print) -> RunResult:
+    """Print each job's state changes until the run ends, then the table and the log tails."""
     start = time.monotonic()
     seen: dict[str, str | None] = {}
     def poll_once() -> str | None:
         """Print the task state changes; the run's state once it is final."""
-        for ti in sorted(api.task_instances(dag_id, run_id), key=lambda t: (t.get("start_date") or "9", t["task_id"])):
+        try:
+            tis = api.task_instances(dag_id, run_id)
+            run_state = api.run(dag_id, run_id).get("state")
+        except ApiTimeout as exc:  # a slow poll is not a failed run: poll again until the timeout
+            echo(f"{_ts()}   ({exc.message}; polling again)")
+            return None
+        for ti in sorted(tis, key=lambda t: (t.get("start_date") or "9", t["task_id"], t.get("map_index", -1))):
             st = ti.get("state")
-            if seen.get(ti["task_id"], "?") != st:
-                seen[ti["task_id"]] = st
+            if seen.get(_label(ti), "?") != st:
+                seen[_label(ti)] = st
                 dur = f"  {ti['duration']:.1f}s" if ti.get("duration") is not None else ""
-                echo(f"{_ts()}   {ti['task_id']:<24} {st or 'none'}{dur}")
-        run_state = api.run(dag_id, run_id).get("state")
+                echo(f"{_ts()}   {_label(ti):<24} {st or 'none'}{dur}")
         return run_state if run_state in FINAL_RUN else None
 
     state = wait_until(poll_once, timeout=timeout, poll=poll, timeout_error=lambda: RunFailed(
-        f"run {run_id} of {dag_id} still {api.run(dag_id, run_id).get('state')} after {timeout:.0f}s",
+        f"run {run_id} of {dag_id} did not finish within {timeout:.0f}s",
         f"see {api.base_url}/dags/{dag_id}/runs/{run_id}; raise --timeout"))
     result = RunResult(dag_id, run_id, state, round(time.monotonic() - start, 1))
-    for ti in api.task_instances(dag_id, run_id):
+    for ti in sorted(api.task_instances(dag_id, run_id), key=lambda t: (t.get("start_date") or "9", t["task_id"],
+                                                                         t.get("map_index", -1))):
         tn = max(int(ti.get("try_number") or 0), 1)
-        log = api.task_log(dag_id, run_id, ti["task_id"], tn) if ti.get("state") not in (None, "upstream_failed") else ""
-        result.jobs.append(JobResult(ti["task_id"], ti.get("state"), ti.get("duration"), tn, log))
+        mi = ti.get("map_index", -1)
+        mi = -1 if mi is None else mi
+        args = (dag_id, run_id, ti["task_id"], tn) + ((mi,) if mi >= 0 else ())
+        log = api.task_log(*args) if ti.get("state") not in (None, "upstream_failed") else ""
+        result.jobs.append(JobResult(ti["task_id"], ti.get("state"), ti.get("duration"), tn, log, mi))
     _report(result, tail, echo)
     return result
 
@@ -87,20 +112,20 @@ def _report(r: RunResult, tail: int, echo) -> None:
     echo(f"  {'job':<24} {'state':<16} duration")
     for j in r.jobs:
         dur = f"{j.duration:.1f}s" if j.duration is not None else "-"
-        echo(f"  {j.task_id:<24} {j.state or 'none':<16} {dur}")
+        echo(f"  {j.label:<24} {j.state or 'none':<16} {dur}")
     for j in r.jobs:
         if not j.log:
             continue
         n = max(tail, 30) if j.state in FAILED_TASK else tail
-        echo(f"--- {j.task_id} ({j.state}) last {n} log lines ---")
+        echo(f"--- {j.label} ({j.state}) last {n} log lines ---")
         for line in _tail(j.log, n):
             echo(f"  {line}")
 
 
 def check(r: RunResult) -> None:
     if not r.ok:
-        bad = [j.task_id for j in r.jobs if j.state == "failed"]
-        skipped = [j.task_id for j in r.jobs if j.state == "upstream_failed"]
+        bad = [j.label for j in r.jobs if j.state == "failed"]
+        skipped = [j.label for j in r.jobs if j.state == "upstream_failed"]
         raise RunFailed(f"pipeline {r.dag_id} run {r.run_id} {r.state}"
                         + (f": {', '.join(bad)} failed" if bad else "")
                         + (f"; {', '.join(skipped)} not run (upstream failed)" if skipped else ""),

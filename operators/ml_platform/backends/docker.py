@@ -6,6 +6,7 @@ hard quota, so the Docker API client is wrapped to add NanoCpus (and no swap bey
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 from typing import Any
@@ -80,4 +81,19 @@ class DockerJobOperator(DockerOperator):
         if self.secrets_from_connections:
             self.private_environment = {**(self.private_environment or {}),
                                         **connection_env(self.secrets_from_connections)}
-        return super().execute(context)
+        result = super().execute(context)
+        return json_list(result) if self.do_xcom_push else result
+
+
+def json_list(result: Any) -> Any:
+    """The job's result as a list when its last output line is a JSON list (what a job mapped over
+    this one's output needs, as a Kubernetes job writes /airflow/xcom/return.json); else unchanged."""
+    if isinstance(result, bytes):
+        result = result.decode(errors="replace")
+    if isinstance(result, str) and result.strip().startswith("["):
+        try:
+            value = json.loads(result)
+        except ValueError:
+            return result
+        return value if isinstance(value, list) else result
+    return result

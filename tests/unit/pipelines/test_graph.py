@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from platformctl.pipelines.model import Pipeline
+from platformctl.pipelines.model import PipelineV1 as Pipeline  # the graph code reads both versions alike
 from platformctl.pipelines.render import _order
 from platformctl.pipelines.validate import _find_cycle
 

@@ -138,3 +138,53 @@ def test_teams_can_override_the_template(repo):
     custom.write_text((repo / "templates/dag.py.j2").read_text().replace("tasks = {}", "tasks = {}  # custom"))
     text = rendered(repo, template=str(custom))["dags/churn_model.py"]
     assert "tasks = {}  # custom" in text
+
+
+def test_v2_hostile_values_stay_data_in_params_notifiers_docs_and_mapped_items(repo):
+    for p in (repo / "pipelines").glob("*.yaml"):
+        p.unlink()
+    doc = {
+        "version": 2,
+        "dag": {"name": "hostile2", "schedule": {"any": ["s3://x/');__import__('os').system('id')#", "a\"b"]},
+                "doc_md": HOSTILE_VALUES[1], "params": {"p": {"type": "string", "default": HOSTILE_VALUES[0],
+                                                              "description": HOSTILE_VALUES[3]}},
+                "notify": {"on_failure": {"connection": "ml_alerts", "message": HOSTILE_VALUES[2],
+                                          "endpoint": HOSTILE_VALUES[4]}}},
+        "defaults": {"docker_image": "registry.local/ml/x:1.0", "resource_flavor": "cpu-small"},
+        "jobs": {"a": {"command": ["x"], "map": {"over": HOSTILE_VALUES, "as": "ITEM"},
+                       "outlets": ["s3://y/\"\"\");__import__('os')#"], "group": "g"},
+                 "s": {"command": ["segments"]},
+                 "b": {"command": ["y"], "env": {"K": HOSTILE_VALUES[0]}, "map": {"over": {"output": "s"}, "as": "SEG"}}},
+    }
+    (repo / "pipelines/hostile2.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
+    render_all(repo)
+    script = f"""
+import json, os
+os.environ["ML_PLATFORM_FLAVORS"] = {str(repo / "flavors.yaml")!r}
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag({str(repo / "dags")!r}, safe_mode=False)
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags["hostile2"]
+t = dag.get_task("g.a")
+cb = dag.on_failure_callback
+cb = cb[0] if isinstance(cb, list) else cb
+print("RESULT " + json.dumps({{"doc": dag.doc_md, "param": dag.params["p"], "pdesc": dag.params.get_param("p").description,
+    "msg": cb.json["message"], "endpoint": cb.endpoint, "items": [e["ITEM"] for e in t.expand_input.value["env"]],
+    "outlets": [a.name for a in t.partial_kwargs["outlets"]],
+    "assets": sorted(a.name for a in dag.timetable.asset_condition.objects),
+    "b_up": sorted(dag.get_task("b").upstream_task_ids), "s_xcom": dag.get_task("s").do_xcom_push,
+    "b_env": [dag.get_task("b").expand_input.value["env"].callables[0](v) for v in ("eu", True)]}}))
+"""
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       env={**os.environ, "ML_PLATFORM_BACKEND": "kubernetes"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    import json
+
+    got = json.loads(next(ln for ln in p.stdout.splitlines() if ln.startswith("RESULT "))[7:])
+    assert got["doc"] == HOSTILE_VALUES[1] and got["param"] == HOSTILE_VALUES[0] and got["pdesc"] == HOSTILE_VALUES[3]
+    assert got["msg"] == HOSTILE_VALUES[2] and got["endpoint"] == HOSTILE_VALUES[4]
+    assert got["items"] == HOSTILE_VALUES and got["outlets"] == ["s3://y/\"\"\");__import__('os')#"]
+    assert got["assets"] == sorted(["s3://x/');__import__('os').system('id')#", "a\"b"])
+    # mapped over another job's result: runs after it, which pushes its result; each item becomes $SEG
+    assert got["b_up"] == ["s"] and got["s_xcom"] is True
+    assert got["b_env"] == [{"K": HOSTILE_VALUES[0], "SEG": "eu"}, {"K": HOSTILE_VALUES[0], "SEG": "true"}]

@@ -49,7 +49,7 @@ def test_good_pipeline_has_no_problems():
     ("  extract:", "  bad job:", "pipelines/p.yaml:9: jobs.bad job is not a valid task id"),
     ("churn:1.4.2", "churn", "pipelines/p.yaml:6: jobs.extract.docker_image 'registry.local/ml/churn' has no tag"),
     ("churn:1.4.2", "churn:latest", "pipelines/p.yaml:6: jobs.extract.docker_image 'registry.local/ml/churn:latest' uses 'latest'"),
-    ("version: 1", "version: 7", "pipelines/p.yaml:1: version format version 7 is newer than this platform understands (1)"),
+    ("version: 1", "version: 7", "pipelines/p.yaml:1: version format version 7 is newer than this platform reads (version 2)"),
 ])
 def test_each_error_names_file_line_and_field(old, new, expected):
     found = problems(GOOD.replace(old, new, 1))
@@ -68,7 +68,7 @@ def test_several_problems_are_all_reported():
     assert len(problems(text)) == 3
 
 
-def test_missing_version_is_the_current_one():
+def test_missing_version_is_version_1():
     c = check("pipelines/p.yaml", GOOD.replace("version: 1\n", "").encode(), FLAVORS)
     assert c.problems == [] and c.source_version == 1
 

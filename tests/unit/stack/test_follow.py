@@ -97,3 +97,31 @@ def test_exported_variables_do_not_override_the_stack_state(monkeypatch, tmp_pat
     assert "AIRFLOW_PORT" not in env and "PLATFORM_IMAGE" not in env and "PATH" in env
     written = Stack(tmp_path, "demo", "x").write_state(platform_image="i", postgres_image="p", port=2)
     assert set(written) == set(STATE_KEYS)
+
+
+class MappedAPI(FakeAPI):
+    """A run with a job mapped over three items: one task id, three map indexes, one log each."""
+
+    def trigger(self, dag_id, note=None, conf=None):
+        self.conf = conf
+        return {"dag_run_id": "manual__2", "state": "queued"}
+
+    def task_instances(self, dag_id, run_id):
+        return [{"task_id": "training.train", "map_index": i, "state": "failed" if i == 2 else "success",
+                 "duration": 1.0, "try_number": 1, "start_date": f"2026-01-01T00:00:0{i}"} for i in range(3)]
+
+    def task_log(self, dag_id, run_id, task_id, try_number, map_index=-1):
+        return f"JOB_LIMITS for item {map_index}"
+
+
+def test_mapped_jobs_are_shown_one_per_item_with_their_own_log_and_conf_reaches_the_trigger():
+    out: list[str] = []
+    api = MappedAPI({"training.train": "failed"}, polls=0)
+    r = run_pipeline(api, "p", poll=0, echo=out.append, conf={"epochs": 3})
+    text = "\n".join(out)
+    assert api.conf == {"epochs": 3}
+    assert [j.label for j in r.jobs] == ["training.train[0]", "training.train[1]", "training.train[2]"]
+    for i in range(3):
+        assert f"JOB_LIMITS for item {i}" in text
+    with pytest.raises(RunFailed, match=r"training.train\[2\] failed"):
+        check(r)
