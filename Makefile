@@ -9,7 +9,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse clean
+.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse bench-loop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -95,6 +95,8 @@ bench-render: $(VENV)/.synced ## make render of one 5,000-job pipeline and of 2,
 	$(PY) bench/render.py $(ARGS)
 gc: $(VENV)/.synced ## remove old bundle versions of ENV (keeps KEEP=N newest, the live one, the rollback target)
 	$(RUN) gc --env $(ENV) $(if $(KEEP),--keep $(KEEP))
+bench-loop: $(VENV)/.synced ## plugin/operator/pipeline edit -> tested image / make run result, against the naive loop
+	$(PY) bench/loop.py $(BENCH_LOOP_ARGS)
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache

@@ -20,19 +20,36 @@ def _root() -> Path:
     return Path(os.environ.get("PLATFORM_ROOT", Path(__file__).resolve().parent.parent))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_word(argv: list[str]) -> str | None:
+    """The command named on the command line (after the global options), or None."""
+    it = iter(argv)
+    for tok in it:
+        if tok == "--set":
+            next(it, None)
+        elif not tok.startswith("-"):
+            return tok
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given argv, only the command modules up to the one registering its command are imported
+    (each pulls in its own libraries: `lock` starts ~0.5 s sooner without the others)."""
     p = argparse.ArgumentParser(prog="build.py", description="Build and ship the ML Airflow platform.")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a platform.yaml value for this run, e.g. --set image.python=3.11")
     p.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = p.add_subparsers(dest="command", required=True)
+    wanted = _command_word(argv) if argv is not None else None
     for name in COMMAND_MODULES:
         importlib.import_module(f"platformctl.commands.{name}").register(sub)
+        if wanted is not None and wanted in sub.choices:
+            break
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(_root(), args) or 0)
     except PlatformError as exc:

@@ -4,6 +4,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ..config import collect_overrides
@@ -14,13 +15,17 @@ STRICT_ENV = "PLATFORM_TEST_STRICT"  # tests/conftest.py: a missing engine or se
 
 
 def build(root: Path, args) -> int:
-    cfg, engine = prepare(root, collect_overrides(args.sets), "build", preflight=check_inputs)
+    t0, timings = time.perf_counter(), {}
+    cfg, engine = prepare(root, collect_overrides(args.sets), "build",
+                          preflight=lambda r, c: check_inputs(r, c, timings))
     rec = build_image(root, cfg, run_tests=not args.no_test, echo=not args.quiet, reuse=not args.no_reuse,
-                      engine=engine, inputs_checked=True)
+                      engine=engine, inputs_checked=True, full_tests=args.full_tests, timings=timings)
     print(f"built {rec.image} in {rec.build_seconds}s")
     print(f"  tags:     {', '.join(rec.tags)}")
     print(f"  image id: {rec.image_id}")
     print(f"  record:   {RECORD}")
+    parts = [f"{k} {'cached' if v is None else f'{v:.1f}s'}" for k, v in rec.timings.items()]
+    print(f"timing: {', '.join(parts + [f'total {time.perf_counter() - t0:.1f}s'])}")
     return 0
 
 
@@ -47,6 +52,8 @@ def register(sub) -> None:
     p = sub.add_parser("build", help="set up this host if needed, lock-check, build the image, test it, "
                        "write build/build-record.json")
     p.add_argument("--no-test", action="store_true", help="skip the image tests (not for releases)")
+    p.add_argument("--full-tests", action="store_true",
+                   help="run every image check group, even those the build record holds a pass for")
     p.add_argument("--quiet", action="store_true", help="do not stream the build log (it is in build/build.log)")
     p.add_argument("--no-reuse", action="store_true",
                    help="build even when the registry has an image with the same inputs")

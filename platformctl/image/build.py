@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..config import PlatformConfig
+from ..config import PlatformConfig, collect_overrides, load_config
 from ..errors import BuildError, ConfigError, ImageTestError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
@@ -18,11 +16,13 @@ from ..pipelines.project import render_check
 from ..registry.auth import from_environment
 from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
 from ..version import image_version, source_url
+from . import checks
 from .engine import BuildSpec, DockerEngine
 from .inputs import inputs_fingerprint, inputs_tag
 from .uv_image import ensure_local as ensure_uv_image, uv_image_ref, uv_pin
 
 RECORD = Path("build/build-record.json")
+CHECKS_CACHE = Path("build/image-checks")  # the API check's migrated DB, per dependency key
 IMAGE_SETS = ("tools", "airflow", "team")  # the locks baked into (or used to build) the image
 SECRET_ENV = {"ca_bundle": "CA_BUNDLE", "index_url": "INDEX_URL_FILE"}
 KNOWN_SECRETS = {"ca_bundle": "extra CA certificates (PEM) for a TLS-intercepting proxy",
@@ -53,6 +53,10 @@ class BuildRecord:
     verification: str | None = None  # how it came to be trusted: "built and tested here", "adopted, tested here"
     repository: str | None = None  # set by make push, with digest
     pushed_tags: list[str] = field(default_factory=list)
+    # what passed on this image, per check group (image/checks): deps carries the key (layer digests, pins,
+    # checks) it passed on, so the next build skips it while that key is unchanged
+    checks: dict = field(default_factory=dict)
+    timings: dict[str, float | None] = field(default_factory=dict)  # s: lock-check, render-check, build, test <group> (None: cached)
 
 
 def read_record(root: Path) -> dict | None:
@@ -133,12 +137,49 @@ def build_plan(root: Path, cfg: PlatformConfig, engine: DockerEngine) -> tuple[B
     return spec, vinfo, inputs_fingerprint(root, spec, base_id)
 
 
-def run_image_tests(root: Path, image: str, engine: DockerEngine) -> None:
-    env = {**os.environ, "PLATFORM_IMAGE": image, "DOCKER": engine.cli}
-    cmd = [sys.executable, "-m", "pytest", "tests/integration/image", "-q", "-p", "no:cacheprovider"]
-    print(f"testing image: {' '.join(cmd[1:])}", flush=True)
-    if subprocess.run(cmd, cwd=root, env=env).returncode != 0:
-        raise ImageTestError(f"image {image} failed its tests", "see the pytest output above; its build record says tested: false, so push and release refuse it")
+@dataclass
+class ImageTestReport:
+    runs: list[checks.GroupRun]
+    checks: dict  # the build record's `checks`
+    seconds: dict[str, float | None]  # per group; None: not run (a recorded pass on the same key)
+
+    def summary(self) -> str:
+        return ", ".join(f"{r.group} {'cached' if r.skipped else f'{r.seconds:.1f}s'}" for r in self.runs)
+
+
+def run_image_tests(root: Path, image: str, engine: DockerEngine, *, full: bool = False,
+                    cfg: PlatformConfig | None = None) -> ImageTestReport:
+    """The image checks (image/checks: deps, code, api side by side). deps is skipped when the build record
+    holds a pass on the same dependency layers, pins and checks (full: never skipped). Raises ImageTestError
+    on a failure; the build record's `checks` says what passed."""
+    cfg = cfg or load_config(root, collect_overrides())
+    info = engine.inspect(image)
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    python = labels.get("io.ml-platform.python.version") or cfg.image.python
+    expect = checks.Expect.from_project(root, python, cfg.airflow_version)
+    previous = (read_record(root) or {}).get("checks")
+    print(f"testing image {image[:19]}: " + ("every check group" if full else "deps (unless recorded), code, api"),
+          flush=True)
+    runs, rec = checks.run_checks(engine.cli, image, info, expect, previous=previous, full=full,
+                                  cache_dir=root / CHECKS_CACHE)
+    report = ImageTestReport(runs, rec, {r.group: None if r.skipped else r.seconds for r in runs})
+    for r in runs:
+        if r.skipped:
+            print(f"  {r.group}: cached ({r.skipped})")
+            continue
+        print(f"  {r.group}: {sum(x.ok for x in r.results)}/{len(r.results)} passed in {r.seconds:.1f}s")
+        for x in r.results:
+            if not x.ok:
+                print(f"    FAILED {x.name}: {x.detail[:1500]}")
+    failed = [f"{x.group}/{x.name}" for r in runs for x in r.results if not x.ok]
+    if failed:
+        record = read_record(root)
+        if record is not None and record.get("image_id") == info.get("Id"):
+            record["checks"] = {g: v for g, v in rec.items() if v.get("passed")}
+            write_record(root, record)
+        raise ImageTestError(f"image {image} failed {len(failed)} check(s): {', '.join(failed)}",
+                             "see the failures above; its build record says tested: false, so push and release refuse it")
+    return report
 
 
 def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool = True) -> BuildRecord:
@@ -165,7 +206,7 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool =
         write_record(root, asdict(record))  # tested: false until the tests pass on it here
         if not run_tests:
             return False
-        run_image_tests(root, image_id, engine)
+        record.checks = run_image_tests(root, image_id, engine).checks
         record.tested = record.tested_here = True
         record.verification = "adopted from the registry, image tests passed on it in this build"
         return True
@@ -185,17 +226,25 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool =
     return record
 
 
-def check_inputs(root: Path, cfg: PlatformConfig) -> None:
-    """What make build refuses before it touches the host or the engine."""
+def check_inputs(root: Path, cfg: PlatformConfig, timings: dict | None = None) -> None:
+    """What make build refuses before it touches the host or the engine (timings: seconds of each, filled in)."""
+    t = time.perf_counter()
     assert_fresh(root, cfg)
+    t1 = time.perf_counter()
     render_check(root)  # the DAGs baked into the image are the ones the pipelines describe
+    if timings is not None:
+        timings.update({"lock-check": round(t1 - t, 2), "render-check": round(time.perf_counter() - t1, 2)})
     resolve_secrets(root, cfg)
 
 
 def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo: bool = True,
-                engine: DockerEngine | None = None, reuse: bool = True, inputs_checked: bool = False) -> BuildRecord:
+                engine: DockerEngine | None = None, reuse: bool = True, inputs_checked: bool = False,
+                full_tests: bool = False, timings: dict | None = None) -> BuildRecord:
+    """timings: seconds already measured (check_inputs run by the caller); the build's and tests' are added."""
+    timings = {} if timings is None else timings
     if not inputs_checked:
-        check_inputs(root, cfg)  # bad inputs first, before looking for an engine
+        check_inputs(root, cfg, timings)  # bad inputs first, before looking for an engine
+    t = time.perf_counter()
     engine = engine or DockerEngine.detect(cfg.image.docker, cfg.image.engine)
     spec, vinfo, inputs = build_plan(root, cfg, engine)
     if inputs and reuse and vinfo["dirty"] != "True":
@@ -223,6 +272,7 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
                              "Docker Hub make one with scripts/make-base-image.sh " + base) from e
         raise
     seconds = round(time.perf_counter() - t0, 2)
+    timings["build"] = round(time.perf_counter() - t, 2)
     info = engine.inspect(image_id)
     labels = info.get("Config", {}).get("Labels") or {}
     record = BuildRecord(
@@ -231,12 +281,17 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
         created=vinfo["created"], airflow_version=cfg.airflow_version, python_version=cfg.image.python,
         base_mode=cfg.image.base_mode, base_image=spec.build_args["BASE_IMAGE"],
         lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"], labels=labels, build_seconds=seconds,
-        inputs=inputs,
+        inputs=inputs, timings=timings,
+        # a dependency pass is keyed by content (layer digests, pins, checks): carried over, it is used only
+        # if this image has the same key
+        checks={k: v for k, v in ((read_record(root) or {}).get("checks") or {}).items() if k == "deps"},
     )
     write_record(root, asdict(record))  # tested: false until they pass
     if run_tests:
-        run_image_tests(root, image_id, engine)
+        report = run_image_tests(root, image_id, engine, full=full_tests, cfg=cfg)
         record.tested = record.tested_here = True
         record.verification = "built and tested in this build"
+        record.checks = report.checks
+        timings.update({f"test {g}": s for g, s in report.seconds.items()})
         write_record(root, asdict(record))
     return record

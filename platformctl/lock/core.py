@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -208,16 +209,26 @@ def lock_target(root: Path, cfg: PlatformConfig, t: LockTarget, resolver: Resolv
 
 def lock_all(root: Path, cfg: PlatformConfig, *, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (),
              resolver: Resolver | None = None, report: Callable[[str], None] = print) -> list[LockResult]:
+    """Every target. The target Pythons are locked side by side (the resolver waits on the index, not the
+    CPU); within one Python the sets go in order, each layered on the locks of its parents."""
     resolver = resolver or make_resolver(cfg.resolver, root / ".cache", _dev_pins(root, cfg))
-    results = []
+    by_python: dict[str, list[LockTarget]] = {}
+    for t in targets(cfg):
+        by_python.setdefault(t.python, []).append(t)
     with tempfile.TemporaryDirectory(prefix="platform-lock-") as tmp:
-        for t in targets(cfg):
-            r = lock_target(root, cfg, t, resolver, Path(tmp), upgrade=upgrade, upgrade_packages=upgrade_packages)
-            results.append(r)
-            if not r.changed:
-                report(f"{t.out_rel}: up to date")
-            else:
-                report(f"{t.out_rel}: locked with {resolver.name} — {r.diff.summary() if r.diff else ''}")
+        def chain(ts: list[LockTarget]) -> list[LockResult]:
+            return [lock_target(root, cfg, t, resolver, Path(tmp), upgrade=upgrade, upgrade_packages=upgrade_packages)
+                    for t in ts]
+
+        with ThreadPoolExecutor(max_workers=len(by_python) or 1) as pool:
+            done = {py: pool.submit(chain, ts) for py, ts in by_python.items()}
+            by_target = {r.target: r for f in done.values() for r in f.result()}  # raises the first failure
+    results = [by_target[t] for t in targets(cfg)]
+    for r in results:
+        if not r.changed:
+            report(f"{r.target.out_rel}: up to date")
+        else:
+            report(f"{r.target.out_rel}: locked with {resolver.name} — {r.diff.summary() if r.diff else ''}")
     return results
 
 

@@ -85,12 +85,23 @@ class AirflowAPI:
     def import_errors(self) -> list[dict]:
         return self._json("GET", "/importErrors").get("import_errors", [])
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 120, poll: float = 2) -> dict:
+    def wait_for_dag(self, dag_id: str, timeout: float = 120, poll: float = 2,
+                     parsed_after: float | None = None) -> dict:
+        """The DAG once Airflow has it; with parsed_after (a file's mtime, epoch seconds), once Airflow parsed
+        it after that (asking the DAG processor to parse the file now instead of at its next interval)."""
+        asked, seen = [], []
+
         def parsed() -> dict | None:
             d = self.dag(dag_id)
-            if d is not None:
+            if d is not None and (parsed_after is None or _epoch(d.get("last_parsed_time")) >= parsed_after):
                 return d
-            errs = [e for e in self.import_errors() if dag_id in (e.get("filename") or "")]
+            if d is not None:
+                seen.append(True)
+                if not asked and d.get("file_token"):
+                    self._req("PUT", f"/parseDagFile/{d['file_token']}")
+                    asked.append(True)
+            errs = [e for e in self.import_errors() if dag_id in (e.get("filename") or "")
+                    and (parsed_after is None or _epoch(e.get("timestamp")) >= parsed_after)]
             if errs:
                 first = errs[0]
                 msg = (first.get("stack_trace") or "").strip().splitlines()
@@ -98,9 +109,15 @@ class AirflowAPI:
                                  f"fix pipelines/{dag_id}.yaml, run make render", where=first.get("filename"))
             return None
 
-        return wait_until(parsed, timeout=timeout, poll=poll, timeout_error=lambda: StackError(
-            f"DAG {dag_id} did not appear in Airflow within {timeout:.0f}s",
-            "is dags/<name>.py rendered (make render)? see the dag-processor logs"))
+        def timeout_error() -> StackError:
+            if seen:
+                return StackError(f"DAG {dag_id} was not parsed again within {timeout:.0f}s of its change",
+                                  "see the dag-processor logs (make up starts one)")
+            return StackError(f"DAG {dag_id} did not appear in Airflow within {timeout:.0f}s",
+                              "is dags/<name>.py rendered (make render)? see the dag-processor logs")
+
+        return wait_until(parsed, timeout=timeout, poll=poll if parsed_after is None else min(poll, 0.5),
+                          timeout_error=timeout_error)
 
     def unpause(self, dag_id: str) -> None:
         self._json("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
@@ -145,3 +162,12 @@ def log_text(content: Any) -> str:
         else:
             lines.append(str(item))
     return "\n".join(lines)
+
+
+def _epoch(iso: str | None) -> float:
+    """An API timestamp (ISO 8601 with offset) as epoch seconds; 0 when absent."""
+    if not iso:
+        return 0.0
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

@@ -80,3 +80,22 @@ def test_airflow_change_in_team_set_is_refused_with_file_and_line(repo):
     p = cli(repo, "lock")
     assert p.returncode == 3
     assert p.stderr.startswith("error: requirements/team.in:2: 'apache-airflow==3.4.0' changes apache-airflow")
+
+
+def test_a_command_imports_only_the_command_modules_it_needs():
+    # the modules after the one registering `lock` are not imported (nor rendering, images or deploys)
+    code = ("import sys, platformctl.cli as c; c.build_parser(['--set', 'x=1', 'lock']).parse_args(['lock']); "
+            "print(sorted(m for m in sys.modules if m.startswith('platformctl.commands.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    from platformctl.cli import _command_word, build_parser
+    from platformctl.commands import COMMAND_MODULES
+
+    upto = COMMAND_MODULES[:COMMAND_MODULES.index("lock") + 1]
+    assert out.strip() == str(sorted(f"platformctl.commands.{m}" for m in upto))
+    assert "build" not in upto and "deploy" not in upto
+
+    assert _command_word(["--set", "build", "--traceback", "up"]) == "up"
+    assert _command_word(["--help"]) is None
+    full = build_parser(["--help"])._subparsers._group_actions[0].choices  # help lists every command
+    assert {"lock", "build", "up", "promote"} <= set(full)

@@ -1,32 +1,45 @@
-"""Helpers to run commands in the image under test (the `image` fixture is in tests/conftest.py)."""
+"""The image under test, probed by the product's checks (platformctl/image/checks): one container start
+per group, started together at the first test that needs one, with the API server booting alongside."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from platformctl.image import checks
+
 
 @pytest.fixture(scope="session")
-def run_in(docker: str, image: str):
-    def run(*args: str, user: str | None = None, entrypoint: str | None = None, volumes=(), env=None,
-            check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
-        cmd = [docker, "run", "--rm"]
-        if user:
-            cmd += ["--user", user]
-        if entrypoint:
-            cmd += ["--entrypoint", entrypoint]
-        for v in volumes:
-            cmd += ["-v", v]
-        for k, v in (env or {}).items():
-            cmd += ["-e", f"{k}={v}"]
-        p = subprocess.run([*cmd, image, *args], capture_output=True, text=True, timeout=timeout)
-        if check and p.returncode != 0:
-            raise AssertionError(f"{args} exited {p.returncode}:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-        return p
+def started(docker: str, image: str, root):
+    """The deps and code probes and the API server, all started at once (the suite waits for the slowest)."""
+    pool = ThreadPoolExecutor(max_workers=2)
+    deps = pool.submit(checks.probe_deps, docker, image)
+    code = pool.submit(checks.probe_code, docker, image, root / "examples" / "dags")
+    with checks.ApiServer(docker, image) as api:  # no DB cache: migrated afresh, as a new instance would
+        yield {"deps": deps, "code": code, "api": api}
+    pool.shutdown(wait=True)
 
-    return run
+
+def _facts(future, group: str) -> dict:
+    facts = future.result()
+    errors = facts.get("errors", {})
+    assert not errors, f"the {group} probe could not gather: {errors}"
+    return facts[group]
+
+
+@pytest.fixture(scope="session")
+def deps_facts(started) -> dict:
+    """What the dependency layers hold (probe run as root, uv mounted)."""
+    return _facts(started["deps"], "deps")
+
+
+@pytest.fixture(scope="session")
+def code_facts(started) -> dict:
+    """What the code layers do, Airflow imported once (probe run as the image's user)."""
+    return _facts(started["code"], "code")
 
 
 @pytest.fixture(scope="session")

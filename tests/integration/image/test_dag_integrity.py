@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+
+from platformctl.image import checks
 
 pytestmark = pytest.mark.integration
 
-PARSE = """
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(sys.argv[1], safe_mode=False)
-print("RESULT " + json.dumps({"dags": sorted(bag.dag_ids), "errors": {k: str(v)[-2000:] for k, v in bag.import_errors.items()}}))
-"""
 
-
-def parse_in_image(run_in, folder: str, backend: str, volumes=()) -> dict:
-    p = run_in("python", "-c", PARSE, folder, volumes=volumes,
-               env={"ML_PLATFORM_BACKEND": backend, "AIRFLOW__CORE__UNIT_TEST_MODE": "True"})
-    line = next(ln for ln in p.stdout.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+def parse_in_image(code_facts, folder: str, backend: str) -> dict:
+    """The probe's DagBag of folder with ML_PLATFORM_BACKEND=backend (AIRFLOW__CORE__UNIT_TEST_MODE=True)."""
+    return code_facts[f"dagbag:{folder}:{backend}"]
 
 
 @pytest.mark.parametrize("backend", ["kubernetes", "docker"])
-def test_every_baked_dag_imports_without_errors(run_in, root, backend):
-    result = parse_in_image(run_in, "/opt/airflow/dags", backend)
+def test_every_baked_dag_imports_without_errors(code_facts, root, backend):
+    result = parse_in_image(code_facts, "/opt/airflow/dags", backend)
     assert result["errors"] == {}
     expected = {f.stem for f in (root / "dags").glob("*.py")}
     assert len(result["dags"]) >= len(expected) > 0, result
+    assert checks.dagbag_problem(result, expected) is None
 
 
 @pytest.mark.parametrize("backend", ["kubernetes", "docker"])
-def test_job_operator_with_every_default_flavor_parses_in_the_image(run_in, root, backend):
-    result = parse_in_image(run_in, "/examples", backend, volumes=[f"{root / 'examples/dags'}:/examples:ro"])
+def test_job_operator_with_every_default_flavor_parses_in_the_image(code_facts, backend):
+    # examples/dags is mounted read-only at /examples by the probe
+    result = parse_in_image(code_facts, checks.EXAMPLES, backend)
     assert result == {"dags": ["example_job_operator"], "errors": {}}

@@ -6,11 +6,13 @@ import json
 
 import pytest
 
+from platformctl.image import checks
+
 pytestmark = pytest.mark.integration
 
 
-def test_airflow_plugins_lists_the_platform_plugin(run_in):
-    out = run_in("plugins", "--output", "json").stdout
+def test_airflow_plugins_lists_the_platform_plugin(code_facts):
+    out = code_facts["plugins_cli"]  # `airflow plugins --output json`, run in the probe's process
     start = out.index("[")
     plugins = {p["name"]: p for p in json.loads(out[start:])}
     p = plugins["ml_platform"]
@@ -18,3 +20,4 @@ def test_airflow_plugins_lists_the_platform_plugin(run_in):
     assert "image_version" in text and "flavor_limits" in text
     assert "FlavorLink" in text or "Flavor" in text
     assert "/ml-platform" in text
+    assert checks.plugin_problem(out) is None
