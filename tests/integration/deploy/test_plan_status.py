@@ -51,6 +51,9 @@ def registry_state(reg) -> dict:
 def test_the_shipped_repository_deploys_to_every_shipped_environment(s3_env, bucket, tmp_path):  # noqa: F811
     root = working_tree_copy(tmp_path / "repo")
     point_at_s3(root, s3_env.endpoint, bucket)
+    (root / "build").mkdir(exist_ok=True)  # a local build (deploy refuses a config that names no image)
+    (root / "build" / "build-record.json").write_text(json.dumps(
+        {"tags": ["ml-platform-airflow:0.1.0-dev.1"], "image_id": "sha256:local", "digest": None}))
     env = {**os.environ, "AWS_ACCESS_KEY_ID": s3_env.access_key, "AWS_SECRET_ACCESS_KEY": s3_env.secret_key}
     env.pop("PLATFORM_ROOT", None)
 
