@@ -197,7 +197,8 @@ def test_problems_on_nodes_and_cycle_edges(client):
     f = "pipelines/example_etl.yaml"
     status, s = client.api("edit", {"file": f, "ops": [
         {"op": "connect", "source": "load", "target": "extract"},
-        {"op": "set", "path": ["jobs", "load", "resource_flavor"], "value": "cpu-smal"}]})
+        {"op": "set", "path": ["jobs", "load", "resource_flavor"], "value": "cpu-smal"},
+        {"op": "set", "path": ["jobs", "train", "resource_flavor"], "value": "gpu-a100"}]})
     assert status == 200 and not s["valid"]
     assert {(e["source"], e["target"]) for e in s["edges"] if e["cycle"]} == {
         ("extract", "transform"), ("transform", "train"), ("train", "load"), ("load", "extract")}
@@ -205,8 +206,8 @@ def test_problems_on_nodes_and_cycle_edges(client):
     assert any("did you mean 'cpu-small'" in p["message"] and p["key"] == "resource_flavor" for p in load["problems"])
     assert any("dependency cycle" in p["message"] for p in s["problems"])
     train = next(j for j in s["jobs"] if j["name"] == "train")
-    assert train["forbidden_in"] == ["dev"]  # cpu-medium is not allowed in environments/dev.yaml
-    # one user action (two ops) is one undo step
+    assert train["forbidden_in"] == ["dev"]  # gpu-a100 is not allowed in environments/dev.yaml
+    # one user action (three ops) is one undo step
     status, s = client.api("undo", {"file": f})
     assert s["valid"] and not s["dirty"] and not s["can_undo"]
     status, s = client.api("redo", {"file": f})
