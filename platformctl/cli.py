@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .commands import COMMAND_MODULES
-from .errors import PlatformError
+from .errors import INTERRUPTED, PlatformError
 
 
 def _root() -> Path:
@@ -59,4 +59,4 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED

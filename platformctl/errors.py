@@ -1,14 +1,57 @@
-"""Typed failures. Each kind has its own exit code; the CLI prints one line.
+"""Every failure the build-and-ship side reports, and its exit code: the one place both are defined.
 
-A message says what is wrong and where; the hint says what to do.
+A message says what is wrong and where; the hint says what to do. The CLI (cli.py) turns any of these
+into one line on stderr and exits with the class's code. Modules raise them by importing from here
+(some also re-export the ones they raise, for their callers' convenience).
+
+Exit codes (0 success; 2 is also argparse's usage error):
+
+     1  PlatformError        anything not listed below
+     2  ConfigError          platform.yaml, an environment or an override is invalid
+     3  LockInputError       a requirements/*.in asks for something forbidden
+     4  ResolutionError      no consistent set of pins
+     5  StaleLockError       a lock is out of date or edited by hand
+     6  ToolMissingError     uv, pip-compile, docker, skopeo ... missing
+     7  EngineError          the container engine is unreachable or failed
+     8  BuildError           the image build failed
+     9  ImageTestError       the built image failed its checks
+    11  PipelineError        pipelines/*.yaml invalid (every problem listed first)
+    12  RenderCheckError     dags/ differs from what make render writes
+    13  InputFileError       a user-edited file cannot be read (size, encoding, not YAML, not a file)
+    14  UnsafePathError      a configured path leaves the repository
+    15  MachineFileError     .platform/local.yaml cannot be read
+    16  HostSetupError       an install or the engine start failed while preparing this host
+    17  StudioError          the studio's front-end bundle is missing or stale
+    20  StoreError           the bundle store refused or failed an operation
+    21  RollbackError        no version to roll back to / not a known version
+    22  PolicyError          deploy refused: a flavor or image the environment forbids,
+        ImageMissing           or no image its config could name
+    23  ConflictError        another writer won: a conditional write lost (store)
+        DeployConflict         or another deploy/rollback switched the pointer first
+    24  AirflowAPIError      the managed instance's API refused or failed
+    30  StackError           the local stack cannot be started, reached or stopped
+        ApiTimeout, PortTaken  (kinds of StackError)
+    31  RunFailed            a pipeline run on the local stack did not succeed
+    40  RegistryError        the registry refused or failed an operation
+    41  RegistryAuthError    wrong or missing credentials (never retried)
+    42  RegistryUnavailable  connection refused, timeouts, 5xx, after retries
+    43  ReleaseRefused       a push, release or promotion the rules forbid
+    50  PLAN_CHANGES         make plan: something would change (an answer, not a failure)
+    51  PlanRefused          make plan: deploy would refuse
+    52  StatusIncomplete     make status / diff could not read some environment
+   130  INTERRUPTED          Ctrl-C
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
 
 class PlatformError(Exception):
     exit_code = 1
-    kind = "error"
 
     def __init__(self, message: str, hint: str | None = None, *, where: str | None = None):
         super().__init__(message)
@@ -29,88 +72,150 @@ class PlatformError(Exception):
         return self.one_line()
 
 
+# ------------------------------------------------------------------ configuration, inputs, this host
 class ConfigError(PlatformError):
     """platform.yaml (or an override) is invalid."""
 
     exit_code = 2
-    kind = "config"
-
-
-class LockInputError(PlatformError):
-    """A requirements/*.in file asks for something the platform forbids."""
-
-    exit_code = 3
-    kind = "lock-input"
-
-
-class ResolutionError(PlatformError):
-    """The resolver could not find a consistent set of pins."""
-
-    exit_code = 4
-    kind = "resolution"
-
-
-class StaleLockError(PlatformError):
-    """A lock file is out of date with its inputs, or was edited by hand."""
-
-    exit_code = 5
-    kind = "stale-lock"
-
-
-class ToolMissingError(PlatformError):
-    """A required external tool (uv, pip-compile, docker, ...) is not available."""
-
-    exit_code = 6
-    kind = "tool-missing"
-
-
-class EngineError(PlatformError):
-    """The container engine is unreachable or failed."""
-
-    exit_code = 7
-    kind = "engine"
-
-
-class BuildError(PlatformError):
-    """The image build failed."""
-
-    exit_code = 8
-    kind = "build"
-
-
-class ImageTestError(PlatformError):
-    """The built image failed its tests."""
-
-    exit_code = 9
-    kind = "image-test"
 
 
 class InputFileError(ConfigError):
     """A file the user edits cannot be read: too large, not UTF-8, not YAML, not a regular file."""
 
     exit_code = 13
-    kind = "input-file"
 
 
 class UnsafePathError(ConfigError):
     """A path from configuration leaves the repository (or is not a plain relative path)."""
 
     exit_code = 14
-    kind = "unsafe-path"
 
 
 class MachineFileError(PlatformError):
     """The per-machine settings file (.platform/local.yaml) cannot be read."""
 
     exit_code = 15
-    kind = "machine-file"
 
 
 class HostSetupError(PlatformError):
     """This host cannot be set up for the build (an install or the engine start failed)."""
 
     exit_code = 16
-    kind = "host-setup"
+
+
+class ToolMissingError(PlatformError):
+    """A required external tool (uv, pip-compile, docker, ...) is not available."""
+
+    exit_code = 6
+
+
+# ------------------------------------------------------------------ locks
+class LockInputError(PlatformError):
+    """A requirements/*.in file asks for something the platform forbids."""
+
+    exit_code = 3
+
+
+class ResolutionError(PlatformError):
+    """The resolver could not find a consistent set of pins."""
+
+    exit_code = 4
+
+
+class StaleLockError(PlatformError):
+    """A lock file is out of date with its inputs, or was edited by hand."""
+
+    exit_code = 5
+
+
+# ------------------------------------------------------------------ image
+class EngineError(PlatformError):
+    """The container engine is unreachable or failed."""
+
+    exit_code = 7
+
+
+class BuildError(PlatformError):
+    """The image build failed."""
+
+    exit_code = 8
+
+
+class ImageTestError(PlatformError):
+    """The built image failed its tests."""
+
+    exit_code = 9
+
+
+# ------------------------------------------------------------------ pipelines and the studio
+@dataclass(frozen=True)
+class Problem:
+    """One problem in one pipeline file: where (file, line, field) and what."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field + ' ' if self.field else ''}{self.message}"
+
+
+class PipelineError(PlatformError):
+    """One or more pipelines are invalid; every problem is listed, one per line."""
+
+    exit_code = 11
+
+    def __init__(self, problems: list[Problem]):
+        files = sorted({p.file for p in problems})
+        super().__init__(f"{len(problems)} problem(s) in {len(files)} pipeline file(s): {', '.join(files)}",
+                         "fix each line above, then run make render")
+        self.problems = problems
+
+
+class RenderCheckError(PlatformError):
+    exit_code = 12
+
+
+class StudioError(PlatformError):
+    exit_code = 17
+
+
+# ------------------------------------------------------------------ delivery
+class StoreError(PlatformError):
+    """The bundle store refused or failed an operation."""
+
+    exit_code = 20
+
+
+class ConflictError(StoreError):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
+
+    exit_code = 23
+
+
+class RollbackError(PlatformError):
+    exit_code = 21
+
+
+class PolicyError(PlatformError):
+    exit_code = 22
+
+
+class ImageMissing(PolicyError):
+    """A deploy with no built or promoted image: its config would name none."""
+
+
+class DeployConflict(PlatformError):
+    """Another deploy or rollback switched the pointer while this one ran."""
+
+    exit_code = 23
+
+
+class AirflowAPIError(PlatformError):
+    exit_code = 24
+
 
 # Exit codes of `make plan` (like `terraform plan -detailed-exitcode`): 0 = nothing would change,
 # PLAN_CHANGES = deploy/promote would change something (an answer, not a failure), PlanRefused = deploy
@@ -122,11 +227,55 @@ class PlanRefused(PlatformError):
     """The plan found what deploy would refuse (a forbidden flavor or image): nothing can go out."""
 
     exit_code = 51
-    kind = "plan-refused"
 
 
 class StatusIncomplete(PlatformError):
     """`make status` / `make diff` could not read some environment's registry or bundle store."""
 
     exit_code = 52
-    kind = "status-incomplete"
+
+
+# ------------------------------------------------------------------ local stack
+class StackError(PlatformError):
+    """The local stack cannot be started, reached or stopped."""
+
+    exit_code = 30
+
+
+class ApiTimeout(StackError):
+    """The API did not answer in time (a busy machine); a follower may poll again."""
+
+
+class PortTaken(StackError):
+    """The stack's port is in use."""
+
+
+class RunFailed(PlatformError):
+    """A pipeline run ended in a state other than success."""
+
+    exit_code = 31
+
+
+# ------------------------------------------------------------------ registry
+class RegistryError(PlatformError):
+    """The registry refused or failed an operation."""
+
+    exit_code = 40
+
+
+class RegistryAuthError(RegistryError):
+    """Wrong or missing credentials: never retried."""
+
+    exit_code = 41
+
+
+class RegistryUnavailable(RegistryError):
+    """Connection refused, timeouts, 5xx: retried with backoff, then this."""
+
+    exit_code = 42
+
+
+class ReleaseRefused(PlatformError):
+    """A push, release or promotion the rules forbid (dirty tree, existing release, digest mismatch)."""
+
+    exit_code = 43

@@ -12,12 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..errors import PlatformError
-
-
-class AirflowAPIError(PlatformError):
-    exit_code = 24
-    kind = "airflow-api"
+from ..errors import AirflowAPIError
 
 
 @dataclass

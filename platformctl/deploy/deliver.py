@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ..errors import PlatformError
+from ..errors import DeployConflict, RollbackError
 from .bundle import MANIFEST, VERSION_RE, Bundle, manifest_bytes
 from .store import BundleStore, ConflictError
 
@@ -37,18 +37,6 @@ LOCK_TTL = 900  # seconds a lock object holds when the store has no conditional 
 LOCK_SETTLE = 1.0  # seconds to wait before reading the lock object back (last writer wins)
 KEEP_VERSIONS = 20
 INCOMPLETE_AGE = 3600  # a version without a manifest this old is an abandoned upload
-
-
-class DeployConflict(PlatformError):
-    """Another deploy or rollback switched the pointer while this one ran."""
-
-    exit_code = 23
-    kind = "conflict"
-
-
-class RollbackError(PlatformError):
-    exit_code = 21
-    kind = "rollback"
 
 
 def _join(*parts: str) -> str:

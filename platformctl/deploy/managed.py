@@ -9,15 +9,10 @@ from pathlib import Path
 import yaml
 
 from ..environments import Environment
-from ..errors import PlatformError
+from ..errors import ImageMissing
 
 BUNDLE_CLASS = "ml_platform.bundle.PlatformDagBundle"  # in the image: follows <prefix>/current.json
 BUNDLE_NAME = "ml-platform"
-
-
-class ImageMissing(PlatformError):
-    exit_code = 22
-    kind = "policy"
 
 
 # Nothing written here depends on the live bundle version: the bundle reads the environment's pointer

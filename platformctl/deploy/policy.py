@@ -6,12 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..environments import Environment
-from ..errors import PlatformError
-
-
-class PolicyError(PlatformError):
-    exit_code = 22
-    kind = "policy"
+from ..errors import PolicyError
 
 
 @dataclass(frozen=True)

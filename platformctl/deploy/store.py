@@ -15,21 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import PlatformError
-
-
-class StoreError(PlatformError):
-    """The bundle store refused or failed an operation."""
-
-    exit_code = 20
-    kind = "store"
-
-
-class ConflictError(StoreError):
-    """A conditional write lost: the object changed (or appeared) since it was read."""
-
-    exit_code = 23
-    kind = "conflict"
+from ..errors import ConflictError, StoreError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ import shutil
 import subprocess
 import sys
 
-EXIT_CODE = 6  # ToolMissingError's
+from ..errors import ToolMissingError  # stdlib-only, like this module
+
+EXIT_CODE = ToolMissingError.exit_code
 
 
 def has_venv() -> bool:

@@ -14,9 +14,10 @@ import re
 import sys
 from pathlib import Path
 
+from ..errors import StaleLockError  # stdlib-only, like this module
 from . import header as hdr
 
-EXIT_CODE = 5  # StaleLockError's, as for make lock-check
+EXIT_CODE = StaleLockError.exit_code  # as for make lock-check
 
 _LOCK_RE = re.compile(r"^(?P<set>[a-z0-9_-]+)-py(?P<py>\d)(?P<minor>\d+)\.txt$")
 

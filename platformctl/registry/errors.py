@@ -1,27 +1,3 @@
-from __future__ import annotations
+"""The registry's errors (defined in platformctl/errors.py with every exit code)."""
 
-from ..errors import PlatformError
-
-
-class RegistryError(PlatformError):
-    """The registry refused or failed an operation."""
-
-    exit_code = 40
-
-
-class RegistryAuthError(RegistryError):
-    """Wrong or missing credentials: never retried."""
-
-    exit_code = 41
-
-
-class RegistryUnavailable(RegistryError):
-    """Connection refused, timeouts, 5xx: retried with backoff, then this."""
-
-    exit_code = 42
-
-
-class ReleaseRefused(PlatformError):
-    """A push, release or promotion the rules forbid (dirty tree, existing release, digest mismatch)."""
-
-    exit_code = 43
+from ..errors import RegistryAuthError, RegistryError, RegistryUnavailable, ReleaseRefused  # noqa: F401

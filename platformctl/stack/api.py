@@ -15,11 +15,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ..wait import wait_until
-from .errors import StackError
-
-
-class ApiTimeout(StackError):
-    """The API did not answer in time (a busy machine); a follower may poll again."""
+from ..errors import ApiTimeout, StackError
 
 
 @dataclass

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StackError
+from ..errors import PortTaken, StackError
 
 STATE_DIR = ".platform"
 # Written to the state file; compose lets the process environment override an --env-file, so these
@@ -66,10 +66,6 @@ def read_env(path: Path) -> dict[str, str]:
                 k, v = line.split("=", 1)
                 out[k] = v
     return out
-
-
-class PortTaken(StackError):
-    pass
 
 
 @dataclass

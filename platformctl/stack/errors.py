@@ -1,15 +1,3 @@
-from __future__ import annotations
+"""The local stack's errors (defined in platformctl/errors.py with every exit code)."""
 
-from ..errors import PlatformError
-
-
-class StackError(PlatformError):
-    """The local stack cannot be started, reached or stopped."""
-
-    exit_code = 30
-
-
-class RunFailed(PlatformError):
-    """A pipeline run ended in a state other than success."""
-
-    exit_code = 31
+from ..errors import ApiTimeout, PortTaken, RunFailed, StackError  # noqa: F401

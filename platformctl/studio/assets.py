@@ -14,16 +14,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import PlatformError
+from ..errors import StudioError
 
 SOURCES = "studio"
 BUNDLE = Path(__file__).resolve().parent / "static"
 FILES = ("index.html", "app.js", "app.css")
-
-
-class StudioError(PlatformError):
-    exit_code = 17
-    kind = "studio"
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
