@@ -13,20 +13,37 @@
 # the Airflow lock, and copied onto its venv: a cold build waits for the Airflow step only, a team lock change reinstalls no
 # Airflow, and an Airflow lock change reinstalls the team's libraries only if their difference changed.
 
+# Build arguments, all up front (stages re-declare the ones they use, without a default). make build
+# passes every one of them from platform.yaml; these defaults let a bare `docker build` work too.
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 ARG BASE_MODE=python
 ARG UV_IMAGE=uv-image
+ARG PY_TAG=312
+# The airflow user's uid (gid 0, as in the official image, so an arbitrary uid in group 0 also works).
+ARG AIRFLOW_UID=50000
+# The uv version the tools lock pins; a mounted uv of another version fails the build.
+ARG UV_VERSION=""
+ARG AIRFLOW_VERSION=""
+ARG PYTHON_VERSION=""
+# What this build is (labels and the plugin's /ml-platform/build page); used in the last steps only, so a
+# new commit rebuilds nothing else.
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+ARG LOCK_FINGERPRINT=unknown
+ARG SOURCE=""
+ARG TITLE=ml-platform-airflow
 
 # ---------------------------------------------------------------- the locks of the image's Python
 # One tiny stage per lock, so each install step's cache depends on its own lock only.
 FROM scratch AS lock-tools
-ARG PY_TAG=312
+ARG PY_TAG
 COPY requirements/tools-py${PY_TAG}.txt /lock.txt
 FROM scratch AS lock-airflow
-ARG PY_TAG=312
+ARG PY_TAG
 COPY requirements/airflow-py${PY_TAG}.txt /lock.txt
 FROM scratch AS lock-team
-ARG PY_TAG=312
+ARG PY_TAG
 COPY requirements/team-py${PY_TAG}.txt /lock.txt
 
 # ---------------------------------------------------------------- uv: the installer
@@ -35,7 +52,7 @@ COPY requirements/team-py${PY_TAG}.txt /lock.txt
 # uv version from the hashed tools lock, target uv-image). uv is in no layer of the final image.
 # Without UV_IMAGE, uv is bootstrapped inside this build (stage uv-pip).
 FROM ${BASE_IMAGE} AS uv-pip
-ARG PY_TAG=312
+ARG PY_TAG
 USER 0
 RUN --mount=type=bind,from=lock-tools,source=/lock.txt,target=/tmp/tools.txt \
     --mount=type=cache,target=/root/.cache/pip,id=pip-py${PY_TAG} \
@@ -45,7 +62,7 @@ RUN --mount=type=bind,from=lock-tools,source=/lock.txt,target=/tmp/tools.txt \
     --mount=type=tmpfs,target=/run/trust \
     set -eu; \
     . /tmp/index-env.sh; \
-    # pip runs from wherever the base has it (no venv to create: ~1.5 s less)
+    # pip runs from wherever the base has it (creating a venv for it would be a wasted step)
     if python3 -m pip --version >/dev/null 2>&1; then pip="python3 -m pip"; \
     else whl="$(ls /usr/share/python-wheels/pip-*.whl \
                   "$(python3 -c 'import ensurepip, os; print(os.path.dirname(ensurepip.__file__))')"/_bundled/pip-*.whl \
@@ -63,8 +80,8 @@ FROM ${UV_IMAGE} AS uv
 
 # ---------------------------------------------------------------- python: Airflow from the lock
 FROM ${BASE_IMAGE} AS python-deps
-ARG PY_TAG=312
-ARG AIRFLOW_UID=50000
+ARG PY_TAG
+ARG AIRFLOW_UID
 ARG UV_VERSION
 USER 0
 ENV AIRFLOW_HOME=/opt/airflow \
@@ -80,11 +97,10 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
     --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
+    --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh \
     --mount=type=tmpfs,target=/run/trust \
     set -eu; \
-    uv_version="$(/opt/uv/uv --version | cut -d' ' -f2)"; \
-    if [ -n "${UV_VERSION:-}" ] && [ "$uv_version" != "${UV_VERSION}" ]; then \
-      echo "the uv image has uv $uv_version, the tools lock pins ${UV_VERSION}: point image.uv_image at uv ${UV_VERSION}" >&2; exit 1; fi; \
+    . /tmp/uv-lib.sh; check_uv_version; \
     # the base's own pip (python:*-slim ships one) has no use in the image: Airflow runs from /opt/venv
     if python3 -m pip --version >/dev/null 2>&1; then \
       PIP_ROOT_USER_ACTION=ignore python3 -m pip uninstall --quiet --yes --break-system-packages pip \
@@ -95,18 +111,17 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     chmod -R g+rwX /opt/airflow /home/airflow; \
     . /tmp/index-env.sh; \
     # No cache mount for this step: uv unpacks into a temporary cache on this layer's own filesystem and
-    # hard-links into the venv; the cache is gone before the layer is committed. Copying 173 packages
-    # out of a cache mount (another filesystem: no hard links) cost ~2 s of every cold build (bench/build).
+    # hard-links into the venv; the cache is gone before the layer is committed. From a cache mount
+    # (another filesystem: no hard links) every package would be copied instead (docs/image.md).
     # Bytecode is compiled in the next step, so that it is a layer of its own.
     export UV_NO_CACHE=1; \
     /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
     UV_LINK_MODE=hardlink UV_COMPILE_BYTECODE=0 \
       /opt/uv/uv pip sync --quiet --python /opt/venv/bin/python --require-hashes /tmp/locks/airflow.txt
-# The Airflow lock's bytecode (8,732 files, 143 MB), as a layer of its own: the engine checksums an image's
-# layers side by side when it stores the image (and pushes and pulls them side by side), so a 342 MB
-# layer of sources and a 143 MB layer of bytecode cost less than one of 485 MB (bench/build: export
-# 3.2-4.0 s instead of 5.5-6.2 s). --offline: the venv already is the lock (uv fails rather than
-# install anything here); uv compiles the whole venv.
+# The Airflow lock's bytecode, as a layer of its own: the engine checksums an image's layers side by side
+# when it stores the image (and pushes and pulls them side by side), so two layers of sources and of
+# bytecode are stored faster than one of both (figures in docs/image.md). --offline: the venv already is
+# the lock (uv fails rather than install anything here); uv compiles the whole venv.
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=bind,from=lock-airflow,source=/lock.txt,target=/tmp/locks/airflow.txt \
     UV_NO_CACHE=1 /opt/uv/uv pip sync --quiet --offline --python /opt/venv/bin/python --require-hashes /tmp/locks/airflow.txt
@@ -124,7 +139,7 @@ RUN --mount=type=bind,from=lock-airflow,source=/lock.txt,target=/tmp/locks/airfl
 # The team's libraries, installed without dependencies (the two locks together are complete) into a
 # venv at the same path as Airflow's, in parallel with the Airflow step, and copied over it.
 FROM ${BASE_IMAGE} AS team-python
-ARG PY_TAG=312
+ARG PY_TAG
 USER 0
 ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
@@ -159,8 +174,9 @@ COPY --from=operators-python /opt/venv/ /opt/venv/
 
 # ---------------------------------------------------------------- extend: locks on a vendor image
 FROM ${BASE_IMAGE} AS extend-deps
-ARG PY_TAG=312
+ARG PY_TAG
 ARG AIRFLOW_VERSION
+ARG AIRFLOW_UID
 ARG UV_VERSION
 USER 0
 ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never
@@ -171,19 +187,16 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
     --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
+    --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh \
     --mount=type=tmpfs,target=/run/trust \
     set -eu; \
-    uv_version="$(/opt/uv/uv --version | cut -d' ' -f2)"; \
-    if [ -n "${UV_VERSION:-}" ] && [ "$uv_version" != "${UV_VERSION}" ]; then \
-      echo "the uv image has uv $uv_version, the tools lock pins ${UV_VERSION}: point image.uv_image at uv ${UV_VERSION}" >&2; exit 1; fi; \
+    . /tmp/uv-lib.sh; check_uv_version; pick_python; \
     . /tmp/index-env.sh; \
-    py="$(command -v python || command -v python3)"; \
-    target="--system --break-system-packages"; if [ -n "${VIRTUAL_ENV:-}" ]; then target=""; fi; \
     /opt/uv/uv pip install --quiet --python "$py" $target --require-hashes -r /tmp/locks/airflow.txt -r /tmp/locks/team.txt; \
     "$py" -c "import airflow, sys; v = airflow.__version__; sys.exit(0 if v == '${AIRFLOW_VERSION}' else 'vendor image has Airflow %s, platform.yaml wants ${AIRFLOW_VERSION}' % v)"; \
     mkdir -p /opt/airflow/platform /opt/airflow/plugins /opt/airflow/dags; \
-    id -u airflow >/dev/null 2>&1 || useradd --uid 50000 --gid 0 --home-dir /home/airflow --create-home airflow; \
-    chown -R 50000:0 /opt/airflow/platform /opt/airflow/plugins /opt/airflow/dags
+    id -u airflow >/dev/null 2>&1 || useradd --uid "${AIRFLOW_UID}" --gid 0 --home-dir /home/airflow --create-home airflow; \
+    chown -R "${AIRFLOW_UID}:0" /opt/airflow/platform /opt/airflow/plugins /opt/airflow/dags
 
 # ---------------------------------------------------------------- the platform's own code (both modes)
 # (python mode: the team-python, operators-python and python-platform stages above)
@@ -192,15 +205,16 @@ USER 0
 # The operators package, installed without touching dependencies where the vendor's Python keeps packages.
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=bind,source=operators,target=/src/operators \
+    --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh \
     set -eu; \
-    py="$(command -v python || command -v python3)"; \
-    target="--system --break-system-packages"; if [ -n "${VIRTUAL_ENV:-}" ]; then target=""; fi; \
+    . /tmp/uv-lib.sh; pick_python; \
     /opt/uv/uv pip install --quiet --offline --no-cache --python "$py" $target --no-deps --no-build-isolation /src/operators
 
 FROM ${BASE_MODE}-platform AS platform
+ARG AIRFLOW_UID
 USER 0
 # Hardening (issue 20): no setuid/setgid programs (the Debian base's su, mount, passwd, chfn, ...: the
-# image runs as uid 50000 and never changes user or mounts anything; a container escape needs fewer
+# image runs as AIRFLOW_UID and never changes user or mounts anything; a container escape needs fewer
 # footholds), and nothing in /opt/venv writable by group or others (uv leaves its .lock 0666, and the
 # airflow user is in group 0). One small layer, cached with the venv. -xdev: only the image's own
 # filesystem, not /proc or the build's mounts.
@@ -210,19 +224,19 @@ ENV AIRFLOW_HOME=/opt/airflow \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     ML_PLATFORM_FLAVORS=/opt/airflow/platform/flavors.yaml
 COPY docker/entrypoint.sh /entrypoint
-COPY --chown=50000:0 flavors.yaml /opt/airflow/platform/flavors.yaml
-COPY --chown=50000:0 plugins/ /opt/airflow/plugins/
-COPY --chown=50000:0 dags/ /opt/airflow/dags/
+COPY --chown=${AIRFLOW_UID}:0 flavors.yaml /opt/airflow/platform/flavors.yaml
+COPY --chown=${AIRFLOW_UID}:0 plugins/ /opt/airflow/plugins/
+COPY --chown=${AIRFLOW_UID}:0 dags/ /opt/airflow/dags/
 
 # Everything below changes with every commit: keep it last and tiny.
-ARG VERSION=0.0.0-dev
-ARG REVISION=unknown
-ARG CREATED=1970-01-01T00:00:00Z
-ARG LOCK_FINGERPRINT=unknown
+ARG VERSION
+ARG REVISION
+ARG CREATED
+ARG LOCK_FINGERPRINT
 ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
-ARG SOURCE=""
-ARG TITLE=ml-platform-airflow
+ARG SOURCE
+ARG TITLE
 # The build, as the platform plugin shows it (/ml-platform/build): environment, not a file, so no step
 # here starts a container.
 ENV ML_PLATFORM_IMAGE_VERSION=${VERSION} \
@@ -239,7 +253,7 @@ LABEL org.opencontainers.image.title="${TITLE}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"
-USER 50000
+USER ${AIRFLOW_UID}
 WORKDIR /opt/airflow
 ENTRYPOINT ["/entrypoint"]
 CMD ["--help"]
