@@ -20,7 +20,23 @@ import sys
 import tempfile
 
 
+_ENV = ("ML_PLATFORM_FLAVORS", "ML_PLATFORM_ALLOWED_FLAVORS")
+
+
 def build(request: dict) -> dict:
+    """The answer for one request; the process environment is as it was afterwards."""
+    saved = {k: os.environ.get(k) for k in _ENV}
+    try:
+        return _build(request)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _build(request: dict) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(request["flavors_yaml"])
     os.environ["ML_PLATFORM_FLAVORS"] = f.name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ml_platform.flavors import load_catalog
@@ -52,3 +54,13 @@ def test_an_invalid_pod_is_reported():
     pod = build(request(["cpu-small"]))["jobs"]["p.yaml:cpu-small"]["pod"]
     pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] = {"not": "a quantity"}
     assert validate_pod(pod) is not None
+
+
+def test_build_leaves_the_process_environment_as_it_was(monkeypatch):
+    from ml_platform import podspec
+
+    monkeypatch.setenv("ML_PLATFORM_FLAVORS", "/somewhere/flavors.yaml")
+    monkeypatch.delenv("ML_PLATFORM_ALLOWED_FLAVORS", raising=False)
+    podspec.build({"flavors_yaml": (ROOT / "flavors.yaml").read_text(), "allowed": ["cpu-small"], "jobs": []})
+    assert os.environ["ML_PLATFORM_FLAVORS"] == "/somewhere/flavors.yaml"
+    assert "ML_PLATFORM_ALLOWED_FLAVORS" not in os.environ
