@@ -12,12 +12,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import machine
 from .errors import ConfigError
-from .yamlfile import read_yaml
+from .yamlfile import line_of, read_yaml
 
 CONFIG_FILE = "platform.yaml"
 
@@ -248,28 +247,6 @@ def collect_overrides(sets: list[str] | None = None, environ: dict[str, str] | N
     return out
 
 
-def _line_of(text: str, key_path: tuple[Any, ...]) -> int | None:
-    """Best-effort line number of a (top-level or nested) key in YAML text."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    for key in key_path:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        for k, v in node.value:
-            if k.value == str(key):
-                found = (k, v)
-                break
-        else:
-            return node.start_mark.line + 1
-        node = found[1]
-        last_key = found[0]
-    else:
-        return last_key.start_mark.line + 1 if key_path else None
-    return None
-
-
 def load_config(root: Path, overrides: dict[str, Any] | None = None) -> PlatformConfig:
     return load_config_with_sources(root, overrides)[0]
 
@@ -305,7 +282,7 @@ def load_config_with_sources(root: Path, overrides: dict[str, Any] | None = None
         elif source:
             where, extra = source, ""
         else:
-            line = _line_of(text, loc) if text else None
+            line = line_of(text, loc) if text else None
             where, extra = (f"{CONFIG_FILE}:{line}" if line else CONFIG_FILE), ""
         msg = err["msg"].removeprefix("Value error, ")
         hint = None

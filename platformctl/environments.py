@@ -13,11 +13,10 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import ConfigError, UnsafePathError
-from .yamlfile import read_yaml
+from .yamlfile import line_of, read_yaml
 
 ENV_DIR = "environments"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -228,7 +227,7 @@ def load_environment(root: Path, name: str) -> Environment:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(root)"
-        line = _line(text, err["loc"])
+        line = line_of(text, err["loc"])
         kind = UnsafePathError if tuple(err["loc"]) in _PATH_FIELDS else ConfigError
         raise kind(f"{field}: {err['msg'].removeprefix('Value error, ')}",
                    "see schemas/environment.schema.json", where=f"{rel}:{line}" if line else rel) from None
@@ -256,23 +255,9 @@ def _confined(root: Path, env: Environment, rel: str, text: str) -> Environment:
         try:
             confined_path(root, template, env.name, ".".join(loc), directory=directory)
         except UnsafePathError as exc:
-            line = _line(text, loc) if text else None
+            line = line_of(text, loc) if text else None
             exc.where = f"{rel}:{line}" if line else rel
             raise
     return env
 
 
-def _line(text: str, loc) -> int | None:
-    try:
-        node = yaml.compose(text)  # text is already bounded by read_yaml
-    except yaml.YAMLError:
-        return None
-    line = None
-    for key in loc:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
-        if match is None:
-            break
-        line, node = match[0].start_mark.line + 1, match[1]
-    return line

@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ml_platform.yamlsafe import MAX_BYTES, MAX_NODES, YamlFileError, load_file
+import yaml
+from ml_platform.yamlsafe import MAX_BYTES, MAX_NODES, YamlFileError, compose, load_file
 
 from .errors import ConfigError, InputFileError
 
-__all__ = ["MAX_BYTES", "MAX_NODES", "read_yaml"]
+__all__ = ["MAX_BYTES", "MAX_NODES", "line_index", "line_of", "read_yaml"]
 
 
 def read_yaml(path: Path, rel: str, *, mapping: bool = True, hint: str | None = None) -> tuple[Any, str]:
@@ -35,3 +36,44 @@ def read_yaml(path: Path, rel: str, *, mapping: bool = True, hint: str | None = 
         if bad is not None:
             raise ConfigError(f"key {bad!r} is not a string", hint or f"fix {rel}", where=rel)
     return data, text
+
+
+def line_index(node: yaml.Node | None) -> dict[tuple, int]:
+    """Key path -> 1-based line, for every mapping key and sequence item under node (() is the node itself).
+    Keys are the scalars' text; an item of a sequence is its index."""
+    out: dict[tuple, int] = {}
+    if node is None:
+        return out
+    stack: list[tuple[tuple, yaml.Node]] = [((), node)]  # iterative: depth is bounded by yamlsafe anyway
+    while stack:
+        path, n = stack.pop()
+        out.setdefault(path, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = k.value if isinstance(k, yaml.ScalarNode) else str(k.start_mark.line)
+                out.setdefault(path + (key,), k.start_mark.line + 1)
+                stack.append((path + (key,), v))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                stack.append((path + (i,), v))
+    return out
+
+
+def deepest(lines: dict[tuple, int], path: tuple) -> int | None:
+    """Line of the deepest prefix of path that the index knows."""
+    path = tuple(p if isinstance(p, int) else str(p) for p in path)
+    for i in range(len(path), -1, -1):
+        if path[:i] in lines:
+            return lines[path[:i]]
+    return None
+
+
+def line_of(text: str, path: tuple) -> int | None:
+    """Line of path's deepest existing key in YAML text (the file's first line when none exists); None
+    when the text is no YAML within the bounds. For messages: the error names file:line."""
+    try:
+        node, loader = compose(text)
+    except YamlFileError:
+        return None
+    loader.dispose()
+    return deepest(line_index(node), tuple(path)) if node is not None else None

@@ -4,6 +4,7 @@ and the same settings as environment variables for any other host that runs a cu
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import yaml
@@ -112,4 +113,6 @@ def write_config(root: Path, env: Environment, live_prefix: str, image: dict,
 
 
 def _quote(v: str) -> str:
-    return "'" + v.replace("'", "'\\''") + "'" if any(c in v for c in " \"'$`{}[],") else v
+    """Shell quoting (shlex) where a value needs it: the file reads the same to sh, docker compose's
+    env_file and python-dotenv for every value this module writes (no single quotes in them)."""
+    return shlex.quote(v) if any(c in v for c in " \"'$`{}[],") else v

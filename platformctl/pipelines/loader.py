@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from ml_platform import yamlsafe
 from ml_platform.yamlsafe import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, YamlFileError
+
+from ..yamlfile import deepest, line_index
 
 MAX_EXPANDED = yamlsafe.MAX_NODES
 
@@ -35,22 +36,7 @@ class Loaded:
 
     def line(self, path: tuple) -> int | None:
         """Line of the deepest known prefix of path."""
-        for i in range(len(path), -1, -1):
-            if path[:i] in self.lines:
-                return self.lines[path[:i]]
-        return None
-
-
-def _index_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = k.value if isinstance(k, yaml.ScalarNode) else str(k.start_mark.line)
-            out.setdefault(path + (key,), k.start_mark.line + 1)
-            _index_lines(v, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _index_lines(v, path + (i,), out)
+        return deepest(self.lines, path)
 
 
 def load_yaml(raw: bytes) -> Loaded:
@@ -63,6 +49,4 @@ def load_yaml(raw: bytes) -> Loaded:
         data = yamlsafe.construct(loader, node)
     except YamlFileError as exc:
         raise LoadError(exc.message.replace("files like it are", "pipelines are"), exc.line) from None
-    lines: dict[tuple, int] = {}
-    _index_lines(node, (), lines)
-    return Loaded(data, lines)
+    return Loaded(data, line_index(node))

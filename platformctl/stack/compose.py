@@ -59,13 +59,12 @@ def compose_binary() -> list[str]:
 
 
 def read_env(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line and not line.startswith("#") and "=" in line:
-                k, v = line.split("=", 1)
-                out[k] = v
-    return out
+    """The stack's state file (an env file compose reads too), parsed as compose and dotenv do."""
+    if not path.exists():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v or "" for k, v in dotenv_values(path, interpolate=False).items()}
 
 
 @dataclass

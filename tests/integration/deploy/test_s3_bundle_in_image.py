@@ -49,12 +49,9 @@ print("RESULT " + json.dumps(out))
 
 
 def env_file_vars(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            out[k] = v[1:-1].replace("'\\''", "'") if v.startswith("'") else v
-    return out
+    from dotenv import dotenv_values
+
+    return {k: v or "" for k, v in dotenv_values(path, interpolate=False).items()}
 
 
 @pytest.fixture

@@ -123,3 +123,22 @@ def test_deploy_uses_the_promoted_release_over_the_local_build(tmp_path):
         {"repository": "r.example/ml/airflow-prod", "version": "1.2.3", "digest": DIGEST}))
     assert image_info(tmp_path, env, cfg) == {"repository": "r.example/ml/airflow-prod", "tag": "1.2.3",
                                               "digest": DIGEST}
+
+
+def test_the_env_file_reads_back_as_written_by_dotenv_and_sh(tmp_path):
+    import shlex
+    import subprocess
+
+    from dotenv import dotenv_values
+
+    from platformctl.deploy.managed import env_vars
+
+    env = load_environment(ROOT, "dev")
+    image = {"repository": "r/airflow", "tag": "1.2.3", "digest": DIGEST, "airflow_version": "3.3.2"}
+    _, env_path = write_config(tmp_path, env, env.bundle.prefix, image)
+    want = env_vars(env, env.bundle.prefix, image)
+    assert dotenv_values(env_path, interpolate=False) == want  # compose's env_file reads it the same way
+    names = " ".join(f'"${k}"' for k in want)
+    out = subprocess.run(["sh", "-c", f"set -a; . {shlex.quote(str(env_path))}; printf '%s\\0' {names}"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split("\0")[:-1] == list(want.values())
