@@ -14,7 +14,6 @@ from pathlib import Path
 
 from .commands import COMMAND_MODULES
 from .errors import INTERRUPTED, PlatformError
-from .output import say
 
 
 def _root() -> Path:
@@ -56,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     except PlatformError as exc:
         if args.traceback:
             raise
-        say(f"error: {exc.one_line()}", file=sys.stderr)
+        print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        say("interrupted", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return INTERRUPTED

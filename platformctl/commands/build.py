@@ -10,7 +10,6 @@ from pathlib import Path
 from ..config import collect_overrides
 from ..host.setup import prepare
 from ..image.build import RECORD, build_image, build_plan, check_inputs, read_record
-from ..output import say
 
 STRICT_ENV = "PLATFORM_TEST_STRICT"  # tests/conftest.py: a missing engine or service fails instead of skipping
 
@@ -21,12 +20,12 @@ def build(root: Path, args) -> int:
                           preflight=lambda r, c: check_inputs(r, c, timings))
     rec = build_image(root, cfg, run_tests=not args.no_test, echo=not args.quiet, reuse=not args.no_reuse,
                       engine=engine, inputs_checked=True, full_tests=args.full_tests, timings=timings)
-    say(f"built {rec.image} in {rec.build_seconds}s")
-    say(f"  tags:     {', '.join(rec.tags)}")
-    say(f"  image id: {rec.image_id}")
-    say(f"  record:   {RECORD}")
+    print(f"built {rec.image} in {rec.build_seconds}s")
+    print(f"  tags:     {', '.join(rec.tags)}")
+    print(f"  image id: {rec.image_id}")
+    print(f"  record:   {RECORD}")
     parts = [f"{k} {'cached' if v is None else f'{v:.1f}s'}" for k, v in rec.timings.items()]
-    say(f"timing: {', '.join(parts + [f'total {time.perf_counter() - t0:.1f}s'])}")
+    print(f"timing: {', '.join(parts + [f'total {time.perf_counter() - t0:.1f}s'])}")
     return 0
 
 
@@ -42,7 +41,7 @@ def tested_build_of_tree(root: Path, cfg, engine) -> bool:
 def test(root: Path, args) -> int:
     cfg, engine = prepare(root, collect_overrides(args.sets), "test", preflight=check_inputs)
     if not tested_build_of_tree(root, cfg, engine):
-        say("test: no tested build of this tree yet: running make build first", flush=True)
+        print("test: no tested build of this tree yet: running make build first", flush=True)
         build_image(root, cfg, engine=engine, inputs_checked=True)
     pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
     env = {**os.environ, STRICT_ENV: "1"}

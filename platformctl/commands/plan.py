@@ -11,7 +11,6 @@ from ..deploy.live import env_repository, resolve_environment
 from ..deploy.plan import lines, make_plan
 from ..registry.auth import authfile, from_environment
 from ..registry.skopeo import Skopeo
-from ..output import say
 
 
 def cmd_plan(root, args) -> int:
@@ -25,13 +24,13 @@ def cmd_plan(root, args) -> int:
         plan = make_plan(root, cfg, env, version=args.version, skopeo_factory=skopeo,
                          docker=cfg.image.docker or shutil.which("docker"), resources=not args.no_resources)
     if args.json:
-        say(json.dumps(plan.to_json(), indent=2, sort_keys=True))
+        print(json.dumps(plan.to_json(), indent=2, sort_keys=True))
     else:
-        say("\n".join(lines(plan)))
+        print("\n".join(lines(plan)))
     if plan.refused:
-        say(f"error: plan for {env.name} refused: deploy would refuse {len(plan.policy)} job(s)"
-            + (f" ({plan.policy[0]['reason']})" if plan.policy else "")
-            + "; change the pipelines or the environment's allowed lists", file=sys.stderr)
+        print(f"error: plan for {env.name} refused: deploy would refuse {len(plan.policy)} job(s)"
+              + (f" ({plan.policy[0]['reason']})" if plan.policy else "")
+              + "; change the pipelines or the environment's allowed lists", file=sys.stderr)
     if args.fail_on == "refused" and not plan.refused:
         return 0  # GATE=refused: changes are expected (CI shows them), only a refusal fails the step
     return plan.exit_code

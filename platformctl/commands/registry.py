@@ -5,11 +5,10 @@ from __future__ import annotations
 from ..config import collect_overrides, load_config
 from ..registry.auth import from_environment
 from ..registry.ship import promote, push, release
-from ..output import say
 
 
 def _echo(msg: str) -> None:
-    say(msg, flush=True)
+    print(msg, flush=True)
 
 
 def _progress():
@@ -19,7 +18,7 @@ def _progress():
         mb = sent // 50_000_000
         if mb != last["mb"]:
             last["mb"] = mb
-            say(f"  {tag}: {sent / 1e6:.0f} MB uploaded", flush=True)
+            print(f"  {tag}: {sent / 1e6:.0f} MB uploaded", flush=True)
 
     return show
 

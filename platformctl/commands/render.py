@@ -7,12 +7,11 @@ from pathlib import Path
 
 from ..pipelines.errors import PipelineError
 from ..pipelines.project import pipeline_files, render_all, render_check as check_rendered
-from ..output import say
 
 
 def _warn(warnings) -> None:
     for w in warnings:
-        say(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def render(root: Path, args) -> int:
@@ -21,12 +20,12 @@ def render(root: Path, args) -> int:
         written, removed = render_all(root, args.template, warnings)
     except PipelineError as exc:
         for p in exc.problems:
-            say(f"error: {p}", file=sys.stderr)
+            print(f"error: {p}", file=sys.stderr)
         raise
     _warn(warnings)
     n = len(pipeline_files(root))
-    say(f"render: {n} pipeline(s); {len(written)} DAG file(s) written, {len(removed)} removed"
-        + "".join(f"\n  wrote {w}" for w in written) + "".join(f"\n  removed {r}" for r in removed))
+    print(f"render: {n} pipeline(s); {len(written)} DAG file(s) written, {len(removed)} removed"
+          + "".join(f"\n  wrote {w}" for w in written) + "".join(f"\n  removed {r}" for r in removed))
     return 0
 
 
@@ -35,9 +34,9 @@ def render_check(root: Path, args) -> int:
         check_rendered(root, args.template)
     except PipelineError as exc:
         for p in exc.problems:
-            say(f"error: {p}", file=sys.stderr)
+            print(f"error: {p}", file=sys.stderr)
         raise
-    say(f"render-check: dags/ is up to date with {len(pipeline_files(root))} pipeline(s)")
+    print(f"render-check: dags/ is up to date with {len(pipeline_files(root))} pipeline(s)")
     return 0
 
 

@@ -20,7 +20,6 @@ from . import checks
 from .engine import BuildSpec, DockerEngine
 from .inputs import inputs_fingerprint, inputs_tag
 from .uv_image import ensure_local as ensure_uv_image, uv_image_ref, uv_pin
-from ..output import say
 
 RECORD = Path("build/build-record.json")
 CHECKS_CACHE = Path("build/image-checks")  # the API check's migrated DB, per dependency key
@@ -159,19 +158,19 @@ def run_image_tests(root: Path, image: str, engine: DockerEngine, *, full: bool 
     python = labels.get("io.ml-platform.python.version") or cfg.image.python
     expect = checks.Expect.from_project(root, python, cfg.airflow_version)
     previous = (read_record(root) or {}).get("checks")
-    say(f"testing image {image[:19]}: " + ("every check group" if full else "deps (unless recorded), code, api"),
-        flush=True)
+    print(f"testing image {image[:19]}: " + ("every check group" if full else "deps (unless recorded), code, api"),
+          flush=True)
     runs, rec = checks.run_checks(engine.cli, image, info, expect, previous=previous, full=full,
                                   cache_dir=root / CHECKS_CACHE)
     report = ImageTestReport(runs, rec, {r.group: None if r.skipped else r.seconds for r in runs})
     for r in runs:
         if r.skipped:
-            say(f"  {r.group}: cached ({r.skipped})")
+            print(f"  {r.group}: cached ({r.skipped})")
             continue
-        say(f"  {r.group}: {sum(x.ok for x in r.results)}/{len(r.results)} passed in {r.seconds:.1f}s")
+        print(f"  {r.group}: {sum(x.ok for x in r.results)}/{len(r.results)} passed in {r.seconds:.1f}s")
         for x in r.results:
             if not x.ok:
-                say(f"    FAILED {x.name}: {x.detail[:1500]}")
+                print(f"    FAILED {x.name}: {x.detail[:1500]}")
     failed = [f"{x.group}/{x.name}" for r in runs for x in r.results if not x.ok]
     if failed:
         record = read_record(root)
@@ -188,8 +187,8 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool =
     here: anyone who can push to the repository could have planted an image under an inputs-<fp> tag
     with the right labels, so neither the tag nor the labels prove this pipeline built or tested it."""
     repo = cfg.registry.repository
-    say(f"{repo}:{inputs_tag(inputs)} ({hit['digest']}) has the same inputs: adopting it instead of "
-        f"rebuilding, once the image tests pass on it here", flush=True)
+    print(f"{repo}:{inputs_tag(inputs)} ({hit['digest']}) has the same inputs: adopting it instead of "
+          f"rebuilding, once the image tests pass on it here", flush=True)
     t0 = time.perf_counter()
     record: BuildRecord | None = None
 
@@ -219,11 +218,11 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool =
     record.pushed_tags = [*pushed, inputs_tag(inputs)] if pushed else []
     write_record(root, asdict(record))
     if pushed:
-        say(f"  tagged {repo}:{', '.join(pushed)} -> {hit['digest']} (tested here; its version label stays "
-            f"{record.labels.get('org.opencontainers.image.version', '?')})")
+        print(f"  tagged {repo}:{', '.join(pushed)} -> {hit['digest']} (tested here; its version label stays "
+              f"{record.labels.get('org.opencontainers.image.version', '?')})")
     else:
-        say(f"  not tested (--no-test): {hit['digest']} is tagged locally only and its record says tested: "
-            "false, so push and release refuse it")
+        print(f"  not tested (--no-test): {hit['digest']} is tagged locally only and its record says tested: "
+              "false, so push and release refuse it")
     return record
 
 
@@ -253,8 +252,8 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
         hit = find_reusable(cfg, inputs, creds)
         if hit and hit["labels"].get("io.ml-platform.lock.fingerprint") == spec.build_args["LOCK_FINGERPRINT"]:
             return _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests)
-    say(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
-        f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
+    print(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
+          f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
     t0 = time.perf_counter()
     uv_ref = spec.build_args.get("UV_IMAGE")
     if uv_ref:

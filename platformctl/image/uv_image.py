@@ -19,7 +19,6 @@ from ..lock import header as hdr
 from ..lock.core import REQ_DIR, lock_filename
 from ..lock.files import read_pins
 from .engine import BuildSpec, DockerEngine
-from ..output import say
 
 LOCAL_NAME = "ml-platform-uv"
 TARGET = "uv-image"
@@ -57,8 +56,8 @@ def ensure_local(root: Path, engine: DockerEngine, ref: str, spec: BuildSpec, ec
     args = {k: spec.build_args[k] for k in ("BASE_IMAGE", "PY_TAG") if k in spec.build_args}
     uv_spec = BuildSpec(context=spec.context, dockerfile=spec.dockerfile, tags=(ref,), build_args=args,
                         secrets=spec.secrets, target=TARGET, platform=spec.platform)
-    say(f"making the uv tools image {ref} from the tools lock (once per uv pin and base image)", flush=True)
+    print(f"making the uv tools image {ref} from the tools lock (once per uv pin and base image)", flush=True)
     t0 = time.perf_counter()
     engine.build(uv_spec, root / "build" / "uv-image.log", echo=echo)
-    say(f"  {ref} made in {time.perf_counter() - t0:.1f}s", flush=True)
+    print(f"  {ref} made in {time.perf_counter() - t0:.1f}s", flush=True)
     return True

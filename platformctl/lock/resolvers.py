@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import ResolutionError, ToolMissingError
-from ..output import say
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ def find_interpreter(version: str) -> str | None:
         if not c:
             continue
         try:
-            out = subprocess.run([c, "-c", "import sys;say('%d.%d'%sys.version_info[:2])"],
+            out = subprocess.run([c, "-c", "import sys;print('%d.%d'%sys.version_info[:2])"],
                                  capture_output=True, text=True, timeout=20)
         except (OSError, subprocess.TimeoutExpired):
             continue

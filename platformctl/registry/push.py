@@ -19,7 +19,6 @@ from ..image.engine import START_HINT
 from .auth import Credentials
 from .errors import RegistryError, RegistryUnavailable
 from .skopeo import classify, with_retries
-from ..output import say
 
 Progress = Callable[[str, int], None]  # (tag, bytes uploaded so far)
 
@@ -83,7 +82,7 @@ def _push_tag(repository: str, tag: str, creds: Credentials | None, progress: Pr
 
 def push_image(image: str, repository: str, tags: list[str], creds: Credentials | None, *,
                attempts: int = 4, base_delay: float = 1.0, progress: Progress | None = None,
-               echo=say) -> PushResult:
+               echo=print) -> PushResult:
     """Tag the local image `image` as repository:<tag> for every tag and push them, first tag first."""
     api = engine_client()
     try:

@@ -19,10 +19,9 @@ from .errors import RegistryError, RegistryUnavailable
 from .push import engine_client
 from .refs import build_tags
 from .skopeo import Skopeo
-from ..output import say
 
 
-def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=say) -> dict | None:
+def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=print) -> dict | None:
     """The registry's image for these inputs ({digest, labels}), or None. Never fails the build."""
     repo = cfg.registry.repository
     try:
@@ -39,7 +38,7 @@ def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=
 
 
 def adopt(cfg: PlatformConfig, engine: DockerEngine, hit: dict, version_tag: str, short_sha: str,
-          local_tags: list[str], creds: Credentials | None, echo=say,
+          local_tags: list[str], creds: Credentials | None, echo=print,
           verify: Callable[[str], bool] | None = None) -> tuple[str, list[str]]:
     """Make sure the engine has the registry image, tag it locally, then `verify(image id)` (the image
     tests, run here), and only if that returns True tag it in the registry with this build's tags.

@@ -12,7 +12,6 @@ from ..config import PlatformConfig
 from ..errors import BuildError
 from ..image.engine import BuildSpec, DockerEngine
 from .errors import StackError
-from ..output import say
 
 POSTGRES_CONTEXT = "stack/postgres"
 
@@ -41,7 +40,7 @@ def build_image(engine: DockerEngine, tag: str, context: Path, base: str, log_di
                          f"BASE_IMAGE=); {exc.hint}") from None
 
 
-def build_support_images(root: Path, cfg: PlatformConfig, engine: DockerEngine, *, echo=say) -> list[str]:
+def build_support_images(root: Path, cfg: PlatformConfig, engine: DockerEngine, *, echo=print) -> list[str]:
     base = support_base(cfg)
     ca = cfg.image.build_secrets.get("ca_bundle")
     built = []
