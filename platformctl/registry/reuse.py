@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..config import PlatformConfig
 from ..image.engine import DockerEngine
-from ..image.inputs import inputs_tag
+from ..record import inputs_tag
 from .auth import Credentials, authfile
 from .errors import RegistryError, RegistryUnavailable
 from .push import engine_client
