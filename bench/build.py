@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from platformctl import machine  # noqa: E402
 from platformctl.config import collect_overrides, load_config  # noqa: E402
 from platformctl.image.build import build_plan  # noqa: E402
-from platformctl.image.engine import DockerEngine  # noqa: E402
+from platformctl.engine import DockerEngine  # noqa: E402
 from platformctl.image.uv_image import LOCAL_NAME as LOCAL_UV  # noqa: E402
 from platformctl.lock import header as hdr  # noqa: E402
 from platformctl.lock.core import lock_filename  # noqa: E402

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from ..config import PlatformConfig, collect_overrides
+from ..engine import ContainerEngine, detect
 from ..host.setup import prepare
 from ..image.build import build as build_here, build_plan, check_inputs, new_record, run_image_tests
-from ..image.engine import DockerEngine
 from ..record import RECORD, BuildRecord, inputs_tag, version_tag
 from ..registry.auth import from_environment
 from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
@@ -19,7 +19,7 @@ STRICT_ENV = "PLATFORM_TEST_STRICT"  # tests/conftest.py: a missing engine or se
 
 
 def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo: bool = True,
-                engine: DockerEngine | None = None, reuse: bool = True, inputs_checked: bool = False,
+                engine: ContainerEngine | None = None, reuse: bool = True, inputs_checked: bool = False,
                 full_tests: bool = False, timings: dict | None = None) -> BuildRecord:
     """make build's image: the registry's image for these inputs when it has one (reuse, clean tree: adopted
     once the image tests pass on it here), else built here. timings: seconds already measured (check_inputs
@@ -28,7 +28,7 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     if not inputs_checked:
         check_inputs(root, cfg, timings)  # bad inputs first, before looking for an engine
     t = time.perf_counter()
-    engine = engine or DockerEngine.detect(cfg.image.docker, cfg.image.engine)
+    engine = engine or detect(cfg.image.docker, cfg.image.engine)
     spec, vinfo, inputs = build_plan(root, cfg, engine)
     if inputs and reuse and vinfo["dirty"] != "True":
         creds = from_environment()

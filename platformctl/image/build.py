@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import PlatformConfig, collect_overrides, load_config
+from ..engine import BuildSpec, ContainerEngine
 from ..errors import BuildError, ConfigError, ImageTestError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
@@ -15,7 +16,6 @@ from ..pipelines.project import render_check
 from ..record import IMAGE_SETS, RECORD, BuildRecord
 from ..version import image_version, source_url
 from . import checks
-from .engine import BuildSpec, DockerEngine
 from .inputs import inputs_fingerprint
 from .uv_image import ensure_local as ensure_uv_image, uv_image_ref, uv_pin
 
@@ -47,7 +47,7 @@ def resolve_secrets(root: Path, cfg: PlatformConfig) -> dict[str, Path]:
     return out
 
 
-def build_spec(root: Path, cfg: PlatformConfig, engine: DockerEngine,
+def build_spec(root: Path, cfg: PlatformConfig, engine: ContainerEngine,
                base_id: str | None = None) -> tuple[BuildSpec, dict[str, str]]:
     """The build's arguments, tags, secrets and target. base_id (the base image's id in the engine, when
     it has it) names the uv tools image to mount; without it uv is bootstrapped inside the build."""
@@ -84,7 +84,7 @@ def _unfetchable(e: BuildError, ref: str) -> bool:
     return any(f"load metadata for {n}]" in e.message for n in names)
 
 
-def build_plan(root: Path, cfg: PlatformConfig, engine: DockerEngine) -> tuple[BuildSpec, dict[str, str], str | None]:
+def build_plan(root: Path, cfg: PlatformConfig, engine: ContainerEngine) -> tuple[BuildSpec, dict[str, str], str | None]:
     """What make build would build: its spec, version info and inputs fingerprint (None: not computable)."""
     base_id = engine.image_id(cfg.image.resolved_base_image(cfg.airflow_version))
     spec, vinfo = build_spec(root, cfg, engine, base_id)
@@ -101,7 +101,7 @@ class ImageTestReport:
         return ", ".join(f"{r.group} {'cached' if r.skipped else f'{r.seconds:.1f}s'}" for r in self.runs)
 
 
-def run_image_tests(root: Path, image: str, engine: DockerEngine, *, full: bool = False,
+def run_image_tests(root: Path, image: str, engine: ContainerEngine, *, full: bool = False,
                     cfg: PlatformConfig | None = None) -> ImageTestReport:
     """The image checks (image/checks: deps, code, api side by side). deps is skipped when the build record
     holds a pass on the same dependency layers, pins and checks (full: never skipped). Raises ImageTestError
@@ -158,7 +158,7 @@ def new_record(cfg: PlatformConfig, spec: BuildSpec, vinfo: dict[str, str], imag
         labels=labels, **rest)
 
 
-def build(root: Path, cfg: PlatformConfig, engine: DockerEngine, spec: BuildSpec, vinfo: dict[str, str],
+def build(root: Path, cfg: PlatformConfig, engine: ContainerEngine, spec: BuildSpec, vinfo: dict[str, str],
           inputs: str | None, *, run_tests: bool = True, echo: bool = True, full_tests: bool = False,
           timings: dict | None = None, started: float | None = None) -> BuildRecord:
     """Build spec with the engine, write its record (tested: false), run the image tests and record the result.

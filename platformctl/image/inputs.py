@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 
 from ..record import inputs_tag  # noqa: F401 - the tag a build with these inputs gets: named there
-from .engine import BuildSpec
+from ..engine import BuildSpec, context_paths
 
 LABEL_ONLY_ARGS = {"VERSION", "REVISION", "CREATED", "SOURCE"}
 
@@ -36,9 +36,7 @@ def context_files(root: Path) -> list[str] | None:
     patterns = _dockerignore(root)
     if patterns is None:
         return None
-    from docker.utils.build import exclude_paths  # the docker SDK: imported by the commands that need it
-
-    paths = exclude_paths(str(root), patterns)
+    paths = context_paths(root, patterns)
     return sorted(p for p in paths if p not in ("Dockerfile", ".dockerignore") and (root / p).is_file())
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import git
 
 from ..config import PlatformConfig
+from ..engine import ContainerEngine, connect
 from ..environments import load_environment
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..record import IMAGE_SETS
@@ -36,7 +37,8 @@ def _skopeo(cfg: PlatformConfig, auth: str | None, echo=print) -> Skopeo:
 
 
 # ------------------------------------------------------------------------------------------ push
-def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=print, progress=None) -> dict:
+def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=print, progress=None,
+         engine: ContainerEngine | None = None) -> dict:
     rec = load_build(root)
     assert_shippable(root, rec)
     repo = cfg.registry.repository
@@ -45,7 +47,7 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=pri
         tags.append(rec.inputs_tag)  # lets a later build with the same inputs reuse this image
     echo(f"pushing {rec.image} to {repo} as {', '.join(tags)}")
     res = push_image(rec.image_id, repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
-                     echo=echo)
+                     echo=echo, engine=engine or connect(cfg.image.docker))
     with authfile(creds, repo) as auth:
         sk = _skopeo(cfg, auth, echo)
         for t in tags:
