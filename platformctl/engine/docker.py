@@ -222,7 +222,8 @@ class DockerEngine(ContainerEngine):
     def tag(self, src: str, dst: str) -> None:
         p = _run([self.cli, "tag", src, dst])
         if p.returncode != 0:
-            raise EngineError(f"docker tag {src} {dst} failed: {p.stderr.strip()}")
+            down = re.search(r"Cannot connect to the Docker daemon|error during connect", p.stderr)
+            raise EngineError(f"docker tag {src} {dst} failed: {p.stderr.strip()}", self.start_hint if down else None)
 
     # ----------------------------------------------------------------- push (engine API)
     def _api(self):

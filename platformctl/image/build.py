@@ -112,7 +112,7 @@ def run_image_tests(root: Path, image: str, engine: ContainerEngine, *, full: bo
     python = labels.get("io.ml-platform.python.version") or cfg.image.python
     expect = checks.Expect.from_project(root, python, cfg.airflow_version)
     previous = (BuildRecord.load(root) or BuildRecord()).checks or None
-    print(f"testing image {image[:19]}: " + ("every check group" if full else "deps (unless recorded), code, api"),
+    print(f"testing image: {image[:19]}, " + ("every check group" if full else "deps (unless recorded), code, api"),
           flush=True)
     runs, rec = checks.run_checks(engine.cli, image, info, expect, previous=previous, full=full,
                                   cache_dir=root / CHECKS_CACHE)
