@@ -15,7 +15,6 @@ Run: make bench-build (after make build: it uses what make build resolved on thi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import shutil
@@ -31,10 +30,11 @@ sys.path.insert(0, str(ROOT))
 from platformctl import machine  # noqa: E402
 from platformctl.config import collect_overrides, load_config  # noqa: E402
 from platformctl.image.build import build_plan  # noqa: E402
-from platformctl.image.engine import DockerEngine  # noqa: E402
+from platformctl.engine import DockerEngine  # noqa: E402
 from platformctl.image.uv_image import LOCAL_NAME as LOCAL_UV  # noqa: E402
 from platformctl.lock import header as hdr  # noqa: E402
 from platformctl.lock.core import lock_filename  # noqa: E402
+from platformctl.record import BuildRecord  # noqa: E402
 
 NAIVE = """FROM {base}
 COPY requirements.txt /tmp/requirements.txt
@@ -105,9 +105,9 @@ class Bench:
         t0 = time.perf_counter()
         sh([sys.executable, str(ROOT / "build.py"), "build", "--no-test", "--quiet", "--no-reuse"], env=env, cwd=self.repo)
         dt = time.perf_counter() - t0
-        rec = json.loads((self.repo / "build/build-record.json").read_text())
-        self.made.add(rec["image_id"])
-        return dt, rec["image_id"]
+        image_id = BuildRecord.load(self.repo).image_id
+        self.made.add(image_id)
+        return dt, image_id
 
     def size(self, ref: str) -> int:
         return int(sh([self.engine.cli, "image", "inspect", ref, "--format", "{{.Size}}"]).stdout.strip())

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.integration.registry.conftest import PASSWORD, USER, RegistryServer  # noqa: E402
 from platformctl import machine  # noqa: E402
+from platformctl.record import BuildRecord  # noqa: E402
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
@@ -40,7 +41,9 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
 
 
 def main() -> None:
-    record = json.loads((ROOT / "build" / "build-record.json").read_text())
+    record = BuildRecord.load(ROOT)
+    if record is None:
+        sys.exit("make build first (the bench pushes that tested build)")
     work = Path(tempfile.mkdtemp(prefix="bench-push-"))
     reg = RegistryServer(work)
     reg.start()
@@ -50,9 +53,10 @@ def main() -> None:
         machine.copy_to(ROOT, clone)  # the base image, CLI and CA bundle make build resolved here
         (clone / "build").mkdir()
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
-        if record["revision"] != head or record.get("dirty") or not record.get("tested"):
+        if record.revision != head or record.dirty or not record.tested:
             sys.exit("make build first, from a clean tree at HEAD (the bench pushes that tested build)")
-        (clone / "build" / "build-record.json").write_text(json.dumps({**record, "digest": None, "repository": None}))
+        record.digest = record.repository = None
+        record.save(clone)
         env = {**os.environ, "REGISTRY": f"{reg.host}/bench/airflow", "REGISTRY_USERNAME": USER,
                "REGISTRY_PASSWORD": PASSWORD}
         py = [sys.executable, "build.py"]

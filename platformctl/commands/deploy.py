@@ -14,8 +14,8 @@ from ..deploy.managed import BUNDLE_NAME, require_image, write_config
 from ..deploy.policy import PolicyError, check_policy, job_uses
 from ..deploy.store import BundleStore, LocalStore, S3Store
 from ..environments import Environment, confined_path, load_environment, local_bundle_dir
-from ..image.build import read_record
 from ..pipelines.project import render_all
+from ..record import BuildRecord
 from ..registry.records import PROMOTION
 
 
@@ -33,11 +33,10 @@ def image_info(root: Path, env: Environment, cfg) -> dict:
     if promoted.exists():
         p = json.loads(promoted.read_text())
         return {"repository": p["repository"], "tag": p["version"], "digest": p["digest"]}
-    rec = read_record(root)
+    rec = BuildRecord.load(root)
     if rec is None:
         return {"repository": repo, "tag": None, "digest": None}
-    return {"repository": repo, "tag": rec["tags"][0].split(":", 1)[1], "digest": rec.get("digest"),
-            "image_id": rec.get("image_id")}
+    return {"repository": repo, "tag": rec.version_tag, "digest": rec.digest, "image_id": rec.image_id}
 
 
 def image_for(root: Path, env: Environment, cfg) -> dict:

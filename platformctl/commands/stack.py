@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import collect_overrides, load_config
 from ..host.setup import prepare
-from ..image.build import read_record
+from ..record import BuildRecord
 from ..stack.compose import PortTaken, Stack, free_port
 from ..stack.errors import StackError
 from ..stack.images import build_support_images
@@ -25,10 +25,10 @@ def _stack(root, args, cfg) -> Stack:
 
 
 def built_image(root) -> str:
-    rec = read_record(root)
+    rec = BuildRecord.load(root)
     if rec is None:
         raise StackError("no built image: build/build-record.json is missing", "run make build first")
-    return rec["image"]
+    return rec.image
 
 
 def deploy_local(root, args, airflow_url: str | None = None) -> tuple[str, str, str, bool]:

@@ -17,10 +17,10 @@ from pathlib import Path
 from ..config import PlatformConfig
 from ..environments import Environment
 from ..errors import PLAN_CHANGES, PlanRefused, PlatformError
-from ..image.build import IMAGE_SETS, read_record
 from ..lock.core import REQ_DIR, lock_filename
 from ..lock.diff import diff_pins
 from ..lock.files import read_pins
+from ..record import IMAGE_SETS, BuildRecord
 from ..registry.records import PROMOTION, load_release
 from .bundle import MANIFEST, Bundle, BundleFile, collect
 from .live import (LiveBundle, RegistryView, env_repository, inspect_digest, live_job_uses, open_store, read_live,
@@ -52,13 +52,13 @@ def next_image(root: Path, cfg: PlatformConfig, env: Environment, version: str |
         p = json.loads(promoted.read_text())
         return {"repository": p["repository"], "tag": p["version"], "digest": p["digest"], "image_id": None,
                 "revision": p.get("commit"), "release": p["version"], "source": f"promoted release {p['version']}"}
-    rec = read_record(root)
+    rec = BuildRecord.load(root)
     if rec is None:
         return {"repository": repo, "tag": None, "digest": None, "image_id": None, "revision": None,
                 "release": None, "source": "no build (run make build)"}
-    return {"repository": repo, "tag": rec["tags"][0].split(":", 1)[1], "digest": rec.get("digest"),
-            "image_id": rec.get("image_id"), "revision": rec.get("revision"), "release": None,
-            "source": f"build {rec.get('version')}" + ("" if rec.get("digest") else " (not pushed)")}
+    return {"repository": repo, "tag": rec.version_tag, "digest": rec.digest, "image_id": rec.image_id,
+            "revision": rec.revision, "release": None,
+            "source": f"build {rec.version}" + ("" if rec.digest else " (not pushed)")}
 
 
 def next_bundle(root: Path, image_key: str | None) -> Bundle:

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..image.engine import DAEMON_TIMEOUT, _run_all, engine_package, find_buildkit_cli
+from ..engine.docker import DAEMON_TIMEOUT, _run_all, engine_package, find_buildkit_cli
 from .plan import TOOLS, HostFacts
 
 

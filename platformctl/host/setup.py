@@ -14,7 +14,7 @@ from typing import Any
 from .. import machine
 from ..config import ENV_OVERRIDES, PlatformConfig, _parse_value, load_config_with_sources
 from ..errors import ConfigError, EngineError, HostSetupError, ToolMissingError
-from ..image.engine import DockerEngine
+from ..engine import ContainerEngine, detect
 from ..wait import wait_until
 from .plan import NEEDS, BaseChoice, HostFacts, Plan, choose_base, decide
 from .probe import probe
@@ -113,7 +113,7 @@ def ensure_tools(root: Path, cfg: PlatformConfig, needs: tuple[str, ...], echo: 
         carry_out(root, plan, facts, echo, cfg)
 
 
-def _pull_error(engine: DockerEngine, ref: str, echo: Echo) -> str | None:
+def _pull_error(engine: ContainerEngine, ref: str, echo: Echo) -> str | None:
     if ref.startswith("local/"):
         return "a local/ image is made here, never pulled"
     p = engine.pull(ref, PULL_TIMEOUT)
@@ -124,7 +124,7 @@ def _pull_error(engine: DockerEngine, ref: str, echo: Echo) -> str | None:
     return (lines[-1] if lines else f"docker pull exited {p.returncode}")[:200]
 
 
-def ensure_base(root: Path, cfg: PlatformConfig, user_set: set[str], engine: DockerEngine,
+def ensure_base(root: Path, cfg: PlatformConfig, user_set: set[str], engine: ContainerEngine,
                 echo: Echo) -> dict[str, Any]:
     base = cfg.image.resolved_base_image(cfg.airflow_version)
     if engine.image_id(base):
@@ -171,7 +171,7 @@ def user_settings(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def prepare(root: Path, overrides: dict[str, Any], command: str = "build", echo: Echo = _echo,
-            preflight: Callable[[Path, PlatformConfig], None] | None = None) -> tuple[PlatformConfig, DockerEngine]:
+            preflight: Callable[[Path, PlatformConfig], None] | None = None) -> tuple[PlatformConfig, ContainerEngine]:
     """Everything `command` needs on this host, then the configuration as this machine resolved it and the
     engine to use. preflight(root, cfg) checks the inputs first, before the host is touched. A second run
     with nothing changed installs, starts and prints nothing."""
@@ -179,7 +179,7 @@ def prepare(root: Path, overrides: dict[str, Any], command: str = "build", echo:
     if preflight:
         preflight(root, cfg)
     ensure_tools(root, cfg, NEEDS[command], echo)
-    engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
+    engine = detect(cfg.image.docker, cfg.image.engine)
     user_set = {k for k, s in sources.items() if s != machine.SOURCE}
     settings: dict[str, Any] = {}
     if "image.docker" not in user_set:

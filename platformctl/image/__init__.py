@@ -1,1 +1,1 @@
-"""Building the image: the container engine interface and the build workflow."""
+"""Building the image: its spec, inputs fingerprint, uv tools image, the build and its image checks (the engine is platformctl/engine)."""

@@ -2,73 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import PlatformConfig, collect_overrides, load_config
+from ..engine import BuildSpec, ContainerEngine
 from ..errors import BuildError, ConfigError, ImageTestError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..pipelines.project import render_check
-from ..registry.auth import from_environment
-from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
+from ..record import IMAGE_SETS, RECORD, BuildRecord
 from ..version import image_version, source_url
 from . import checks
-from .engine import BuildSpec, DockerEngine
-from .inputs import inputs_fingerprint, inputs_tag
+from .inputs import inputs_fingerprint
 from .uv_image import ensure_local as ensure_uv_image, uv_image_ref, uv_pin
 
-RECORD = Path("build/build-record.json")
 CHECKS_CACHE = Path("build/image-checks")  # the API check's migrated DB, per dependency key
-IMAGE_SETS = ("tools", "airflow", "team")  # the locks baked into (or used to build) the image
 SECRET_ENV = {"ca_bundle": "CA_BUNDLE", "index_url": "INDEX_URL_FILE"}
 KNOWN_SECRETS = {"ca_bundle": "extra CA certificates (PEM) for a TLS-intercepting proxy",
                  "index_url": "a file holding a private package index URL with credentials"}
-
-
-@dataclass
-class BuildRecord:
-    image: str
-    tags: list[str]
-    image_id: str
-    digest: str | None  # registry digest, set once pushed
-    version: str
-    revision: str
-    dirty: bool
-    created: str
-    airflow_version: str
-    python_version: str
-    base_mode: str
-    base_image: str
-    lock_fingerprint: str
-    labels: dict[str, str]
-    build_seconds: float
-    tested: bool = False  # the image tests passed on this image id
-    inputs: str | None = None  # inputs fingerprint (image/inputs.py); pushed as tag inputs-<fp>
-    reused_from: str | None = None  # registry digest adopted instead of building
-    tested_here: bool = False  # the image tests ran on this image id in this build (always so when tested)
-    verification: str | None = None  # how it came to be trusted: "built and tested here", "adopted, tested here"
-    repository: str | None = None  # set by make push, with digest
-    pushed_tags: list[str] = field(default_factory=list)
-    # what passed on this image, per check group (image/checks): deps carries the key (layer digests, pins,
-    # checks) it passed on, so the next build skips it while that key is unchanged
-    checks: dict = field(default_factory=dict)
-    timings: dict[str, float | None] = field(default_factory=dict)  # s: lock-check, render-check, build, test <group> (None: cached)
-
-
-def read_record(root: Path) -> dict | None:
-    """build/build-record.json as written by make build (and updated by make push), or None."""
-    path = root / RECORD
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def write_record(root: Path, record: dict) -> None:
-    path = root / RECORD
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def image_lock_fingerprint(root: Path, cfg: PlatformConfig) -> str:
@@ -93,7 +47,7 @@ def resolve_secrets(root: Path, cfg: PlatformConfig) -> dict[str, Path]:
     return out
 
 
-def build_spec(root: Path, cfg: PlatformConfig, engine: DockerEngine,
+def build_spec(root: Path, cfg: PlatformConfig, engine: ContainerEngine,
                base_id: str | None = None) -> tuple[BuildSpec, dict[str, str]]:
     """The build's arguments, tags, secrets and target. base_id (the base image's id in the engine, when
     it has it) names the uv tools image to mount; without it uv is bootstrapped inside the build."""
@@ -130,7 +84,7 @@ def _unfetchable(e: BuildError, ref: str) -> bool:
     return any(f"load metadata for {n}]" in e.message for n in names)
 
 
-def build_plan(root: Path, cfg: PlatformConfig, engine: DockerEngine) -> tuple[BuildSpec, dict[str, str], str | None]:
+def build_plan(root: Path, cfg: PlatformConfig, engine: ContainerEngine) -> tuple[BuildSpec, dict[str, str], str | None]:
     """What make build would build: its spec, version info and inputs fingerprint (None: not computable)."""
     base_id = engine.image_id(cfg.image.resolved_base_image(cfg.airflow_version))
     spec, vinfo = build_spec(root, cfg, engine, base_id)
@@ -147,7 +101,7 @@ class ImageTestReport:
         return ", ".join(f"{r.group} {'cached' if r.skipped else f'{r.seconds:.1f}s'}" for r in self.runs)
 
 
-def run_image_tests(root: Path, image: str, engine: DockerEngine, *, full: bool = False,
+def run_image_tests(root: Path, image: str, engine: ContainerEngine, *, full: bool = False,
                     cfg: PlatformConfig | None = None) -> ImageTestReport:
     """The image checks (image/checks: deps, code, api side by side). deps is skipped when the build record
     holds a pass on the same dependency layers, pins and checks (full: never skipped). Raises ImageTestError
@@ -157,8 +111,8 @@ def run_image_tests(root: Path, image: str, engine: DockerEngine, *, full: bool 
     labels = (info.get("Config") or {}).get("Labels") or {}
     python = labels.get("io.ml-platform.python.version") or cfg.image.python
     expect = checks.Expect.from_project(root, python, cfg.airflow_version)
-    previous = (read_record(root) or {}).get("checks")
-    print(f"testing image {image[:19]}: " + ("every check group" if full else "deps (unless recorded), code, api"),
+    previous = (BuildRecord.load(root) or BuildRecord()).checks or None
+    print(f"testing image: {image[:19]}, " + ("every check group" if full else "deps (unless recorded), code, api"),
           flush=True)
     runs, rec = checks.run_checks(engine.cli, image, info, expect, previous=previous, full=full,
                                   cache_dir=root / CHECKS_CACHE)
@@ -173,57 +127,13 @@ def run_image_tests(root: Path, image: str, engine: DockerEngine, *, full: bool 
                 print(f"    FAILED {x.name}: {x.detail[:1500]}")
     failed = [f"{x.group}/{x.name}" for r in runs for x in r.results if not x.ok]
     if failed:
-        record = read_record(root)
-        if record is not None and record.get("image_id") == info.get("Id"):
-            record["checks"] = {g: v for g, v in rec.items() if v.get("passed")}
-            write_record(root, record)
+        record = BuildRecord.load(root)
+        if record is not None and record.image_id == info.get("Id"):
+            record.checks = {g: v for g, v in rec.items() if v.get("passed")}
+            record.save(root)
         raise ImageTestError(f"image {image} failed {len(failed)} check(s): {', '.join(failed)}",
                              "see the failures above; its build record says tested: false, so push and release refuse it")
     return report
-
-
-def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool = True) -> BuildRecord:
-    """Adopt the registry's image for these inputs. It is trusted only once the image tests pass on it
-    here: anyone who can push to the repository could have planted an image under an inputs-<fp> tag
-    with the right labels, so neither the tag nor the labels prove this pipeline built or tested it."""
-    repo = cfg.registry.repository
-    print(f"{repo}:{inputs_tag(inputs)} ({hit['digest']}) has the same inputs: adopting it instead of "
-          f"rebuilding, once the image tests pass on it here", flush=True)
-    t0 = time.perf_counter()
-    record: BuildRecord | None = None
-
-    def verify(image_id: str) -> bool:
-        nonlocal record
-        labels = (engine.inspect(image_id).get("Config") or {}).get("Labels") or {}
-        record = BuildRecord(
-            image=spec.tags[0], tags=list(spec.tags), image_id=image_id, digest=hit["digest"],
-            version=vinfo["version"], revision=vinfo["revision"], dirty=False, created=vinfo["created"],
-            airflow_version=cfg.airflow_version, python_version=cfg.image.python, base_mode=cfg.image.base_mode,
-            base_image=spec.build_args["BASE_IMAGE"], lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"],
-            labels=labels, build_seconds=round(time.perf_counter() - t0, 2), tested=False, repository=repo,
-            inputs=inputs, reused_from=hit["digest"], verification="adopted from the registry, not tested",
-        )
-        write_record(root, asdict(record))  # tested: false until the tests pass on it here
-        if not run_tests:
-            return False
-        record.checks = run_image_tests(root, image_id, engine).checks
-        record.tested = record.tested_here = True
-        record.verification = "adopted from the registry, image tests passed on it in this build"
-        return True
-
-    image_id, pushed = adopt_reusable(cfg, engine, hit, spec.tags[0].split(":", 1)[1],
-                                      vinfo["revision"][:7], list(spec.tags), creds, verify=verify)
-    assert record is not None
-    record.build_seconds = round(time.perf_counter() - t0, 2)
-    record.pushed_tags = [*pushed, inputs_tag(inputs)] if pushed else []
-    write_record(root, asdict(record))
-    if pushed:
-        print(f"  tagged {repo}:{', '.join(pushed)} -> {hit['digest']} (tested here; its version label stays "
-              f"{record.labels.get('org.opencontainers.image.version', '?')})")
-    else:
-        print(f"  not tested (--no-test): {hit['digest']} is tagged locally only and its record says tested: "
-              "false, so push and release refuse it")
-    return record
 
 
 def check_inputs(root: Path, cfg: PlatformConfig, timings: dict | None = None) -> None:
@@ -237,21 +147,24 @@ def check_inputs(root: Path, cfg: PlatformConfig, timings: dict | None = None) -
     resolve_secrets(root, cfg)
 
 
-def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo: bool = True,
-                engine: DockerEngine | None = None, reuse: bool = True, inputs_checked: bool = False,
-                full_tests: bool = False, timings: dict | None = None) -> BuildRecord:
-    """timings: seconds already measured (check_inputs run by the caller); the build's and tests' are added."""
+def new_record(cfg: PlatformConfig, spec: BuildSpec, vinfo: dict[str, str], image_id: str, labels: dict[str, str],
+               **rest) -> BuildRecord:
+    """The build record of image_id for this spec and version info (rest: the fields that differ)."""
+    return BuildRecord(
+        image=spec.tags[0], tags=list(spec.tags), image_id=image_id,
+        version=vinfo["version"], revision=vinfo["revision"], created=vinfo["created"],
+        airflow_version=cfg.airflow_version, python_version=cfg.image.python, base_mode=cfg.image.base_mode,
+        base_image=spec.build_args["BASE_IMAGE"], lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"],
+        labels=labels, **rest)
+
+
+def build(root: Path, cfg: PlatformConfig, engine: ContainerEngine, spec: BuildSpec, vinfo: dict[str, str],
+          inputs: str | None, *, run_tests: bool = True, echo: bool = True, full_tests: bool = False,
+          timings: dict | None = None, started: float | None = None) -> BuildRecord:
+    """Build spec with the engine, write its record (tested: false), run the image tests and record the result.
+    timings: seconds already measured, the build's and tests' are added; started: when the build step began."""
     timings = {} if timings is None else timings
-    if not inputs_checked:
-        check_inputs(root, cfg, timings)  # bad inputs first, before looking for an engine
-    t = time.perf_counter()
-    engine = engine or DockerEngine.detect(cfg.image.docker, cfg.image.engine)
-    spec, vinfo, inputs = build_plan(root, cfg, engine)
-    if inputs and reuse and vinfo["dirty"] != "True":
-        creds = from_environment()
-        hit = find_reusable(cfg, inputs, creds)
-        if hit and hit["labels"].get("io.ml-platform.lock.fingerprint") == spec.build_args["LOCK_FINGERPRINT"]:
-            return _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests)
+    t = time.perf_counter() if started is None else started
     print(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
           f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
     t0 = time.perf_counter()
@@ -275,23 +188,20 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     timings["build"] = round(time.perf_counter() - t, 2)
     info = engine.inspect(image_id)
     labels = info.get("Config", {}).get("Labels") or {}
-    record = BuildRecord(
-        image=spec.tags[0], tags=list(spec.tags), image_id=image_id, digest=None,
-        version=vinfo["version"], revision=vinfo["revision"], dirty=vinfo["dirty"] == "True",
-        created=vinfo["created"], airflow_version=cfg.airflow_version, python_version=cfg.image.python,
-        base_mode=cfg.image.base_mode, base_image=spec.build_args["BASE_IMAGE"],
-        lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"], labels=labels, build_seconds=seconds,
+    previous = BuildRecord.load(root)
+    record = new_record(
+        cfg, spec, vinfo, image_id, labels, digest=None, dirty=vinfo["dirty"] == "True", build_seconds=seconds,
         inputs=inputs, timings=timings,
         # a dependency pass is keyed by content (layer digests, pins, checks): carried over, it is used only
         # if this image has the same key
-        checks={k: v for k, v in ((read_record(root) or {}).get("checks") or {}).items() if k == "deps"},
+        checks={k: v for k, v in (previous.checks if previous else {}).items() if k == "deps"},
     )
-    write_record(root, asdict(record))  # tested: false until they pass
+    record.save(root)  # tested: false until they pass
     if run_tests:
         report = run_image_tests(root, image_id, engine, full=full_tests, cfg=cfg)
         record.tested = record.tested_here = True
         record.verification = "built and tested in this build"
         record.checks = report.checks
         timings.update({f"test {g}": s for g, s in report.seconds.items()})
-        write_record(root, asdict(record))
+        record.save(root)
     return record

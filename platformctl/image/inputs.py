@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .engine import BuildSpec
+from ..record import inputs_tag  # noqa: F401 - the tag a build with these inputs gets: named there
+from ..engine import BuildSpec, context_paths
 
 LABEL_ONLY_ARGS = {"VERSION", "REVISION", "CREATED", "SOURCE"}
-TAG_PREFIX = "inputs-"
 
 
 def _dockerignore(root: Path) -> list[str] | None:
@@ -36,9 +36,7 @@ def context_files(root: Path) -> list[str] | None:
     patterns = _dockerignore(root)
     if patterns is None:
         return None
-    from docker.utils.build import exclude_paths  # the docker SDK: imported by the commands that need it
-
-    paths = exclude_paths(str(root), patterns)
+    paths = context_paths(root, patterns)
     return sorted(p for p in paths if p not in ("Dockerfile", ".dockerignore") and (root / p).is_file())
 
 
@@ -55,7 +53,3 @@ def inputs_fingerprint(root: Path, spec: BuildSpec, base_image_id: str | None) -
             h.update(f"arg {k}={v}\0".encode())
     h.update(f"target={spec.target} platform={spec.platform} base={base_image_id}\0".encode())
     return h.hexdigest()
-
-
-def inputs_tag(fingerprint: str) -> str:
-    return TAG_PREFIX + fingerprint[:32]

@@ -18,7 +18,7 @@ from ..errors import LockInputError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, lock_filename
 from ..lock.files import read_pins
-from .engine import BuildSpec, DockerEngine
+from ..engine import BuildSpec, ContainerEngine
 
 LOCAL_NAME = "ml-platform-uv"
 TARGET = "uv-image"
@@ -49,7 +49,7 @@ def uv_image_ref(root: Path, cfg: PlatformConfig, base_id: str | None) -> str | 
     return local_tag(root, cfg, base_id) if base_id else None
 
 
-def ensure_local(root: Path, engine: DockerEngine, ref: str, spec: BuildSpec, echo: bool = True) -> bool:
+def ensure_local(root: Path, engine: ContainerEngine, ref: str, spec: BuildSpec, echo: bool = True) -> bool:
     """Make the local uv image `ref` if the engine does not have it. Returns True when it was built."""
     if not ref.startswith(LOCAL_NAME + ":") or engine.image_id(ref):
         return False

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine import RegistryAuth
 from .refs import registry_host
 
 
@@ -28,6 +29,10 @@ class Credentials:
 
     def docker_auth(self) -> dict[str, str]:
         return {"username": self.username, "password": self.password}
+
+    def for_registry(self, repository: str) -> RegistryAuth:
+        """These credentials for the registry that holds `repository`, as the container engine takes them."""
+        return RegistryAuth(registry_host(repository), self.username, self.password)
 
 
 def from_environment(environ: dict[str, str] | None = None) -> Credentials | None:

@@ -1,4 +1,4 @@
-"""Push a built image through the Docker engine, count the bytes uploaded, verify the digest.
+"""Push a built image through the container engine, count the bytes uploaded, verify the digest.
 
 The engine uploads only layers the registry does not have (so a re-push uploads 0 bytes) and puts
 the manifest (the tag) last: an interrupted push leaves no tag pointing at a partial image. When the
@@ -9,13 +9,11 @@ here with a short backoff instead.
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Callable
 
-import os
-
-from ..errors import EngineError
-from ..image.engine import START_HINT
+from ..engine import ContainerEngine, connect
 from .auth import Credentials
 from .errors import RegistryError, RegistryUnavailable
 from .skopeo import classify, with_retries
@@ -35,43 +33,28 @@ class PushResult:
     per_tag: dict[str, str] = field(default_factory=dict)
 
 
-def engine_client():
-    """A Docker SDK API client for the engine at DOCKER_HOST (one per operation: closing it cancels)."""
-    import docker  # the docker SDK: only the build side needs it
-
-    try:
-        return docker.APIClient(base_url=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
-                                version="auto")
-    except docker.errors.DockerException as exc:
-        raise EngineError(f"cannot reach the Docker engine: {exc}", START_HINT) from None
-
-
-def _push_tag(repository: str, tag: str, creds: Credentials | None, progress: Progress | None) -> dict:
-    api = engine_client()
+def _push_tag(engine: ContainerEngine, repository: str, tag: str, creds: Credentials | None,
+              progress: Progress | None) -> dict:
     sent: dict[str, int] = {}
     status: dict[str, str] = {}
     digest = None
-    try:
-        stream = api.push(repository, tag=tag, stream=True, decode=True,
-                          auth_config=creds.docker_auth() if creds else None)
-        for msg in stream:
-            if "errorDetail" in msg or "error" in msg:
-                text = (msg.get("errorDetail") or {}).get("message") or msg.get("error") or "push failed"
-                raise classify(text, f"push {repository}:{tag}")
-            st, lid = msg.get("status", ""), msg.get("id")
+    # closing the event stream closes the engine connection, which cancels an engine-side push still in progress
+    with closing(engine.push(repository, tag, creds.for_registry(repository) if creds else None)) as events:
+        for ev in events:
+            if ev.error is not None:
+                raise classify(ev.error, f"push {repository}:{tag}")
+            st, lid = ev.status, ev.layer
             if lid:
                 status[lid] = st
                 if st == "Pushing":
-                    sent[lid] = max(sent.get(lid, 0), int((msg.get("progressDetail") or {}).get("current") or 0))
+                    sent[lid] = max(sent.get(lid, 0), ev.current)
                     if progress:
                         progress(tag, sum(sent.values()))
                 elif st.startswith("Retrying in"):
                     raise RegistryUnavailable(f"push {repository}:{tag}: upload of layer {lid} failed ({st})",
                                               "check the registry is up, then make push again")
-            if msg.get("aux", {}).get("Digest"):
-                digest = msg["aux"]["Digest"]
-    finally:
-        api.close()  # closing the connection cancels an engine-side push still in progress
+            if ev.digest:
+                digest = ev.digest
     if not digest:
         raise RegistryUnavailable(f"push {repository}:{tag}: the engine reported no digest", "run make push again")
     pushed = [lid for lid, st in status.items() if st == "Pushed"]
@@ -82,20 +65,18 @@ def _push_tag(repository: str, tag: str, creds: Credentials | None, progress: Pr
 
 def push_image(image: str, repository: str, tags: list[str], creds: Credentials | None, *,
                attempts: int = 4, base_delay: float = 1.0, progress: Progress | None = None,
-               echo=print) -> PushResult:
-    """Tag the local image `image` as repository:<tag> for every tag and push them, first tag first."""
-    api = engine_client()
-    try:
-        for t in tags:
-            api.tag(image, repository, t)
-    finally:
-        api.close()
+               echo=print, engine: ContainerEngine | None = None) -> PushResult:
+    """Tag the local image `image` as repository:<tag> for every tag and push them, first tag first
+    (engine: the one to push with; by default the local Docker engine, not probed)."""
+    engine = engine or connect()
+    for t in tags:
+        engine.tag(image, f"{repository}:{t}")
     t0 = time.perf_counter()
     total_bytes, uploaded, reused = 0, set(), set()
     digest = None
     per_tag: dict[str, str] = {}
     for t in tags:
-        r = with_retries(lambda t=t: _push_tag(repository, t, creds, progress),
+        r = with_retries(lambda t=t: _push_tag(engine, repository, t, creds, progress),
                          attempts=attempts, base_delay=base_delay, echo=echo)
         if digest and r["digest"] != digest:
             raise RegistryError(f"{repository}:{t} was stored as {r['digest']}, not {digest}",

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from .. import git
-
-from ..image.build import read_record
+from ..record import BuildRecord
 from ..lock.diff import diff_pins
 from ..lock.files import read_pins
 from .errors import ReleaseRefused
@@ -18,24 +17,24 @@ LOCK_LABEL = "io.ml-platform.lock.fingerprint"
 PROMOTION = "deploy/{env}/image.json"  # written by make promote, read by make deploy
 
 
-def load_build(root: Path) -> dict:
-    rec = read_record(root)
+def load_build(root: Path) -> BuildRecord:
+    rec = BuildRecord.load(root)
     if rec is None:
         raise ReleaseRefused("no build record (build/build-record.json)", "run make build first")
     return rec
 
 
-def assert_shippable(root: Path, rec: dict) -> None:
+def assert_shippable(root: Path, rec: BuildRecord) -> None:
     """Only a tested build of a clean tree at HEAD is pushed or released."""
-    if rec.get("dirty"):
-        raise ReleaseRefused(f"build {rec['version']} was made from uncommitted changes",
+    if rec.dirty:
+        raise ReleaseRefused(f"build {rec.version} was made from uncommitted changes",
                              "commit them, run make build, then push")
     head = git.head(root)
-    if head and rec.get("revision") != head and not _only_release_records_since(root, rec.get("revision", "")):
-        raise ReleaseRefused(f"the build is from commit {rec.get('revision', '?')[:7]} but HEAD is {head[:7]}",
+    if head and rec.revision != head and not _only_release_records_since(root, rec.revision or ""):
+        raise ReleaseRefused(f"the build is from commit {(rec.revision or '?')[:7]} but HEAD is {head[:7]}",
                              "run make build for the current commit")
-    if not rec.get("tested"):
-        raise ReleaseRefused(f"build {rec['version']} has not passed the image tests",
+    if not rec.tested:
+        raise ReleaseRefused(f"build {rec.version} has not passed the image tests",
                              "run make build (without --no-test) and fix what fails")
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..config import PlatformConfig
-from ..image.engine import DockerEngine
-from ..image.inputs import inputs_tag
+from ..engine import ContainerEngine
+from ..record import inputs_tag
 from .auth import Credentials, authfile
 from .errors import RegistryError, RegistryUnavailable
-from .push import engine_client
 from .refs import build_tags
-from .skopeo import Skopeo
+from .skopeo import Skopeo, classify
 
 
 def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=print) -> dict | None:
@@ -37,7 +36,7 @@ def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=
     return None
 
 
-def adopt(cfg: PlatformConfig, engine: DockerEngine, hit: dict, version_tag: str, short_sha: str,
+def adopt(cfg: PlatformConfig, engine: ContainerEngine, hit: dict, version_tag: str, short_sha: str,
           local_tags: list[str], creds: Credentials | None, echo=print,
           verify: Callable[[str], bool] | None = None) -> tuple[str, list[str]]:
     """Make sure the engine has the registry image, tag it locally, then `verify(image id)` (the image
@@ -49,11 +48,9 @@ def adopt(cfg: PlatformConfig, engine: DockerEngine, hit: dict, version_tag: str
     image_id = engine.image_id(ref)
     if image_id is None:
         echo(f"pulling {ref}")
-        api = engine_client()
-        try:
-            api.pull(repo, tag=digest, auth_config=creds.docker_auth() if creds else None)
-        finally:
-            api.close()
+        p = engine.pull(ref, timeout=None, auth=creds.for_registry(repo) if creds else None)
+        if p.returncode != 0:
+            raise classify(p.stderr or p.stdout, f"pull {ref}")
         image_id = engine.inspect(ref)["Id"]
     for t in local_tags:
         engine.tag(image_id, t)

@@ -10,10 +10,10 @@ from pathlib import Path
 from .. import git
 
 from ..config import PlatformConfig
+from ..engine import ContainerEngine, connect
 from ..environments import load_environment
-from ..image.build import IMAGE_SETS, write_record
-from ..image.inputs import inputs_tag
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
+from ..record import IMAGE_SETS
 from .auth import Credentials, authfile
 from .errors import RegistryError, ReleaseRefused
 from .push import push_image
@@ -37,16 +37,17 @@ def _skopeo(cfg: PlatformConfig, auth: str | None, echo=print) -> Skopeo:
 
 
 # ------------------------------------------------------------------------------------------ push
-def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=print, progress=None) -> dict:
+def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=print, progress=None,
+         engine: ContainerEngine | None = None) -> dict:
     rec = load_build(root)
     assert_shippable(root, rec)
     repo = cfg.registry.repository
-    tags = build_tags(rec["tags"][0].split(":", 1)[1], rec["revision"][:7])
-    if rec.get("inputs"):
-        tags.append(inputs_tag(rec["inputs"]))  # lets a later build with the same inputs reuse this image
-    echo(f"pushing {rec['image']} to {repo} as {', '.join(tags)}")
-    res = push_image(rec["image_id"], repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
-                     echo=echo)
+    tags = build_tags(rec.version_tag, rec.short_sha)
+    if rec.inputs_tag:
+        tags.append(rec.inputs_tag)  # lets a later build with the same inputs reuse this image
+    echo(f"pushing {rec.image} to {repo} as {', '.join(tags)}")
+    res = push_image(rec.image_id, repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
+                     echo=echo, engine=engine or connect(cfg.image.docker))
     with authfile(creds, repo) as auth:
         sk = _skopeo(cfg, auth, echo)
         for t in tags:
@@ -54,8 +55,8 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=pri
             if served != res.digest:
                 raise RegistryError(f"{repo}:{t} serves {served}, but the push reported {res.digest}",
                                     "another push raced this one: run make push again")
-    rec.update(digest=res.digest, repository=repo, pushed_tags=tags)
-    write_record(root, rec)
+    rec.digest, rec.repository, rec.pushed_tags = res.digest, repo, tags
+    rec.save(root)
     echo(f"pushed {repo}@{res.digest}" + ("" if res.layers_uploaded else " (every layer was already there)"))
     echo(f"  {_mb(res.bytes_uploaded)} uploaded ({res.layers_uploaded} layer(s) uploaded, "
          f"{res.layers_reused} already in the registry) in {res.seconds}s; the registry serves the same digest")
@@ -82,11 +83,11 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
     rec = load_build(root)
     assert_shippable(root, rec)
     repo = cfg.registry.repository
-    if rec.get("repository") != repo or not rec.get("digest"):
+    if rec.repository != repo or not rec.digest:
         echo("the build is not in the registry yet: pushing it first")
         push(root, cfg, creds, echo=echo)
         rec = load_build(root)
-    digest = rec["digest"]
+    digest = rec.digest
     with authfile(creds, repo) as auth:
         sk = _skopeo(cfg, auth, echo)
         existing = sk.tags(repo)
@@ -109,9 +110,9 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
     prev = previous_release(root, version)
     record = {
         "version": version, "repository": repo, "digest": digest, "image": f"{repo}@{digest}",
-        "tags": tags, "lock_fingerprint": rec["lock_fingerprint"], "commit": rec["revision"],
-        "built_version": rec["version"], "airflow_version": rec["airflow_version"],
-        "python_version": rec["python_version"], "date": _now(),
+        "tags": tags, "lock_fingerprint": rec.lock_fingerprint, "commit": rec.revision,
+        "built_version": rec.version, "airflow_version": rec.airflow_version,
+        "python_version": rec.python_version, "date": _now(),
         "previous": prev["version"] if prev else None,
     }
     path = release_path(root, version)

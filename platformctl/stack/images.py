@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..config import PlatformConfig
 from ..errors import BuildError
-from ..image.engine import BuildSpec, DockerEngine
+from ..engine import BuildSpec, ContainerEngine
 from .errors import StackError
 
 POSTGRES_CONTEXT = "stack/postgres"
@@ -25,7 +25,7 @@ def support_base(cfg: PlatformConfig) -> str:
                      "set stack.support_base_image in platform.yaml (e.g. python:3.12-slim-bookworm)")
 
 
-def build_image(engine: DockerEngine, tag: str, context: Path, base: str, log_dir: Path, *,
+def build_image(engine: ContainerEngine, tag: str, context: Path, base: str, log_dir: Path, *,
                 ca_bundle: str | None = None) -> None:
     if not (context / "Dockerfile").exists():
         raise StackError(f"no Dockerfile in {context}", "fix stack.job_images in platform.yaml", where=str(context))
@@ -40,7 +40,7 @@ def build_image(engine: DockerEngine, tag: str, context: Path, base: str, log_di
                          f"BASE_IMAGE=); {exc.hint}") from None
 
 
-def build_support_images(root: Path, cfg: PlatformConfig, engine: DockerEngine, *, echo=print) -> list[str]:
+def build_support_images(root: Path, cfg: PlatformConfig, engine: ContainerEngine, *, echo=print) -> list[str]:
     base = support_base(cfg)
     ca = cfg.image.build_secrets.get("ca_bundle")
     built = []

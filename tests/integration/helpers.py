@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from platformctl import machine
-from platformctl.image.engine import BuildSpec, DockerEngine
+from platformctl.engine import BuildSpec, DockerEngine
 from tests.conftest import ROOT
 
 GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@localhost"]

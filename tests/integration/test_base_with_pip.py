@@ -14,7 +14,7 @@ import pytest
 
 from platformctl.config import collect_overrides, load_config
 from platformctl.image.build import build_spec
-from platformctl.image.engine import BuildSpec, DockerEngine
+from platformctl.engine import BuildSpec, DockerEngine
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from platformctl.image.engine import BuildSpec, DockerEngine
+from platformctl.engine import BuildSpec, DockerEngine
 from tests.conftest import ROOT
 from tests.integration.helpers import build_without_cache
 

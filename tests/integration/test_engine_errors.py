@@ -8,8 +8,8 @@ import pytest
 
 from platformctl.config import collect_overrides, load_config
 from platformctl.errors import BuildError, EngineError, ToolMissingError
-from platformctl.image.build import build_image
-from platformctl.image.engine import DockerEngine
+from platformctl.commands.build import build_image
+from platformctl.engine import DockerEngine
 from tests.integration.helpers import working_tree_copy
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 
 from platformctl.config import collect_overrides, load_config
 from platformctl.image.build import build_spec
-from platformctl.image.engine import DockerEngine
+from platformctl.engine import DockerEngine
 from tests.conftest import ROOT
 from tests.integration.helpers import build_from
 

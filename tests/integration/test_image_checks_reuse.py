@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from platformctl.config import collect_overrides, load_config
-from platformctl.image.build import build_image, read_record
+from platformctl.commands.build import build_image
+from platformctl.record import BuildRecord
 from platformctl.lock import core
 from platformctl.lock.resolvers import UvResolver
 
@@ -48,7 +49,7 @@ def test_dependency_checks_rerun_on_a_lock_change_not_on_a_plugin_edit(docker, i
         assert g["deps"] is None and g["code"] is not None and g["api"] is not None, g
         assert edited.checks["deps"]["key"] == key
         assert edited.checks["code"]["image_id"] == edited.image_id  # the code checks ran on the new image
-        assert read_record(project)["checks"]["deps"]["key"] == key
+        assert BuildRecord.load(project).checks["deps"]["key"] == key
 
         team_in = project / "requirements" / "team.in"
         team_in.write_text(team_in.read_text() + "tqdm>=4.66\n")

@@ -25,7 +25,7 @@ import pytest
 
 from platformctl.config import collect_overrides, load_config
 from platformctl.image.build import build_spec
-from platformctl.image.engine import BuildSpec, DockerEngine
+from platformctl.engine import BuildSpec, DockerEngine
 from platformctl.image.uv_image import uv_pin
 from platformctl.lock.core import lock_filename
 from tests.integration.helpers import build_from, build_without_cache

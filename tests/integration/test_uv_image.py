@@ -10,7 +10,7 @@ import pytest
 from platformctl.config import collect_overrides, load_config
 from platformctl.errors import BuildError
 from platformctl.image.build import build_plan, build_spec
-from platformctl.image.engine import BuildSpec, DockerEngine
+from platformctl.engine import BuildSpec, DockerEngine
 from platformctl.image.uv_image import LOCAL_NAME, ensure_local, uv_pin
 from tests.conftest import ROOT
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from platformctl.image.engine import BuildSpec
+from platformctl.engine import BuildSpec
 from platformctl.image.inputs import context_files, inputs_fingerprint, inputs_tag
 
 

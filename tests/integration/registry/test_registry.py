@@ -173,7 +173,7 @@ def test_transient_outage_is_retried_and_the_push_completes(registry, docker, tm
 def test_build_with_inputs_already_in_the_registry_tags_instead_of_rebuilding(project, registry, docker, image):
     from platformctl.config import collect_overrides, load_config
     from platformctl.image.build import build_plan
-    from platformctl.image.engine import DockerEngine
+    from platformctl.engine import DockerEngine
 
     cfg = load_config(project.path, collect_overrides([], project.env))
     engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)
@@ -205,7 +205,7 @@ def test_a_planted_image_under_the_inputs_tag_is_tested_here_and_never_tagged(pr
     exit 9, no new tag points at it and its record says tested: false (push and release refuse it)."""
     from platformctl.config import collect_overrides, load_config
     from platformctl.image.build import build_plan, image_lock_fingerprint
-    from platformctl.image.engine import DockerEngine
+    from platformctl.engine import DockerEngine
 
     cfg = load_config(project.path, collect_overrides([], project.env))
     engine = DockerEngine.detect(cfg.image.docker, cfg.image.engine)

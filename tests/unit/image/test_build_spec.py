@@ -5,7 +5,7 @@ import pytest
 from platformctl.config import collect_overrides, load_config
 from platformctl.errors import ConfigError
 from platformctl.image.build import build_spec, image_lock_fingerprint, resolve_secrets
-from platformctl.image.engine import DockerEngine
+from platformctl.engine import DockerEngine
 
 
 def test_build_args_follow_the_configuration(repo):

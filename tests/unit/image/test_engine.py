@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from platformctl.errors import EngineError, ToolMissingError
-from platformctl.image.engine import BuildSpec, DockerEngine, failing_step
+from platformctl.engine import BuildSpec
+from platformctl.engine.docker import DockerEngine, failing_step
 
 
 def fake_cli(tmp_path: Path, *, client: str, buildx: bool, daemon: bool | str) -> str:
@@ -56,7 +57,7 @@ def test_unreachable_engine_says_how_to_start_one(tmp_path, monkeypatch):
 
 
 def test_an_engine_that_does_not_answer_is_an_error_not_a_traceback(tmp_path, monkeypatch):
-    import platformctl.image.engine as engine
+    import platformctl.engine.docker as engine
 
     monkeypatch.setattr(engine, "DAEMON_TIMEOUT", 1)
     monkeypatch.delenv("DOCKER_HOST", raising=False)

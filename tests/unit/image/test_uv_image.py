@@ -9,7 +9,7 @@ from packaging.requirements import Requirement
 from platformctl.config import collect_overrides, load_config
 from platformctl.errors import LockInputError
 from platformctl.image.build import build_spec
-from platformctl.image.engine import DockerEngine
+from platformctl.engine import DockerEngine
 from platformctl.image.uv_image import local_tag, uv_image_ref, uv_pin
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -12,7 +12,8 @@ import pytest
 
 from platformctl.config import load_config
 from platformctl.errors import ImageTestError
-from platformctl.image import build as b
+from platformctl.commands import build as b
+from platformctl.image.build import ImageTestReport
 from platformctl.registry import reuse
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,7 +56,7 @@ def _adopt(tmp_path, calls, monkeypatch, *, tests: str, run_tests: bool = True):
         calls.append(("image-tests", image))
         if tests == "fail":
             raise ImageTestError(f"image {image} failed its tests")
-        return b.ImageTestReport(runs=[], checks={"deps": {"passed": True}}, seconds={})
+        return ImageTestReport(runs=[], checks={"deps": {"passed": True}}, seconds={})
 
     monkeypatch.setattr(b, "run_image_tests", fake_tests)
     cfg = load_config(ROOT, {})

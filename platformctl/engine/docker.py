@@ -1,4 +1,8 @@
-"""A small container-engine interface with the Docker (BuildKit) implementation behind it.
+"""The Docker implementation of the container-engine interface (engine/base.py).
+
+Builds, inspects, tags, pulls and runs go through the Docker CLI; pushes through the engine's API with the
+docker SDK, whose progress reports carry the bytes each layer has sent. The SDK (also used for Docker's
+.dockerignore matching) is imported here only.
 
 Two ways to get BuildKit from the Docker CLI:
   buildx           `docker buildx build` (Docker 23+ ships it as a plugin)
@@ -9,18 +13,21 @@ secret mounts: detection says so instead of failing halfway through a build.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import deque
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BuildError, EngineError, ToolMissingError
+from .base import BuildSpec, ContainerEngine, PushEvent, RegistryAuth
 
 START_HINT = ("start it: run make build as root (it starts dockerd, its log in .platform/dockerd.log), "
               "`dockerd &` as root, or `sudo systemctl start docker`")
@@ -28,25 +35,14 @@ PROBE_TIMEOUT = 30  # seconds for `docker buildx version` / `docker version` (th
 DAEMON_TIMEOUT = 60  # seconds for a call that needs the engine to answer
 
 
-@dataclass(frozen=True)
-class BuildSpec:
-    context: Path
-    dockerfile: Path
-    tags: tuple[str, ...]
-    build_args: dict[str, str] = field(default_factory=dict)
-    secrets: dict[str, Path] = field(default_factory=dict)
-    target: str | None = None
-    platform: str | None = None
-
-
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
-def _run_all(*cmds: tuple[list[str], int]) -> list[subprocess.CompletedProcess]:
+def _run_all(*cmds: tuple[list[str], int | None]) -> list[subprocess.CompletedProcess]:
     """Independent CLI calls, each with its timeout, run side by side (a Docker CLI call costs ~40 ms,
     mostly its start). A call that times out comes back with returncode 124 and says so on stderr."""
-    def one(cmd: list[str], timeout: int) -> subprocess.CompletedProcess:
+    def one(cmd: list[str], timeout: int | None) -> subprocess.CompletedProcess:
         try:
             return _run(cmd, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -106,10 +102,18 @@ def _client_major(version_output: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-class DockerEngine:
+class DockerEngine(ContainerEngine):
+    name = "docker"
+    start_hint = START_HINT
+
     def __init__(self, cli: str, mode: str):
         self.cli = cli
         self.mode = mode
+
+    @classmethod
+    def connect(cls, cli: str | None = None) -> DockerEngine:
+        """The engine without probing it (push and pull need no BuildKit): a call fails if it is down."""
+        return cls(cli or shutil.which("docker") or "docker", "unprobed")
 
     # ----------------------------------------------------------------- detection
     @classmethod
@@ -202,14 +206,54 @@ class DockerEngine:
         p = _run([self.cli, "image", "inspect", "--format", "{{.Id}}", ref])
         return p.stdout.strip() if p.returncode == 0 else None
 
-    def pull(self, ref: str, timeout: int = 120) -> subprocess.CompletedProcess:
-        """`docker pull ref`; a pull that does not finish within `timeout` comes back with returncode 124."""
-        return _run_all(([self.cli, "pull", "-q", ref], timeout))[0]
+    def pull(self, ref: str, timeout: int | None = 120, auth: RegistryAuth | None = None
+             ) -> subprocess.CompletedProcess:
+        """`docker pull ref`; with auth, through a private config dir holding only those credentials (removed
+        after the call). A pull that does not finish within `timeout` comes back with returncode 124."""
+        if auth is None:
+            return _run_all(([self.cli, "pull", "-q", ref], timeout))[0]
+        token = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
+        with tempfile.TemporaryDirectory(prefix="platform-docker-config-") as d:
+            fd = os.open(Path(d) / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"auths": {auth.registry: {"auth": token}}}, f)
+            return _run_all(([self.cli, "--config", d, "pull", "-q", ref], timeout))[0]
 
     def tag(self, src: str, dst: str) -> None:
         p = _run([self.cli, "tag", src, dst])
         if p.returncode != 0:
-            raise EngineError(f"docker tag {src} {dst} failed: {p.stderr.strip()}")
+            down = re.search(r"Cannot connect to the Docker daemon|error during connect", p.stderr)
+            raise EngineError(f"docker tag {src} {dst} failed: {p.stderr.strip()}", self.start_hint if down else None)
+
+    # ----------------------------------------------------------------- push (engine API)
+    def _api(self):
+        """A docker SDK API client for the engine at DOCKER_HOST (one per operation: closing it cancels)."""
+        import docker  # the docker SDK: only pushes need it
+
+        try:
+            return docker.APIClient(base_url=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+                                    version="auto")
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"cannot reach the Docker engine: {exc}", self.start_hint) from None
+
+    def push(self, repository: str, tag: str, auth: RegistryAuth | None = None
+             ) -> Generator[PushEvent, None, None]:
+        """The engine uploads only the layers the registry lacks and puts the manifest (the tag) last.
+        Closing the iterator closes the connection, which cancels an engine-side push still in progress."""
+        api = self._api()
+        try:
+            stream = api.push(repository, tag=tag, stream=True, decode=True,
+                              auth_config={"username": auth.username, "password": auth.password} if auth else None)
+            for msg in stream:
+                if "errorDetail" in msg or "error" in msg:
+                    yield PushEvent(error=(msg.get("errorDetail") or {}).get("message") or msg.get("error")
+                                    or "push failed")
+                    return
+                yield PushEvent(status=msg.get("status", ""), layer=msg.get("id"),
+                                current=int((msg.get("progressDetail") or {}).get("current") or 0),
+                                digest=(msg.get("aux") or {}).get("Digest"))
+        finally:
+            api.close()
 
     def run(self, image: str, args: list[str], *, user: str | None = None, entrypoint: str | None = None,
             volumes: list[str] = (), env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -223,6 +267,15 @@ class DockerEngine:
         for k, v in (env or {}).items():
             cmd += ["-e", f"{k}={v}"]
         return _run([*cmd, image, *args], timeout=timeout)
+
+
+def context_paths(root: Path, patterns: list[str]) -> set[str]:
+    """The paths (relative, `/`-separated) of the build context of root that the engine receives under these
+    .dockerignore patterns, by the docker SDK's own matching (Go filepath.Match, `**`, `!` exceptions, last
+    match wins), which buildah and podman share."""
+    from docker.utils.build import exclude_paths  # the docker SDK: imported by the commands that need it
+
+    return set(exclude_paths(str(root), patterns))
 
 
 _STEP = re.compile(r"^#(\d+) \[([^\]]+)\] (.*)$")

@@ -1,0 +1,23 @@
+"""Container engines: the interface (base.py) and its Docker implementation (docker.py).
+
+Everything outside this package names an engine as ContainerEngine and gets one from `detect` (make build:
+a CLI that builds with BuildKit, engine reachable) or `connect` (push and pull: no probing).
+"""
+
+from __future__ import annotations
+
+from .base import BuildSpec, ContainerEngine, PushEvent, RegistryAuth
+from .docker import DockerEngine, context_paths
+
+__all__ = ["BuildSpec", "ContainerEngine", "DockerEngine", "PushEvent", "RegistryAuth", "connect", "context_paths",
+           "detect"]
+
+
+def detect(cli: str | None = None, mode: str = "auto") -> ContainerEngine:
+    """The engine to build with (image.docker / DOCKER=, image.engine / ENGINE=)."""
+    return DockerEngine.detect(cli, mode)
+
+
+def connect(cli: str | None = None) -> ContainerEngine:
+    """The engine to push or pull with, not probed."""
+    return DockerEngine.connect(cli)
