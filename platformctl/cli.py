@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .commands import COMMAND_MODULES
 from .errors import INTERRUPTED, PlatformError
+from .output import say
 
 
 def _root() -> Path:
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except PlatformError as exc:
         if args.traceback:
             raise
-        print(f"error: {exc.one_line()}", file=sys.stderr)
+        say(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted", file=sys.stderr)
         return INTERRUPTED

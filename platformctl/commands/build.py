@@ -14,6 +14,7 @@ from ..image.build import build as build_here, build_plan, check_inputs, new_rec
 from ..record import RECORD, BuildRecord, inputs_tag, version_tag
 from ..registry.auth import from_environment
 from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
+from ..output import say
 
 STRICT_ENV = "PLATFORM_TEST_STRICT"  # tests/conftest.py: a missing engine or service fails instead of skipping
 
@@ -44,8 +45,8 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool =
     here: anyone who can push to the repository could have planted an image under an inputs-<fp> tag
     with the right labels, so neither the tag nor the labels prove this pipeline built or tested it."""
     repo = cfg.registry.repository
-    print(f"{repo}:{inputs_tag(inputs)} ({hit['digest']}) has the same inputs: adopting it instead of "
-          f"rebuilding, once the image tests pass on it here", flush=True)
+    say(f"{repo}:{inputs_tag(inputs)} ({hit['digest']}) has the same inputs: adopting it instead of "
+        f"rebuilding, once the image tests pass on it here", flush=True)
     t0 = time.perf_counter()
     record: BuildRecord | None = None
 
@@ -72,11 +73,11 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool =
     record.pushed_tags = [*pushed, inputs_tag(inputs)] if pushed else []
     record.save(root)
     if pushed:
-        print(f"  tagged {repo}:{', '.join(pushed)} -> {hit['digest']} (tested here; its version label stays "
-              f"{record.labels.get('org.opencontainers.image.version', '?')})")
+        say(f"  tagged {repo}:{', '.join(pushed)} -> {hit['digest']} (tested here; its version label stays "
+            f"{record.labels.get('org.opencontainers.image.version', '?')})")
     else:
-        print(f"  not tested (--no-test): {hit['digest']} is tagged locally only and its record says tested: "
-              "false, so push and release refuse it")
+        say(f"  not tested (--no-test): {hit['digest']} is tagged locally only and its record says tested: "
+            "false, so push and release refuse it")
     return record
 
 
@@ -86,12 +87,12 @@ def build(root: Path, args) -> int:
                           preflight=lambda r, c: check_inputs(r, c, timings))
     rec = build_image(root, cfg, run_tests=not args.no_test, echo=not args.quiet, reuse=not args.no_reuse,
                       engine=engine, inputs_checked=True, full_tests=args.full_tests, timings=timings)
-    print(f"built {rec.image} in {rec.build_seconds}s")
-    print(f"  tags:     {', '.join(rec.tags)}")
-    print(f"  image id: {rec.image_id}")
-    print(f"  record:   {RECORD}")
+    say(f"built {rec.image} in {rec.build_seconds}s")
+    say(f"  tags:     {', '.join(rec.tags)}")
+    say(f"  image id: {rec.image_id}")
+    say(f"  record:   {RECORD}")
     parts = [f"{k} {'cached' if v is None else f'{v:.1f}s'}" for k, v in rec.timings.items()]
-    print(f"timing: {', '.join(parts + [f'total {time.perf_counter() - t0:.1f}s'])}")
+    say(f"timing: {', '.join(parts + [f'total {time.perf_counter() - t0:.1f}s'])}")
     return 0
 
 
@@ -107,7 +108,7 @@ def tested_build_of_tree(root: Path, cfg, engine) -> bool:
 def test(root: Path, args) -> int:
     cfg, engine = prepare(root, collect_overrides(args.sets), "test", preflight=check_inputs)
     if not tested_build_of_tree(root, cfg, engine):
-        print("test: no tested build of this tree yet: running make build first", flush=True)
+        say("test: no tested build of this tree yet: running make build first", flush=True)
         build_image(root, cfg, engine=engine, inputs_checked=True)
     pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
     env = {**os.environ, STRICT_ENV: "1"}

@@ -17,6 +17,7 @@ from ..environments import Environment, confined_path, load_environment, local_b
 from ..pipelines.project import render_all
 from ..record import BuildRecord
 from ..registry.records import PROMOTION
+from ..output import say
 
 
 def make_store(root: Path, env: Environment) -> BundleStore:
@@ -60,12 +61,12 @@ def refresh_now(env: Environment, api_url: str | None) -> None:
     try:
         dag = InstanceAPI.for_url(url).request_refresh(BUNDLE_NAME)
     except AirflowAPIError as exc:  # the deploy is live anyway: Airflow follows within the interval
-        print(f"  could not ask Airflow for an immediate refresh: {exc.one_line()}; it follows within "
-              f"{env.bundle.refresh_interval}s")
+        say(f"  could not ask Airflow for an immediate refresh: {exc.one_line()}; it follows within "
+            f"{env.bundle.refresh_interval}s")
         return
-    print(f"  asked Airflow at {url} to refresh now (through {dag}'s file)" if dag else
-          f"  Airflow at {url} has no DAG of the bundle yet: it picks the bundle up within "
-          f"{env.bundle.refresh_interval}s")
+    say(f"  asked Airflow at {url} to refresh now (through {dag}'s file)" if dag else
+        f"  Airflow at {url} has no DAG of the bundle yet: it picks the bundle up within "
+        f"{env.bundle.refresh_interval}s")
 
 
 def deploy(root: Path, args) -> int:
@@ -73,7 +74,7 @@ def deploy(root: Path, args) -> int:
     env = load_environment(root, args.env)
     written, _ = render_all(root)  # renders and validates every pipeline first
     if written:
-        print(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
+        say(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
     check_policy(env, job_uses(root))
     image = image_for(root, env, cfg)
     require_image(env, image)
@@ -81,17 +82,17 @@ def deploy(root: Path, args) -> int:
     if not any(rel.startswith("dags/") for rel in bundle.files):
         raise PolicyError("nothing to deploy: dags/ has no DAG files", "run make render first")
     store = make_store(root, env)
-    print(f"deploying bundle {bundle.version} ({len(bundle.files)} files, {bundle.size} bytes) to {store.url} "
-          f"prefix '{env.bundle.prefix}'", flush=True)
+    say(f"deploying bundle {bundle.version} ({len(bundle.files)} files, {bundle.size} bytes) to {store.url} "
+        f"prefix '{env.bundle.prefix}'", flush=True)
     r = deliver(store, env.bundle.prefix, bundle)
     values, env_file = write_config(root, env, env.bundle.prefix, image, _local_path(root, env))
     if r.already_live:
-        print(f"{env.name}: bundle {r.version} is already live; uploaded 0 bytes in {r.seconds:.2f}s")
+        say(f"{env.name}: bundle {r.version} is already live; uploaded 0 bytes in {r.seconds:.2f}s")
     else:
-        print(f"{env.name}: {r.version} live at {r.live_prefix}: uploaded {r.uploaded_files} files "
-              f"({r.uploaded_bytes} bytes), copied {r.copied_files} unchanged, in {r.seconds:.2f}s")
+        say(f"{env.name}: {r.version} live at {r.live_prefix}: uploaded {r.uploaded_files} files "
+            f"({r.uploaded_bytes} bytes), copied {r.copied_files} unchanged, in {r.seconds:.2f}s")
     base = root.resolve()
-    print(f"  managed Airflow config: {values.relative_to(base)}, {env_file.relative_to(base)}")
+    say(f"  managed Airflow config: {values.relative_to(base)}, {env_file.relative_to(base)}")
     if not r.already_live:
         refresh_now(env, getattr(args, "airflow_url", None))
     return 0
@@ -104,8 +105,8 @@ def rollback(root: Path, args) -> int:
     store = make_store(root, env)
     old, new = switch_back(store, env.bundle.prefix, args.to)
     # nothing to write: the instance's config names the stable prefix, the bundle follows the pointer
-    print(f"{env.name}: rolled back {old} -> {new}; Airflow follows within {env.bundle.refresh_interval}s "
-          f"(no config change)")
+    say(f"{env.name}: rolled back {old} -> {new}; Airflow follows within {env.bundle.refresh_interval}s "
+        f"(no config change)")
     refresh_now(env, getattr(args, "airflow_url", None))
     return 0
 
@@ -123,14 +124,14 @@ def gc(root: Path, args) -> int:
         in_use = InstanceAPI.for_url(url).versions_in_use()  # unreachable: fail rather than guess
     r = collect_garbage(store, env.bundle.prefix, keep, in_use, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
-    print(f"{env.name}: {verb} {len(r.removed)} version(s) and {len(r.removed_incomplete)} abandoned upload(s) "
-          f"({r.removed_objects} objects); kept {len(r.kept)}"
-          + ("" if url else " (no managed.api_url: versions of running DAG runs not asked for)"))
+    say(f"{env.name}: {verb} {len(r.removed)} version(s) and {len(r.removed_incomplete)} abandoned upload(s) "
+        f"({r.removed_objects} objects); kept {len(r.kept)}"
+        + ("" if url else " (no managed.api_url: versions of running DAG runs not asked for)"))
     for v in r.removed + r.removed_incomplete:
-        print(f"  {verb} {v}")
+        say(f"  {verb} {v}")
     for v, why in r.protected.items():
         if why != f"among the {keep} newest":
-            print(f"  kept {v}: {why}")
+            say(f"  kept {v}: {why}")
     return 0
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from .. import machine
 from ..config import CONFIG_FILE, collect_overrides, load_config_with_sources
 from ..errors import ToolMissingError
-from ..host.plan import ENGINE, NEEDS, TOOLS, decide
+from ..host.plan import NEEDS, TOOLS, decide
 from ..host.probe import probe
 from ..host.setup import install_allowed
+from ..output import say
 
 SHOWN = ("image.python", "image.base_image", "image.base_mode", "image.docker", "image.engine",
          "image.build_secrets", "registry.repository", "setup.install", "setup.ca_bundle")
@@ -26,17 +27,17 @@ def doctor(root: Path, args) -> int:
     cfg, sources = load_config_with_sources(root, collect_overrides(args.sets))
     facts = probe(cfg.image.docker, cfg.image.engine)
     who = "root" if facts.root else "not root"
-    print(f"host: {facts.os_name or 'unknown OS'}, {who}, {'apt' if facts.apt else 'no apt'}, "
-          f"installing {'on' if install_allowed(cfg) else 'off'}")
+    say(f"host: {facts.os_name or 'unknown OS'}, {who}, {'apt' if facts.apt else 'no apt'}, "
+        f"installing {'on' if install_allowed(cfg) else 'off'}")
     engine = facts.buildkit_cli or "-"
-    print(f"  {'ok' if facts.buildkit_cli else 'missing':8} {'Docker CLI with BuildKit':28} {engine}")
+    say(f"  {'ok' if facts.buildkit_cli else 'missing':8} {'Docker CLI with BuildKit':28} {engine}")
     state = "running" if facts.engine_running else ("installed, not running" if facts.dockerd else "not installed")
-    print(f"  {'ok' if facts.engine_running else 'missing':8} {'Docker engine':28} {state}"
-          f"{' (' + facts.engine_package + ')' if facts.engine_package else ''}")
+    say(f"  {'ok' if facts.engine_running else 'missing':8} {'Docker engine':28} {state}"
+        f"{' (' + facts.engine_package + ')' if facts.engine_package else ''}")
     for name, tool in TOOLS.items():
         ok = name in facts.commands
         used = ", ".join(c for c, needs in NEEDS.items() if name in needs) or "build, when a base must be made"
-        print(f"  {'ok' if ok else 'missing':8} {name:28} {tool.purpose} [{used}]")
+        say(f"  {'ok' if ok else 'missing':8} {name:28} {tool.purpose} [{used}]")
     worst = 0
     for command, needs in NEEDS.items():
         plan = decide(facts, needs, install_allowed(cfg))
@@ -44,14 +45,14 @@ def doctor(root: Path, args) -> int:
             continue
         todo = plan.manual or f"make {command} does it: apt-get install {' '.join(plan.packages)}" + \
             (", start the engine" if plan.start_engine else "")
-        print(f"make {command}: missing {', '.join(plan.missing)}: {todo}")
+        say(f"make {command}: missing {', '.join(plan.missing)}: {todo}")
         worst = worst or (ToolMissingError.exit_code if plan.manual else 0)
-    print(f"settings (--set > environment > {machine.SOURCE} > {CONFIG_FILE} > default):")
+    say(f"settings (--set > environment > {machine.SOURCE} > {CONFIG_FILE} > default):")
     for dotted in SHOWN:
         value = _value(cfg, dotted)
         source = sources.get(dotted) or next((s for k, s in sources.items() if k.startswith(dotted + ".")), None)
-        print(f"  {dotted:22} {value!s:44} {source or CONFIG_FILE + ' / default'}")
-    print(f"  {'base image in use':22} {cfg.image.resolved_base_image(cfg.airflow_version)}")
+        say(f"  {dotted:22} {value!s:44} {source or CONFIG_FILE + ' / default'}")
+    say(f"  {'base image in use':22} {cfg.image.resolved_base_image(cfg.airflow_version)}")
     return worst
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..config import collect_overrides, load_config
 from ..lock.core import assert_fresh, check_all, lock_all
+from ..output import say
 
 
 def lock(root: Path, args) -> int:
@@ -12,7 +13,7 @@ def lock(root: Path, args) -> int:
     t0 = time.perf_counter()
     results = lock_all(root, cfg, upgrade=args.upgrade, upgrade_packages=tuple(args.upgrade_package))
     changed = sum(r.changed for r in results)
-    print(f"lock: {changed} of {len(results)} lock files written in {time.perf_counter() - t0:.1f}s")
+    say(f"lock: {changed} of {len(results)} lock files written in {time.perf_counter() - t0:.1f}s")
     assert_fresh(root, cfg)
     return 0
 
@@ -21,10 +22,10 @@ def lock_check(root: Path, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
     problems = check_all(root, cfg)
     for p in problems:
-        print(f"error: {p.line()}")
+        say(f"error: {p.line()}")
     if problems:
         assert_fresh(root, cfg)  # raises StaleLockError with the first problem
-    print(f"lock-check: {len(cfg.python_versions) * len(cfg.lock_sets)} lock files up to date")
+    say(f"lock-check: {len(cfg.python_versions) * len(cfg.lock_sets)} lock files up to date")
     return 0
 
 

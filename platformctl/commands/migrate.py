@@ -10,6 +10,7 @@ from ..pipelines.errors import PipelineError
 from ..pipelines.migrate import migrate_files
 from ..pipelines.migrations import CURRENT
 from ..pipelines.project import flavor_names, pipeline_files
+from ..output import say
 
 
 def migrate(root: Path, args) -> int:
@@ -21,17 +22,17 @@ def migrate(root: Path, args) -> int:
         results = migrate_files(root, files, flavor_names(root), write=not args.dry_run)
     except PipelineError as exc:
         for p in exc.problems:
-            print(f"error: {p}", file=sys.stderr)
+            say(f"error: {p}", file=sys.stderr)
         raise
     changed = [r for r in results if r.changed]
     for r in changed:
         sys.stdout.write(r.diff())
         for note in r.notes:
-            print(f"  {r.file}: {note}")
+            say(f"  {r.file}: {note}")
     verb = "would migrate" if args.dry_run else "migrated"
-    print(f"migrate: {len(results)} pipeline(s); {verb} {len(changed)} to version {CURRENT}"
-          + "".join(f"\n  {r.file}: version {r.from_version} -> {CURRENT}" for r in changed)
-          + ("\n  run make render to regenerate dags/" if changed and not args.dry_run else ""))
+    say(f"migrate: {len(results)} pipeline(s); {verb} {len(changed)} to version {CURRENT}"
+        + "".join(f"\n  {r.file}: version {r.from_version} -> {CURRENT}" for r in changed)
+        + ("\n  run make render to regenerate dags/" if changed and not args.dry_run else ""))
     return 1 if args.dry_run and changed else 0
 
 

@@ -11,6 +11,7 @@ from ..deploy.live import env_repository, resolve_environment
 from ..deploy.plan import lines, make_plan
 from ..registry.auth import authfile, from_environment
 from ..registry.skopeo import Skopeo
+from ..output import say
 
 
 def cmd_plan(root, args) -> int:
@@ -24,13 +25,13 @@ def cmd_plan(root, args) -> int:
         plan = make_plan(root, cfg, env, version=args.version, skopeo_factory=skopeo,
                          docker=cfg.image.docker or shutil.which("docker"), resources=not args.no_resources)
     if args.json:
-        print(json.dumps(plan.to_json(), indent=2, sort_keys=True))
+        say(json.dumps(plan.to_json(), indent=2, sort_keys=True))
     else:
-        print("\n".join(lines(plan)))
+        say("\n".join(lines(plan)))
     if plan.refused:
-        print(f"error: plan for {env.name} refused: deploy would refuse {len(plan.policy)} job(s)"
-              + (f" ({plan.policy[0]['reason']})" if plan.policy else "")
-              + "; change the pipelines or the environment's allowed lists", file=sys.stderr)
+        say(f"error: plan for {env.name} refused: deploy would refuse {len(plan.policy)} job(s)"
+            + (f" ({plan.policy[0]['reason']})" if plan.policy else "")
+            + "; change the pipelines or the environment's allowed lists", file=sys.stderr)
     if args.fail_on == "refused" and not plan.refused:
         return 0  # GATE=refused: changes are expected (CI shows them), only a refusal fails the step
     return plan.exit_code

@@ -5,10 +5,11 @@ from __future__ import annotations
 from ..config import collect_overrides, load_config
 from ..registry.auth import from_environment
 from ..registry.ship import promote, push, release
+from ..output import say
 
 
 def _echo(msg: str) -> None:
-    print(msg, flush=True)
+    say(msg, flush=True)
 
 
 def _progress():
@@ -18,7 +19,7 @@ def _progress():
         mb = sent // 50_000_000
         if mb != last["mb"]:
             last["mb"] = mb
-            print(f"  {tag}: {sent / 1e6:.0f} MB uploaded", flush=True)
+            say(f"  {tag}: {sent / 1e6:.0f} MB uploaded", flush=True)
 
     return show
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from ..pipelines.errors import PipelineError
 from ..pipelines.project import pipeline_files, render_all, render_check as check_rendered
+from ..output import say
 
 
 def _warn(warnings) -> None:
     for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        say(f"warning: {w}", file=sys.stderr)
 
 
 def render(root: Path, args) -> int:
@@ -20,12 +21,12 @@ def render(root: Path, args) -> int:
         written, removed = render_all(root, args.template, warnings)
     except PipelineError as exc:
         for p in exc.problems:
-            print(f"error: {p}", file=sys.stderr)
+            say(f"error: {p}", file=sys.stderr)
         raise
     _warn(warnings)
     n = len(pipeline_files(root))
-    print(f"render: {n} pipeline(s); {len(written)} DAG file(s) written, {len(removed)} removed"
-          + "".join(f"\n  wrote {w}" for w in written) + "".join(f"\n  removed {r}" for r in removed))
+    say(f"render: {n} pipeline(s); {len(written)} DAG file(s) written, {len(removed)} removed"
+        + "".join(f"\n  wrote {w}" for w in written) + "".join(f"\n  removed {r}" for r in removed))
     return 0
 
 
@@ -34,9 +35,9 @@ def render_check(root: Path, args) -> int:
         check_rendered(root, args.template)
     except PipelineError as exc:
         for p in exc.problems:
-            print(f"error: {p}", file=sys.stderr)
+            say(f"error: {p}", file=sys.stderr)
         raise
-    print(f"render-check: dags/ is up to date with {len(pipeline_files(root))} pipeline(s)")
+    say(f"render-check: dags/ is up to date with {len(pipeline_files(root))} pipeline(s)")
     return 0
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..schemas import write_schemas
+from ..output import say
 
 
 def schema(root: Path, args) -> int:
     for path in write_schemas(root):
-        print(f"wrote {path.relative_to(root)}")
+        say(f"wrote {path.relative_to(root)}")
     return 0
 
 

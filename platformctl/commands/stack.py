@@ -13,6 +13,7 @@ from ..stack.compose import PortTaken, Stack, free_port
 from ..stack.errors import StackError
 from ..stack.images import build_support_images
 from ..wait import wait_until
+from ..output import say
 
 # stack.api and stack.follow (requests) are imported by the commands that talk to Airflow: every other
 # command, make build among them, starts ~50 ms sooner without them.
@@ -52,14 +53,14 @@ def up(root, args) -> int:
     image = args.image or built_image(root)
     if engine.image_id(image) is None:
         raise StackError(f"image {image} is not in the local engine", "run make build first")
-    print("deploying the bundle to the local environment (the stack runs what was deployed)", flush=True)
+    say("deploying the bundle to the local environment (the stack runs what was deployed)", flush=True)
     _, store_dir, env_file, _ = deploy_local(root, args)
-    print("building the stack's support images (cached when unchanged)", flush=True)
+    say("building the stack's support images (cached when unchanged)", flush=True)
     build_support_images(root, cfg, engine)
     stack = _stack(root, args, cfg)
     fixed_port = args.port or cfg.stack.port
-    print(f"starting stack '{stack.project}' from {image} (postgres, db migrate, api-server, scheduler, "
-          f"dag-processor, triggerer)", flush=True)
+    say(f"starting stack '{stack.project}' from {image} (postgres, db migrate, api-server, scheduler, "
+        f"dag-processor, triggerer)", flush=True)
     for attempt in range(3):
         env = stack.write_state(platform_image=image, postgres_image=cfg.stack.postgres_image,
                                 port=fixed_port or (free_port() if attempt else None),
@@ -70,15 +71,15 @@ def up(root, args) -> int:
         except PortTaken as exc:
             if fixed_port or attempt == 2:
                 raise StackError(exc.message, "choose another port: --port N or stack.port in platform.yaml") from None
-            print(f"{exc.message}: trying another free port", flush=True)
+            say(f"{exc.message}: trying another free port", flush=True)
     from ..stack.api import AirflowAPI
 
     api = AirflowAPI(f"http://127.0.0.1:{env['AIRFLOW_PORT']}")
     wait_until(api.healthy, timeout=120, poll=2)  # the scheduler's first heartbeat; health() below says which is not
     health = api.health()
-    print(f"Airflow is up at {api.base_url}  (health: "
-          + ", ".join(f"{k}={v.get('status')}" for k, v in health.items() if isinstance(v, dict)) + ")")
-    print("  run a pipeline:  make run PIPELINE=example_etl      stop:  make down")
+    say(f"Airflow is up at {api.base_url}  (health: "
+        + ", ".join(f"{k}={v.get('status')}" for k, v in health.items() if isinstance(v, dict)) + ")")
+    say("  run a pipeline:  make run PIPELINE=example_etl      stop:  make down")
     return 0
 
 
@@ -113,10 +114,10 @@ def down(root, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
     stack = _stack(root, args, cfg)
     if not stack.env_file.exists():
-        print(f"stack '{stack.project}' is not up")
+        say(f"stack '{stack.project}' is not up")
         return 0
     stack.down(volumes=args.volumes)
-    print(f"stack '{stack.project}' stopped" + (" and its database removed" if args.volumes else
+    say(f"stack '{stack.project}' stopped" + (" and its database removed" if args.volumes else
                                                " (database kept; make down VOLUMES=1 removes it)"))
     return 0
 

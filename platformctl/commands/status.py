@@ -10,6 +10,7 @@ from ..errors import StatusIncomplete
 from ..registry.auth import authfile, from_environment
 from ..registry.skopeo import Skopeo
 from ..status import diff_lines, env_diff, status, status_lines
+from ..output import say
 
 
 def _factory(cfg, auth):
@@ -21,11 +22,11 @@ def _factory(cfg, auth):
 
 def _finish(errors: list[str]) -> int:
     for e in errors:
-        print(f"error: {e}", file=sys.stderr)
+        say(f"error: {e}", file=sys.stderr)
     if errors:
         err = StatusIncomplete(f"{len(errors)} part(s) could not be read",
                                "the rest above is what could be read; fix the access and run it again")
-        print(f"error: {err.one_line()}", file=sys.stderr)
+        say(f"error: {err.one_line()}", file=sys.stderr)
         return err.exit_code
     return 0
 
@@ -43,7 +44,7 @@ def cmd_status(root, args) -> int:
     names = args.env or environment_names(root)
     with authfile(from_environment(), *_repos(root, cfg, names)) as auth:
         s = status(root, cfg, _factory(cfg, auth), names)
-    print(json.dumps(s.to_json(), indent=2, sort_keys=True) if args.json else "\n".join(status_lines(s)))
+    say(json.dumps(s.to_json(), indent=2, sort_keys=True) if args.json else "\n".join(status_lines(s)))
     return _finish(s.errors)
 
 
@@ -51,7 +52,7 @@ def cmd_diff(root, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
     with authfile(from_environment(), *_repos(root, cfg, [args.from_env, args.to_env])) as auth:
         d = env_diff(root, cfg, _factory(cfg, auth), args.from_env, args.to_env)
-    print(json.dumps(d, indent=2, sort_keys=True) if args.json else "\n".join(diff_lines(d)))
+    say(json.dumps(d, indent=2, sort_keys=True) if args.json else "\n".join(diff_lines(d)))
     return _finish(d["errors"])
 
 

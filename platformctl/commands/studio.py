@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from ..output import say
 
 
 def studio(root: Path, args) -> int:
@@ -13,10 +14,10 @@ def studio(root: Path, args) -> int:
     require_bundle()
 
     def ready(url: str) -> None:
-        print(f"studio: serving {root.name}/pipelines/ on 127.0.0.1 (Ctrl-C stops it)\n  open {url}", flush=True)
+        say(f"studio: serving {root.name}/pipelines/ on 127.0.0.1 (Ctrl-C stops it)\n  open {url}", flush=True)
 
     serve(root, args.port, ready)
-    print("studio: stopped", file=sys.stderr)
+    say("studio: stopped", file=sys.stderr)
     return 0
 
 
@@ -24,7 +25,7 @@ def studio_assets(root: Path, args) -> int:
     from ..studio.assets import FILES, build
 
     out = build(root)
-    print(f"studio-assets: wrote {', '.join(FILES)} in {out.relative_to(root)}")
+    say(f"studio-assets: wrote {', '.join(FILES)} in {out.relative_to(root)}")
     return 0
 
 
@@ -32,7 +33,7 @@ def studio_assets_check(root: Path, args) -> int:
     from ..studio.assets import check
 
     check(root)
-    print("studio-assets-check: platformctl/studio/static/ matches studio/")
+    say("studio-assets-check: platformctl/studio/static/ matches studio/")
     return 0
 
 

@@ -18,6 +18,7 @@ from ..engine import ContainerEngine, detect
 from ..wait import wait_until
 from .plan import NEEDS, BaseChoice, HostFacts, Plan, choose_base, decide
 from .probe import probe
+from ..output import say
 
 Echo = Callable[[str], None]
 HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
@@ -29,7 +30,7 @@ _apt_updated = False
 
 
 def _echo(line: str) -> None:
-    print(f"setup: {line}", flush=True)
+    say(f"setup: {line}", flush=True)
 
 
 def install_allowed(cfg: PlatformConfig, environ: dict[str, str] | None = None) -> bool:

@@ -13,11 +13,12 @@ from ..errors import BuildError, ConfigError, ImageTestError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..pipelines.project import render_check
-from ..record import IMAGE_SETS, RECORD, BuildRecord
+from ..record import IMAGE_SETS, BuildRecord
 from ..version import image_version, source_url
 from . import checks
 from .inputs import inputs_fingerprint
 from .uv_image import ensure_local as ensure_uv_image, uv_image_ref, uv_pin
+from ..output import say
 
 CHECKS_CACHE = Path("build/image-checks")  # the API check's migrated DB, per dependency key
 SECRET_ENV = {"ca_bundle": "CA_BUNDLE", "index_url": "INDEX_URL_FILE"}
@@ -112,19 +113,19 @@ def run_image_tests(root: Path, image: str, engine: ContainerEngine, *, full: bo
     python = labels.get("io.ml-platform.python.version") or cfg.image.python
     expect = checks.Expect.from_project(root, python, cfg.airflow_version)
     previous = (BuildRecord.load(root) or BuildRecord()).checks or None
-    print(f"testing image: {image[:19]}, " + ("every check group" if full else "deps (unless recorded), code, api"),
-          flush=True)
+    say(f"testing image: {image[:19]}, " + ("every check group" if full else "deps (unless recorded), code, api"),
+        flush=True)
     runs, rec = checks.run_checks(engine.cli, image, info, expect, previous=previous, full=full,
                                   cache_dir=root / CHECKS_CACHE)
     report = ImageTestReport(runs, rec, {r.group: None if r.skipped else r.seconds for r in runs})
     for r in runs:
         if r.skipped:
-            print(f"  {r.group}: cached ({r.skipped})")
+            say(f"  {r.group}: cached ({r.skipped})")
             continue
-        print(f"  {r.group}: {sum(x.ok for x in r.results)}/{len(r.results)} passed in {r.seconds:.1f}s")
+        say(f"  {r.group}: {sum(x.ok for x in r.results)}/{len(r.results)} passed in {r.seconds:.1f}s")
         for x in r.results:
             if not x.ok:
-                print(f"    FAILED {x.name}: {x.detail[:1500]}")
+                say(f"    FAILED {x.name}: {x.detail[:1500]}")
     failed = [f"{x.group}/{x.name}" for r in runs for x in r.results if not x.ok]
     if failed:
         record = BuildRecord.load(root)
@@ -165,8 +166,8 @@ def build(root: Path, cfg: PlatformConfig, engine: ContainerEngine, spec: BuildS
     timings: seconds already measured, the build's and tests' are added; started: when the build step began."""
     timings = {} if timings is None else timings
     t = time.perf_counter() if started is None else started
-    print(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
-          f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
+    say(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
+        f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
     t0 = time.perf_counter()
     uv_ref = spec.build_args.get("UV_IMAGE")
     if uv_ref:

@@ -17,6 +17,7 @@ from ..engine import ContainerEngine, connect
 from .auth import Credentials
 from .errors import RegistryError, RegistryUnavailable
 from .skopeo import classify, with_retries
+from ..output import say
 
 Progress = Callable[[str, int], None]  # (tag, bytes uploaded so far)
 
@@ -65,7 +66,7 @@ def _push_tag(engine: ContainerEngine, repository: str, tag: str, creds: Credent
 
 def push_image(image: str, repository: str, tags: list[str], creds: Credentials | None, *,
                attempts: int = 4, base_delay: float = 1.0, progress: Progress | None = None,
-               echo=print, engine: ContainerEngine | None = None) -> PushResult:
+               echo=say, engine: ContainerEngine | None = None) -> PushResult:
     """Tag the local image `image` as repository:<tag> for every tag and push them, first tag first
     (engine: the one to push with; by default the local Docker engine, not probed)."""
     engine = engine or connect()

@@ -18,9 +18,10 @@ from .auth import Credentials, authfile
 from .errors import RegistryError, RegistryUnavailable
 from .refs import build_tags
 from .skopeo import Skopeo, classify
+from ..output import say
 
 
-def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=print) -> dict | None:
+def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=say) -> dict | None:
     """The registry's image for these inputs ({digest, labels}), or None. Never fails the build."""
     repo = cfg.registry.repository
     try:
@@ -37,7 +38,7 @@ def find(cfg: PlatformConfig, fingerprint: str, creds: Credentials | None, echo=
 
 
 def adopt(cfg: PlatformConfig, engine: ContainerEngine, hit: dict, version_tag: str, short_sha: str,
-          local_tags: list[str], creds: Credentials | None, echo=print,
+          local_tags: list[str], creds: Credentials | None, echo=say,
           verify: Callable[[str], bool] | None = None) -> tuple[str, list[str]]:
     """Make sure the engine has the registry image, tag it locally, then `verify(image id)` (the image
     tests, run here), and only if that returns True tag it in the registry with this build's tags.

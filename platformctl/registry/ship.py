@@ -21,6 +21,7 @@ from .records import (LOCK_LABEL, PROMOTION, RELEASES, assert_shippable, depende
                       load_release, previous_release, release_path)
 from .refs import SEMVER, build_tags, release_tags
 from .skopeo import Skopeo
+from ..output import say
 
 
 def _now() -> str:
@@ -31,13 +32,13 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n} bytes"
 
 
-def _skopeo(cfg: PlatformConfig, auth: str | None, echo=print) -> Skopeo:
+def _skopeo(cfg: PlatformConfig, auth: str | None, echo=say) -> Skopeo:
     return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts), attempts=cfg.registry.attempts,
                   echo=echo)
 
 
 # ------------------------------------------------------------------------------------------ push
-def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=print, progress=None,
+def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=say, progress=None,
          engine: ContainerEngine | None = None) -> dict:
     rec = load_build(root)
     assert_shippable(root, rec)
@@ -68,7 +69,7 @@ def _image_locks(cfg: PlatformConfig) -> list[str]:
     return [f"{REQ_DIR}/{lock_filename(s, cfg.image.python)}" for s in IMAGE_SETS]
 
 
-def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | None, *, echo=print) -> dict:
+def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | None, *, echo=say) -> dict:
     if not SEMVER.match(version):
         raise ReleaseRefused(f"'{version}' is not a release version", "use X.Y.Z, e.g. make release VERSION=1.4.0")
     if git.check(root, "status", "--porcelain", "--untracked-files=no"):
@@ -146,7 +147,7 @@ def _prepend_changelog(root: Path, rec: dict, changes: list[str]) -> None:
 
 # --------------------------------------------------------------------------------------- promote
 def promote(root: Path, cfg: PlatformConfig, env_name: str, version: str, creds: Credentials | None,
-            *, echo=print) -> dict:
+            *, echo=say) -> dict:
     if not SEMVER.match(version):
         raise ReleaseRefused(f"'{version}' is not a release version", "use X.Y.Z, e.g. VERSION=1.4.0")
     rel = load_release(root, version)

@@ -14,6 +14,7 @@ from typing import Callable
 from ..errors import ToolMissingError
 from .errors import RegistryAuthError, RegistryError, RegistryUnavailable
 from .refs import is_local_registry, registry_host
+from ..output import say
 
 _AUTH = re.compile(r"unauthorized|authentication required|denied|invalid username/password|no basic auth credentials",
                    re.I)
@@ -35,7 +36,7 @@ def classify(stderr: str, what: str) -> RegistryError:
     return RegistryError(f"{what}: {msg}")
 
 
-def with_retries(fn: Callable, *, attempts: int = 4, base_delay: float = 1.0, echo=print):
+def with_retries(fn: Callable, *, attempts: int = 4, base_delay: float = 1.0, echo=say):
     """Run fn(); on RegistryUnavailable wait 1, 2, 4... seconds and try again; auth errors at once."""
     for i in range(attempts):
         try:

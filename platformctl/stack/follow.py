@@ -9,6 +9,7 @@ from datetime import datetime
 from .api import AirflowAPI, ApiTimeout
 from ..wait import wait_until
 from .errors import RunFailed, StackError
+from ..output import say
 
 FINAL_RUN = {"success", "failed"}
 FAILED_TASK = {"failed", "upstream_failed"}
@@ -56,7 +57,7 @@ def _tail(text: str, n: int) -> list[str]:
 
 
 def run_pipeline(api: AirflowAPI, dag_id: str, *, timeout: float = 900, poll: float = 2.0,
-                 tail: int = 8, echo=print, conf: dict | None = None) -> RunResult:
+                 tail: int = 8, echo=say, conf: dict | None = None) -> RunResult:
     if not api.healthy():
         raise StackError(f"Airflow at {api.base_url} is not healthy", "start the stack with make up")
     echo(f"{_ts()} waiting for DAG {dag_id} to be parsed")
@@ -70,7 +71,7 @@ def run_pipeline(api: AirflowAPI, dag_id: str, *, timeout: float = 900, poll: fl
 
 
 def follow_run(api: AirflowAPI, dag_id: str, run_id: str, *, timeout: float = 900, poll: float = 2.0,
-               tail: int = 8, echo=print) -> RunResult:
+               tail: int = 8, echo=say) -> RunResult:
     """Print each job's state changes until the run ends, then the table and the log tails."""
     start = time.monotonic()
     seen: dict[str, str | None] = {}
@@ -133,7 +134,7 @@ def check(r: RunResult) -> None:
 
 
 def wait_for_bundle(api: AirflowAPI, dag_id: str, version: str, *, timeout: float = 120, poll: float = 0.5,
-                    echo=print) -> float:
+                    echo=say) -> float:
     """Wait until Airflow has parsed `dag_id` from bundle `version`; returns the seconds it took."""
     start = time.monotonic()
     echo(f"{_ts()} waiting for Airflow to run bundle {version}")

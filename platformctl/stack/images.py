@@ -12,6 +12,7 @@ from ..config import PlatformConfig
 from ..errors import BuildError
 from ..engine import BuildSpec, ContainerEngine
 from .errors import StackError
+from ..output import say
 
 POSTGRES_CONTEXT = "stack/postgres"
 
@@ -40,7 +41,7 @@ def build_image(engine: ContainerEngine, tag: str, context: Path, base: str, log
                          f"BASE_IMAGE=); {exc.hint}") from None
 
 
-def build_support_images(root: Path, cfg: PlatformConfig, engine: ContainerEngine, *, echo=print) -> list[str]:
+def build_support_images(root: Path, cfg: PlatformConfig, engine: ContainerEngine, *, echo=say) -> list[str]:
     base = support_base(cfg)
     ca = cfg.image.build_secrets.get("ca_bundle")
     built = []
