@@ -103,22 +103,17 @@ class Page:
         rev = self.revision()
         src = self.css(f'.react-flow__node[data-id="{source}"] .react-flow__handle.source')
         dst = self.css(f'.react-flow__node[data-id="{target}"] .react-flow__handle.target')
-        for el in (src, dst):  # nothing covers the handles where the pointer will press and release
+        # React Flow starts a connection only from a handle whose bounds it has measured (else the press is
+        # ignored): wait for every node's handle bounds, then for nothing covering the two handles
+        browser.wait_for(self.d, "window.__studio.handlesReady && window.__studio.handlesReady()",
+                         what="every node's handles measured by React Flow")
+        for el in (src, dst):
             browser.wait_for(self.d, "(() => { const r = arguments[0].getBoundingClientRect(); const e = "
                                      "document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2); "
-                                     "const n = arguments[0].closest('.react-flow__node'); const cs = getComputedStyle(arguments[0]); "
-                                     "window.__cover = (e ? e.className : 'nothing') + ' | handle ' + arguments[0].className + "
-                                     "' pe=' + cs.pointerEvents + ' vis=' + cs.visibility + ' node vis=' + "
-                                     "getComputedStyle(n).visibility + ' node pe=' + getComputedStyle(n).pointerEvents + "
-                                     "' rect=' + JSON.stringify(r) + ' node=' + n.outerHTML.slice(0, 200); "
                                      "return !!e && (e === arguments[0] || arguments[0].contains(e)); })()",
-                             what="an uncovered handle", args=(el,))
-        try:
-            (self.Chains(self.d).move_to_element(src).click_and_hold().move_to_element_with_offset(dst, -20, 4)
-             .move_to_element_with_offset(dst, -4, 1).move_to_element(dst).release().perform())
-        except Exception:
-            print("DEBUG", self.d.execute_script("return window.__cover"), self.d.execute_script("return [arguments[0].getBoundingClientRect(), arguments[1].getBoundingClientRect(), innerWidth, innerHeight, JSON.stringify(window.__studio.layouts.slice(-2)), JSON.stringify(window.__studio.viewport), document.querySelector('.react-flow__viewport').style.transform, JSON.stringify(window.__studio.state.jobs.map(j=>j.name))]", src, dst))
-            raise
+                             what=f"an uncovered handle on {source} / {target}", args=(el,))
+        (self.Chains(self.d).move_to_element(src).click_and_hold().move_to_element_with_offset(dst, -20, 4)
+         .move_to_element_with_offset(dst, -4, 1).move_to_element(dst).release().perform())
         self.after(rev, f"edge {source} -> {target}")
 
     def open(self, file: str, n: int):
