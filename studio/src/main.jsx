@@ -323,7 +323,7 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
       const drawn = document.querySelectorAll(".react-flow__node").length;
       const totalMs = performance.now() - p.t0; // laid out, measured and painted once
       const done = () => requestAnimationFrame(() => { // the fitted viewport is on screen: tests may point at nodes now
-        timings.layouts.push({ n: p.n, layoutMs: p.layoutMs, totalMs, drawn });
+        timings.layouts.push({ n: p.n, layoutMs: p.layoutMs, totalMs, drawn, at: performance.now() });
         if (timings.pendingDraw === p) timings.pendingDraw = null;
         document.body.dataset.layoutDone = String(timings.layouts.length);
       });
