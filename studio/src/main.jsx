@@ -275,7 +275,7 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
     const t0 = performance.now();
     layout(state.jobs, state.edges).then((p) => {
       if (!live) return;
-      timings.pendingDraw = { t0, layoutMs: performance.now() - t0, n: state.jobs.length };
+      timings.pendingDraw = { t0, layoutMs: performance.now() - t0, n: state.jobs.length, pos: p };
       setPos(p);
     });
     return () => { live = false; };
@@ -315,7 +315,9 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
 
   useEffect(() => {
     const p = timings.pendingDraw;
-    if (!p || Object.keys(pos).length !== state.jobs.length || (state.jobs.length && !measured)) return;
+    // wait for this layout's positions to be rendered: a render in between (same job count, older positions)
+    // must not fit the viewport to the previous layout (seen: an edge added, the graph fitted to the old one)
+    if (!p || p.pos !== pos || (state.jobs.length && !measured)) return;
     if (nodes.some((n) => !pos[n.id])) return;
     if (p.scheduled) return;
     p.scheduled = true;

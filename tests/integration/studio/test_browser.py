@@ -27,6 +27,7 @@ SHOTS = ROOT / "build"
 @pytest.fixture
 def driver():
     require(browser.available(), "no headless browser: apt-get install chromium chromium-driver")
+    SHOTS.mkdir(exist_ok=True)  # selenium's save_screenshot only warns when it cannot write
     d = browser.start()
     yield d
     d.quit()
@@ -154,7 +155,7 @@ def test_edit_example_etl_in_the_browser(driver, tmp_path):
         browser.wait_for(driver, "document.querySelector('#totals')", what="the totals")
         assert "gpu-a100" in page.css("#totals").text
         page.css("#tab-form").click()
-        driver.save_screenshot(str(SHOTS / "studio-example_etl.png"))
+        assert driver.save_screenshot(str(SHOTS / "studio-example_etl.png"))
 
         page.click("#save", "save")
         browser.wait_for(driver, "document.querySelector('#message') && "
@@ -209,7 +210,7 @@ def test_rebuild_example_etl_from_an_empty_pipeline(driver, tmp_path):
         page.layout_settled(4)
         browser.wait_for(driver, "document.querySelectorAll('.react-flow__edge').length === 3", what="3 edges")
         assert page.css("#validity").text == "valid"
-        driver.save_screenshot(str(SHOTS / "studio-rebuilt-example_etl.png"))
+        assert driver.save_screenshot(str(SHOTS / "studio-rebuilt-example_etl.png"))
         page.click("#save", "save")
         browser.wait_for(driver, "document.querySelector('#message').textContent.startsWith('saved')", what="saved")
     finally:
