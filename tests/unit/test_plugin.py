@@ -84,7 +84,9 @@ def test_page_draws_the_running_pipelines(plugin, monkeypatch, tmp_path):
     for a, b in p["edges"]:
         assert f"data-source='{a}' data-target='{b}'" in svg
     assert svg.count("class='edge'") == 3
-    assert "cpu-medium · 2 cpu · 2Gi · not allowed here" in svg  # ML_PLATFORM_ALLOWED_FLAVORS: cpu-small, cpu-large
+    train = svg[svg.index("data-id='train'"):svg.index("data-id='load'")]
+    assert "cpu-medium · 2 cpu · 2Gi<" in train and "✕ not allowed here" in train  # allowed: cpu-small, cpu-large
+    assert svg.count("not allowed here") == 1
     assert svg.count("cpu-small · 1 cpu · 1Gi<") == 3
     assert "ml-platform/etl-job:0.1.0" in svg
     x = {name: int(svg.split(f"data-id='{name}' transform='translate(")[1].split(",")[0])
