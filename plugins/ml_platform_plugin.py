@@ -180,11 +180,8 @@ def layered(jobs: list[str], edges: list[list[str]]) -> dict[str, tuple[int, int
 
     for j in jobs:
         depth(j)
-    rows: dict[int, list[str]] = {}
     pos: dict[str, tuple[int, int]] = {}
-    for j in sorted(jobs, key=lambda j: layer[j]):
-        rows.setdefault(layer[j], [])
-    for lv in sorted(rows):
+    for lv in sorted(set(layer.values())):
         members = [j for j in jobs if layer[j] == lv]
         members.sort(key=lambda j: (sum(pos[u][1] for u in ups[j] if u in pos) / len([u for u in ups[j] if u in pos])
                                     if any(u in pos for u in ups[j]) else jobs.index(j), jobs.index(j)))
