@@ -245,7 +245,7 @@ async function layout(jobs, edges) {
     id: "root",
     layoutOptions: {
       "elk.algorithm": "layered", "elk.direction": "RIGHT",
-      "elk.layered.spacing.nodeNodeBetweenLayers": "70", "elk.spacing.nodeNode": "28",
+      "elk.layered.spacing.nodeNodeBetweenLayers": "50", "elk.spacing.nodeNode": "28",
     },
     children: jobs.map((j) => ({ id: j.name, width: NODE_W, height: NODE_H })),
     edges: edges.filter((e) => names.has(e.source) && names.has(e.target))
@@ -335,7 +335,7 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
         // fit the laid-out graph (ELK's positions and the fixed node size), not whatever was measured last
         const x = Math.min(...ps.map((q) => q.x)), y = Math.min(...ps.map((q) => q.y));
         const bounds = { x, y, width: Math.max(...ps.map((q) => q.x)) + NODE_W - x, height: Math.max(...ps.map((q) => q.y)) + NODE_H - y };
-        const vp = getViewportForBounds(bounds, pane.current.clientWidth, pane.current.clientHeight, 0.05, 1.5, 0.12);
+        const vp = getViewportForBounds(bounds, pane.current.clientWidth, pane.current.clientHeight, 0.05, 1.5, 0.06);
         timings.viewport = vp;
         Promise.resolve(setViewport(vp, { duration: 0 })).then(done); // d3-zoom applies it on its own timer
       } else {

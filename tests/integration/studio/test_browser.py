@@ -73,6 +73,12 @@ class Page:
                                  "b = window.__studio.viewport; return !b || (Math.abs(a.x - b.x) < 0.5 && "
                                  "Math.abs(a.y - b.y) < 0.5 && Math.abs(a.zoom - b.zoom) < 1e-3); })()",
                          what=f"{n} nodes laid out and fitted")
+        outside = self.d.execute_script(  # the fit shows the whole graph: no node cut off by the pane's edge
+            "const p = document.querySelector('.react-flow').getBoundingClientRect(); "
+            "return [...document.querySelectorAll('.react-flow__node')].filter((e) => { const r = e.getBoundingClientRect(); "
+            "return r.left < p.left - 1 || r.right > p.right + 1 || r.top < p.top - 1 || r.bottom > p.bottom + 1; })"
+            ".map((e) => e.dataset.id);")
+        assert not outside, f"nodes outside the fitted graph pane: {outside}"
 
     def type_and_commit(self, sel: str, text: str, what: str):
         rev = self.revision()
@@ -141,6 +147,7 @@ def test_edit_example_etl_in_the_browser(driver, tmp_path):
         page.add_job("report", 5)
         page.type_and_commit("#job-command", "python3\n/app/etl.py\nreport", "report's command")
         page.drag_edge("load", "report")
+        page.layout_settled(5)  # re-laid out and fitted with the new edge
         assert page.state()["jobs"][-1]["name"] == "report"
         assert {"source": "load", "target": "report", "cycle": False, "dangling": False} in page.state()["edges"]
         browser.wait_for(driver, "document.querySelectorAll('.react-flow__edge').length === 4", what="the new edge drawn")
