@@ -9,7 +9,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse bench-loop clean
+.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse bench-loop bench-studio clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory 
 
 bench-render: $(VENV)/.synced ## make render of one 5,000-job pipeline and of 2,000 small ones; ordering vs the old algorithm
 	$(PY) bench/render.py $(ARGS)
+bench-studio: $(VENV)/.synced ## the studio in headless Chromium: 200-job draw, validation round trip, open; vs naive
+	$(PY) bench/studio.py $(ARGS)
+
 gc: $(VENV)/.synced ## remove old bundle versions of ENV (keeps KEEP=N newest, the live one, the rollback target)
 	$(RUN) gc --env $(ENV) $(if $(KEEP),--keep $(KEEP))
 bench-loop: $(VENV)/.synced ## plugin/operator/pipeline edit -> tested image / make run result, against the naive loop

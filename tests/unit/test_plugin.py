@@ -57,3 +57,44 @@ def test_flavor_link_points_at_the_view():
         resource_flavor = "gpu-a100"
 
     assert FlavorLink().get_link(Op(), ti_key=None) == "/ml-platform/#flavor-gpu-a100"
+
+
+def test_page_draws_the_running_pipelines(plugin, monkeypatch, tmp_path):
+    """/ml-platform/ draws each rendered DAG of the bundle: example_etl's 4 jobs, its 3 edges, flavor badges
+    with limits, a flavor this environment does not allow marked; other .py files are ignored, never run."""
+    bundle = tmp_path / "versions/b-0123456789abcdef"
+    (bundle / "dags").mkdir(parents=True)
+    (bundle / "dags/example_etl.py").write_text((ROOT / "dags/example_etl.py").read_text())
+    (bundle / "dags/hand_written.py").write_text("raise SystemExit('a page view must not run DAG code')\n")
+    monkeypatch.setenv("ML_PLATFORM_PIPELINE_DIRS", str(bundle))
+    c = TestClient(plugin.app)
+
+    (p,) = c.get("/pipelines").json()["pipelines"]
+    assert p["dag_id"] == "example_etl" and p["source"] == "pipelines/example_etl.yaml"
+    assert [(j["name"], j["flavor"]) for j in p["jobs"]] == [
+        ("extract", "cpu-small"), ("transform", "cpu-small"), ("train", "cpu-medium"), ("load", "cpu-small")]
+    assert p["edges"] == [["extract", "transform"], ["transform", "train"], ["train", "load"]]
+
+    page = c.get("/").text
+    svg = page[page.index("<svg class='graph' id='graph-example_etl'"):]
+    svg = svg[: svg.index("</svg>")]
+    assert svg.count("<g class='job'") == 4
+    for name in ("extract", "transform", "train", "load"):
+        assert f"data-id='{name}'" in svg
+    for a, b in p["edges"]:
+        assert f"data-source='{a}' data-target='{b}'" in svg
+    assert svg.count("class='edge'") == 3
+    train = svg[svg.index("data-id='train'"):svg.index("data-id='load'")]
+    assert "cpu-medium · 2 cpu · 2Gi<" in train and "✕ not allowed here" in train  # allowed: cpu-small, cpu-large
+    assert svg.count("not allowed here") == 1
+    assert svg.count("cpu-small · 1 cpu · 1Gi<") == 3
+    assert "ml-platform/etl-job:0.1.0" in svg
+    x = {name: int(svg.split(f"data-id='{name}' transform='translate(")[1].split(",")[0])
+         for name in ("extract", "transform", "train", "load")}
+    assert x["extract"] < x["transform"] < x["train"] < x["load"]  # one layer per step, left to right
+    assert "<script" not in page and "<link" not in page and " src=" not in page  # self-contained, nothing fetched
+
+
+def test_page_layers_a_fan_out_and_fan_in(plugin):
+    pos = plugin.layered(["a", "b", "c", "d"], [["a", "b"], ["a", "c"], ["b", "d"], ["c", "d"]])
+    assert pos == {"a": (0, 0), "b": (1, 0), "c": (1, 1), "d": (2, 0)}

@@ -44,8 +44,5 @@ def wait_for(driver, script: str, timeout: float = 15.0, what: str = "", args: t
         if last:
             return last
         time.sleep(0.05)
-    cover = driver.execute_script("return window.__cover || null;")
-    if cover:
-        what = f"{what} (covered by {cover})"
     errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     raise AssertionError(f"timed out waiting for {what or script} (last: {last!r}; browser errors: {errors})")

@@ -27,6 +27,7 @@ SHOTS = ROOT / "build"
 @pytest.fixture
 def driver():
     require(browser.available(), "no headless browser: apt-get install chromium chromium-driver")
+    SHOTS.mkdir(exist_ok=True)  # selenium's save_screenshot only warns when it cannot write
     d = browser.start()
     yield d
     d.quit()
@@ -72,6 +73,12 @@ class Page:
                                  "b = window.__studio.viewport; return !b || (Math.abs(a.x - b.x) < 0.5 && "
                                  "Math.abs(a.y - b.y) < 0.5 && Math.abs(a.zoom - b.zoom) < 1e-3); })()",
                          what=f"{n} nodes laid out and fitted")
+        outside = self.d.execute_script(  # the fit shows the whole graph: no node cut off by the pane's edge
+            "const p = document.querySelector('.react-flow').getBoundingClientRect(); "
+            "return [...document.querySelectorAll('.react-flow__node')].filter((e) => { const r = e.getBoundingClientRect(); "
+            "return r.left < p.left - 1 || r.right > p.right + 1 || r.top < p.top - 1 || r.bottom > p.bottom + 1; })"
+            ".map((e) => e.dataset.id);")
+        assert not outside, f"nodes outside the fitted graph pane: {outside}"
 
     def type_and_commit(self, sel: str, text: str, what: str):
         rev = self.revision()
@@ -103,22 +110,17 @@ class Page:
         rev = self.revision()
         src = self.css(f'.react-flow__node[data-id="{source}"] .react-flow__handle.source')
         dst = self.css(f'.react-flow__node[data-id="{target}"] .react-flow__handle.target')
-        for el in (src, dst):  # nothing covers the handles where the pointer will press and release
+        # React Flow starts a connection only from a handle whose bounds it has measured (else the press is
+        # ignored): wait for every node's handle bounds, then for nothing covering the two handles
+        browser.wait_for(self.d, "window.__studio.handlesReady && window.__studio.handlesReady()",
+                         what="every node's handles measured by React Flow")
+        for el in (src, dst):
             browser.wait_for(self.d, "(() => { const r = arguments[0].getBoundingClientRect(); const e = "
                                      "document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2); "
-                                     "const n = arguments[0].closest('.react-flow__node'); const cs = getComputedStyle(arguments[0]); "
-                                     "window.__cover = (e ? e.className : 'nothing') + ' | handle ' + arguments[0].className + "
-                                     "' pe=' + cs.pointerEvents + ' vis=' + cs.visibility + ' node vis=' + "
-                                     "getComputedStyle(n).visibility + ' node pe=' + getComputedStyle(n).pointerEvents + "
-                                     "' rect=' + JSON.stringify(r) + ' node=' + n.outerHTML.slice(0, 200); "
                                      "return !!e && (e === arguments[0] || arguments[0].contains(e)); })()",
-                             what="an uncovered handle", args=(el,))
-        try:
-            (self.Chains(self.d).move_to_element(src).click_and_hold().move_to_element_with_offset(dst, -20, 4)
-             .move_to_element_with_offset(dst, -4, 1).move_to_element(dst).release().perform())
-        except Exception:
-            print("DEBUG", self.d.execute_script("return window.__cover"), self.d.execute_script("return [arguments[0].getBoundingClientRect(), arguments[1].getBoundingClientRect(), innerWidth, innerHeight, JSON.stringify(window.__studio.layouts.slice(-2)), JSON.stringify(window.__studio.viewport), document.querySelector('.react-flow__viewport').style.transform, JSON.stringify(window.__studio.state.jobs.map(j=>j.name))]", src, dst))
-            raise
+                             what=f"an uncovered handle on {source} / {target}", args=(el,))
+        (self.Chains(self.d).move_to_element(src).click_and_hold().move_to_element_with_offset(dst, -20, 4)
+         .move_to_element_with_offset(dst, -4, 1).move_to_element(dst).release().perform())
         self.after(rev, f"edge {source} -> {target}")
 
     def open(self, file: str, n: int):
@@ -139,12 +141,13 @@ def test_edit_example_etl_in_the_browser(driver, tmp_path):
         names = {n.get_attribute("data-id") for n in driver.find_elements(page.By.CSS_SELECTOR, ".react-flow__node")}
         assert names == {"extract", "transform", "train", "load"}
         assert "cpu-medium" in page.css('.react-flow__node[data-id="train"] .badge').text
-        assert "dev" in page.css('.react-flow__node[data-id="train"] .badge.forbidden').text
+        assert not driver.find_elements(page.By.CSS_SELECTOR, '.react-flow__node[data-id="train"] .badge.forbidden')
         assert len(driver.find_elements(page.By.CSS_SELECTOR, ".react-flow__edge")) == 3
 
         page.add_job("report", 5)
         page.type_and_commit("#job-command", "python3\n/app/etl.py\nreport", "report's command")
         page.drag_edge("load", "report")
+        page.layout_settled(5)  # re-laid out and fitted with the new edge
         assert page.state()["jobs"][-1]["name"] == "report"
         assert {"source": "load", "target": "report", "cycle": False, "dangling": False} in page.state()["edges"]
         browser.wait_for(driver, "document.querySelectorAll('.react-flow__edge').length === 4", what="the new edge drawn")
@@ -155,11 +158,12 @@ def test_edit_example_etl_in_the_browser(driver, tmp_path):
         page.select("#job-resource_flavor", "gpu-a100", "train's flavor")
         browser.wait_for(driver, "document.querySelector('.react-flow__node[data-id=\"train\"] .badge').textContent"
                                  ".includes('gpu-a100')", what="the gpu badge")
+        assert "dev" in page.css('.react-flow__node[data-id="train"] .badge.forbidden').text  # dev allows no GPU
         page.css("#tab-preview").click()
         browser.wait_for(driver, "document.querySelector('#totals')", what="the totals")
         assert "gpu-a100" in page.css("#totals").text
         page.css("#tab-form").click()
-        driver.save_screenshot(str(SHOTS / "studio-example_etl.png"))
+        assert driver.save_screenshot(str(SHOTS / "studio-example_etl.png"))
 
         page.click("#save", "save")
         browser.wait_for(driver, "document.querySelector('#message') && "
@@ -214,7 +218,7 @@ def test_rebuild_example_etl_from_an_empty_pipeline(driver, tmp_path):
         page.layout_settled(4)
         browser.wait_for(driver, "document.querySelectorAll('.react-flow__edge').length === 3", what="3 edges")
         assert page.css("#validity").text == "valid"
-        driver.save_screenshot(str(SHOTS / "studio-rebuilt-example_etl.png"))
+        assert driver.save_screenshot(str(SHOTS / "studio-rebuilt-example_etl.png"))
         page.click("#save", "save")
         browser.wait_for(driver, "document.querySelector('#message').textContent.startsWith('saved')", what="saved")
     finally:
