@@ -100,12 +100,7 @@ class UvResolver:
             "--python-platform", uv_python_platform(req.platform, req.glibc),
             "--generate-hashes", "--no-header", "--quiet", "--no-progress",
         ]
-        for c in req.constraints:
-            cmd += ["-c", str(c)]
-        if req.upgrade:
-            cmd.append("--upgrade")
-        for p in req.upgrade_packages:
-            cmd += ["--upgrade-package", p]
+        cmd += common_flags(req)
         return cmd
 
     def compile(self, req: ResolveRequest) -> None:
@@ -180,12 +175,7 @@ class PipToolsResolver:
         cmd = [str(venv / "bin" / "pip-compile"), str(req.in_file), "-o", str(req.out_file),
                "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-header", "--quiet",
                "--resolver=backtracking"]
-        for c in req.constraints:
-            cmd += ["-c", str(c)]
-        if req.upgrade:
-            cmd.append("--upgrade")
-        for p in req.upgrade_packages:
-            cmd += ["--upgrade-package", p]
+        cmd += common_flags(req)
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **req.extra_env}, cwd=req.cwd)
         if proc.returncode != 0:
             raise condense_resolver_error(proc.stderr + proc.stdout, req.display)
@@ -198,3 +188,15 @@ def make_resolver(name: str, cache_dir: Path, pins: dict[str, str] | None = None
     spec = f"pip-tools=={pins['pip-tools']}" if "pip-tools" in pins else "pip-tools"
     pip = f"pip=={pins['pip']}" if "pip" in pins else "pip"
     return PipToolsResolver(cache_dir, spec, pip)
+
+
+def common_flags(req: ResolveRequest) -> list[str]:
+    """The flags both resolvers spell alike: constraints (-c) and upgrades."""
+    flags: list[str] = []
+    for c in req.constraints:
+        flags += ["-c", str(c)]
+    if req.upgrade:
+        flags.append("--upgrade")
+    for p in req.upgrade_packages:
+        flags += ["--upgrade-package", p]
+    return flags

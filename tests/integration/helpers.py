@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -49,3 +50,11 @@ def build_without_cache(engine: DockerEngine, spec: BuildSpec, tmp: Path) -> sub
     cmd, env = engine.build_command(spec, tmp / f"iid-{uuid.uuid4().hex[:6]}")
     cmd.insert(cmd.index("--progress=plain"), "--no-cache")
     return subprocess.run(cmd, env=env, capture_output=True, text=True)
+
+
+def stack_cli(project: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`python build.py <args> --project <project>` from the repository, its output kept in the test log."""
+    p = subprocess.run([sys.executable, "build.py", *args, "--project", project], cwd=ROOT,
+                       capture_output=True, text=True, timeout=timeout)
+    print(p.stdout[-6000:], p.stderr[-3000:])
+    return p

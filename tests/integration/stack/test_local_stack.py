@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import uuid
 
 import pytest
@@ -21,16 +20,14 @@ from ml_platform.quantities import cpu_millicores, memory_bytes
 from platformctl.stack.api import AirflowAPI
 from platformctl.stack.compose import Stack
 from tests.conftest import ROOT
+from tests.integration.helpers import stack_cli
 
 pytestmark = pytest.mark.integration
 PROJECT = f"mlp-it-{uuid.uuid4().hex[:6]}"
 
 
 def cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "build.py", *args, "--project", PROJECT], cwd=ROOT,
-                       capture_output=True, text=True, timeout=timeout)
-    print(p.stdout[-6000:], p.stderr[-3000:])
-    return p
+    return stack_cli(PROJECT, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import uuid
 
@@ -23,6 +22,7 @@ from platformctl.stack.api import AirflowAPI
 from platformctl.stack.compose import Stack
 from platformctl.stack.follow import follow_run
 from tests.conftest import ROOT
+from tests.integration.helpers import stack_cli
 from tests.integration.stack.test_local_stack import job_limits
 
 pytestmark = pytest.mark.integration
@@ -41,10 +41,7 @@ http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
 
 
 def cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "build.py", *args, "--project", PROJECT], cwd=ROOT,
-                       capture_output=True, text=True, timeout=timeout)
-    print(p.stdout[-6000:], p.stderr[-3000:])
-    return p
+    return stack_cli(PROJECT, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
