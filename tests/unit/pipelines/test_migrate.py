@@ -21,14 +21,6 @@ ROOT = Path(__file__).resolve().parents[3]
 V1_EXAMPLES = ["churn_model", "example_etl", "example_failing"]
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    for item in ("flavors.yaml", "templates", "pipelines"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
-    return tmp_path
-
-
 def test_shipped_v1_examples_are_still_v1():
     for name in V1_EXAMPLES:
         c = check(f"pipelines/{name}.yaml", (ROOT / f"pipelines/{name}.yaml").read_bytes(), flavor_names(ROOT))

@@ -19,14 +19,6 @@ ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = Path(__file__).parent / "golden"
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    for item in ("flavors.yaml", "templates", "pipelines"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
-    return tmp_path
-
-
 @pytest.mark.parametrize("name", ["churn_model", "example_etl"])
 def test_golden_output(repo, name):
     texts = rendered(repo)
