@@ -238,10 +238,15 @@ def _validate_parts(file: str, loaded: Loaded, data: dict, version: int, out: li
                            "is required: a mapping of job names to jobs, at least one" if jobs is None else
                            "must be a mapping of job names to jobs, at least one"))
     else:
+        # YAML reads yes/no/on/off/true/false and numbers as other than text: their written form, in order
+        written = iter(sorted((line, key[1]) for key, line in loaded.lines.items()
+                              if len(key) == 2 and key[0] == "jobs" and key[1] not in jobs))
         for name, raw in jobs.items():
-            if not isinstance(name, str):  # YAML reads yes/no/on/off/true/false and numbers as non-text
-                out.append(Problem(file, loaded.line(("jobs", name)) or loaded.line(("jobs",)), f"jobs.{name}",
-                                   f"job name {name!r} is not text: quote it (e.g. '{name}') or rename it"))
+            if not isinstance(name, str):
+                line, text = next(written, (loaded.line(("jobs",)), str(name)))
+                out.append(Problem(file, line, f"jobs.{text}",
+                                   f"job name {text} is read as {type(name).__name__} {name!r}, not text: "
+                                   f"quote it ('{text}') or rename it"))
                 continue
             parts.raw_jobs[name] = raw
             job = one(kinds["job"], raw if raw is not None else {}, ("jobs", name))

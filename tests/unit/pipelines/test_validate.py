@@ -110,3 +110,14 @@ def test_trigger_rules_match_airflows():
     from platformctl.pipelines.model import TRIGGER_RULES
 
     assert set(TRIGGER_RULES) == {r.value for r in TriggerRule}
+
+
+@pytest.mark.parametrize("key", ["yes", "on", "true", "1"])
+def test_a_job_name_yaml_reads_as_no_text_is_one_problem_line(key):
+    raw = (f"dag: {{name: p}}\ndefaults: {{docker_image: r/x:1, resource_flavor: cpu-small}}\n"
+           f"jobs:\n  a: {{command: [x]}}\n  {key}: {{command: [y]}}\n").encode()
+    c = check("pipelines/p.yaml", raw, FLAVORS)
+    assert c.pipeline is None
+    bad = [p for p in c.problems if "not text: quote it" in p.message]
+    assert len(bad) == 1 and (bad[0].line, bad[0].field) == (5, f"jobs.{key}"), c.problems
+    assert f"quote it ('{key}')" in bad[0].message
