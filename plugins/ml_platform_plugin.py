@@ -251,6 +251,42 @@ def pipelines() -> dict:
     return {"pipelines": running_pipelines()}
 
 
+def configured_bundles() -> list:
+    """The DAG bundles this instance is configured with (the environment's platform bundle among them)."""
+    try:
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        return list(DagBundlesManager().get_all_dag_bundles())
+    except Exception:  # noqa: BLE001 - no bundle configuration readable here: nothing to show
+        return []
+
+
+@app.get("/status")
+def status() -> dict:
+    """This environment's status: the image it runs and, per platform bundle, the live version in the
+    store (what `make status` shows for it) and the version this machine serves."""
+    bundles = [b.status() for b in configured_bundles() if callable(getattr(b, "status", None))]
+    image = {k: os.environ.get(v) for k, v in BUILD_ENV.items()}
+    return {"environment": os.environ.get("AIRFLOW_VAR_ENVIRONMENT"), "image": image, "bundles": bundles}
+
+
+def _status_html(st: dict) -> str:
+    rows = []
+    for b in st["bundles"]:
+        live = b.get("live") or {}
+        state = html.escape(b["error"]) if b.get("error") else (
+            "serving the live version" if live.get("version") == b.get("served_here") else
+            f"serving {html.escape(str(b.get('served_here')))}: the live version arrives within the refresh interval")
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+            b["bundle"], b["store"] + " " + b["prefix"], live.get("version") or "-", live.get("switched_at") or "-",
+            (live.get("commit") or "-")[:12], ", ".join(live.get("history") or []) or "-")) + f"<td>{state}</td></tr>")
+    image = ", ".join(f"{k} {html.escape(str(v))}" for k, v in st["image"].items() if v) or "no build info"
+    return (f"<p id='status-image'>environment {html.escape(str(st['environment'] or '-'))} · image: {image}</p>"
+            "<table id='status' border=1><tr><th>bundle</th><th>store</th><th>live version</th><th>switched</th>"
+            "<th>commit</th><th>before it</th><th>this machine</th></tr>"
+            + ("".join(rows) or "<tr><td colspan=7>no platform bundle configured</td></tr>") + "</table>")
+
+
 STYLE = ("body{font:13px/1.4 system-ui,sans-serif;color:#1d2430;margin:16px}table{border-collapse:collapse}"
          "td,th{border:1px solid #dde;padding:2px 8px;text-align:left}h2{margin-top:24px}"
          "section.pipeline{margin:10px 0 18px}svg.graph{border:1px solid #dde;border-radius:6px;background:#fafbfd;"
@@ -274,7 +310,8 @@ def index() -> str:
     rec = build_record() or {}
     build_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in sorted(rec.items()))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>ML platform</title><style>{STYLE}</style></head>"
-            f"<body><h1>ML platform</h1><h2>Pipelines (read-only)</h2>{graphs}<h2>Flavors</h2>"
+            f"<body><h1>ML platform</h1><h2>Status</h2>{_status_html(status())}"
+            f"<h2>Pipelines (read-only)</h2>{graphs}<h2>Flavors</h2>"
             "<table border=1><tr><th>name</th><th>description</th><th>cpu req/limit</th><th>memory req/limit</th>"
             f"<th>gpus</th><th>allowed here</th></tr>{rows}</table><h2>Image build</h2>"
             f"<table border=1>{build_rows or '<tr><td>no build record</td></tr>'}</table></body></html>")

@@ -164,6 +164,25 @@ class PlatformDagBundle(BaseDagBundle):
             raise BundleFault(f"bundle '{self.name}' is pinned to {self.version}: a pinned version never changes")
         self._follow_pointer(initial=False)
 
+    def status(self) -> dict:
+        """What this environment runs, for the plugin's page: the store's live pointer (version, when it
+        was switched, its commit and image digest, the versions before it) and the version this machine
+        serves. Never raises: a store that cannot be read is an `error` entry."""
+        out: dict = {"bundle": self.name, "store": self._reader.where, "prefix": self.prefix,
+                     "served_here": self._live or self._last_good(), "live": None, "error": None}
+        try:
+            raw = self._reader.get(_join(self.prefix, POINTER))
+            pointer = json.loads(raw) if raw is not None else None
+        except Exception as exc:  # noqa: BLE001 - shown on the page, one line
+            out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return out
+        if not isinstance(pointer, dict):
+            out["error"] = f"no {POINTER} under '{self.prefix}': nothing is deployed (run make deploy)"
+            return out
+        out["live"] = {k: pointer.get(k) for k in ("version", "switched_at", "commit", "image_digest")}
+        out["live"]["history"] = list(pointer.get("history") or [])[:5]
+        return out
+
     # --- the work -----------------------------------------------------------------------------------
     def _last_good(self) -> str | None:
         p = self.base_dir / LAST_GOOD

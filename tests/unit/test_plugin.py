@@ -98,3 +98,31 @@ def test_page_draws_the_running_pipelines(plugin, monkeypatch, tmp_path):
 def test_page_layers_a_fan_out_and_fan_in(plugin):
     pos = plugin.layered(["a", "b", "c", "d"], [["a", "b"], ["a", "c"], ["b", "d"], ["c", "d"]])
     assert pos == {"a": (0, 0), "b": (1, 0), "c": (1, 1), "d": (2, 0)}
+
+
+def test_status_shows_each_platform_bundle_and_the_image(plugin, monkeypatch):
+    class Bundle:
+        def __init__(self, live, here, error=None):
+            self.s = {"bundle": "ml-platform", "store": "/store", "prefix": "airflow/dev", "served_here": here,
+                      "live": live and {"version": live, "switched_at": "2026-12-03T10:00:00Z", "commit": "abc123",
+                                        "image_digest": None, "history": ["b-old"]}, "error": error}
+
+        def status(self):
+            return self.s
+
+    class Other:  # a bundle of another class: not ours, not shown
+        pass
+
+    monkeypatch.setenv("ML_PLATFORM_IMAGE_VERSION", "1.2.3")
+    monkeypatch.setenv("AIRFLOW_VAR_ENVIRONMENT", "dev")
+    monkeypatch.setattr(plugin, "configured_bundles", lambda: [Bundle("b-2", "b-1"), Other()])
+    c = TestClient(plugin.app)
+    st = c.get("/status").json()
+    assert st["environment"] == "dev" and st["image"]["version"] == "1.2.3"
+    assert [b["live"]["version"] for b in st["bundles"]] == ["b-2"]
+    page = c.get("/").text
+    status = page[page.index("<table id='status'"):]
+    status = status[:status.index("</table>")]
+    assert "b-2" in status and "serving b-1: the live version arrives within the refresh interval" in status
+    monkeypatch.setattr(plugin, "configured_bundles", lambda: [Bundle(None, None, "no current.json: nothing is deployed")])
+    assert "nothing is deployed" in c.get("/").text

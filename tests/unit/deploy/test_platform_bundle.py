@@ -153,3 +153,21 @@ def test_old_fetched_versions_are_pruned_but_tracked_ones_stay(store, tmp_path, 
     left = {p.name for p in proc.versions_dir.iterdir()}
     assert versions[-1] in left and versions[-2] in left and first in left
     assert versions[1] not in left and versions[2] not in left
+
+
+def test_status_names_the_live_version_the_one_served_here_and_a_store_fault(store, tmp_path):
+    missing = bundle(store).status()
+    assert missing["live"] is None and "does not exist" in missing["error"]
+    store.root.mkdir(parents=True)
+    nothing = bundle(store).status()
+    assert nothing["live"] is None and "nothing is deployed" in nothing["error"]
+    v1 = ship(store, tmp_path, "v1")
+    proc = bundle(store)
+    proc.initialize()
+    v2 = ship(store, tmp_path, "v2")  # live in the store, not yet refreshed here
+    st = proc.status()
+    assert st["error"] is None and st["served_here"] == v1
+    assert st["live"]["version"] == v2 and st["live"]["history"] == [v1]
+    assert st["live"]["image_digest"] == "sha256:" + "a" * 64 and st["live"]["switched_at"]
+    (store.root / PREFIX / "current.json").write_text("{not json")
+    assert proc.status()["error"].startswith("JSONDecodeError")
