@@ -122,7 +122,7 @@ def find_interpreter(version: str) -> str | None:
         if not c:
             continue
         try:
-            out = subprocess.run([c, "-c", "import sys;say('%d.%d'%sys.version_info[:2])"],
+            out = subprocess.run([c, "-c", "import sys;print('%d.%d'%sys.version_info[:2])"],
                                  capture_output=True, text=True, timeout=20)
         except (OSError, subprocess.TimeoutExpired):
             continue
