@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .commands import COMMAND_MODULES
 from .errors import INTERRUPTED, PlatformError
-from .output import say
+from .output import warn
 
 
 def _root() -> Path:
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except PlatformError as exc:
         if args.traceback:
             raise
-        say(f"error: {exc.one_line()}", file=sys.stderr)
+        warn(f"error: {exc.one_line()}")
         return exc.exit_code
     except KeyboardInterrupt:
-        say("interrupted", file=sys.stderr)
+        warn("interrupted")
         return INTERRUPTED

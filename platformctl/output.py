@@ -16,7 +16,7 @@ from typing import Any, TextIO
 _sink: Callable[[str], None] | None = None
 
 
-def say(*parts: Any, sep: str = " ", end: str = "\n", file: TextIO | None = None, flush: bool = True) -> None:
+def say(*parts: Any, sep: str = " ", end: str = "\n", file: TextIO | None = None) -> None:
     """print(), through the channel: always flushed; to the redirect when one is active (stdout lines)."""
     text = sep.join(str(p) for p in parts) + end
     if _sink is not None and file is None:

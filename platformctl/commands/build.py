@@ -46,7 +46,7 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool =
     with the right labels, so neither the tag nor the labels prove this pipeline built or tested it."""
     repo = cfg.registry.repository
     say(f"{repo}:{inputs_tag(inputs)} ({hit['digest']}) has the same inputs: adopting it instead of "
-        f"rebuilding, once the image tests pass on it here", flush=True)
+        f"rebuilding, once the image tests pass on it here")
     t0 = time.perf_counter()
     record: BuildRecord | None = None
 
@@ -108,7 +108,7 @@ def tested_build_of_tree(root: Path, cfg, engine) -> bool:
 def test(root: Path, args) -> int:
     cfg, engine = prepare(root, collect_overrides(args.sets), "test", preflight=check_inputs)
     if not tested_build_of_tree(root, cfg, engine):
-        say("test: no tested build of this tree yet: running make build first", flush=True)
+        say("test: no tested build of this tree yet: running make build first")
         build_image(root, cfg, engine=engine, inputs_checked=True)
     pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
     env = {**os.environ, STRICT_ENV: "1"}

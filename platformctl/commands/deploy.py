@@ -83,7 +83,7 @@ def deploy(root: Path, args) -> int:
         raise PolicyError("nothing to deploy: dags/ has no DAG files", "run make render first")
     store = make_store(root, env)
     say(f"deploying bundle {bundle.version} ({len(bundle.files)} files, {bundle.size} bytes) to {store.url} "
-        f"prefix '{env.bundle.prefix}'", flush=True)
+        f"prefix '{env.bundle.prefix}'")
     r = deliver(store, env.bundle.prefix, bundle)
     values, env_file = write_config(root, env, env.bundle.prefix, image, _local_path(root, env))
     if r.already_live:

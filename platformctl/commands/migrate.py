@@ -10,7 +10,7 @@ from ..pipelines.errors import PipelineError
 from ..pipelines.migrate import migrate_files
 from ..pipelines.migrations import CURRENT
 from ..pipelines.project import flavor_names, pipeline_files
-from ..output import say
+from ..output import say, warn
 
 
 def migrate(root: Path, args) -> int:
@@ -22,7 +22,7 @@ def migrate(root: Path, args) -> int:
         results = migrate_files(root, files, flavor_names(root), write=not args.dry_run)
     except PipelineError as exc:
         for p in exc.problems:
-            say(f"error: {p}", file=sys.stderr)
+            warn(f"error: {p}")
         raise
     changed = [r for r in results if r.changed]
     for r in changed:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 from ..config import collect_overrides, load_config
 from ..deploy.live import env_repository, resolve_environment
 from ..deploy.plan import lines, make_plan
 from ..registry.auth import authfile, from_environment
 from ..registry.skopeo import Skopeo
-from ..output import say
+from ..output import say, warn
 
 
 def cmd_plan(root, args) -> int:
@@ -29,9 +28,9 @@ def cmd_plan(root, args) -> int:
     else:
         say("\n".join(lines(plan)))
     if plan.refused:
-        say(f"error: plan for {env.name} refused: deploy would refuse {len(plan.policy)} job(s)"
+        warn(f"error: plan for {env.name} refused: deploy would refuse {len(plan.policy)} job(s)"
             + (f" ({plan.policy[0]['reason']})" if plan.policy else "")
-            + "; change the pipelines or the environment's allowed lists", file=sys.stderr)
+            + "; change the pipelines or the environment's allowed lists")
     if args.fail_on == "refused" and not plan.refused:
         return 0  # GATE=refused: changes are expected (CI shows them), only a refusal fails the step
     return plan.exit_code

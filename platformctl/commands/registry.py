@@ -9,7 +9,7 @@ from ..output import say
 
 
 def _echo(msg: str) -> None:
-    say(msg, flush=True)
+    say(msg)
 
 
 def _progress():
@@ -19,7 +19,7 @@ def _progress():
         mb = sent // 50_000_000
         if mb != last["mb"]:
             last["mb"] = mb
-            say(f"  {tag}: {sent / 1e6:.0f} MB uploaded", flush=True)
+            say(f"  {tag}: {sent / 1e6:.0f} MB uploaded")
 
     return show
 

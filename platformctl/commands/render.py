@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from ..pipelines.errors import PipelineError
 from ..pipelines.project import pipeline_files, render_all, render_check as check_rendered
-from ..output import say
+from ..output import say, warn
 
 
 def _warn(warnings) -> None:
     for w in warnings:
-        say(f"warning: {w}", file=sys.stderr)
+        warn(f"warning: {w}")
 
 
 def render(root: Path, args) -> int:
@@ -21,7 +20,7 @@ def render(root: Path, args) -> int:
         written, removed = render_all(root, args.template, warnings)
     except PipelineError as exc:
         for p in exc.problems:
-            say(f"error: {p}", file=sys.stderr)
+            warn(f"error: {p}")
         raise
     _warn(warnings)
     n = len(pipeline_files(root))
@@ -35,7 +34,7 @@ def render_check(root: Path, args) -> int:
         check_rendered(root, args.template)
     except PipelineError as exc:
         for p in exc.problems:
-            say(f"error: {p}", file=sys.stderr)
+            warn(f"error: {p}")
         raise
     say(f"render-check: dags/ is up to date with {len(pipeline_files(root))} pipeline(s)")
     return 0

@@ -53,14 +53,14 @@ def up(root, args) -> int:
     image = args.image or built_image(root)
     if engine.image_id(image) is None:
         raise StackError(f"image {image} is not in the local engine", "run make build first")
-    say("deploying the bundle to the local environment (the stack runs what was deployed)", flush=True)
+    say("deploying the bundle to the local environment (the stack runs what was deployed)")
     _, store_dir, env_file, _ = deploy_local(root, args)
-    say("building the stack's support images (cached when unchanged)", flush=True)
+    say("building the stack's support images (cached when unchanged)")
     build_support_images(root, cfg, engine)
     stack = _stack(root, args, cfg)
     fixed_port = args.port or cfg.stack.port
     say(f"starting stack '{stack.project}' from {image} (postgres, db migrate, api-server, scheduler, "
-        f"dag-processor, triggerer)", flush=True)
+        f"dag-processor, triggerer)")
     for attempt in range(3):
         env = stack.write_state(platform_image=image, postgres_image=cfg.stack.postgres_image,
                                 port=fixed_port or (free_port() if attempt else None),
@@ -71,7 +71,7 @@ def up(root, args) -> int:
         except PortTaken as exc:
             if fixed_port or attempt == 2:
                 raise StackError(exc.message, "choose another port: --port N or stack.port in platform.yaml") from None
-            say(f"{exc.message}: trying another free port", flush=True)
+            say(f"{exc.message}: trying another free port")
     from ..stack.api import AirflowAPI
 
     api = AirflowAPI(f"http://127.0.0.1:{env['AIRFLOW_PORT']}")

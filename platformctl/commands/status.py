@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from ..config import collect_overrides, load_config
 from ..errors import StatusIncomplete
 from ..registry.auth import authfile, from_environment
 from ..registry.skopeo import Skopeo
 from ..status import diff_lines, env_diff, status, status_lines
-from ..output import say
+from ..output import say, warn
 
 
 def _factory(cfg, auth):
@@ -22,11 +21,11 @@ def _factory(cfg, auth):
 
 def _finish(errors: list[str]) -> int:
     for e in errors:
-        say(f"error: {e}", file=sys.stderr)
+        warn(f"error: {e}")
     if errors:
         err = StatusIncomplete(f"{len(errors)} part(s) could not be read",
                                "the rest above is what could be read; fix the access and run it again")
-        say(f"error: {err.one_line()}", file=sys.stderr)
+        warn(f"error: {err.one_line()}")
         return err.exit_code
     return 0
 

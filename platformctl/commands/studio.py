@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from ..output import say
+from ..output import say, warn
 
 
 def studio(root: Path, args) -> int:
@@ -14,10 +13,10 @@ def studio(root: Path, args) -> int:
     require_bundle()
 
     def ready(url: str) -> None:
-        say(f"studio: serving {root.name}/pipelines/ on 127.0.0.1 (Ctrl-C stops it)\n  open {url}", flush=True)
+        say(f"studio: serving {root.name}/pipelines/ on 127.0.0.1 (Ctrl-C stops it)\n  open {url}")
 
     serve(root, args.port, ready)
-    say("studio: stopped", file=sys.stderr)
+    warn("studio: stopped")
     return 0
 
 

@@ -30,7 +30,7 @@ _apt_updated = False
 
 
 def _echo(line: str) -> None:
-    say(f"setup: {line}", flush=True)
+    say(f"setup: {line}")
 
 
 def install_allowed(cfg: PlatformConfig, environ: dict[str, str] | None = None) -> bool:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 from ..errors import ToolMissingError  # stdlib-only, like this module
-from ..output import say
+from ..output import say, warn
 
 EXIT_CODE = ToolMissingError.exit_code
 
@@ -35,20 +35,20 @@ def main() -> int:
     pkg = f"python{sys.version_info[0]}.{sys.version_info[1]}-venv"
     allowed = os.environ.get("PLATFORM_NO_INSTALL", "").lower() not in {"1", "true", "yes"}
     if allowed and os.geteuid() == 0 and shutil.which("apt-get"):
-        say(f"setup: installing {pkg} with apt-get (the host Python cannot make a venv without it)", flush=True)
+        say(f"setup: installing {pkg} with apt-get (the host Python cannot make a venv without it)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         ok = subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env).returncode == 0 and \
             subprocess.run(["apt-get", "install", "-y", "-q", pkg], capture_output=True, env=env).returncode == 0
         if ok and subprocess.run([sys.executable, "-c", "import ensurepip, venv"]).returncode == 0:
             return 0
-        say(f"error: apt-get install {pkg} failed (run it by hand to see why)", file=sys.stderr)
+        warn(f"error: apt-get install {pkg} failed (run it by hand to see why)")
         return EXIT_CODE
     if shutil.which("apt-get"):
         pre = "" if os.geteuid() == 0 else "sudo "
         fix = f"run: {pre}apt-get install -y {pkg}"
     else:
         fix = "install your OS's venv support for this Python, or point HOST_PYTHON= at a Python that has it"
-    say(f"error: {sys.executable} cannot make a virtual environment (no ensurepip/venv) ({fix})", file=sys.stderr)
+    warn(f"error: {sys.executable} cannot make a virtual environment (no ensurepip/venv) ({fix})")
     return EXIT_CODE
 
 

@@ -113,8 +113,7 @@ def run_image_tests(root: Path, image: str, engine: ContainerEngine, *, full: bo
     python = labels.get("io.ml-platform.python.version") or cfg.image.python
     expect = checks.Expect.from_project(root, python, cfg.airflow_version)
     previous = (BuildRecord.load(root) or BuildRecord()).checks or None
-    say(f"testing image: {image[:19]}, " + ("every check group" if full else "deps (unless recorded), code, api"),
-        flush=True)
+    say(f"testing image: {image[:19]}, " + ("every check group" if full else "deps (unless recorded), code, api"))
     runs, rec = checks.run_checks(engine.cli, image, info, expect, previous=previous, full=full,
                                   cache_dir=root / CHECKS_CACHE)
     report = ImageTestReport(runs, rec, {r.group: None if r.skipped else r.seconds for r in runs})
@@ -167,7 +166,7 @@ def build(root: Path, cfg: PlatformConfig, engine: ContainerEngine, spec: BuildS
     timings = {} if timings is None else timings
     t = time.perf_counter() if started is None else started
     say(f"building {spec.tags[0]} (python {cfg.image.python}, base {spec.build_args['BASE_IMAGE']}, "
-        f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]", flush=True)
+        f"{cfg.image.base_mode} mode) with {engine.cli} [{engine.mode}]")
     t0 = time.perf_counter()
     uv_ref = spec.build_args.get("UV_IMAGE")
     if uv_ref:

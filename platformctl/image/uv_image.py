@@ -57,8 +57,8 @@ def ensure_local(root: Path, engine: ContainerEngine, ref: str, spec: BuildSpec,
     args = {k: spec.build_args[k] for k in ("BASE_IMAGE", "PY_TAG") if k in spec.build_args}
     uv_spec = BuildSpec(context=spec.context, dockerfile=spec.dockerfile, tags=(ref,), build_args=args,
                         secrets=spec.secrets, target=TARGET, platform=spec.platform)
-    say(f"making the uv tools image {ref} from the tools lock (once per uv pin and base image)", flush=True)
+    say(f"making the uv tools image {ref} from the tools lock (once per uv pin and base image)")
     t0 = time.perf_counter()
     engine.build(uv_spec, root / "build" / "uv-image.log", echo=echo)
-    say(f"  {ref} made in {time.perf_counter() - t0:.1f}s", flush=True)
+    say(f"  {ref} made in {time.perf_counter() - t0:.1f}s")
     return True

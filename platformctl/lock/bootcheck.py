@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import StaleLockError  # stdlib-only, like this module
 from . import header as hdr
-from ..output import say
+from ..output import warn
 
 EXIT_CODE = StaleLockError.exit_code  # as for make lock-check
 
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     if not problems:
         return 0
     more = f" (+{len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
-    say(f"error: {problems[0]}{more}", file=sys.stderr)
+    warn(f"error: {problems[0]}{more}")
     return EXIT_CODE
 
 
