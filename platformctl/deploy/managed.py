@@ -113,6 +113,6 @@ def write_config(root: Path, env: Environment, live_prefix: str, image: dict,
 
 
 def _quote(v: str) -> str:
-    """Shell quoting (shlex) where a value needs it: the file reads the same to sh, docker compose's
-    env_file and python-dotenv for every value this module writes (no single quotes in them)."""
-    return shlex.quote(v) if any(c in v for c in " \"'$`{}[],") else v
+    """Shell quoting (shlex decides where a value needs it; an empty value stays `K=`): the file reads the
+    same to sh, docker compose's env_file and python-dotenv for every value this module writes."""
+    return shlex.quote(v) if v else v
