@@ -87,20 +87,29 @@ def pipeline_dirs() -> list[Path]:
     env = os.environ.get("ML_PLATFORM_PIPELINE_DIRS")
     if env:
         return [Path(p) for p in env.split(os.pathsep) if p]
+    bundles = configured_bundles()
+    if bundles is None:
+        from airflow.configuration import conf
+
+        return [Path(conf.get("core", "dags_folder"))]
     dirs: list[Path] = []
+    for bundle in bundles:
+        try:
+            dirs.append(Path(bundle.path))
+        except Exception:  # a bundle not fetched on this machine yet: nothing to show from it
+            continue
+    return dirs
+
+
+def configured_bundles() -> list | None:
+    """The DAG bundles this instance is configured with (the environment's platform bundle among them);
+    None when no bundle configuration can be read here."""
     try:
         from airflow.dag_processing.bundles.manager import DagBundlesManager
 
-        for bundle in DagBundlesManager().get_all_dag_bundles():
-            try:
-                dirs.append(Path(bundle.path))
-            except Exception:  # a bundle not fetched on this machine yet: nothing to show from it
-                continue
-    except Exception:
-        from airflow.configuration import conf
-
-        dirs.append(Path(conf.get("core", "dags_folder")))
-    return dirs
+        return list(DagBundlesManager().get_all_dag_bundles())
+    except Exception:  # noqa: BLE001 - reported by the callers' fallbacks
+        return None
 
 
 def _literal(node: ast.AST):
@@ -251,21 +260,11 @@ def pipelines() -> dict:
     return {"pipelines": running_pipelines()}
 
 
-def configured_bundles() -> list:
-    """The DAG bundles this instance is configured with (the environment's platform bundle among them)."""
-    try:
-        from airflow.dag_processing.bundles.manager import DagBundlesManager
-
-        return list(DagBundlesManager().get_all_dag_bundles())
-    except Exception:  # noqa: BLE001 - no bundle configuration readable here: nothing to show
-        return []
-
-
 @app.get("/status")
 def status() -> dict:
     """This environment's status: the image it runs and, per platform bundle, the live version in the
     store (what `make status` shows for it) and the version this machine serves."""
-    bundles = [b.status() for b in configured_bundles() if callable(getattr(b, "status", None))]
+    bundles = [b.status() for b in configured_bundles() or [] if callable(getattr(b, "status", None))]
     image = {k: os.environ.get(v) for k, v in BUILD_ENV.items()}
     return {"environment": os.environ.get("AIRFLOW_VAR_ENVIRONMENT"), "image": image, "bundles": bundles}
 
