@@ -5,7 +5,8 @@ loaded at parse time by dag-factory, measured in one run (default N=200 pipeline
 FORMAT=2: format version 2 pipelines using what v2 adds: every other pipeline is scheduled
 on the asset its predecessor's last job updates (outlets), `train` fans out over three segments
 (dynamic task mapping: .partial().expand()), and each DAG has a typed run parameter. dag-factory gets
-the same DAGs in its own syntax (schedule and outlets as `__type__: airflow.sdk.Asset` objects, expand, params).
+the same DAGs in its own syntax (schedule and outlets as `__type__: airflow.sdk.Asset` objects, expand, params as typed
+`__type__: airflow.sdk.Param` objects like the rendered DAGs').
 FORMAT=1 (default): the version 1 pipelines (cron schedules, no mapping).
 
 Both build the same operator class (the kubernetes backend of JobOperator, KubernetesJobOperator):
@@ -47,7 +48,9 @@ import ml_platform.backends.kubernetes, ml_platform.job, dagfactory
 t1 = time.perf_counter()
 bag = DagBag(sys.argv[1], safe_mode=False)
 t2 = time.perf_counter()
-print("RESULT " + json.dumps({"import": t1 - t0, "parse": t2 - t1, "dags": len(bag.dag_ids),
+first = bag.dags[min(bag.dag_ids)]
+schemas = {k: first.params.get_param(k).schema for k in first.params}
+print("RESULT " + json.dumps({"import": t1 - t0, "parse": t2 - t1, "dags": len(bag.dag_ids), "params": schemas,
                               "tasks": sum(len(d.tasks) for d in bag.dags.values()), "errors": len(bag.import_errors)}))
 """
 
@@ -96,14 +99,16 @@ def dagfactory_config(p: dict) -> dict:
            if isinstance(schedule, dict) else schedule,
            "catchup": False, "tags": p["dag"]["tags"], "tasks": tasks}
     if p["dag"].get("params"):
-        dag["params"] = {k: v["default"] for k, v in p["dag"]["params"].items()}
+        # the same typed Param the rendered DAG has (a bare default would skip Airflow's schema check)
+        dag["params"] = {k: {"__type__": "airflow.sdk.Param", "default": v["default"], "type": v["type"]}
+                         for k, v in p["dag"]["params"].items()}
     return {p["dag"]["name"]: dag}
 
 
 def parse(folder: Path) -> dict:
     env = {**os.environ, "ML_PLATFORM_BACKEND": "kubernetes", "ML_PLATFORM_FLAVORS": str(ROOT / "flavors.yaml"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+           "AIRFLOW__CORE__DAGS_FOLDER": str(folder), "PYTHONDONTWRITEBYTECODE": "1"}  # as in the image
     best = None
     for _ in range(REPEATS):
         p = subprocess.run([sys.executable, "-c", PARSE, str(folder)], env=env, capture_output=True, text=True)
@@ -134,11 +139,20 @@ def main() -> None:
         "# airflow dag loader (dag-factory)\nfrom dagfactory import load_yaml_dags\n\n"
         f"load_yaml_dags(globals_dict=globals(), dags_folder={str(factory)!r})\n")
     render_all(repo)
+    # Both folders as a DAG processor is served them: the image sets PYTHONDONTWRITEBYTECODE and the
+    # platform bundle writes each fetched version's bytecode once (ml_platform.bundle.compile_version);
+    # the same is done to dag-factory's loader file. The YAML is read and turned into DAGs on every parse.
+    from ml_platform.bundle import compile_version
+
+    compile_version(repo / "dags")
+    compile_version(factory)
 
     ours, theirs = parse(repo / "dags"), parse(factory)
     for name, r in (("rendered", ours), ("dag-factory", theirs)):
         if r["dags"] != N or r["errors"]:
             sys.exit(f"{name}: expected {N} DAGs without errors, got {r}")
+    if ours["params"] != theirs["params"]:
+        sys.exit(f"the two sides built different params: {ours['params']} vs {theirs['params']}")
     if ours["tasks"] != theirs["tasks"]:
         sys.exit(f"the two sides built different DAGs: {ours['tasks']} vs {theirs['tasks']} tasks")
     what = "format 2: assets, mapping over 3, params" if FORMAT == 2 else "format 1"

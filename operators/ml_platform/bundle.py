@@ -41,6 +41,19 @@ class BundleFault(Exception):
     """A version cannot be served: the message says which version, which file and what to do."""
 
 
+def compile_version(folder: Path) -> None:
+    """Write the bytecode of a fetched version's .py files next to them (``__pycache__``), once.
+
+    The image sets PYTHONDONTWRITEBYTECODE, so without this the DAG processor compiles every DAG file
+    again on each re-parse (every ``min_file_process_interval``); Python still reads a valid .pyc. The
+    version is immutable and was just verified, so its bytecode stays valid (mtime and size checked by
+    Python as usual; the rename keeps both). A file that does not compile gets no .pyc and fails at
+    import as it would anyway, with Airflow's import error."""
+    import compileall
+
+    compileall.compile_dir(str(folder), quiet=2, workers=1)
+
+
 def _join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
@@ -266,6 +279,7 @@ class PlatformDagBundle(BaseDagBundle):
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     dest.write_bytes(data)
                 (tmp / MANIFEST).write_bytes(raw)
+                compile_version(tmp)
                 os.chmod(tmp, 0o755)
                 os.rename(tmp, final)  # complete and verified, or not there at all
             except BaseException:

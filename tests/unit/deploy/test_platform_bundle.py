@@ -81,10 +81,37 @@ def test_fetched_version_holds_exactly_the_manifest_files(store, tmp_path):
     v1 = ship(store, tmp_path, "v1")
     b = bundle(store)
     b.initialize()
-    files = sorted(p.relative_to(b.path).as_posix() for p in b.path.rglob("*") if p.is_file())
+    files = sorted(p.relative_to(b.path).as_posix() for p in b.path.rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts)
     assert files == ["bundle-manifest.json", "dags/demo.py", "dags/sub/helper.py", "flavors.yaml"]
     assert not [p for p in b.versions_dir.iterdir() if p.name.startswith(".")]  # no temp dir left
     assert json.loads((b.path / "bundle-manifest.json").read_text())["version"] == v1
+
+
+def test_fetched_dag_files_load_from_bytecode_without_compiling(store, tmp_path, monkeypatch):
+    """The image sets PYTHONDONTWRITEBYTECODE: the bundle writes each version's bytecode once, and the
+    DAG processor's loader (SourceFileLoader, as Airflow's importer uses) reads it instead of compiling."""
+    import builtins
+    import importlib.machinery
+    import importlib.util
+
+    ship(store, tmp_path, "v1")
+    b = bundle(store)
+    b.initialize()
+    sources = sorted(b.path.rglob("*.py"))
+    assert len(sources) == 2
+    for src in sources:
+        assert Path(importlib.util.cache_from_source(str(src))).is_file(), src
+
+    def no_compile(*args, **kwargs):
+        raise AssertionError("compiled from source: the bundle's bytecode was not used")
+
+    monkeypatch.setattr(builtins, "compile", no_compile)
+    code = importlib.machinery.SourceFileLoader("demo_dag", str(b.path / "dags/demo.py")).get_code("demo_dag")
+    assert code.co_filename == str(b.path / "dags/demo.py")  # the served path, not the temp dir
+    ns: dict = {}
+    exec(code, ns)
+    assert ns["VALUE"] == "v1"
 
 
 def test_tampered_file_is_refused_and_last_good_keeps_serving(store, tmp_path, caplog):
