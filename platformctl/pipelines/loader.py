@@ -10,6 +10,7 @@ It also keeps a map from field paths to line numbers for messages.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..yamlfile import deepest, line_index
 
 MAX_EXPANDED = yamlsafe.MAX_NODES
 
-__all__ = ["MAX_ALIASES", "MAX_BYTES", "MAX_DEPTH", "MAX_EXPANDED", "LoadError", "Loaded", "load_yaml"]
+__all__ = ["MAX_ALIASES", "MAX_BYTES", "MAX_DEPTH", "MAX_EXPANDED", "LoadError", "Loaded", "load_yaml", "load_text"]
 
 
 class LoadError(Exception):
@@ -50,3 +51,26 @@ def load_yaml(raw: bytes) -> Loaded:
     except YamlFileError as exc:
         raise LoadError(exc.message.replace("files like it are", "pipelines are"), exc.line) from None
     return Loaded(data, line_index(node))
+
+
+_RECENT: OrderedDict[str, Loaded | LoadError] = OrderedDict()
+RECENT = 8
+
+
+def load_text(text: str) -> Loaded:
+    """load_yaml of a text, remembered for the last RECENT texts (the studio loads the same text to check
+    an edit, to validate it and to draw it). The Loaded returned is shared: read it, never change it."""
+    hit = _RECENT.get(text)
+    if hit is None:
+        try:
+            hit = load_yaml(text.encode("utf-8"))
+        except LoadError as exc:
+            hit = exc
+        _RECENT[text] = hit
+        while len(_RECENT) > RECENT:
+            _RECENT.popitem(last=False)
+    else:
+        _RECENT.move_to_end(text)
+    if isinstance(hit, LoadError):
+        raise LoadError(str(hit), hit.line)
+    return hit

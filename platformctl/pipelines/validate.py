@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ml_platform.spec import image_problem
 from pydantic import BaseModel, ValidationError
@@ -356,10 +356,11 @@ def _semantic(file: str, loaded: Loaded, parts: _Parts, flavors: list[str], resu
     return out
 
 
-def check(file: str, raw: bytes, flavors: list[str]) -> Checked:
+def check(file: str, raw: bytes, flavors: list[str], load: Callable[[bytes], Loaded] = load_yaml) -> Checked:
+    """Every problem of one pipeline file (its bytes), with lines; `load` may be a memoising load_yaml."""
     result = Checked(file, hashlib.sha256(raw).hexdigest())
     try:
-        loaded = load_yaml(raw)
+        loaded = load(raw)
     except LoadError as exc:
         result.problems.append(Problem(file, exc.line, "", str(exc)))
         return result

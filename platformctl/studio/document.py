@@ -23,7 +23,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 
-from ..pipelines.loader import LoadError, load_yaml
+from ..pipelines.loader import LoadError, load_text, load_yaml
 from ..pipelines.model import ID_RE
 
 TOP_ORDER = ("version", "dag", "defaults", "jobs")
@@ -177,6 +177,10 @@ class Document:
         func = OPERATIONS.get(kind)
         if func is None:
             raise EditError(f"unknown operation '{kind}' (known: set_text, {', '.join(OPERATIONS)})")
+        fast = splice(self.text, op)
+        if fast is not None:
+            self._commit(fast)
+            return
         tree, y = parse(self.text)
         if not isinstance(tree, CommentedMap):
             raise EditError("the document is not a mapping: fix it in the text pane first")
@@ -264,8 +268,11 @@ def op_rename_job(tree, op) -> None:
 
 def op_connect(tree, op) -> None:
     """source -> target: target depends_on source."""
-    source, target = op.get("source"), op.get("target")
-    _job(tree, source)
+    _job(tree, op.get("source"))
+    _add_dep(tree, op.get("source"), op.get("target"))
+
+
+def _add_dep(tree, source, target) -> None:
     job = _job(tree, target)
     deps = job.get("depends_on")
     if deps is None:
@@ -334,3 +341,179 @@ def op_unset(tree, op) -> None:
 
 OPERATIONS = {"add_job": op_add_job, "delete_job": op_delete_job, "rename_job": op_rename_job,
               "connect": op_connect, "disconnect": op_disconnect, "set": op_set, "unset": op_unset}
+
+
+# -- the fast path: edit only the lines of the section a change touches ---------------------------------
+# Re-parsing and re-dumping a whole round-trip document costs about 4 ms per job in pure-Python
+# ruamel.yaml (0.8 s for 200 jobs), far over the studio's 100 ms for a validation round trip. Most edits
+# touch one job (a field, an edge) or one section (dag, defaults): splice() applies the same operation
+# function to a small document made of just that part's lines ("jobs:" + the job's block), dumps it and
+# puts its lines back. It is taken only when it is provably the same change: the file's top level and
+# its jobs are plain block keys it can find line by line, the small document reproduces its lines
+# exactly, and the whole new text loads to the old data with just the touched part replaced (else None:
+# the caller takes the whole-document path, whose result and errors are the reference).
+
+_TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:(?:[ \t]+#.*)?[ \t]*$|^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:[ \t]")
+_CHILD_KEY = re.compile(r"^( +)([A-Za-z0-9_.-]+|'[^'\n]*'|\"[^\"\\\n]*\")[ \t]*:(?:[ \t]|$)")
+
+
+def _content(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
+def _top_sections(lines: list[str]) -> dict[str, tuple[int, int]] | None:
+    starts: list[tuple[str, int]] = []
+    for i, ln in enumerate(lines):
+        if not _content(ln) or ln[0] in " \t":
+            continue
+        m = _TOP_KEY.match(ln)
+        if m is None:  # a document marker, a flow or quoted top-level key, a directive...
+            return None
+        starts.append((m.group(1) or m.group(2), i))
+    out: dict[str, tuple[int, int]] = {}
+    for k, (name, i) in enumerate(starts):
+        if name in out:
+            return None
+        out[name] = (i, starts[k + 1][1] if k + 1 < len(starts) else len(lines))
+    return out
+
+
+def _job_blocks(lines: list[str], start: int, end: int) -> tuple[dict[str, tuple[int, int]], int] | None:
+    """The jobs section's job name -> (first line, end line), and the jobs' indent."""
+    if lines[start].split("#", 1)[0].strip() != "jobs:":
+        return None  # `jobs: {}` or a flow mapping: not line-addressable
+    indent, starts = None, []
+    for i in range(start + 1, end):
+        ln = lines[i]
+        if not _content(ln):
+            continue
+        width = len(ln) - len(ln.lstrip(" "))
+        if indent is None:
+            indent = width
+        if width < indent or ln[:width].count("\t"):
+            return None
+        if width == indent:
+            m = _CHILD_KEY.match(ln)
+            if m is None:
+                return None
+            key = m.group(2)
+            starts.append((key[1:-1] if key[0] in "'\"" else key, i))
+    blocks: dict[str, tuple[int, int]] = {}
+    for k, (name, i) in enumerate(starts):
+        if name in blocks:
+            return None
+        blocks[name] = (i, starts[k + 1][1] if k + 1 < len(starts) else end)
+    return blocks, indent or 2
+
+
+def _edit_part(part: str, indent: int, func) -> tuple[str, Any] | None:
+    """Apply func to the small document part; its new text and plain data, or None."""
+    tail = "" if part.endswith("\n") else "\n"
+    text = part + tail
+    for ind in (i for i in _INDENTS if i[0] == indent):
+        y = _yaml(ind)
+        try:
+            tree = y.load(text)
+        except YAMLError:
+            return None
+        if _dump(y, tree) == text:
+            break
+    else:
+        return None
+    func(tree)
+    new = _dump(y, tree)
+    try:
+        data = load_yaml(new.encode("utf-8")).data
+    except LoadError:
+        return None
+    return (new[: -len(tail)] if tail and new.endswith(tail) else new), data
+
+
+def splice(text: str, op: dict) -> str | None:
+    """The operation made on the lines it touches only (see above), or None for the whole-document path."""
+    kind, path = op.get("op"), op.get("path")
+    try:
+        old = load_text(text).data
+    except LoadError:
+        return None
+    if not isinstance(old, dict) or not isinstance(old.get("jobs"), dict):
+        return None
+    lines = text.splitlines(keepends=True)
+    sections = _top_sections(lines)
+    if sections is None or "jobs" not in sections:
+        return None
+    found = _job_blocks(lines, *sections["jobs"])
+    if found is None:
+        return None
+    blocks, indent = found
+    if list(blocks) != [str(k) for k in old["jobs"]]:
+        return None
+    jobs = old["jobs"]
+    edits: dict[str, Any] = {}  # job name -> func(tree), or None to delete the job
+    section = None
+    if kind in ("set", "unset") and isinstance(path, list) and len(path) == 3 and path[0] == "jobs":
+        if path[1] not in blocks or not isinstance(jobs[path[1]], dict):
+            return None
+        edits[path[1]] = lambda t, f=OPERATIONS[kind]: f(t, op)
+    elif kind in ("set", "unset") and isinstance(path, list) and len(path) == 2 and path[0] in ("dag", "defaults"):
+        if path[0] not in sections or not isinstance(old.get(path[0]), dict) or not old[path[0]]:
+            return None
+        section = path[0]
+    elif kind == "connect":
+        source, target = op.get("source"), op.get("target")
+        if source not in blocks or target not in blocks or not isinstance(jobs[target], dict):
+            return None
+        edits[target] = lambda t: _add_dep(t, source, target)
+    elif kind == "disconnect":
+        if op.get("target") not in blocks or not isinstance(jobs[op["target"]], dict):
+            return None
+        edits[op["target"]] = lambda t: op_disconnect(t, op)
+    elif kind == "delete_job":
+        name = op.get("name")
+        if name not in blocks:
+            return None
+        edits[name] = None
+        for other, job in jobs.items():
+            if other != name and isinstance(job, dict) and name in (job.get("depends_on") or []):
+                edits[other] = lambda t, o=other, gone=name: _drop_dep(_job(t, o), gone)
+    else:
+        return None
+
+    try:
+        expected = dict(old)
+        if section is not None:
+            s0, s1 = sections[section]
+            done = _edit_part("".join(lines[s0:s1]), indent, lambda t: OPERATIONS[kind](t, op))
+            if done is None:
+                return None
+            lines[s0:s1] = [done[0]]
+            expected[section] = done[1][section]
+        else:
+            new_jobs = dict(jobs)
+            for name, (b0, b1) in sorted(((n, blocks[n]) for n in edits), key=lambda x: -x[1][0]):
+                if edits[name] is None:
+                    # as ruamel does: comments after the last job stay (the end of the section's);
+                    # comments after any other job go with it (ruamel attaches them to its last value)
+                    keep = b1
+                    while b1 == sections["jobs"][1] and keep > b0 + 1 and not _content(lines[keep - 1]):
+                        keep -= 1
+                    del lines[b0:keep]
+                    del new_jobs[name]
+                    continue
+                done = _edit_part("jobs:\n" + "".join(lines[b0:b1]), indent, edits[name])
+                if done is None or not done[0].startswith("jobs:\n"):
+                    return None
+                lines[b0:b1] = [done[0][len("jobs:\n"):]]
+                new_jobs[name] = (done[1].get("jobs") or {}).get(name)
+            expected["jobs"] = new_jobs
+    except EditError:
+        return None  # the whole-document path gives the error
+    new_text = "".join(lines)
+    try:
+        got = load_text(new_text).data
+    except LoadError:
+        return None
+    if got != expected or list(got) != list(expected) or list(got["jobs"]) != list(expected["jobs"]):
+        return None
+    return new_text

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..environments import ENV_DIR, load_environment
 from ..errors import PlatformError
-from ..pipelines.loader import LoadError, load_yaml
+from ..pipelines.loader import LoadError, load_text, load_yaml
 from ..pipelines.project import PIPELINES, pipeline_files, template_path
 from ..pipelines.render import job_views, render_one
 from ..pipelines.validate import Checked, check
@@ -116,9 +116,9 @@ def _cycle_edges(edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def analyze(root: Path, catalog: Catalog, file: str, text: str) -> dict:
     """Graph + problems of one pipeline text, valid or not (an unparseable text has no graph)."""
     raw = text.encode("utf-8")
-    checked = check(file, raw, catalog.names)
+    checked = check(file, raw, catalog.names, load=lambda _raw: load_text(text))  # one load per text
     try:
-        data = load_yaml(raw).data
+        data = load_text(text).data
     except LoadError:
         data = None
     jobs_out, edges = [], []
