@@ -148,6 +148,9 @@ class BundleStoreConfig(_Model):
         return self
 
 
+CHART_BUNDLE_LIST = (1, 19, 0)  # first chart release with dagProcessor.dagBundleConfigList (apache/airflow#60645)
+
+
 class ManagedAirflow(_Model):
     helm_values: str = Field("deploy/{env}/values.yaml", description="Where the Helm values are written: a path "
                              "inside the repository; {env} (the only placeholder) is the environment's name.")
@@ -157,6 +160,15 @@ class ManagedAirflow(_Model):
         None, description="The instance's Airflow API (e.g. https://airflow.dev.example/), optional: make deploy "
                           "asks it for an immediate bundle refresh and make gc asks which versions running DAG "
                           "runs use. Token from AIRFLOW_API_TOKEN.")
+    chart_version: str = Field(
+        "1.22.0", pattern=r"^\d+\.\d+\.\d+$",
+        description="The official Airflow Helm chart release the values are for. From 1.19.0 on the bundle "
+                    "list is written as the chart's own dagProcessor.dagBundleConfigList; for older charts as "
+                    "the config.dag_processor.dag_bundle_config_list override.")
+
+    @property
+    def chart_has_bundle_list(self) -> bool:
+        return tuple(int(x) for x in self.chart_version.split(".")) >= CHART_BUNDLE_LIST
 
     @field_validator("helm_values", "env_file")
     @classmethod

@@ -83,8 +83,9 @@ def helm_values(env: Environment, live_prefix: str | None, image: dict, local_pa
         airflow_image["digest"] = image["digest"]
     variables = env_vars(env, live_prefix, image, local_path)
     config_overrides = {section: dict(values) for section, values in env.airflow_config.items()}
-    config_overrides.setdefault("dag_processor", {})["dag_bundle_config_list"] = json.dumps(
-        bundle_config(env, live_prefix, local_path))
+    bundles = bundle_config(env, live_prefix, local_path)
+    if not env.managed.chart_has_bundle_list:  # charts before 1.19: Airflow's own option, as a config override
+        config_overrides.setdefault("dag_processor", {})["dag_bundle_config_list"] = json.dumps(bundles)
     values: dict = {}
     if image.get("airflow_version"):
         # the chart switches its Airflow 3 behaviour on airflowVersion; defaultAirflowTag is the tag of
@@ -92,7 +93,11 @@ def helm_values(env: Environment, live_prefix: str | None, image: dict, local_pa
         values["airflowVersion"] = image["airflow_version"]
         values["defaultAirflowTag"] = image["airflow_version"]
     values["images"] = {"airflow": airflow_image}
-    values["config"] = config_overrides
+    if env.managed.chart_has_bundle_list:
+        # the chart renders [dag_processor] dag_bundle_config_list from this list itself
+        values["dagProcessor"] = {"dagBundleConfigList": bundles}
+    if config_overrides:
+        values["config"] = config_overrides
     values["env"] = [{"name": k, "value": v} for k, v in sorted(variables.items()) if not k.startswith("AIRFLOW__")]
     if env.bundle.kind == "s3" and env.bundle.credentials_secret:
         values["secret"] = [{"envName": key, "secretName": env.bundle.credentials_secret, "secretKey": key}

@@ -99,7 +99,7 @@ def test_the_bundle_in_the_image_follows_s3_and_refuses_tampering(docker, image,
                                                                   tmp_path):
     deploy(repo_copy, s3_env)
     values = yaml.safe_load((repo_copy / "deploy/s3test/values.yaml").read_text())
-    bundles = json.loads(values["config"]["dag_processor"]["dag_bundle_config_list"])
+    bundles = values["dagProcessor"]["dagBundleConfigList"]
     assert bundles[0]["classpath"] == "ml_platform.bundle.PlatformDagBundle"
     assert bundles[0]["kwargs"]["endpoint_url"] == s3_env.endpoint and bundles[0]["kwargs"]["prefix"] == "airflow/s3test"
     env = env_file_vars(repo_copy / "deploy/s3test/airflow.env")

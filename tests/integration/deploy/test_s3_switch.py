@@ -106,4 +106,4 @@ def test_config_is_byte_identical_through_deploys_and_a_rollback(s3_env, bucket,
     assert code == 0 and "no config change" in out, out + err
     assert [f.read_bytes() for f in files] == first
     values = yaml.safe_load(files[0].read_text())
-    assert json.loads(values["config"]["dag_processor"]["dag_bundle_config_list"])[0]["kwargs"]["prefix"] == PREFIX
+    assert values["dagProcessor"]["dagBundleConfigList"][0]["kwargs"]["prefix"] == PREFIX

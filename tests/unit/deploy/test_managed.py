@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from platformctl.deploy.managed import write_config
+from platformctl.deploy.managed import helm_values, write_config
 from platformctl.deploy.policy import JobUse, PolicyError, check_policy, job_uses
 from platformctl.environments import load_environment
 from platformctl.errors import ConfigError
@@ -24,7 +24,8 @@ def test_helm_values_parse_and_pin_the_digest(tmp_path):
     assert values["airflowVersion"] == values["defaultAirflowTag"] == "3.3.2"
     assert values["images"]["airflow"] == {"repository": image["repository"], "tag": "1.2.3", "digest": DIGEST,
                                            "pullPolicy": "IfNotPresent"}
-    bundles = json.loads(values["config"]["dag_processor"]["dag_bundle_config_list"])
+    assert "dag_bundle_config_list" not in values["config"].get("dag_processor", {})  # the chart's own value instead
+    bundles = values["dagProcessor"]["dagBundleConfigList"]
     assert bundles == [{"name": "ml-platform", "classpath": "ml_platform.bundle.PlatformDagBundle",
                         "kwargs": {"store": "s3", "aws_conn_id": "aws_default", "bucket_name": "ml-platform-dags",
                                    "prefix": "airflow/dev", "refresh_interval": 30}}]
@@ -38,6 +39,15 @@ def test_helm_values_parse_and_pin_the_digest(tmp_path):
     assert "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST='[" in env_path.read_text()
 
 
+def test_charts_before_1_19_get_the_bundle_list_as_a_config_override(tmp_path):
+    env = load_environment(ROOT, "dev")
+    new = helm_values(env, env.bundle.prefix, {"repository": "r/airflow", "tag": "1.2.3"})
+    env = env.model_copy(update={"managed": env.managed.model_copy(update={"chart_version": "1.18.0"})})
+    old = helm_values(env, env.bundle.prefix, {"repository": "r/airflow", "tag": "1.2.3"})
+    assert "dagProcessor" not in old
+    assert json.loads(old["config"]["dag_processor"]["dag_bundle_config_list"]) == new["dagProcessor"]["dagBundleConfigList"]
+
+
 def test_endpoint_connection_and_credentials_secret_reach_the_instance(tmp_path):
     env = load_environment(ROOT, "dev")
     env = env.model_copy(update={"bundle": env.bundle.model_copy(update={
@@ -46,7 +56,7 @@ def test_endpoint_connection_and_credentials_secret_reach_the_instance(tmp_path)
     image = {"repository": "r/airflow", "tag": "1.2.3", "digest": DIGEST, "airflow_version": "3.3.2"}
     values_path, env_path = write_config(tmp_path, env, env.bundle.prefix, image)
     values = yaml.safe_load(values_path.read_text())
-    kwargs = json.loads(values["config"]["dag_processor"]["dag_bundle_config_list"])[0]["kwargs"]
+    kwargs = values["dagProcessor"]["dagBundleConfigList"][0]["kwargs"]
     assert kwargs["endpoint_url"] == "http://seaweed.store:8333" and kwargs["aws_conn_id"] == "dags_store"
     conn = json.loads({e["name"]: e["value"] for e in values["env"]}["AIRFLOW_CONN_DAGS_STORE"])
     assert conn == {"conn_type": "aws", "extra": {"endpoint_url": "http://seaweed.store:8333",
