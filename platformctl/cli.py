@@ -34,14 +34,16 @@ def _command_word(argv: list[str]) -> str | None:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given argv, only the command modules up to the one registering its command are imported
-    (each pulls in its own libraries: `lock` starts ~0.5 s sooner without the others)."""
+    (each pulls in its own libraries: `lock` starts ~0.5 s sooner without the others); a module named
+    like the command goes first."""
     p = argparse.ArgumentParser(prog="build.py", description="Build and ship the ML Airflow platform.")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a platform.yaml value for this run, e.g. --set image.python=3.11")
     p.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = p.add_subparsers(dest="command", required=True)
     wanted = _command_word(argv) if argv is not None else None
-    for name in COMMAND_MODULES:
+    # a module named like the command (studio for studio, studio-assets) is tried first
+    for name in sorted(COMMAND_MODULES, key=lambda n: not (wanted or "").startswith(n)):
         importlib.import_module(f"platformctl.commands.{name}").register(sub)
         if wanted is not None and wanted in sub.choices:
             break

@@ -21,3 +21,5 @@ await esbuild.build({
   logLevel: "warning",
 });
 copyFileSync("src/index.html", join(out, "index.html"));
+// the layout worker, as elkjs ships it (main.jsx starts it with new ELK({ workerUrl }))
+copyFileSync("node_modules/elkjs/lib/elk-worker.min.js", join(out, "elk-worker.js"));

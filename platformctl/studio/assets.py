@@ -18,7 +18,7 @@ from ..errors import StudioError
 
 SOURCES = "studio"
 BUNDLE = Path(__file__).resolve().parent / "static"
-FILES = ("index.html", "app.js", "app.css")
+FILES = ("index.html", "app.js", "app.css", "elk-worker.js")
 
 
 def _run(cmd: list[str], cwd: Path) -> None:

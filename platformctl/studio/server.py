@@ -14,202 +14,59 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import re
 import secrets
 import threading
-from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import PlatformError
 from ..pipelines.loader import MAX_BYTES
-from .document import NEW_PIPELINE, Document, EditError, sha256
-from .workspace import analyze, describe_schedule, list_pipelines, load_catalog, preview
+from .protocol import ApiError
+
+if TYPE_CHECKING:
+    from .api import Studio
 
 MAX_BODY = MAX_BYTES + 64 * 1024  # a whole pipeline text (set_text) plus its JSON envelope
 STATIC = Path(__file__).resolve().parent / "static"
-_FILE = re.compile(r"^pipelines/([A-Za-z0-9_][A-Za-z0-9_.-]{0,120})\.ya?ml$")
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8", ".json": "application/json"}
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra):
-        super().__init__(message)
-        self.status = status
-        self.extra = extra
-
-
-class Studio:
-    """The studio's state: the project root, the catalog, and the documents being edited."""
+class StudioLoader:
+    """The Studio (api.py), made in a background thread: the URL is printed and the page and its scripts
+    are served while the validator's models and ruamel.yaml are imported; API calls wait for it."""
 
     def __init__(self, root: Path):
-        self.root = root.resolve()
-        self.pipelines = self.root / "pipelines"
-        self.catalog = load_catalog(self.root)
-        self.docs: dict[str, Document] = {}
-        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self._studio: Studio | None = None
+        self.error: BaseException | None = None
+        threading.Thread(target=self._make, args=(root,), name="studio-load", daemon=True).start()
 
-    # -- files --------------------------------------------------------------------------------------
-    def path_of(self, file) -> Path:
-        if not isinstance(file, str) or not _FILE.match(file):
-            raise ApiError(400, f"{file!r} is not a pipeline file name (pipelines/<name>.yaml)")
-        path = self.root / file
-        if path.is_symlink() or path.resolve().parent != self.pipelines.resolve():
-            raise ApiError(403, f"{file} is not inside pipelines/")
-        return path
-
-    def _read(self, path: Path) -> str | None:
+    def _make(self, root: Path) -> None:
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        if len(raw) > MAX_BYTES:
-            raise ApiError(413, f"{path.name} is {len(raw)} bytes; pipelines are limited to {MAX_BYTES} bytes")
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ApiError(422, f"{path.name} is not UTF-8 text") from None
+            from .api import Studio
 
-    def doc(self, file, *, load: bool = True) -> Document:
-        path = self.path_of(file)
-        if file not in self.docs:
-            text = self._read(path) if load else None
-            if text is None:
-                raise ApiError(404, f"{file} does not exist (create it with New pipeline)")
-            self.docs[file] = Document(file, text, sha256(text))
-        return self.docs[file]
+            self._studio = Studio(root)
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that serves (get, serve)
+            self.error = exc
+        finally:
+            self.done.set()
 
-    def state(self, doc: Document) -> dict:
-        out = analyze(self.root, self.catalog, doc.file, doc.text)
-        on_disk = self._read(self.root / doc.file)
-        conflict = (on_disk is not None and doc.base_sha is not None and sha256(on_disk) != doc.base_sha) or \
-                   (on_disk is not None and doc.base_sha is None)
-        out.update(file=doc.file, text=doc.text, dirty=doc.dirty, base_sha=doc.base_sha, conflict=conflict,
-                   can_undo=bool(doc.undo_stack), can_redo=bool(doc.redo_stack), new=doc.base_sha is None,
-                   schedule_words=describe_schedule((out["dag"] or {}).get("schedule")))
-        return out
-
-    # -- API ----------------------------------------------------------------------------------------
-    def api(self, name: str, body: dict) -> dict:
-        with self.lock:
-            return getattr(self, "api_" + name.replace("-", "_"))(body)
-
-    def api_pipelines(self, body) -> dict:
-        files = list_pipelines(self.root)
-        for f in files:
-            d = self.docs.get(f["file"])
-            f["dirty"] = bool(d and d.dirty)
-        files += [{"file": f, "dag": None, "jobs": 0, "dirty": True} for f, d in self.docs.items()
-                  if d.base_sha is None and not (self.root / f).exists()]
-        return {"pipelines": files}
-
-    def api_catalog(self, body) -> dict:
-        from ..pipelines.model import PRESETS, TRIGGER_RULES
-
-        c = self.catalog
-        return {"flavors": c.flavors, "environments": c.environments, "schema": c.schema,
-                "trigger_rules": list(TRIGGER_RULES), "presets": list(PRESETS)}
-
-    def api_open(self, body) -> dict:
-        return self.state(self.doc(body.get("file")))
-
-    def api_new(self, body) -> dict:
-        name = body.get("name")
-        file = f"pipelines/{name}.yaml"
-        path = self.path_of(file)
-        if path.exists() or file in self.docs:
-            raise ApiError(409, f"{file} already exists: open it instead")
-        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", name):
-            raise ApiError(400, f"{name!r} is not a valid DAG name")
-        self.docs[file] = Document(file, NEW_PIPELINE.format(name=name), None)
-        return self.state(self.docs[file])
-
-    def api_edit(self, body) -> dict:
-        doc = self.doc(body.get("file"))
-        ops = body.get("ops") if "ops" in body else [body.get("op")]
-        if not isinstance(ops, list) or not ops:
-            raise ApiError(400, "edit needs op or a non-empty ops list")
-        before = (doc.text, list(doc.undo_stack), list(doc.redo_stack))
-        try:
-            for op in ops:
-                doc.apply(op)
-        except EditError as exc:
-            doc.text, doc.undo_stack, doc.redo_stack = before
-            raise ApiError(422, str(exc)) from None
-        if len(ops) > 1 and doc.text != before[0]:  # one user action, one undo step
-            doc.undo_stack[len(before[1]):] = [before[0]]
-        return self.state(doc)
-
-    def api_undo(self, body) -> dict:
-        doc = self.doc(body.get("file"))
-        try:
-            doc.undo()
-        except EditError as exc:
-            raise ApiError(409, str(exc)) from None
-        return self.state(doc)
-
-    def api_redo(self, body) -> dict:
-        doc = self.doc(body.get("file"))
-        try:
-            doc.redo()
-        except EditError as exc:
-            raise ApiError(409, str(exc)) from None
-        return self.state(doc)
-
-    def api_preview(self, body) -> dict:
-        doc = self.doc(body.get("file"))
-        return preview(self.root, self.catalog, doc.file, doc.text)
-
-    def api_reload(self, body) -> dict:
-        """Drop the edits and read the file as it is on disk now (the way out of a conflict)."""
-        file = body.get("file")
-        self.path_of(file)
-        self.docs.pop(file, None)
-        return self.state(self.doc(file))
-
-    def api_save(self, body) -> dict:
-        doc = self.doc(body.get("file"))
-        draft = body.get("draft") is True
-        path = self.path_of(doc.file)
-        on_disk = self._read(path)
-        if on_disk is not None and (doc.base_sha is None or sha256(on_disk) != doc.base_sha):
-            raise ApiError(409, f"{doc.file} changed on disk since it was opened: nothing was written "
-                                "(reload it to take the file as it is, or copy your text out first)",
-                           conflict=True, disk_text=on_disk)
-        if on_disk is None and doc.base_sha is not None:
-            raise ApiError(409, f"{doc.file} was deleted on disk since it was opened: nothing was written",
-                           conflict=True, disk_text=None)
-        result = analyze(self.root, self.catalog, doc.file, doc.text)
-        if not result["valid"] and not draft:
-            first = result["problems"][0]["text"] if result["problems"] else "invalid"
-            raise ApiError(422, f"not saved: {len(result['problems'])} problem(s), first: {first} "
-                                "(fix them, or Save draft to write it anyway)", problems=result["problems"])
-        tmp = path.with_name(f".{path.name}.studio-{os.getpid()}.tmp")
-        with open(tmp, "x", encoding="utf-8", newline="") as f:
-            f.write(doc.text)
-        if on_disk is None:
-            try:
-                os.link(tmp, path)  # create, never replace: a file that appeared meanwhile is kept
-            except FileExistsError:
-                raise ApiError(409, f"{doc.file} appeared on disk meanwhile: nothing was written",
-                               conflict=True) from None
-            finally:
-                tmp.unlink()
-        else:
-            os.replace(tmp, path)
-        doc.base_sha = sha256(doc.text)
-        out = self.state(doc)
-        out["saved"] = "draft" if not result["valid"] else "valid"
-        return out
+    def get(self) -> Studio:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self._studio is not None
+        return self._studio
 
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "ml-platform-studio"
-    studio: Studio
+    loader: StudioLoader
     token: str
     port: int
     quiet = True
@@ -301,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(401, "missing or wrong X-Studio-Token")
             url = urlsplit(self.path)
             m = re.match(r"^/api/([a-z-]+)$", url.path)
-            if not m or not hasattr(Studio, "api_" + m.group(1).replace("-", "_")):
+            if not m or not hasattr(self.loader.get(), "api_" + m.group(1).replace("-", "_")):
                 raise ApiError(404, f"no API {url.path}")
             length = self.headers.get("Content-Length")
             if length is None or not length.isdigit():
@@ -318,7 +175,7 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(body, dict):
                 raise ApiError(400, "the body must be a JSON object")
             try:
-                self._json(200, self.studio.api(m.group(1), body))
+                self._json(200, self.loader.get().api(m.group(1), body))
             except PlatformError as exc:
                 raise ApiError(500, str(exc)) from None
         except ApiError as exc:
@@ -331,27 +188,44 @@ class Handler(BaseHTTPRequestHandler):
     do_DELETE = do_PATCH = do_PUT
 
 
-def make_server(root: Path, port: int = 0, token: str | None = None) -> tuple[ThreadingHTTPServer, str]:
-    """A bound, not yet serving studio server on 127.0.0.1 and its URL (with the token)."""
-    studio = Studio(root)
+def make_server(root: Path, port: int = 0, token: str | None = None, *, wait: bool = True
+                ) -> tuple[ThreadingHTTPServer, str]:
+    """A bound, not yet serving studio server on 127.0.0.1 and its URL (with the token). wait: the Studio
+    is made (and a bad catalog raised) before this returns; else it is made while the server starts."""
+    loader = StudioLoader(root)
+    if wait:
+        loader.get()
     token = token or secrets.token_urlsafe(24)
     httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     httpd.daemon_threads = True
     bound = httpd.server_address[1]
-    handler = type("StudioHandler", (Handler,), {"studio": studio, "token": token, "port": bound})
+    handler = type("StudioHandler", (Handler,), {"loader": loader, "token": token, "port": bound})
     httpd.RequestHandlerClass = handler
+    httpd.loader = loader  # type: ignore[attr-defined]
     return httpd, f"http://127.0.0.1:{bound}/?token={token}"
 
 
 def serve(root: Path, port: int = 0, on_ready=print) -> None:
-    httpd, url = make_server(root, port)
+    """Serve until Ctrl-C. The URL comes first; a project the studio cannot load (a broken flavors.yaml,
+    ...) stops the server and raises its error, one line at the CLI."""
+    httpd, url = make_server(root, port, wait=False)
+    loader = httpd.loader  # type: ignore[attr-defined]
     on_ready(url)
+
+    def stop_on_error() -> None:
+        loader.done.wait()
+        if loader.error is not None:
+            httpd.shutdown()
+
+    threading.Thread(target=stop_on_error, name="studio-watch", daemon=True).start()
     try:
         httpd.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass
     finally:
         httpd.server_close()
+    if loader.error is not None:
+        raise loader.error
 
 
-__all__ = ["MAX_BODY", "Studio", "make_server", "serve"]
+__all__ = ["MAX_BODY", "StudioLoader", "make_server", "serve"]

@@ -91,9 +91,18 @@ def test_a_command_imports_only_the_command_modules_it_needs():
     from platformctl.cli import _command_word, build_parser
     from platformctl.commands import COMMAND_MODULES
 
-    upto = COMMAND_MODULES[:COMMAND_MODULES.index("lock") + 1]
+    # the module named like the command is tried first: only it is imported
+    assert out.strip() == "['platformctl.commands.lock']"
+    code = code.replace("'lock'", "'studio-assets'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    assert out.strip() == "['platformctl.commands.studio']"
+    # a command no module is named after (`up`, in stack): the modules in order, up to the one registering it
+    code = code.replace("'studio-assets'", "'up'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    upto = COMMAND_MODULES[:COMMAND_MODULES.index("stack") + 1]
     assert out.strip() == str(sorted(f"platformctl.commands.{m}" for m in upto))
-    assert "build" not in upto and "deploy" not in upto
 
     assert _command_word(["--set", "build", "--traceback", "up"]) == "up"
     assert _command_word(["--help"]) is None

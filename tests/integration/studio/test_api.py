@@ -253,3 +253,27 @@ def test_concurrent_edits_are_serialised(client):
         t.join()
     _, s = client.api("open", {"file": f})
     assert not errors and {f"j{i}" for i in range(12)} <= {j["name"] for j in s["jobs"]}
+
+
+def test_the_page_is_served_while_the_studio_loads_and_a_broken_project_stops_it(project):
+    """serve() prints the URL before the validator's modules are imported; a project the studio cannot
+    load (flavors.yaml broken) stops the server and raises the catalog's own error."""
+    from platformctl.errors import PlatformError
+    from platformctl.studio.server import serve
+
+    (project / "flavors.yaml").write_text("flavors: [not, a, mapping]\n")
+    urls, errors = [], []
+
+    def run():
+        try:
+            serve(project, on_ready=urls.append)
+        except BaseException as exc:  # noqa: BLE001 - what the CLI would get
+            errors.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "the server kept running on a project it cannot load"
+    assert len(urls) == 1 and urls[0].startswith("http://127.0.0.1:")
+    assert len(errors) == 1 and isinstance(errors[0], PlatformError), errors
+    assert "flavors.yaml" in str(errors[0])

@@ -1,0 +1,182 @@
+"""The studio's state and API methods (one per /api/<name>), behind the HTTP layer of server.py.
+
+It imports the validator's models and ruamel.yaml (about half a second), so server.py makes it in a
+background thread while the browser loads the page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+from ..pipelines.loader import MAX_BYTES
+from .document import NEW_PIPELINE, Document, EditError, sha256
+from .protocol import FILE_RE as _FILE
+from .protocol import ApiError
+from .workspace import analyze, describe_schedule, list_pipelines, load_catalog, preview
+
+
+class Studio:
+    """The studio's state: the project root, the catalog, and the documents being edited."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.pipelines = self.root / "pipelines"
+        self.catalog = load_catalog(self.root)
+        self.docs: dict[str, Document] = {}
+        self.lock = threading.Lock()
+
+    # -- files --------------------------------------------------------------------------------------
+    def path_of(self, file) -> Path:
+        if not isinstance(file, str) or not _FILE.match(file):
+            raise ApiError(400, f"{file!r} is not a pipeline file name (pipelines/<name>.yaml)")
+        path = self.root / file
+        if path.is_symlink() or path.resolve().parent != self.pipelines.resolve():
+            raise ApiError(403, f"{file} is not inside pipelines/")
+        return path
+
+    def _read(self, path: Path) -> str | None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if len(raw) > MAX_BYTES:
+            raise ApiError(413, f"{path.name} is {len(raw)} bytes; pipelines are limited to {MAX_BYTES} bytes")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(422, f"{path.name} is not UTF-8 text") from None
+
+    def doc(self, file, *, load: bool = True) -> Document:
+        path = self.path_of(file)
+        if file not in self.docs:
+            text = self._read(path) if load else None
+            if text is None:
+                raise ApiError(404, f"{file} does not exist (create it with New pipeline)")
+            self.docs[file] = Document(file, text, sha256(text))
+        return self.docs[file]
+
+    def state(self, doc: Document) -> dict:
+        out = analyze(self.root, self.catalog, doc.file, doc.text)
+        on_disk = self._read(self.root / doc.file)
+        conflict = (on_disk is not None and doc.base_sha is not None and sha256(on_disk) != doc.base_sha) or \
+                   (on_disk is not None and doc.base_sha is None)
+        out.update(file=doc.file, text=doc.text, dirty=doc.dirty, base_sha=doc.base_sha, conflict=conflict,
+                   can_undo=bool(doc.undo_stack), can_redo=bool(doc.redo_stack), new=doc.base_sha is None,
+                   schedule_words=describe_schedule((out["dag"] or {}).get("schedule")))
+        return out
+
+    # -- API ----------------------------------------------------------------------------------------
+    def api(self, name: str, body: dict) -> dict:
+        with self.lock:
+            return getattr(self, "api_" + name.replace("-", "_"))(body)
+
+    def api_pipelines(self, body) -> dict:
+        files = list_pipelines(self.root)
+        for f in files:
+            d = self.docs.get(f["file"])
+            f["dirty"] = bool(d and d.dirty)
+        files += [{"file": f, "dag": None, "jobs": 0, "dirty": True} for f, d in self.docs.items()
+                  if d.base_sha is None and not (self.root / f).exists()]
+        return {"pipelines": files}
+
+    def api_catalog(self, body) -> dict:
+        from ..pipelines.model import PRESETS, TRIGGER_RULES
+
+        c = self.catalog
+        return {"flavors": c.flavors, "environments": c.environments, "schema": c.schema,
+                "trigger_rules": list(TRIGGER_RULES), "presets": list(PRESETS)}
+
+    def api_open(self, body) -> dict:
+        return self.state(self.doc(body.get("file")))
+
+    def api_new(self, body) -> dict:
+        name = body.get("name")
+        file = f"pipelines/{name}.yaml"
+        path = self.path_of(file)
+        if path.exists() or file in self.docs:
+            raise ApiError(409, f"{file} already exists: open it instead")
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", name):
+            raise ApiError(400, f"{name!r} is not a valid DAG name")
+        self.docs[file] = Document(file, NEW_PIPELINE.format(name=name), None)
+        return self.state(self.docs[file])
+
+    def api_edit(self, body) -> dict:
+        doc = self.doc(body.get("file"))
+        ops = body.get("ops") if "ops" in body else [body.get("op")]
+        if not isinstance(ops, list) or not ops:
+            raise ApiError(400, "edit needs op or a non-empty ops list")
+        before = (doc.text, list(doc.undo_stack), list(doc.redo_stack))
+        try:
+            for op in ops:
+                doc.apply(op)
+        except EditError as exc:
+            doc.text, doc.undo_stack, doc.redo_stack = before
+            raise ApiError(422, str(exc)) from None
+        if len(ops) > 1 and doc.text != before[0]:  # one user action, one undo step
+            doc.undo_stack[len(before[1]):] = [before[0]]
+        return self.state(doc)
+
+    def api_undo(self, body) -> dict:
+        doc = self.doc(body.get("file"))
+        try:
+            doc.undo()
+        except EditError as exc:
+            raise ApiError(409, str(exc)) from None
+        return self.state(doc)
+
+    def api_redo(self, body) -> dict:
+        doc = self.doc(body.get("file"))
+        try:
+            doc.redo()
+        except EditError as exc:
+            raise ApiError(409, str(exc)) from None
+        return self.state(doc)
+
+    def api_preview(self, body) -> dict:
+        doc = self.doc(body.get("file"))
+        return preview(self.root, self.catalog, doc.file, doc.text)
+
+    def api_reload(self, body) -> dict:
+        """Drop the edits and read the file as it is on disk now (the way out of a conflict)."""
+        file = body.get("file")
+        self.path_of(file)
+        self.docs.pop(file, None)
+        return self.state(self.doc(file))
+
+    def api_save(self, body) -> dict:
+        doc = self.doc(body.get("file"))
+        draft = body.get("draft") is True
+        path = self.path_of(doc.file)
+        on_disk = self._read(path)
+        if on_disk is not None and (doc.base_sha is None or sha256(on_disk) != doc.base_sha):
+            raise ApiError(409, f"{doc.file} changed on disk since it was opened: nothing was written "
+                                "(reload it to take the file as it is, or copy your text out first)",
+                           conflict=True, disk_text=on_disk)
+        if on_disk is None and doc.base_sha is not None:
+            raise ApiError(409, f"{doc.file} was deleted on disk since it was opened: nothing was written",
+                           conflict=True, disk_text=None)
+        result = analyze(self.root, self.catalog, doc.file, doc.text)
+        if not result["valid"] and not draft:
+            first = result["problems"][0]["text"] if result["problems"] else "invalid"
+            raise ApiError(422, f"not saved: {len(result['problems'])} problem(s), first: {first} "
+                                "(fix them, or Save draft to write it anyway)", problems=result["problems"])
+        tmp = path.with_name(f".{path.name}.studio-{os.getpid()}.tmp")
+        with open(tmp, "x", encoding="utf-8", newline="") as f:
+            f.write(doc.text)
+        if on_disk is None:
+            try:
+                os.link(tmp, path)  # create, never replace: a file that appeared meanwhile is kept
+            except FileExistsError:
+                raise ApiError(409, f"{doc.file} appeared on disk meanwhile: nothing was written",
+                               conflict=True) from None
+            finally:
+                tmp.unlink()
+        else:
+            os.replace(tmp, path)
+        doc.base_sha = sha256(doc.text)
+        out = self.state(doc)
+        out["saved"] = "draft" if not result["valid"] else "valid"
+        return out
