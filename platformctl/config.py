@@ -57,6 +57,11 @@ class ImageConfig(_Model):
         "auto", description="How to build: docker buildx, or DOCKER_BUILDKIT=1 docker build; auto detects."
     )
     docker: str | None = Field(None, description="Docker CLI to use (default: first one on PATH with BuildKit).")
+    build_cache: Literal["off", "registry"] = Field(
+        "off", description="registry: keep BuildKit's layer cache in the registry between machines (CI runs). "
+        "make build reads it from <registry.repository>:buildcache (credentials REGISTRY_USERNAME/PASSWORD) "
+        "and builds the image with its cache inline; make push moves that tag to the pushed image. "
+        "off: this machine's builder cache only.")
     name: str = Field("ml-platform-airflow", description="Local image name (org.opencontainers.image.title).")
     version: str | None = Field(
         None, description="Image version; default: from git (vX.Y.Z tag, else X.Y.Z-dev.N+g<sha>).",
@@ -203,6 +208,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "IMAGE_VERSION": "image.version",
     "INDEX_URL_FILE": "image.build_secrets.index_url",
     "UV_IMAGE": "image.uv_image",
+    "BUILD_CACHE": "image.build_cache",
 }
 
 

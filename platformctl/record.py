@@ -15,6 +15,9 @@ RECORD = Path("build/build-record.json")
 IMAGE_SETS = ("tools", "airflow", "team")  # the locks baked into (or used to build) the image: lock_fingerprint's
 
 
+CACHE_TAG = "buildcache"  # image.build_cache=registry: the moving tag make push keeps BuildKit's cache under
+
+
 def inputs_tag(fingerprint: str) -> str:
     """The registry tag make push gives a build with these inputs (image/inputs.py), which make build looks for."""
     return f"inputs-{fingerprint[:32]}"

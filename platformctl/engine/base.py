@@ -17,17 +17,6 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class BuildSpec:
-    context: Path
-    dockerfile: Path
-    tags: tuple[str, ...]
-    build_args: dict[str, str] = field(default_factory=dict)
-    secrets: dict[str, Path] = field(default_factory=dict)
-    target: str | None = None
-    platform: str | None = None
-
-
-@dataclass(frozen=True)
 class RegistryAuth:
     """Credentials for one registry host (`host[:port]`, `docker.io` for Docker Hub)."""
 
@@ -37,6 +26,23 @@ class RegistryAuth:
 
     def __repr__(self) -> str:  # never shows the password in a traceback or log
         return f"RegistryAuth(registry={self.registry!r}, username={self.username!r}, password=***)"
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    context: Path
+    dockerfile: Path
+    tags: tuple[str, ...]
+    build_args: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, Path] = field(default_factory=dict)
+    target: str | None = None
+    platform: str | None = None
+    # BuildKit's layer cache kept in a registry between machines (CI runs): images to read it from, and
+    # whether the image built carries it (inline cache: it rides with the pushed image). Not inputs: they
+    # change how fast a build is, never what it makes.
+    cache_from: tuple[str, ...] = ()
+    inline_cache: bool = False
+    cache_auth: RegistryAuth | None = None  # credentials to read cache_from with
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ secret mounts: detection says so instead of failing halfway through a build.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -59,6 +60,20 @@ def engine_package() -> str | None:
         return None
     p = _run_all((["dpkg", "-S", os.path.realpath(dockerd)], PROBE_TIMEOUT))[0]
     return (p.stdout.split(":", 1)[0].strip() or None) if p.returncode == 0 else None
+
+
+@contextlib.contextmanager
+def _private_config(auth: RegistryAuth | None):
+    """A Docker CLI config dir holding only these credentials (0600, removed after); None without auth."""
+    if auth is None:
+        yield None
+        return
+    token = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
+    with tempfile.TemporaryDirectory(prefix="platform-docker-config-") as d:
+        fd = os.open(Path(d) / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"auths": {auth.registry: {"auth": token}}}, f)
+        yield d
 
 
 def buildkit_fix(package: str | None = None) -> str:
@@ -172,6 +187,12 @@ class DockerEngine(ContainerEngine):
             cmd += ["--secret", f"id={sid},src={path}"]
         for t in spec.tags:
             cmd += ["-t", t]
+        for ref in spec.cache_from:  # a missing cache image is a warning in BuildKit's log, not a failure
+            cmd += ["--cache-from", ref]
+        if spec.inline_cache:
+            # the cache metadata goes into the image's config (both the 20.10 builder and buildx's docker
+            # driver export it this way; a docker-container driver cannot see the local base images)
+            cmd += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         cmd.append(str(spec.context))
         return cmd, env
 
@@ -182,7 +203,9 @@ class DockerEngine(ContainerEngine):
         cmd, env = self.build_command(spec, iid)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         tail: deque[str] = deque(maxlen=400)
-        with log_path.open("w") as log:
+        with _private_config(spec.cache_auth) as config, log_path.open("w") as log:
+            if config:
+                cmd = [cmd[0], "--config", config, *cmd[1:]]
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -212,11 +235,7 @@ class DockerEngine(ContainerEngine):
         after the call). A pull that does not finish within `timeout` comes back with returncode 124."""
         if auth is None:
             return _run_all(([self.cli, "pull", "-q", ref], timeout))[0]
-        token = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
-        with tempfile.TemporaryDirectory(prefix="platform-docker-config-") as d:
-            fd = os.open(Path(d) / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump({"auths": {auth.registry: {"auth": token}}}, f)
+        with _private_config(auth) as d:
             return _run_all(([self.cli, "--config", d, "pull", "-q", ref], timeout))[0]
 
     def tag(self, src: str, dst: str) -> None:

@@ -13,7 +13,7 @@ from ..errors import BuildError, ConfigError, ImageTestError
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..pipelines.project import render_check
-from ..record import IMAGE_SETS, BuildRecord
+from ..record import CACHE_TAG, IMAGE_SETS, BuildRecord
 from ..version import image_version, source_url
 from . import checks
 from .inputs import inputs_fingerprint
@@ -75,8 +75,15 @@ def build_spec(root: Path, cfg: PlatformConfig, engine: ContainerEngine,
     tags = (f"{img.name}:{v.tag}", f"{img.name}:sha-{v.short}")
     spec = BuildSpec(context=root, dockerfile=root / "Dockerfile", tags=tags, build_args=args,
                      secrets=resolve_secrets(root, cfg), target="platform",
-                     platform=cfg.platform if engine.mode == "buildx" else None)
+                     platform=cfg.platform if engine.mode == "buildx" else None,
+                     cache_from=(cache_ref(cfg),) if img.build_cache == "registry" else (),
+                     inline_cache=img.build_cache == "registry")
     return spec, {"version": v.version, "revision": v.revision, "dirty": str(v.dirty), "created": v.created}
+
+
+def cache_ref(cfg: PlatformConfig) -> str:
+    """Where image.build_cache=registry keeps BuildKit's cache: the repository's moving buildcache tag."""
+    return f"{cfg.registry.repository}:{CACHE_TAG}"
 
 
 def _unfetchable(e: BuildError, ref: str) -> bool:

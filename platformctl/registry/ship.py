@@ -13,7 +13,7 @@ from ..config import PlatformConfig
 from ..engine import ContainerEngine, connect
 from ..environments import load_environment
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
-from ..record import IMAGE_SETS
+from ..record import CACHE_TAG, IMAGE_SETS
 from .auth import Credentials, authfile
 from .errors import RegistryError, ReleaseRefused
 from .push import push_image
@@ -46,12 +46,16 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=say
     tags = build_tags(rec.version_tag, rec.short_sha)
     if rec.inputs_tag:
         tags.append(rec.inputs_tag)  # lets a later build with the same inputs reuse this image
+    if cfg.image.build_cache == "registry":
+        tags.append(CACHE_TAG)  # moving: the next build anywhere reads BuildKit's cache (inline) from it
     echo(f"pushing {rec.image} to {repo} as {', '.join(tags)}")
     res = push_image(rec.image_id, repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
                      echo=echo, engine=engine or connect(cfg.image.docker))
     with authfile(creds, repo) as auth:
         sk = _skopeo(cfg, auth, echo)
         for t in tags:
+            if t == CACHE_TAG:
+                continue  # a moving tag: another run may move it on at any time, and that is no error
             served = sk.digest(f"{repo}:{t}")
             if served != res.digest:
                 raise RegistryError(f"{repo}:{t} serves {served}, but the push reported {res.digest}",

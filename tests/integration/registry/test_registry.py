@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -237,3 +239,50 @@ def test_push_with_credentials_from_dockers_own_store(project, registry, docker,
     assert registry.digest("ml/airflow", json.loads(
         (project.path / "build" / "build-record.json").read_text())["pushed_tags"][0]) == digest
     assert project.run("push", env={**env, "DOCKER_CONFIG": str(tmp_path / "empty")}).returncode == 41
+
+
+def step_cached(log: str, command: str) -> bool:
+    """BuildKit's plain progress says `#N CACHED` for the step `#N [...] RUN <command>`."""
+    m = re.search(r"^#(\d+) \[[^\]]*\] RUN " + re.escape(command), log, re.M)
+    assert m, f"no step runs {command!r}"
+    return re.search(rf"^#{m.group(1)} CACHED$", log, re.M) is not None
+
+
+def test_build_cache_kept_in_the_registry_serves_a_machine_without_it(registry, docker, tmp_path):
+    """image.build_cache=registry: the build carries BuildKit's cache inline, make push moves the buildcache
+    tag to it, and a build on a machine with neither the image nor a builder cache (a fresh CI runner,
+    made here by removing both) takes the cached steps from the registry: same bytes, step CACHED."""
+    from platformctl.engine import BuildSpec, DockerEngine, RegistryAuth
+    from platformctl.record import CACHE_TAG
+    from tests.conftest import base_image
+
+    engine = DockerEngine.detect(docker, "auto")
+    nonce = uuid.uuid4().hex
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base_image()}\n"
+                                    f"RUN echo {nonce} && od -An -tx1 -N16 /dev/urandom > /stamp\n")
+    repo = f"{registry.host}/ml/cachetest"
+    auth = RegistryAuth(registry.host, USER, PASSWORD)
+
+    def build(n: int) -> tuple[str, str]:
+        spec = BuildSpec(ctx, ctx / "Dockerfile", (f"ml-platform-test/tiny:cache-{n}-{nonce[:6]}",),
+                         cache_from=(f"{repo}:{CACHE_TAG}",), inline_cache=True, cache_auth=auth)
+        image_id = engine.build(spec, tmp_path / f"build-{n}.log", echo=False)
+        return image_id, (tmp_path / f"build-{n}.log").read_text()
+
+    first, log1 = build(1)  # no cache in the registry yet: a warning of BuildKit's, not a failure
+    assert f"echo {nonce}" in log1 and not step_cached(log1, f"echo {nonce}")
+    push_image(first, repo, [CACHE_TAG], Credentials(USER, PASSWORD), engine=engine, echo=lambda *a: None)
+    stamp = subprocess.run([docker, "run", "--rm", first, "cat", "/stamp"], capture_output=True, text=True,
+                           check=True).stdout
+    # a machine without any of it
+    subprocess.run([docker, "rmi", "-f", first], capture_output=True, check=True)
+    assert subprocess.run([docker, "image", "inspect", first], capture_output=True).returncode != 0
+    subprocess.run([docker, "builder", "prune", "-af"], capture_output=True, check=True)
+
+    second, log2 = build(2)
+    assert step_cached(log2, f"echo {nonce}"), log2
+    assert f"importing cache manifest from {repo}:{CACHE_TAG}" in log2
+    assert subprocess.run([docker, "run", "--rm", second, "cat", "/stamp"], capture_output=True, text=True,
+                          check=True).stdout == stamp  # the registry's layer, not a new run of the step

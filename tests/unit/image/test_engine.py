@@ -42,6 +42,27 @@ def test_buildx_preferred_when_present(tmp_path):
     assert cmd[1:4] == ["buildx", "build", "--load"] and "--platform" in cmd
 
 
+def test_registry_build_cache_reads_and_writes_inline_and_is_not_an_input(tmp_path, monkeypatch):
+    from platformctl.config import collect_overrides, load_config
+    from platformctl.image.build import build_spec
+    from platformctl.image.inputs import inputs_fingerprint
+
+    root = Path(__file__).resolve().parents[3]
+    e = DockerEngine.detect(fake_cli(tmp_path, client="20.10.24", buildx=False, daemon=True))
+    monkeypatch.setenv("REGISTRY", "127.0.0.1:5000/ml/airflow")
+    off = build_spec(root, load_config(root, collect_overrides([])), e)[0]
+    monkeypatch.setenv("BUILD_CACHE", "registry")  # make build BUILD_CACHE=registry
+    on = build_spec(root, load_config(root, collect_overrides([])), e)[0]
+    assert off.cache_from == () and not off.inline_cache
+    assert on.cache_from == ("127.0.0.1:5000/ml/airflow:buildcache",) and on.inline_cache
+    cmd, _ = e.build_command(on, Path("iid"))
+    assert cmd[cmd.index("--cache-from") + 1] == "127.0.0.1:5000/ml/airflow:buildcache"
+    assert "BUILDKIT_INLINE_CACHE=1" in cmd
+    assert "--cache-from" not in e.build_command(off, Path("iid"))[0]
+    # the cache changes how fast an image is made, not what: same inputs, so registry reuse still finds it
+    assert inputs_fingerprint(root, on, "sha256:base") == inputs_fingerprint(root, off, "sha256:base")
+
+
 def test_new_cli_without_buildx_is_refused_clearly(tmp_path):
     with pytest.raises(ToolMissingError) as exc:
         DockerEngine.detect(fake_cli(tmp_path, client="28.2.2", buildx=False, daemon=True))
