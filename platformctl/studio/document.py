@@ -346,8 +346,8 @@ OPERATIONS = {"add_job": op_add_job, "delete_job": op_delete_job, "rename_job": 
 # -- the fast path: edit only the lines of the section a change touches ---------------------------------
 # Re-parsing and re-dumping a whole round-trip document costs about 4 ms per job in pure-Python
 # ruamel.yaml (0.8 s for 200 jobs), far over the studio's 100 ms for a validation round trip. Most edits
-# touch one job (a field, an edge) or one section (dag, defaults): splice() applies the same operation
-# function to a small document made of just that part's lines ("jobs:" + the job's block), dumps it and
+# touch one job (a field, an edge, its deletion, a job added after the last) or one section (dag,
+# defaults): splice() applies the same operation function to a small document made of just that part's lines ("jobs:" + the job's block), dumps it and
 # puts its lines back. It is taken only when it is provably the same change: the file's top level and
 # its jobs are plain block keys it can find line by line, the small document reproduces its lines
 # exactly, and the whole new text loads to the old data with just the touched part replaced (else None:
@@ -477,6 +477,11 @@ def splice(text: str, op: dict) -> str | None:
         for other, job in jobs.items():
             if other != name and isinstance(job, dict) and name in (job.get("depends_on") or []):
                 edits[other] = lambda t, o=other, gone=name: _drop_dep(_job(t, o), gone)
+    elif kind == "add_job":
+        # appended after the last job, as the whole-document path does: the edit of the last job's lines
+        if not blocks or op.get("name") in blocks or not isinstance(op.get("name"), str):
+            return None
+        edits[list(blocks)[-1]] = lambda t: op_add_job(t, op)
     else:
         return None
 
@@ -505,7 +510,10 @@ def splice(text: str, op: dict) -> str | None:
                 if done is None or not done[0].startswith("jobs:\n"):
                     return None
                 lines[b0:b1] = [done[0][len("jobs:\n"):]]
-                new_jobs[name] = (done[1].get("jobs") or {}).get(name)
+                part = done[1].get("jobs") if isinstance(done[1], dict) else None
+                if not isinstance(part, dict) or name not in part:
+                    return None
+                new_jobs.update(part)  # the job itself, and a job added after it (add_job)
             expected["jobs"] = new_jobs
     except EditError:
         return None  # the whole-document path gives the error

@@ -46,6 +46,8 @@ def ops_for(text: str) -> list[dict]:
            {"op": "set", "path": ["dag", "tags"], "value": ["a", "b c"]},
            {"op": "set", "path": ["dag", "schedule"], "value": None},
            {"op": "delete_job", "name": first},
+           {"op": "add_job", "name": "added", "fields": {"command": ["python", "x.py"], "env": {"K": "v"}}},
+           {"op": "add_job", "name": "bare"},
            {"op": "delete_job", "name": last}]
     if len(names) > 2:
         ops.append({"op": "connect", "source": names[0], "target": names[2]})
