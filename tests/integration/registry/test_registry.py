@@ -250,8 +250,8 @@ def step_cached(log: str, command: str) -> bool:
 
 def test_build_cache_kept_in_the_registry_serves_a_machine_without_it(registry, docker, tmp_path):
     """image.build_cache=registry: the build carries BuildKit's cache inline, make push moves the buildcache
-    tag to it, and a build on a machine with neither the image nor a builder cache (a fresh CI runner,
-    made here by removing both) takes the cached steps from the registry: same bytes, step CACHED."""
+    tag to it, and a build on a machine with neither the image nor the step's builder cache (a fresh CI
+    runner, made here by removing both) takes the cached step from the registry: same bytes, CACHED."""
     from platformctl.engine import BuildSpec, DockerEngine, RegistryAuth
     from platformctl.record import CACHE_TAG
     from tests.conftest import base_image
@@ -279,7 +279,16 @@ def test_build_cache_kept_in_the_registry_serves_a_machine_without_it(registry, 
     # a machine without any of it
     subprocess.run([docker, "rmi", "-f", first], capture_output=True, check=True)
     assert subprocess.run([docker, "image", "inspect", first], capture_output=True).returncode != 0
-    subprocess.run([docker, "builder", "prune", "-af"], capture_output=True, check=True)
+    # the step's own build cache records only (the rest of this machine's cache stays warm for other tests)
+    df = subprocess.run([docker, "system", "df", "-v", "--format", "{{json .BuildCache}}"], capture_output=True,
+                        text=True, check=True).stdout
+    ids = [c["ID"] for c in json.loads(df) if nonce in c.get("Description", "")]
+    assert ids, "the first build left no cache record for its RUN step"
+    for cache_id in ids:
+        subprocess.run([docker, "builder", "prune", "-f", "--filter", f"id={cache_id}"], capture_output=True, check=True)
+    df = subprocess.run([docker, "system", "df", "-v", "--format", "{{json .BuildCache}}"], capture_output=True,
+                        text=True, check=True).stdout
+    assert not [c for c in json.loads(df) if nonce in c.get("Description", "")]
 
     second, log2 = build(2)
     assert step_cached(log2, f"echo {nonce}"), log2
