@@ -259,6 +259,17 @@ async function layout(jobs, edges) {
   return pos;
 }
 
+// the viewport that shows the laid-out graph (ELK's positions and the fixed node size) in the pane element
+function fitFor(ps, el) {
+  const x = Math.min(...ps.map((q) => q.x)), y = Math.min(...ps.map((q) => q.y));
+  const bounds = { x, y, width: Math.max(...ps.map((q) => q.x)) + NODE_W - x, height: Math.max(...ps.map((q) => q.y)) + NODE_H - y };
+  return getViewportForBounds(bounds, el.clientWidth, el.clientHeight, 0.05, 1.5, 0.06);
+}
+
+function sameViewport(a, b) {
+  return Math.abs(a.x - b.x) < 0.5 && Math.abs(a.y - b.y) < 0.5 && Math.abs(a.zoom - b.zoom) < 1e-3;
+}
+
 function Graph({ state, catalog, selected, setSelected, edit }) {
   const [nodes, setNodes] = useState([]);
   const [edges, setEdges] = useState([]);
@@ -334,10 +345,7 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
       const ps = Object.values(pos);
       if (fitted.current !== structure && ps.length && pane.current) {
         fitted.current = structure;
-        // fit the laid-out graph (ELK's positions and the fixed node size), not whatever was measured last
-        const x = Math.min(...ps.map((q) => q.x)), y = Math.min(...ps.map((q) => q.y));
-        const bounds = { x, y, width: Math.max(...ps.map((q) => q.x)) + NODE_W - x, height: Math.max(...ps.map((q) => q.y)) + NODE_H - y };
-        const vp = getViewportForBounds(bounds, pane.current.clientWidth, pane.current.clientHeight, 0.05, 1.5, 0.06);
+        const vp = fitFor(ps, pane.current);
         timings.viewport = vp;
         Promise.resolve(setViewport(vp, { duration: 0 })).then(done); // d3-zoom applies it on its own timer
       } else {
@@ -345,6 +353,26 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
       }
     });
   }, [nodes, measured]);
+
+  // The pane changes size after a fit (a message line above it comes or goes, the window is resized): fit
+  // again, unless the user has panned or zoomed since the last fit (then their view stays).
+  const posNow = useRef(pos);
+  posNow.current = pos;
+  useEffect(() => {
+    if (!pane.current || typeof ResizeObserver === "undefined") return undefined;
+    let size = [pane.current.clientWidth, pane.current.clientHeight];
+    const ro = new ResizeObserver(() => {
+      const el = pane.current, last = timings.viewport, ps = Object.values(posNow.current);
+      if (!el || (el.clientWidth === size[0] && el.clientHeight === size[1])) return;
+      size = [el.clientWidth, el.clientHeight];
+      if (!last || !ps.length || !sameViewport(getViewport(), last)) return;
+      const vp = fitFor(ps, el);
+      timings.viewport = vp;
+      setViewport(vp, { duration: 0 });
+    });
+    ro.observe(pane.current);
+    return () => ro.disconnect();
+  }, []);
 
   const onNodesChange = useCallback((ch) => setNodes((ns) => applyNodeChanges(ch.filter((c) => c.type !== "remove"), ns)), []);
   const onEdgesChange = useCallback((ch) => setEdges((es) => applyEdgeChanges(ch.filter((c) => c.type !== "remove"), es)), []);

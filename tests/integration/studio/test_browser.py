@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -234,3 +235,35 @@ def test_rebuild_example_etl_from_an_empty_pipeline(driver, tmp_path):
     proc = render_accepts(project)
     assert proc.returncode == 0, proc.stderr
     assert (project / "dags/example_etl.py").exists()
+
+
+def test_the_graph_stays_fitted_when_the_pane_changes_size(driver, tmp_path):
+    """A message line above the graph or a window resize changes the pane after the fit: the graph is
+    fitted again (unless the user moved the view), so no node ends up cut off by the pane's edge."""
+    project = copy_project(tmp_path / "project")
+    httpd, url = serve(project)
+    size = driver.get_window_size()
+    try:
+        driver.get(url)
+        page = Page(driver)
+        browser.wait_for(driver, "document.querySelector('a[data-file]')", what="the pipeline list")
+        page.open("pipelines/example_etl.yaml", 4)
+        before = driver.execute_script("return window.__studio.viewport;")
+        driver.set_window_size(size["width"] - 500, size["height"] - 300)
+        browser.wait_for(driver, "(() => { const v = window.__studio.viewport; return v.zoom !== arguments[0].zoom; })()",
+                         what="the graph fitted to the smaller pane", args=(before,))
+        page.layout_settled(4)  # waits for the new fit on screen, then: every node inside the pane
+        # a view the user zoomed stays as it is on the next resize
+        page.css(".react-flow__controls-zoomin").click()
+        browser.wait_for(driver, "(() => { const a = window.__studio.getViewport(), b = window.__studio.viewport; "
+                                 "return Math.abs(a.zoom - b.zoom) > 1e-3; })()", what="the zoomed view")
+        zoomed = driver.execute_script("return window.__studio.getViewport();")
+        driver.set_window_size(size["width"], size["height"])
+        browser.wait_for(driver, "document.querySelector('.react-flow').getBoundingClientRect().width > arguments[0]",
+                         what="the wider pane", args=(size["width"] - 500 - 380,))
+        time.sleep(0.3)
+        assert driver.execute_script("return window.__studio.getViewport();")["zoom"] == pytest.approx(zoomed["zoom"])
+    finally:
+        driver.set_window_size(size["width"], size["height"])
+        httpd.shutdown()
+        httpd.server_close()
