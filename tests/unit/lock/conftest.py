@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,20 @@ class FakeResolver:
         self.calls: list[ResolveRequest] = []
         self.constraints: list[dict[str, str]] = []
         self.preferences: list[str] = []
+        self._lock = threading.Lock()
 
     def version(self) -> str:
         return "0"
 
     def compile(self, req: ResolveRequest) -> None:
-        self.calls.append(req)
-        # the work dir is temporary: keep what the resolver was given, at call time
-        self.constraints.append({c.name: c.read_text() for c in req.constraints})
-        self.preferences.append(req.out_file.read_text() if req.out_file.exists() else "")
+        # the work dir is temporary: keep what the resolver was given, at call time. make lock resolves
+        # the Python versions in parallel: the three lists are appended together, so index i is one call
+        constraints = {c.name: c.read_text() for c in req.constraints}
+        preference = req.out_file.read_text() if req.out_file.exists() else ""
+        with self._lock:
+            self.calls.append(req)
+            self.constraints.append(constraints)
+            self.preferences.append(preference)
         set_name = Path(req.in_file).stem
         body = "".join(f"{n}=={v} \\\n    --hash=sha256:{'0' * 64}\n    # via -r {req.in_file}\n"
                        for n, v in sorted(self.pins[set_name].items()))
