@@ -68,18 +68,25 @@ def parse(text: str) -> tuple[Any, YAML]:
         load_yaml(text.encode("utf-8"))
     except LoadError as exc:
         raise EditError(f"line {exc.line}: {exc}" if exc.line else str(exc)) from None
-    first = None
-    for indent in _INDENTS:
+    try:
+        found = _reproducing(text)
+        if found is not None:
+            return found
+        y = _yaml(_INDENTS[0])
+        return y.load(text), y
+    except YAMLError as exc:
+        raise EditError(f"not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def _reproducing(text: str, indents=_INDENTS) -> tuple[Any, YAML] | None:
+    """The tree and the first of these YAML settings that dump text back byte for byte, or None.
+    YAMLError (text is not YAML) goes to the caller."""
+    for indent in indents:
         y = _yaml(indent)
-        try:
-            tree = y.load(text)
-        except YAMLError as exc:
-            raise EditError(f"not valid YAML: {str(exc).splitlines()[0]}") from None
-        if first is None:
-            first = (tree, y)
+        tree = y.load(text)
         if _dump(y, tree) == text:
             return tree, y
-    return first
+    return None
 
 
 def _flow(value):
@@ -347,8 +354,8 @@ OPERATIONS = {"add_job": op_add_job, "delete_job": op_delete_job, "rename_job": 
 # Re-parsing and re-dumping a whole round-trip document costs about 4 ms per job in pure-Python
 # ruamel.yaml (0.8 s for 200 jobs), far over the studio's 100 ms for a validation round trip. Most edits
 # touch one job (a field, an edge, its deletion, a job added after the last) or one section (dag,
-# defaults): splice() applies the same operation function to a small document made of just that part's lines ("jobs:" + the job's block), dumps it and
-# puts its lines back. It is taken only when it is provably the same change: the file's top level and
+# defaults): splice() applies the same operation function to a small document made of just that part's
+# lines ("jobs:" + the job's block), dumps it and puts its lines back. It is taken only when it is provably the same change: the file's top level and
 # its jobs are plain block keys it can find line by line, the small document reproduces its lines
 # exactly, and the whole new text loads to the old data with just the touched part replaced (else None:
 # the caller takes the whole-document path, whose result and errors are the reference).
@@ -411,16 +418,13 @@ def _edit_part(part: str, indent: int, func) -> tuple[str, Any] | None:
     """Apply func to the small document part; its new text and plain data, or None."""
     tail = "" if part.endswith("\n") else "\n"
     text = part + tail
-    for ind in (i for i in _INDENTS if i[0] == indent):
-        y = _yaml(ind)
-        try:
-            tree = y.load(text)
-        except YAMLError:
-            return None
-        if _dump(y, tree) == text:
-            break
-    else:
+    try:
+        found = _reproducing(text, [i for i in _INDENTS if i[0] == indent])
+    except YAMLError:
         return None
+    if found is None:
+        return None
+    tree, y = found
     func(tree)
     new = _dump(y, tree)
     try:
