@@ -32,10 +32,10 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     t = time.perf_counter()
     engine = engine or detect(cfg.image.docker, cfg.image.engine)
     spec, vinfo, inputs = build_plan(root, cfg, engine)
-    if spec.cache_from and (creds := from_environment()):  # the registry's build cache is read with them
+    creds = from_environment()
+    if spec.cache_from and creds:  # the registry's build cache is read with them
         spec = dataclasses.replace(spec, cache_auth=creds.for_registry(cfg.registry.repository))
     if inputs and reuse and vinfo["dirty"] != "True":
-        creds = from_environment()
         hit = find_reusable(cfg, inputs, creds)
         if hit and hit["labels"].get("io.ml-platform.lock.fingerprint") == spec.build_args["LOCK_FINGERPRINT"]:
             return _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests)
