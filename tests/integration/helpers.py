@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -44,9 +45,30 @@ def build_from(docker: str, ctx: Path, dockerfile: str, tag: str, files: dict[st
     return tag
 
 
+def build_cache_ids(docker: str) -> set[str]:
+    """The ids of the engine's BuildKit cache records."""
+    df = subprocess.run([docker, "system", "df", "-v", "--format", "{{json .BuildCache}}"], capture_output=True,
+                        text=True, check=True).stdout
+    return {c["ID"] for c in json.loads(df or "[]") or []}
+
+
+def remove_build_cache(docker: str, ids: set[str]) -> set[str]:
+    """Remove these cache records (a child before its parent: passes until none goes); the ids left."""
+    left = set(ids)
+    while left:
+        for cache_id in sorted(left):  # the daemon takes one id filter per call
+            subprocess.run([docker, "builder", "prune", "-f", f"--filter=id={cache_id}"], capture_output=True)
+        now = build_cache_ids(docker) & left
+        if now == left:
+            break
+        left = now
+    return left
+
+
 def build_without_cache(engine: DockerEngine, spec: BuildSpec, tmp: Path) -> subprocess.CompletedProcess:
     """The build with --no-cache: secrets are not part of BuildKit's cache key, so only an uncached step
-    proves what it did with them."""
+    proves what it did with them. Use it through the uncached_build fixture, which removes the cache
+    records it made."""
     cmd, env = engine.build_command(spec, tmp / f"iid-{uuid.uuid4().hex[:6]}")
     cmd.insert(cmd.index("--progress=plain"), "--no-cache")
     return subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -13,7 +13,6 @@ import pytest
 
 from platformctl.engine import BuildSpec, DockerEngine
 from tests.conftest import ROOT
-from tests.integration.helpers import build_without_cache
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +44,7 @@ def _all_bytes_of_image(docker: str, ref: str) -> bytes:
     return blob.getvalue() + history
 
 
-def test_ca_bundle_secret_reaches_no_layer(docker, tmp_path):
+def test_ca_bundle_secret_reaches_no_layer(docker, tmp_path, uncached_build):
     canary = f"canary-{uuid.uuid4().hex}"
     # A working CA bundle (so the build can reach the index) with a unique marker line in it.
     base_ca = SYSTEM_CA.read_text() if SYSTEM_CA.exists() else ""
@@ -65,7 +64,7 @@ def test_ca_bundle_secret_reaches_no_layer(docker, tmp_path):
     args["PY_TAG"] = _py_tag(docker, args["BASE_IMAGE"])
     s = BuildSpec(context=ROOT, dockerfile=ROOT / "Dockerfile", tags=(tag,), build_args=args,
                   secrets={"ca_bundle": secret}, target="platform")
-    p = build_without_cache(engine, s, tmp_path)
+    p = uncached_build(engine, s, tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     try:
         blob = _all_bytes_of_image(docker, tag)

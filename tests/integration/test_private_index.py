@@ -28,7 +28,7 @@ from platformctl.image.build import build_spec
 from platformctl.engine import BuildSpec, DockerEngine
 from platformctl.image.uv_image import uv_pin
 from platformctl.lock.core import lock_filename
-from tests.integration.helpers import build_from, build_without_cache
+from tests.integration.helpers import build_from
 from tests.integration.test_build_secrets import _all_bytes_of_image
 
 pytestmark = pytest.mark.integration
@@ -145,7 +145,7 @@ def _base_trusting(docker: str, base: str, ca: Path, tmp: Path) -> str:
                       f"ml-platform-index-test/base:{uuid.uuid4().hex[:8]}", {"public-ca.pem": ca.read_bytes()})
 
 
-def test_pip_and_uv_install_through_a_private_index_with_the_secrets(docker, image, index, project_copy, tmp_path):
+def test_pip_and_uv_install_through_a_private_index_with_the_secrets(docker, image, index, project_copy, tmp_path, uncached_build):
     root = project_copy
     cfg = load_config(root, collect_overrides([]))
     engine = DockerEngine.detect(docker)
@@ -170,7 +170,7 @@ def test_pip_and_uv_install_through_a_private_index_with_the_secrets(docker, ima
         # pip: the uv bootstrap (target uv-image) fetches the pinned uv wheel; the result is the uv image
         # the next build mounts
         uv_tag = args["UV_IMAGE"]
-        p = build_without_cache(engine, BuildSpec(context=root, dockerfile=root / "Dockerfile", tags=(uv_tag,), secrets=secrets,
+        p = uncached_build(engine, BuildSpec(context=root, dockerfile=root / "Dockerfile", tags=(uv_tag,), secrets=secrets,
                                      build_args={k: args[k] for k in ("BASE_IMAGE", "PY_TAG")}, target="uv-image"), tmp_path)
         tags.append(uv_tag)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -181,7 +181,7 @@ def test_pip_and_uv_install_through_a_private_index_with_the_secrets(docker, ima
         team_tag = f"ml-platform-index-test/team:{uuid.uuid4().hex[:8]}"
         team_spec = BuildSpec(context=root, dockerfile=root / "Dockerfile", tags=(team_tag,), secrets=secrets,
                               build_args=args, target="team-python")
-        p = build_without_cache(engine, team_spec, tmp_path)
+        p = uncached_build(engine, team_spec, tmp_path)
         tags.append(team_tag)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
         assert index.index.served("/simple/tqdm/") and index.files.served(f"/files/{wheels['tqdm'].name}")
@@ -200,7 +200,7 @@ def test_pip_and_uv_install_through_a_private_index_with_the_secrets(docker, ima
         # the same build with the user but no password: the index refuses it and so does the build
         url_file.write_text(index.url.replace("https://", f"https://{USER}@") + "\n")
         denied_before = sum(1 for _, ok in index.index.requests if not ok)
-        p = build_without_cache(engine, team_spec, tmp_path)
+        p = uncached_build(engine, team_spec, tmp_path)
         assert p.returncode != 0
         assert "401" in p.stdout + p.stderr
         assert sum(1 for _, ok in index.index.requests if not ok) > denied_before
