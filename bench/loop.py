@@ -78,10 +78,23 @@ def timing_line(out: str) -> str:
     return m.group(1) if m else "?"
 
 
+def baked(p: Project, rel: str, marker: str) -> bool:
+    """The built image holds the edit (the build really rebuilt it): the file as the image has it."""
+    top, rest = rel.split("/", 1)  # plugins/ is copied to the plugins folder; operators/ is installed
+    path = {"plugins": "/opt/airflow/plugins/", "operators": "/opt/venv/lib/python*/site-packages/"}[top] + rest
+    docker = os.environ.get("DOCKER", "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker")
+    cmd = [docker, "run", "--rm", "--network", "none", "--entrypoint", "bash", p.image(), "-c", f"cat {path}"]
+    return marker in subprocess.run(cmd, capture_output=True, text=True).stdout
+
+
 def image_case(p: Project, name: str, rel: str) -> dict:
-    p.edit(rel, f"# bench edit {uuid.uuid4().hex[:8]}")
+    marker = f"# bench edit {uuid.uuid4().hex[:8]}"
+    before = p.image()
+    p.edit(rel, marker)
     ours, out = p.tool("build", "--quiet")
     timing = timing_line(out)
+    if p.image() == before or not baked(p, rel, marker):
+        sys.exit(f"bench/loop: the image built after the {rel} edit does not hold it: the figure would be a cache hit")
     p.edit(rel, f"# bench edit {uuid.uuid4().hex[:8]}")
     build, _ = p.tool("build", "--quiet", "--no-test")
     suite, out = p.run(sys.executable, "-m", "pytest", "tests/integration/image", "-q", "-p", "no:cacheprovider",
