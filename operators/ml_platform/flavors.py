@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Literal
 
@@ -144,6 +145,8 @@ class FlavorCatalog(_Model):
         return sorted(self.flavors)
 
     def get(self, name: str, *, allowed: set[str] | None = None) -> Flavor:
+        if name in self.flavors and (allowed is None or name in allowed):  # every job of every DAG parse
+            return self.flavors[name]
         usable = sorted(n for n in self.flavors if allowed is None or n in allowed)
         if name not in self.flavors:
             close = difflib.get_close_matches(name, self.names(), n=1)
@@ -188,15 +191,20 @@ def _line_of(text: str, loc: tuple) -> int | None:
     return line
 
 
-_CACHE: dict[tuple[str, float], FlavorCatalog] = {}
+_CACHE: dict[tuple[str, int, int], FlavorCatalog] = {}
 
 
 def load_catalog(path: str | Path | None = None) -> FlavorCatalog:
-    """Load and validate the catalog; errors name the file, line and field in one line."""
+    """Load and validate the catalog; errors name the file, line and field in one line. Each job of a DAG
+    parse calls this: a catalog already validated costs one stat (a changed file is read again)."""
     p = catalog_path(path)
-    if not p.is_file():
+    try:
+        st = os.stat(p)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
         raise CatalogFileError(f"{p}: flavor catalog not found (set {ENV_CATALOG} to its path)")
-    key = (str(p), p.stat().st_mtime)
+    key = (str(p), st.st_mtime_ns, st.st_size)
     if key in _CACHE:  # DAG files parse it once per process, not once per task
         return _CACHE[key]
     try:
