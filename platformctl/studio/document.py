@@ -266,11 +266,32 @@ def op_rename_job(tree, op) -> None:
     if comment is not None:
         jobs.ca.items[new] = comment
     for other in jobs.values():
-        if isinstance(other, CommentedMap) and isinstance(other.get("depends_on"), list):
-            deps = other["depends_on"]
-            for i, d in enumerate(deps):
-                if d == old:
-                    deps[i] = new
+        _rename_refs(other, old, new)
+
+
+def _refers_to(job, name: str) -> bool:
+    """The job (plain data) names this job: in depends_on, or as the output it is mapped over."""
+    if not isinstance(job, dict):
+        return False
+    deps = job.get("depends_on")
+    over = job.get("map", {}).get("over") if isinstance(job.get("map"), dict) else None
+    return (isinstance(deps, list) and name in deps) or (isinstance(over, dict) and over.get("output") == name)
+
+
+def _rename_refs(job, old: str, new: str) -> None:
+    """old -> new wherever the job names another job: depends_on, map.over.output (a quoted value stays
+    quoted)."""
+    if not isinstance(job, CommentedMap):
+        return
+    deps = job.get("depends_on")
+    if isinstance(deps, list):
+        for i, d in enumerate(deps):
+            if d == old:
+                deps[i] = type(d)(new) if isinstance(d, ScalarString) else new
+    over = job.get("map", {}).get("over") if isinstance(job.get("map"), dict) else None
+    if isinstance(over, dict) and over.get("output") == old:
+        d = over["output"]
+        over["output"] = type(d)(new) if isinstance(d, ScalarString) else new
 
 
 def op_connect(tree, op) -> None:
@@ -456,6 +477,7 @@ def splice(text: str, op: dict) -> str | None:
     jobs = old["jobs"]
     edits: dict[str, Any] = {}  # job name -> func(tree), or None to delete the job
     section = None
+    renamed: tuple[str, str] | None = None  # rename_job: (old name, new name)
     if kind in ("set", "unset") and isinstance(path, list) and len(path) == 3 and path[0] == "jobs":
         if path[1] not in blocks or not isinstance(jobs[path[1]], dict):
             return None
@@ -481,6 +503,17 @@ def splice(text: str, op: dict) -> str | None:
         for other, job in jobs.items():
             if other != name and isinstance(job, dict) and name in (job.get("depends_on") or []):
                 edits[other] = lambda t, o=other, gone=name: _drop_dep(_job(t, o), gone)
+    elif kind == "rename_job":
+        # the renamed job's block and the blocks of the jobs that name it; the rest is untouched
+        name, new_name = op.get("name"), op.get("new_name")
+        if (name not in blocks or not isinstance(new_name, str) or not ID_RE.match(new_name)
+                or new_name in blocks or new_name == name):
+            return None
+        edits[name] = lambda t: op_rename_job(t, op)
+        for other, job in jobs.items():
+            if other != name and _refers_to(job, name):
+                edits[other] = lambda t, o=other, a=name, b=new_name: _rename_refs(_job(t, o), a, b)
+        renamed = (name, new_name)
     elif kind == "add_job":
         # appended after the last job, as the whole-document path does: the edit of the last job's lines
         if not blocks or op.get("name") in blocks or not isinstance(op.get("name"), str):
@@ -515,9 +548,14 @@ def splice(text: str, op: dict) -> str | None:
                     return None
                 lines[b0:b1] = [done[0][len("jobs:\n"):]]
                 part = done[1].get("jobs") if isinstance(done[1], dict) else None
-                if not isinstance(part, dict) or name not in part:
+                key = renamed[1] if renamed and name == renamed[0] else name
+                if not isinstance(part, dict) or key not in part:
                     return None
                 new_jobs.update(part)  # the job itself, and a job added after it (add_job)
+            if renamed:  # the new name in the old one's place
+                old_name, new_name = renamed
+                new_jobs = {(new_name if k == old_name else k): new_jobs[new_name if k == old_name else k]
+                            for k in jobs}
             expected["jobs"] = new_jobs
     except EditError:
         return None  # the whole-document path gives the error

@@ -17,11 +17,25 @@ BIG = "version: 1\ndag: {name: big}\ndefaults: {docker_image: 'img:1', resource_
     f"  job_{i:03d}:\n    command: [python3, step.py, '{i}']   # step {i}\n"
     + (f"    depends_on: [job_{i - 1:03d}]\n" if i else "") for i in range(200))
 FOUR = "".join(" " * 2 * (len(ln) - len(ln.lstrip(" "))) + ln.lstrip(" ") for ln in SRC.splitlines(keepends=True))
+MAPPED = """\
+version: 2
+dag: {name: fan}
+defaults: {docker_image: 'img:1', resource_flavor: cpu-small}
+jobs:
+  list_segments:
+    command: [python3, segments.py]   # prints the list
+  train:
+    map: {over: {output: list_segments}, as: SEGMENT}
+    command: [python3, train.py]
+  report:
+    command: [python3, report.py]
+    depends_on: ['list_segments', train]
+"""
 COMMENTED = SRC.replace("  train:\n", "  # the second job\n  train:\n").replace("# trailing", "\n  # indented\n# trailing")
 
 
 def texts() -> list[tuple[str, str]]:
-    out = [("SRC", SRC), ("BIG", BIG), ("FOUR", FOUR), ("COMMENTED", COMMENTED),
+    out = [("SRC", SRC), ("BIG", BIG), ("FOUR", FOUR), ("COMMENTED", COMMENTED), ("MAPPED", MAPPED),
            ("MIDDLE", SRC.replace("  train:\n", "# between, at column 0\n\n  train:\n"))]
     out += [(p.name, p.read_text()) for p in sorted((ROOT / "pipelines").glob("*.yaml"))]
     return out
@@ -48,7 +62,9 @@ def ops_for(text: str) -> list[dict]:
            {"op": "delete_job", "name": first},
            {"op": "add_job", "name": "added", "fields": {"command": ["python", "x.py"], "env": {"K": "v"}}},
            {"op": "add_job", "name": "bare"},
-           {"op": "delete_job", "name": last}]
+           {"op": "delete_job", "name": last},
+           {"op": "rename_job", "name": first, "new_name": "renamed_first"},
+           {"op": "rename_job", "name": last, "new_name": "renamed-last.v2"}]
     if len(names) > 2:
         ops.append({"op": "connect", "source": names[0], "target": names[2]})
     deps = [(d, n) for n, j in data["jobs"].items() if isinstance(j, dict) for d in j.get("depends_on") or []]
@@ -89,3 +105,18 @@ def test_unknown_job_is_left_to_the_whole_path_and_its_error():
     with pytest.raises(D.EditError, match="no job 'nope'"):
         d.apply({"op": "set", "path": ["jobs", "nope", "retries"], "value": 1})
     assert d.text == SRC
+
+
+def test_rename_renames_every_reference_and_only_those_lines():
+    fast = D.splice(MAPPED, {"op": "rename_job", "name": "list_segments", "new_name": "segments"})
+    assert fast is not None
+    changed = [ln for ln in fast.splitlines() if ln not in MAPPED.splitlines()]
+    assert changed == ["  segments:", "    map: {over: {output: segments}, as: SEGMENT}",
+                       "    depends_on: ['segments', train]"]
+    assert "list_segments" not in fast
+    assert fast == whole(MAPPED, {"op": "rename_job", "name": "list_segments", "new_name": "segments"})
+
+
+@pytest.mark.parametrize("new_name", ["train", "list_segments", "bad name", None])
+def test_rename_to_a_taken_bad_or_same_name_is_left_to_the_whole_path(new_name):
+    assert D.splice(MAPPED, {"op": "rename_job", "name": "list_segments", "new_name": new_name}) is None
