@@ -100,6 +100,10 @@ class UvResolver:
             "--python-platform", uv_python_platform(req.platform, req.glibc),
             "--generate-hashes", "--no-header", "--quiet", "--no-progress",
         ]
+        if req.python == "%d.%d" % sys.version_info[:2]:
+            # the interpreter uv would build an sdist with, named: its own search goes through PATH (a
+            # pyenv shim is a chain of bash scripts: about 0.2 s of a cold lock)
+            cmd += ["--python", sys.executable]
         cmd += common_flags(req)
         return cmd
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,15 @@ def test_uv_targets_the_image_not_the_host():
     assert "--generate-hashes" in cmd and ["-c", "c.txt"] == cmd[cmd.index("-c"):cmd.index("-c") + 2]
     assert cmd[cmd.index("--upgrade-package") + 1] == "rich"
     assert uv_python_platform("linux/arm64", "2.28") == "aarch64-manylinux_2_28"
+    # for a Python other than the host's, uv finds an interpreter itself
+    assert ("--python" in cmd) == ("%d.%d" % sys.version_info[:2] == "3.12")
+
+
+def test_uv_is_given_the_host_interpreter_for_the_host_python():
+    host = "%d.%d" % sys.version_info[:2]
+    cmd = UvResolver(exe="uv").command(ResolveRequest(Path("a.in"), Path("a.txt"), host, "linux/amd64", "2.36"))
+    assert cmd[cmd.index("--python") + 1] == sys.executable
+    assert cmd[cmd.index("--python-version") + 1] == host
 
 
 def test_conflict_is_condensed_to_the_packages():
