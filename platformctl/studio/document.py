@@ -269,13 +269,19 @@ def op_rename_job(tree, op) -> None:
         _rename_refs(other, old, new)
 
 
+def _mapped_over(job) -> dict | None:
+    """The job's `map.over` when it is a mapping ({output: <job>}), else None."""
+    m = job.get("map")
+    over = m.get("over") if isinstance(m, dict) else None
+    return over if isinstance(over, dict) else None
+
+
 def _refers_to(job, name: str) -> bool:
     """The job (plain data) names this job: in depends_on, or as the output it is mapped over."""
     if not isinstance(job, dict):
         return False
-    deps = job.get("depends_on")
-    over = job.get("map", {}).get("over") if isinstance(job.get("map"), dict) else None
-    return (isinstance(deps, list) and name in deps) or (isinstance(over, dict) and over.get("output") == name)
+    deps, over = job.get("depends_on"), _mapped_over(job)
+    return (isinstance(deps, list) and name in deps) or (over is not None and over.get("output") == name)
 
 
 def _rename_refs(job, old: str, new: str) -> None:
@@ -288,8 +294,8 @@ def _rename_refs(job, old: str, new: str) -> None:
         for i, d in enumerate(deps):
             if d == old:
                 deps[i] = type(d)(new) if isinstance(d, ScalarString) else new
-    over = job.get("map", {}).get("over") if isinstance(job.get("map"), dict) else None
-    if isinstance(over, dict) and over.get("output") == old:
+    over = _mapped_over(job)
+    if over is not None and over.get("output") == old:
         d = over["output"]
         over["output"] = type(d)(new) if isinstance(d, ScalarString) else new
 
@@ -553,9 +559,8 @@ def splice(text: str, op: dict) -> str | None:
                     return None
                 new_jobs.update(part)  # the job itself, and a job added after it (add_job)
             if renamed:  # the new name in the old one's place
-                old_name, new_name = renamed
-                new_jobs = {(new_name if k == old_name else k): new_jobs[new_name if k == old_name else k]
-                            for k in jobs}
+                order = [renamed[1] if k == renamed[0] else k for k in jobs]
+                new_jobs = {k: new_jobs[k] for k in order}
             expected["jobs"] = new_jobs
     except EditError:
         return None  # the whole-document path gives the error
