@@ -128,6 +128,11 @@ def _insert(mapping: CommentedMap, key: str, value, *, top: bool = False) -> Non
         mapping.insert(pos, key, value)
 
 
+def _in_style_of(old, value):
+    """value as it replaces old: a string keeps the hand-written quoting style of the string it replaces."""
+    return type(old)(value) if isinstance(old, ScalarString) and isinstance(value, str) else value
+
+
 def _check_name(name) -> str:
     if not isinstance(name, str) or not ID_RE.match(name):
         raise EditError(f"{name!r} is not a valid job name (letters, digits, _ . -, at most 250)")
@@ -293,11 +298,10 @@ def _rename_refs(job, old: str, new: str) -> None:
     if isinstance(deps, list):
         for i, d in enumerate(deps):
             if d == old:
-                deps[i] = type(d)(new) if isinstance(d, ScalarString) else new
+                deps[i] = _in_style_of(d, new)
     over = _mapped_over(job)
     if over is not None and over.get("output") == old:
-        d = over["output"]
-        over["output"] = type(d)(new) if isinstance(d, ScalarString) else new
+        over["output"] = _in_style_of(over["output"], new)
 
 
 def op_connect(tree, op) -> None:
@@ -358,10 +362,7 @@ def op_set(tree, op) -> None:
         raise EditError("depends_on is changed by connect and disconnect")
     if "value" not in op:
         raise EditError("set needs a value (use unset to remove a field)")
-    value = op["value"]
-    old = target.get(key)
-    if isinstance(old, ScalarString) and isinstance(value, str):
-        value = type(old)(value)  # keep the hand-written quoting style of the value being replaced
+    value = _in_style_of(target.get(key), op["value"])
     _insert(target, key, _flow(value), top=len(path) == 1)
 
 
