@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 GIT_ID = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
 
 
@@ -82,9 +83,11 @@ def baked(p: Project, rel: str, marker: str) -> bool:
     """The built image holds the edit (the build really rebuilt it): the file as the image has it."""
     top, rest = rel.split("/", 1)  # plugins/ is copied to the plugins folder; operators/ is installed
     path = {"plugins": "/opt/airflow/plugins/", "operators": "/opt/venv/lib/python*/site-packages/"}[top] + rest
-    docker = os.environ.get("DOCKER", "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker")
-    cmd = [docker, "run", "--rm", "--network", "none", "--entrypoint", "bash", p.image(), "-c", f"cat {path}"]
-    return marker in subprocess.run(cmd, capture_output=True, text=True).stdout
+    from platformctl.config import collect_overrides, load_config
+    from platformctl.engine import connect
+
+    cfg = load_config(p.repo, collect_overrides([]))  # the CLI the copy's builds use (DOCKER=, .platform/)
+    return marker in connect(cfg.image.docker).run(p.image(), ["-c", f"cat {path}"], entrypoint="bash").stdout
 
 
 def image_case(p: Project, name: str, rel: str) -> dict:
