@@ -17,12 +17,14 @@ help: ## list the targets
 LOCKS   := requirements/airflow-py$(HOST_PY).txt requirements/team-py$(HOST_PY).txt requirements/dev-py$(HOST_PY).txt
 
 # A missing or hand-edited host lock is named (with the fix) before pip or uv would fail on it.
+# Site-packages are byte-compiled as in the image (UV_COMPILE_BYTECODE=1): with PYTHONDONTWRITEBYTECODE set,
+# every process would otherwise compile Airflow from source again.
 $(VENV)/.synced: $(wildcard $(LOCKS) requirements/tools-py$(HOST_PY).txt) operators/pyproject.toml
 	@$(HOST_PYTHON) -m platformctl.lock.bootcheck requirements/tools-py$(HOST_PY).txt $(LOCKS)
 	@test -x $(PY) || $(HOST_PYTHON) -m platformctl.host.venvcheck
 	test -x $(PY) || $(HOST_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/tools-py$(HOST_PY).txt
-	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes $(LOCKS)
+	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes --compile-bytecode $(LOCKS)
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e operators
 	touch $@
 
