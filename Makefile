@@ -9,7 +9,7 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse bench-loop bench-studio clean
+.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse bench-processor bench-loop bench-studio clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ bench-push: $(VENV)/.synced ## no-op push and build reuse against the naive alte
 
 bench-parse: $(VENV)/.synced ## DagBag parse time: rendered DAGs vs dag-factory on the same 200 pipelines
 	$(PY) bench/parse.py
+
+bench-processor: $(VENV)/.synced ## one loop of the real DAG processor over rendered pipelines: bundle pre-import vs without, vs dag-factory
+	$(PY) bench/processor.py
 
 bench-render: $(VENV)/.synced ## make render of one 5,000-job pipeline and of 2,000 small ones; ordering vs the old algorithm
 	$(PY) bench/render.py $(ARGS)

@@ -59,7 +59,7 @@ def asset(i: int) -> str:
     return f"s3://bench/pipeline_{i:03d}/load"
 
 
-def pipeline(i: int) -> dict:
+def pipeline(i: int, fmt: int = FORMAT) -> dict:
     names = ["extract", "clean", "features", "train", "load"]
     jobs = {}
     for j, n in enumerate(names):
@@ -67,7 +67,7 @@ def pipeline(i: int) -> dict:
                    "env": {"STEP": n, "PIPELINE": str(i)}, "retries": 1}
         if j:
             jobs[n]["depends_on"] = [names[j - 1]]
-    if FORMAT == 1:
+    if fmt == 1:
         return {"version": 1, "dag": {"name": f"pipeline_{i:03d}", "schedule": "0 3 * * *", "tags": ["bench"]},
                 "defaults": {"docker_image": IMAGE, "resource_flavor": "cpu-small"}, "jobs": jobs}
     jobs["train"]["map"] = {"over": SEGMENTS, "as": "SEGMENT"}

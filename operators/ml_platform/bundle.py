@@ -21,11 +21,13 @@ chain, an optional ``endpoint_url``), or a folder with the same layout (the `loc
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion, get_bundle_tracking_dir
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 POINTER = "current.json"
 MANIFEST = "bundle-manifest.json"
 LAST_GOOD = "live-version"  # in base_dir: the version this machine served last (survives restarts)
+# imported lazily by Airflow's DAG serialization in each parsing child (every task is checked against them)
+SERIALIZATION_IMPORTS = ("airflow.providers.standard.operators.trigger_dagrun",
+                         "airflow.providers.standard.sensors.external_task")
 
 
 class BundleFault(Exception):
@@ -168,9 +173,47 @@ class PlatformDagBundle(BaseDagBundle):
                 self._fetch(self.version)
             except BundleFault as exc:
                 raise BundleFault(f"bundle '{self.name}' version {self.version}: {exc}") from None
-        else:
+        else:  # the DAG processor (or a CLI parse): it forks a child per file after this
             self._follow_pointer(initial=True)
+            self._warm_parsing()
         super().initialize()
+
+    def _warm_parsing(self) -> None:
+        """Load once, in the DAG processor's manager, what each parsing child would otherwise load again.
+
+        Airflow 3.3's DAG processor forks one child per DAG file, on every parse loop, and before the fork
+        pre-imports only the ``airflow.*`` modules the file names (``[dag_processor]
+        parsing_pre_import_modules``). A rendered file names ``ml_platform.job``: its backend (the
+        cncf.kubernetes provider and the kubernetes client, or the docker provider) and the flavor catalog
+        are loaded on the first job. Airflow itself loads the providers' asset URI handlers on a file's
+        first ``Asset`` and a few operator classes when it serializes the DAG. Loaded here, every child
+        inherits them. Gated by the same option as Airflow's own pre-import. A failure is one warning line
+        and each DAG file then reports its own import error, as it would without this."""
+        from airflow.configuration import conf
+
+        if not conf.getboolean("dag_processor", "parsing_pre_import_modules", fallback=True):
+            return
+        t0 = time.perf_counter()
+        try:
+            from .flavors import catalog_path, load_catalog
+            from .job import job_operator_class
+
+            operator = job_operator_class()
+            load_catalog()
+        except Exception as exc:  # noqa: BLE001 - the DAG files report it with their own import error
+            log.warning("bundle '%s': not pre-importing the job backend for parsing (%s: %s); each DAG file "
+                        "reports it as an import error", self.name, type(exc).__name__, str(exc)[:300])
+            return
+        try:  # Airflow's own lazy loads: best effort, a child loads what is missing itself
+            from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+            ProvidersManagerTaskRuntime().initialize_providers_asset_uri_resources()
+            for name in SERIALIZATION_IMPORTS:
+                importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("bundle '%s': asset URI handlers or serialization imports not preloaded: %s", self.name, exc)
+        log.info("bundle '%s': pre-imported %s, the flavor catalog %s and the asset URI handlers for the "
+                 "parsing processes (%.2f s)", self.name, operator.__name__, catalog_path(), time.perf_counter() - t0)
 
     def refresh(self) -> None:
         if self.version:

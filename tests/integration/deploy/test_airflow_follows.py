@@ -242,5 +242,14 @@ def test_a_tampered_version_is_refused_and_the_last_good_one_serves(stack: Airfl
     assert cli(repo, "rollback", "--env", "local", "--to", good).returncode == 0
 
 
+def test_the_dag_processor_pre_imports_the_job_backend_before_it_forks(stack: AirflowAPI, repo: Path):
+    # the image's bundle class in the real DAG processor: the manager loads the backend once for its children
+    logs = Stack(repo, PROJECT, "stack/compose.yaml").compose("logs", "--no-color", "dag-processor",
+                                                             capture=True, check=False).stdout
+    assert re.search(r"bundle '[\w-]+': pre-imported DockerJobOperator, the flavor catalog /opt/airflow/platform/"
+                     r"flavors.yaml and the asset URI handlers", logs), logs[-3000:]
+    assert "not pre-importing" not in logs
+
+
 def test_zz_print_figures():
     print("\nFIGURES " + json.dumps({k: round(v, 2) for k, v in FIGURES.items()}, indent=1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,59 @@ def test_status_names_the_live_version_the_one_served_here_and_a_store_fault(sto
     assert st["live"]["image_digest"] == "sha256:" + "a" * 64 and st["live"]["switched_at"]
     (store.root / PREFIX / "current.json").write_text("{not json")
     assert proc.status()["error"].startswith("JSONDecodeError")
+
+
+# What a rendered DAG file imports, checked in a fresh interpreter (this one has imported them already).
+WARM_PROBE = """
+import json, sys
+from ml_platform.bundle import PlatformDagBundle
+from ml_platform import flavors
+names = ("ml_platform.job", "ml_platform.backends.kubernetes", "airflow.providers.cncf.kubernetes.operators.pod",
+         "airflow.providers.amazon.aws.assets.s3", "airflow.providers.standard.sensors.external_task")
+before = [n for n in names if n in sys.modules]
+b = PlatformDagBundle(name="ml-platform", store="local", store_path=sys.argv[1], prefix=sys.argv[2],
+                      version=sys.argv[3] or None)
+b.initialize()
+print("RESULT " + json.dumps({"before": before, "after": [n for n in names if n in sys.modules],
+                              "catalogs": len(flavors._CACHE), "served": b.path.name}))
+"""
+
+
+def probe(store, version: str = "", **env) -> tuple[dict, str]:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", WARM_PROBE, str(store.root), PREFIX, version], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "ML_PLATFORM_BACKEND": "kubernetes", **env})
+    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line, p.stdout + p.stderr
+    return json.loads(line[7:]), p.stdout
+
+
+def test_the_dag_processor_bundle_pre_imports_what_every_rendered_file_imports(store, tmp_path):
+    v1 = ship(store, tmp_path, "v1")
+    r, out = probe(store)
+    assert r["before"] == [], "importing the bundle must not pull in the backend: the test would prove nothing"
+    assert r["after"] == ["ml_platform.job", "ml_platform.backends.kubernetes",
+                          "airflow.providers.cncf.kubernetes.operators.pod",
+                          "airflow.providers.amazon.aws.assets.s3",  # the s3:// asset URI handler
+                          "airflow.providers.standard.sensors.external_task"]  # DAG serialization's
+    assert r["catalogs"] == 1 and r["served"] == v1
+    assert "pre-imported KubernetesJobOperator, the flavor catalog" in out
+
+
+def test_no_pre_import_when_airflow_s_own_is_off_or_the_bundle_is_pinned(store, tmp_path):
+    v1 = ship(store, tmp_path, "v1")
+    off, _ = probe(store, AIRFLOW__DAG_PROCESSOR__PARSING_PRE_IMPORT_MODULES="False")
+    pinned, _ = probe(store, v1)  # a worker running a task: it imports its one DAG file itself
+    for r in (off, pinned):
+        assert r["after"] == [] and r["catalogs"] == 0 and r["served"] == v1
+
+
+def test_a_pre_import_that_fails_is_one_warning_and_the_bundle_still_serves(store, tmp_path):
+    v1 = ship(store, tmp_path, "v1")
+    r, out = probe(store, ML_PLATFORM_FLAVORS=str(tmp_path / "missing.yaml"))
+    assert r["served"] == v1 and r["catalogs"] == 0
+    warnings = [ln for ln in out.splitlines() if "[warning" in ln]  # Airflow's log format
+    assert len(warnings) == 1 and "bundle 'ml-platform': not pre-importing" in warnings[0]
+    assert "missing.yaml: flavor catalog not found" in warnings[0]
