@@ -204,6 +204,7 @@ class PlatformDagBundle(BaseDagBundle):
             log.warning("bundle '%s': not pre-importing the job backend for parsing (%s: %s); each DAG file "
                         "reports it as an import error", self.name, type(exc).__name__, str(exc)[:300])
             return
+        airflow_lazy = " and the asset URI handlers"
         try:  # Airflow's own lazy loads: best effort, a child loads what is missing itself
             from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
@@ -211,9 +212,9 @@ class PlatformDagBundle(BaseDagBundle):
             for name in SERIALIZATION_IMPORTS:
                 importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001
-            log.debug("bundle '%s': asset URI handlers or serialization imports not preloaded: %s", self.name, exc)
-        log.info("bundle '%s': pre-imported %s, the flavor catalog %s and the asset URI handlers for the "
-                 "parsing processes (%.2f s)", self.name, operator.__name__, catalog_path(), time.perf_counter() - t0)
+            airflow_lazy = f" (not the asset URI handlers: {type(exc).__name__}: {str(exc)[:200]})"
+        log.info("bundle '%s': pre-imported %s, the flavor catalog %s%s for the parsing processes (%.2f s)",
+                 self.name, operator.__name__, catalog_path(), airflow_lazy, time.perf_counter() - t0)
 
     def refresh(self) -> None:
         if self.version:
