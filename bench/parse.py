@@ -59,7 +59,7 @@ def asset(i: int) -> str:
     return f"s3://bench/pipeline_{i:03d}/load"
 
 
-def pipeline(i: int, fmt: int = FORMAT) -> dict:
+def pipeline(i: int, fmt: int) -> dict:
     names = ["extract", "clean", "features", "train", "load"]
     jobs = {}
     for j, n in enumerate(names):
@@ -120,10 +120,11 @@ def parse(folder: Path) -> dict:
     return best
 
 
-def main() -> None:
+def write_projects(work: Path, n: int, fmt: int) -> tuple[Path, Path]:
+    """The same n pipelines twice under work: a platform repo (pipelines/ rendered into dags/) and a
+    dag-factory folder (its YAML and one loader file, the common way)."""
     from platformctl.pipelines.project import render_all
 
-    work = Path(tempfile.mkdtemp(prefix="bench-parse-"))
     repo = work / "repo"
     (repo / "pipelines").mkdir(parents=True)
     (repo / "templates").mkdir()
@@ -131,14 +132,19 @@ def main() -> None:
     (repo / "flavors.yaml").write_text((ROOT / "flavors.yaml").read_text())
     factory = work / "dagfactory"
     factory.mkdir()
-    for i in range(N):
-        p = pipeline(i)
+    for i in range(n):
+        p = pipeline(i, fmt)
         (repo / "pipelines" / f"pipeline_{i:03d}.yaml").write_text(yaml.safe_dump(p))
         (factory / f"pipeline_{i:03d}.yml").write_text(yaml.safe_dump(dagfactory_config(p)))
     (factory / "load_dags.py").write_text(
         "# airflow dag loader (dag-factory)\nfrom dagfactory import load_yaml_dags\n\n"
         f"load_yaml_dags(globals_dict=globals(), dags_folder={str(factory)!r})\n")
     render_all(repo)
+    return repo, factory
+
+
+def main() -> None:
+    repo, factory = write_projects(Path(tempfile.mkdtemp(prefix="bench-parse-")), N, FORMAT)
     # Both folders as a DAG processor is served them: the image sets PYTHONDONTWRITEBYTECODE and the
     # platform bundle writes each fetched version's bytecode once (ml_platform.bundle.compile_version);
     # the same is done to dag-factory's loader file. The YAML is read and turned into DAGs on every parse.

@@ -27,16 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.parse import dagfactory_config, pipeline  # noqa: E402 - the same format 2 pipelines as bench/parse
+from bench.parse import write_projects  # noqa: E402 - the same format 2 pipelines as bench/parse
 from platformctl.deploy.bundle import collect  # noqa: E402
 from platformctl.deploy.deliver import deploy  # noqa: E402
 from platformctl.deploy.store import LocalStore  # noqa: E402
-from platformctl.pipelines.project import render_all  # noqa: E402
 
 N = int(os.environ.get("N", 40))
 REPEATS = int(os.environ.get("REPEATS", 2))
@@ -49,16 +46,16 @@ class ColdBundle(PlatformDagBundle):
     def _warm_parsing(self) -> None:  # Airflow's own pre-import of airflow.* modules only
         pass
 """
-PLATFORM = {"store": "local", "prefix": PREFIX, "refresh_interval": 0}
-SIDES = {"pre-import": ("ml_platform.bundle.PlatformDagBundle", PLATFORM),
-         "without": ("cold_bundle.ColdBundle", PLATFORM),
-         "dag-factory": ("airflow.dag_processing.bundles.local.LocalDagBundle", {"refresh_interval": 0})}
+SIDES = {"pre-import": "ml_platform.bundle.PlatformDagBundle", "without": "cold_bundle.ColdBundle",
+         "dag-factory": "airflow.dag_processing.bundles.local.LocalDagBundle"}
 
 
 def airflow_env(work: Path, home: Path, side: str) -> dict:
-    classpath, kwargs = SIDES[side]
-    where = {"store_path": str(work / "store")} if kwargs is PLATFORM else {"path": str(work / "dagfactory")}
-    bundle = {"name": "ml-platform", "classpath": classpath, "kwargs": {**kwargs, **where}}
+    if side == "dag-factory":  # its folder as it is
+        kwargs = {"path": str(work / "dagfactory")}
+    else:  # the deployed version, through the platform's bundle
+        kwargs = {"store": "local", "store_path": str(work / "store"), "prefix": PREFIX}
+    bundle = {"name": "ml-platform", "classpath": SIDES[side], "kwargs": {**kwargs, "refresh_interval": 0}}
     return {**os.environ, "AIRFLOW_HOME": str(home), "PYTHONPATH": str(work / "py"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([bundle]),
@@ -96,21 +93,7 @@ def one_loop(work: Path, side: str, run: int, version: str) -> dict:
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-processor-"))
-    repo = work / "repo"
-    (repo / "pipelines").mkdir(parents=True)
-    (repo / "templates").mkdir()
-    shutil.copy(ROOT / "templates/dag.py.j2", repo / "templates/dag.py.j2")
-    shutil.copy(ROOT / "flavors.yaml", repo / "flavors.yaml")
-    factory = work / "dagfactory"
-    factory.mkdir()
-    for i in range(N):
-        p = pipeline(i, 2)
-        (repo / "pipelines" / f"pipeline_{i:03d}.yaml").write_text(yaml.safe_dump(p))
-        (factory / f"pipeline_{i:03d}.yml").write_text(yaml.safe_dump(dagfactory_config(p)))
-    (factory / "load_dags.py").write_text(  # dag-factory the common way: one loader file
-        "# airflow dag loader (dag-factory)\nfrom dagfactory import load_yaml_dags\n\n"
-        f"load_yaml_dags(globals_dict=globals(), dags_folder={str(factory)!r})\n")
-    render_all(repo)
+    repo, _ = write_projects(work, N, 2)  # the dag-factory side reads work/dagfactory
     version = deploy(LocalStore(work / "store"), PREFIX, collect(repo, image_digest="sha256:" + "b" * 64)).version
     (work / "py").mkdir()
     (work / "py/cold_bundle.py").write_text(COLD)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -218,9 +220,6 @@ print("RESULT " + json.dumps({"before": before, "after": [n for n in names if n 
 
 
 def probe(store, version: str = "", **env) -> tuple[dict, str]:
-    import subprocess
-    import sys
-
     p = subprocess.run([sys.executable, "-c", WARM_PROBE, str(store.root), PREFIX, version], capture_output=True,
                        text=True, timeout=120, env={**os.environ, "ML_PLATFORM_BACKEND": "kubernetes", **env})
     line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
