@@ -121,6 +121,28 @@ class _S3Reader:
                               f"endpoint") from None
 
 
+def preload_for_parsing() -> tuple[type, str | None]:
+    """What a parsing process would load on its first job and first ``Asset``, loaded now: the job
+    backend's operator class, the flavor catalog, Airflow's asset URI handlers and the operator classes
+    DAG serialization imports. Returns the operator class and, when Airflow's lazy loads failed (best
+    effort: a child loads what is missing itself), why. Raises when the backend or the catalog cannot
+    be loaded. Used by the bundle before the DAG processor forks, and by bench/parse."""
+    from .flavors import load_catalog
+    from .job import job_operator_class
+
+    operator = job_operator_class()
+    load_catalog()
+    try:
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        ProvidersManagerTaskRuntime().initialize_providers_asset_uri_resources()
+        for name in SERIALIZATION_IMPORTS:
+            importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001
+        return operator, f"{type(exc).__name__}: {str(exc)[:200]}"
+    return operator, None
+
+
 class PlatformDagBundle(BaseDagBundle):
     """The environment's bundle store, followed through its pointer; any earlier version on request.
 
@@ -195,24 +217,15 @@ class PlatformDagBundle(BaseDagBundle):
             return
         t0 = time.perf_counter()
         try:
-            from .flavors import catalog_path, load_catalog
-            from .job import job_operator_class
-
-            operator = job_operator_class()
-            load_catalog()
+            operator, lazy_problem = preload_for_parsing()
         except Exception as exc:  # noqa: BLE001 - the DAG files report it with their own import error
             log.warning("bundle '%s': not pre-importing the job backend for parsing (%s: %s); each DAG file "
                         "reports it as an import error", self.name, type(exc).__name__, str(exc)[:300])
             return
-        airflow_lazy = " and the asset URI handlers"
-        try:  # Airflow's own lazy loads: best effort, a child loads what is missing itself
-            from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+        from .flavors import catalog_path
 
-            ProvidersManagerTaskRuntime().initialize_providers_asset_uri_resources()
-            for name in SERIALIZATION_IMPORTS:
-                importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001
-            airflow_lazy = f" (not the asset URI handlers: {type(exc).__name__}: {str(exc)[:200]})"
+        airflow_lazy = (f" (not the asset URI handlers: {lazy_problem})" if lazy_problem
+                        else " and the asset URI handlers")
         log.info("bundle '%s': pre-imported %s, the flavor catalog %s%s for the parsing processes (%.2f s)",
                  self.name, operator.__name__, catalog_path(), airflow_lazy, time.perf_counter() - t0)
 

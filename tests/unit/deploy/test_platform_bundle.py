@@ -254,3 +254,23 @@ def test_a_pre_import_that_fails_is_one_warning_and_the_bundle_still_serves(stor
     warnings = [ln for ln in out.splitlines() if "[warning" in ln]  # Airflow's log format
     assert len(warnings) == 1 and "bundle 'ml-platform': not pre-importing" in warnings[0]
     assert "missing.yaml: flavor catalog not found" in warnings[0]
+
+
+def test_airflow_s_lazy_loads_failing_is_named_and_the_backend_is_still_pre_imported(store, tmp_path, caplog,
+                                                                                      monkeypatch):
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    def broken(self):
+        raise RuntimeError("provider metadata unreadable")
+
+    monkeypatch.setattr(ProvidersManagerTaskRuntime, "initialize_providers_asset_uri_resources", broken)
+    monkeypatch.setenv("ML_PLATFORM_BACKEND", "kubernetes")
+    v1 = ship(store, tmp_path, "v1")
+    b = bundle(store)
+    with caplog.at_level(logging.INFO, logger="ml_platform.bundle"):
+        b.initialize()
+    assert b.path.name == v1
+    lines = [r.getMessage() for r in caplog.records if "pre-imported" in r.getMessage()]
+    assert len(lines) == 1 and "pre-imported KubernetesJobOperator" in lines[0]
+    assert "(not the asset URI handlers: RuntimeError: provider metadata unreadable)" in lines[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
