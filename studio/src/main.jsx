@@ -286,9 +286,12 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
   useEffect(() => {
     let live = true;
     const t0 = performance.now();
+    // counted when the layout starts, in the same commit as the edit's answer (this effect runs before the
+    // App's revision count): a test that saw the answer waits for this layout, not the one before it
+    const seq = (timings.started = (timings.started || 0) + 1);
     layout(state.jobs, state.edges).then((p) => {
       if (!live) return;
-      timings.pendingDraw = { t0, layoutMs: performance.now() - t0, n: state.jobs.length, pos: p };
+      timings.pendingDraw = { t0, seq, layoutMs: performance.now() - t0, n: state.jobs.length, pos: p };
       setPos(p);
     });
     return () => { live = false; };
@@ -338,7 +341,7 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
       const drawn = document.querySelectorAll(".react-flow__node").length;
       const totalMs = performance.now() - p.t0; // laid out, measured and painted once
       const done = () => requestAnimationFrame(() => { // the fitted viewport is on screen: tests may point at nodes now
-        timings.layouts.push({ n: p.n, layoutMs: p.layoutMs, totalMs, drawn, at: performance.now() });
+        timings.layouts.push({ n: p.n, seq: p.seq, layoutMs: p.layoutMs, totalMs, drawn, at: performance.now() });
         if (timings.pendingDraw === p) timings.pendingDraw = null;
         document.body.dataset.layoutDone = String(timings.layouts.length);
       });

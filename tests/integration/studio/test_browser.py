@@ -70,6 +70,7 @@ class Page:
     def layout_settled(self, n: int):
         browser.wait_for(self.d, f"document.querySelectorAll('.react-flow__node').length === {n} && "
                                  f"window.__studio.layouts.length && window.__studio.layouts.at(-1).n === {n} && "
+                                 "window.__studio.layouts.at(-1).seq === window.__studio.started && "
                                  "!window.__studio.pendingDraw && (() => { const a = window.__studio.getViewport(), "
                                  "b = window.__studio.viewport; return !b || (Math.abs(a.x - b.x) < 0.5 && "
                                  "Math.abs(a.y - b.y) < 0.5 && Math.abs(a.zoom - b.zoom) < 1e-3); })()",
