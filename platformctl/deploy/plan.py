@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ml_platform.bundle_format import MANIFEST
+
 from ..config import PlatformConfig
 from ..environments import Environment
 from ..errors import PLAN_CHANGES, PlanRefused, PlatformError
@@ -22,7 +24,7 @@ from ..lock.diff import diff_pins
 from ..lock.files import read_pins
 from ..record import IMAGE_SETS, BuildRecord
 from ..registry.records import PROMOTION, load_release
-from .bundle import MANIFEST, Bundle, BundleFile, collect
+from .bundle import Bundle, BundleFile, collect
 from .live import (LiveBundle, RegistryView, env_repository, inspect_digest, live_job_uses, open_store, read_live,
                    read_registry)
 from .pods import K8S_SCHEMA_VERSION, ResourcesResult, in_image
