@@ -17,6 +17,7 @@ from pathlib import Path
 from ml_platform.bundle_format import MANIFEST
 
 from ..config import PlatformConfig
+from ..engine import ContainerEngine
 from ..environments import Environment
 from ..errors import PLAN_CHANGES, PlanRefused, PlatformError
 from ..lock.core import REQ_DIR, lock_filename
@@ -143,8 +144,8 @@ def _diff_files(live: LiveBundle | None, nxt: Bundle) -> dict:
 
 
 def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str | None = None,
-              skopeo_factory=None, docker: str | None = None, resources: bool = True) -> Plan:
-    """skopeo_factory() -> Skopeo (or raises); docker: the CLI to run the image's pod builder with."""
+              skopeo_factory=None, engine: ContainerEngine | None = None, resources: bool = True) -> Plan:
+    """skopeo_factory() -> Skopeo (or raises); engine: the container engine to run the image's pod builder in."""
     notes: list[str] = []
     nxt = next_image(root, cfg, env, version)
     key = nxt["digest"] or nxt["image_id"]
@@ -211,7 +212,7 @@ def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str
         run_image = nxt["image_id"] or (f"{nxt['repository']}@{nxt['digest']}" if nxt["digest"] else None)
         jobs = [{"key": f"{u.file}:{u.job}", "dag_id": Path(u.file).stem, "task_id": u.job,
                  "image": u.image or "", "flavor": u.flavor or ""} for u in uses]
-        r: ResourcesResult = in_image(docker, run_image, root, jobs, env.allowed_flavors)
+        r: ResourcesResult = in_image(engine, run_image, root, jobs, env.allowed_flavors)
         res.update(computed=r.computed, reason=r.reason, image=run_image,
                    jobs={k: asdict(v) for k, v in r.jobs.items()})
         if not r.computed:
