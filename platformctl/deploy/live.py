@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..registry.refs import SEMVER, parse_semver
 from ml_platform.bundle_format import MANIFEST, Pointer, join as _join, pointer_key
 
-from .store import BundleStore, LocalStore, S3Store
+from .store import BundleStore, open_store  # noqa: F401 - the one factory (store.py), also reachable here
 
 REVISION_LABEL = "org.opencontainers.image.revision"
 VERSION_LABEL = "org.opencontainers.image.version"
@@ -42,13 +42,6 @@ def resolve_environment(root: Path, name: str) -> Environment:
         hint = (f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(known)}"
         raise ConfigError(f"unknown environment '{name}'", hint, where=f"{ENV_DIR}/{name}.yaml")
     return load_environment(root, name)
-
-
-def open_store(root: Path, env: Environment) -> BundleStore:
-    b = env.bundle
-    if b.kind == "local":
-        return LocalStore(root / (b.path or f".platform/bundles/{env.name}"))
-    return S3Store(b.bucket, endpoint_url=b.endpoint_url, region=b.region)  # type: ignore[arg-type]
 
 
 @dataclass
