@@ -23,8 +23,6 @@ from tests.integration.helpers import working_tree_copy
 from tests.integration.registry.conftest import (PASSWORD, USER, Project, creds_env, project,  # noqa: F401
                                                  registry, tiny_image)
 
-pytestmark = pytest.mark.integration
-
 
 def point_at_s3(root, endpoint: str, bucket_name: str) -> None:
     for name in ("dev", "prod"):

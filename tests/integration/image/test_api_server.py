@@ -11,8 +11,6 @@ import pytest
 
 from platformctl.image import checks
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="session")
 def api(started):

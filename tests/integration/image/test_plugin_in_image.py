@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from platformctl.image import checks
-
-pytestmark = pytest.mark.integration
 
 
 def test_airflow_plugins_lists_the_platform_plugin(code_facts):

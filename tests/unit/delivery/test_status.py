@@ -11,8 +11,7 @@ from platformctl.config import collect_overrides, load_config
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy
 from platformctl.deploy.live import open_store, resolve_environment
-from platformctl.errors import StatusIncomplete
-from platformctl.registry.errors import RegistryUnavailable
+from platformctl.errors import RegistryUnavailable, StatusIncomplete
 from platformctl.status import env_diff, status, status_lines
 from tests.unit.deploy.test_plan import mini_project
 
