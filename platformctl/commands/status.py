@@ -6,10 +6,10 @@ import json
 
 from ..config import collect_overrides, load_config
 from ..errors import StatusIncomplete
+from ..output import say
 from ..registry.auth import authfile, from_environment
 from ..registry.skopeo import Skopeo
 from ..status import diff_lines, env_diff, status, status_lines, unreadable_lines
-from ..output import say
 
 
 def _factory(cfg, auth):
