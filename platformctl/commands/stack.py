@@ -10,7 +10,7 @@ from ..config import collect_overrides, load_config
 from ..host.setup import prepare
 from ..record import BuildRecord
 from ..stack.compose import PortTaken, Stack, free_port
-from ..stack.errors import StackError
+from ..errors import StackError
 from ..stack.images import build_support_images
 from ..wait import wait_until
 from ..output import say
