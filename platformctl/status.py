@@ -34,6 +34,8 @@ class EnvStatus:
     newest_release: dict | None = None  # environments with a repository of their own (promote targets)
     flags: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    settings: dict | None = None  # the instance's pools and connections against the file (#35); None: not read
+    settings_lines: list[str] = field(default_factory=list)
 
 
 def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory) -> tuple[EnvStatus, object, object]:
@@ -80,6 +82,7 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
                 registry_errors.insert(0, exc.one_line())
     if registry_errors:
         st.errors.append(f"{env.name}: registry: {registry_errors[0]}")
+    _settings(root, env, st)
     st.deployed = None if store is None else live is not None
     if live:
         st.bundle = {"version": live.version, "commit": live.commit, "switched_at": live.switched_at,
@@ -105,6 +108,19 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
                             f"promoted to {newest} ({short(st.newest_release['digest'])}): "
                             f"run make deploy ENV={env.name}")
     return st, store, live
+
+
+def _settings(root: Path, env: Environment, st: EnvStatus) -> None:
+    """The instance's settings drift (pools, connections), when its API is configured (#35)."""
+    from .instance.sync import settings_state
+
+    try:
+        state = settings_state(root, env)
+    except PlatformError as exc:
+        st.errors.append(f"{env.name}: instance settings: {exc.one_line()}")
+        return
+    st.settings = state.to_json() if state.read else None
+    st.settings_lines = state.drift_lines()
 
 
 class _Tags:
@@ -220,6 +236,7 @@ def status_lines(s: Status) -> list[str]:
             out.append(f"  newest release promoted here: {e.newest_release['version']} "
                        f"({short(e.newest_release['digest'])})")
         out.extend(f"  FLAG: {f}" for f in e.flags)
+        out.extend(e.settings_lines)
         out.extend(f"  unreadable: {x.split(': ', 1)[1]}" for x in e.errors)
     for d in s.drift:
         if "note" in d:
