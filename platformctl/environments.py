@@ -231,10 +231,12 @@ class ConnectionSpec(_Model):
 def _pool_names(v: dict) -> dict:
     from ml_platform.flavors import pool_name_problem
 
-    for name in v:
+    for name, spec in v.items():
         problem = pool_name_problem(name)
         if problem:
             raise ValueError(problem)
+        if name == "default_pool" and spec.removed:
+            raise ValueError("default_pool cannot be removed (Airflow refuses to delete it); set its slots instead")
     return v
 
 

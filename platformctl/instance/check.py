@@ -80,7 +80,8 @@ def settings_problems(root: Path, checked: list[Checked], flavor_pools: dict[str
                                f"'{b.aws_conn_id}' (the connection the DAG bundle reads S3 with) is not declared: "
                                "bundle.describe_connection is false, so add it to connections "
                                f"(e.g. {b.aws_conn_id}: {{conn_type: aws}})"))
-    return out
+    warnings[:] = list(dict.fromkeys(warnings))
+    return list(dict.fromkeys(out))  # a defaults.pool or defaults connection: one line, not one per job
 
 
 def _conn_problem(file: str, line: int | None, field_: str, conn: str,

@@ -384,9 +384,9 @@ def _record_settings(result: Checked, line, d, name: str, job, flavor: str | Non
     for var, conn in {**(getattr(d, "secrets_from_connections", {}) or {}), **own}.items():
         where = base + ("secrets_from_connections", var) if var in own else ("defaults", "secrets_from_connections",
                                                                              var)
-        conns.append((conn, f"jobs.{name}.secrets_from_connections.{var}", line(where)))
+        conns.append((conn, ".".join(where), line(where)))
     result.job_settings.append(JobSettings(name, flavor, line(f_where) or line(base), job.pool or d.pool,
-                                           f"jobs.{name}.pool" if p_where else None,
+                                           ".".join(p_where) if p_where else None,
                                            line(p_where) if p_where else None, tuple(conns)))
 
 
