@@ -44,7 +44,7 @@ jobs:
 """
 
 
-def cli(root: Path, *args: str, timeout: int = 900, project: bool = False) -> subprocess.CompletedProcess:
+def cli(root: Path, *args: str, timeout: int = 1500, project: bool = False) -> subprocess.CompletedProcess:
     """`python build.py <args>` in the project copy; STACK_PROJECT names this module's stack for status/plan."""
     cmd = [sys.executable, "build.py", *args, *(["--project", PROJECT] if project else [])]
     p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout,
@@ -76,7 +76,7 @@ def copy(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def stack(docker: str, image: str, copy: Path):
     t0 = time.monotonic()
-    p = cli(copy, "up", "--image", image, project=True)
+    p = cli(copy, "up", "--image", image, "--wait-timeout", "900", project=True)
     try:
         assert p.returncode == 0, f"make up failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
         print(f"make up: {time.monotonic() - t0:.0f}s")
