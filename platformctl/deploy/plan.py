@@ -217,13 +217,13 @@ def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str
                    jobs={k: asdict(v) for k, v in r.jobs.items()})
         if not r.computed:
             notes.append(f"per-job resources not computed: {r.reason}")
-    from ..instance.sync import plan_settings
+    from ..instance.sync import plan_json, plan_settings
 
     settings, note = plan_settings(root, env, airflow_url)
     if note:
         notes.append(note)
     return Plan(env.name, f"promote {version} + deploy" if version else "deploy", image, bundle_info, policy, res,
-                notes, settings.to_json())
+                notes, plan_json(settings))
 
 
 # ------------------------------------------------------------------------------------------- text

@@ -320,14 +320,9 @@ def deploy_settings(root: Path, env: Environment, url: str | None = None) -> Dep
 
 
 # ------------------------------------------------------------------------------ make plan
-class _PlanSettings(SettingsState):
-    def to_json(self) -> dict:
-        return {**super().to_json(), "lines": self.plan_lines()}
-
-
 def plan_settings(root: Path, env: Environment, url: str | None = None) -> tuple[SettingsState, str | None]:
     """Declared vs the instance for make plan; an instance that cannot be read is a note (the plan shows what
-    must be applied), not the plan's failure. Returns the state (to_json has its text lines) and the note."""
+    must be applied), not the plan's failure. Returns the state and the note."""
     needed = None
     if env.name == "local":
         from .check import needed_connections
@@ -335,20 +330,17 @@ def plan_settings(root: Path, env: Environment, url: str | None = None) -> tuple
         needed = needed_connections(root)
     decl = declared(root, env, needed_connections=needed)
     api, why = api_for(root, env, url)
-    note = None
     if api is not None:
         try:
-            st = read_state(api, decl)
+            return read_state(api, decl), None
         except PlatformError as exc:
-            why, note = exc.one_line(), f"instance settings not read: {exc.one_line()}"
-        else:
-            return _as_plan(st), None
-    return _as_plan(unread(decl, why)), note
+            return unread(decl, exc.one_line()), f"instance settings not read: {exc.one_line()}"
+    return unread(decl, why), None
 
 
-def _as_plan(st: SettingsState) -> SettingsState:
-    out = _PlanSettings(**{f: getattr(st, f) for f in st.__dataclass_fields__})
-    return out
+def plan_json(st: SettingsState) -> dict:
+    """The plan's `settings`: the state, and its text lines (make plan prints them; JSON readers get both)."""
+    return {**st.to_json(), "lines": st.plan_lines()}
 
 
 def settings_plan_lines(settings: dict) -> list[str]:
