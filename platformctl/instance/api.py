@@ -94,6 +94,10 @@ class SettingsAPI:
                                                            "include_deferred": include_deferred})
 
     def update_pool(self, name: str, slots: int, description: str, include_deferred: bool) -> None:
+        if name == "default_pool":  # Airflow lets only these two change on it
+            self._call("PATCH", f"/pools/{name}", params={"update_mask": ["slots", "include_deferred"]},
+                       json={"slots": slots, "include_deferred": include_deferred})
+            return
         self._call("PATCH", f"/pools/{quote(name, safe='')}", json={
             "name": name, "slots": slots, "description": description, "include_deferred": include_deferred})
 

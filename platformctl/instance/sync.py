@@ -205,7 +205,9 @@ def read_state(api: SettingsAPI, decl: Declared) -> SettingsState:
         elif have is None:
             st.changes.append(PoolChange(name, "create", None, _want(p)))
         else:
-            differs = tuple(k for k in ("slots", "description", "include_deferred") if _have(have)[k] != _want(p)[k])
+            keys = ("slots", "include_deferred") if name == DEFAULT_POOL else ("slots", "description",
+                                                                                "include_deferred")
+            differs = tuple(k for k in keys if _have(have)[k] != _want(p)[k])
             if differs:
                 st.changes.append(PoolChange(name, "update", _have(have), _want(p), differs))
             else:

@@ -116,7 +116,9 @@ def test_two_jobs_on_a_one_slot_pool_run_one_after_the_other(stack, copy):
 
 def test_drift_in_status_then_deploy_restores_the_declared_pools(stack, copy):
     api, _ = stack
-    api._json("PATCH", "/pools/serial", json={"name": "serial", "slots": 3})  # by hand, through the API
+    serial = pools(api)["serial"]  # by hand, through the API: 3 slots instead of 1
+    api._json("PATCH", "/pools/serial", json={"name": "serial", "slots": 3, "description": serial["description"],
+                                              "include_deferred": serial["include_deferred"]})
     api._json("POST", "/pools", ok=(200, 201), json={"name": "handmade", "slots": 2, "include_deferred": False})
     p = cli(copy, "status", "--env", "local")
     assert "  DRIFT pool serial: slots 3 on the instance, 1 declared" in p.stdout, p.stdout

@@ -22,6 +22,7 @@ class FakeAirflow:
         self.in_use_on_get: dict[str, int] = {}  # pool -> running slots from the second GET of it on
         self.requests: list[tuple[str, str, dict | None]] = []
         self.tokens: list[str | None] = []
+        self.queries: list[str] = []
         fake = self
 
         class H(BaseHTTPRequestHandler):
@@ -42,6 +43,7 @@ class FakeAirflow:
                 body = json.loads(self.rfile.read(n)) if n else None
                 fake.requests.append((method, url.path, body))
                 fake.tokens.append(self.headers.get("Authorization"))
+                fake.queries.append(url.query)
                 if fake.status:
                     return self._send(fake.status, {"detail": "nope"})
                 parts = url.path.removeprefix("/api/v2/").split("/", 1)

@@ -174,6 +174,15 @@ def test_apply_creates_updates_deletes_and_leaves_the_rest(repo, fake):
     assert "  DRIFT pool hand: only on the instance (9 slots), not declared" in st.drift_lines()
 
 
+def test_default_pool_slots_are_set_the_way_airflow_allows(repo, fake):
+    env_file(repo, "qa", f"bundle: {{kind: local}}\npools: {{default_pool: {{slots: 64, description: ignored}}}}\n")
+    r = apply(SettingsAPI.for_url(fake.url), declared(repo, load_environment(repo, "qa")))
+    assert [(c.action, c.name, c.differs) for c in r.applied] == [("update", "default_pool", ("slots",))]
+    i = fake.requests.index(("PATCH", "/api/v2/pools/default_pool", {"slots": 64, "include_deferred": False}))
+    assert fake.queries[i] == "update_mask=slots&update_mask=include_deferred"  # only these two may change on it
+    assert fake.pools["default_pool"]["slots"] == 64
+
+
 def test_a_pool_that_became_busy_since_the_read_is_not_deleted(repo, fake):
     qa(repo, fake)
     fake.connections["ml_alerts"] = "http"
