@@ -29,6 +29,9 @@ Exit codes (0 success; 2 is also argparse's usage error):
     23  ConflictError        another writer won: a conditional write lost (store)
         DeployConflict         or another deploy/rollback switched the pointer first
     24  AirflowAPIError      the managed instance's API refused or failed
+    25  InstanceSettingsError  pools/connections: a missing connection refuses the deploy, or the API refused a change
+    26  InstanceAuthError    the instance's API answered 401/403 to a settings call (set AIRFLOW_API_TOKEN)
+    27  InstanceUnreachable  the instance's API could not be reached for its settings (nothing applied)
     30  StackError           the local stack cannot be started, reached or stopped
         ApiTimeout, PortTaken  (kinds of StackError)
     31  RunFailed            a pipeline run on the local stack did not succeed
@@ -279,3 +282,22 @@ class ReleaseRefused(PlatformError):
     """A push, release or promotion the rules forbid (dirty tree, existing release, digest mismatch)."""
 
     exit_code = 43
+
+
+# ------------------------------------------------------------------ instance settings (#35)
+class InstanceSettingsError(PlatformError):
+    """The instance's pools or connections differ in a way deploy refuses, or its API refused a change."""
+
+    exit_code = 25
+
+
+class InstanceAuthError(InstanceSettingsError):
+    """The instance's API answered 401/403 to a settings call (the hint names the setting to fix)."""
+
+    exit_code = 26
+
+
+class InstanceUnreachable(InstanceSettingsError):
+    """The instance's API could not be reached while reading or applying settings (nothing applied after)."""
+
+    exit_code = 27
