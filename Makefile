@@ -134,3 +134,11 @@ bench-status: $(VENV)/.synced ## make status on a local registry + SeaweedFS aga
 .PHONY: migrate
 migrate: $(VENV)/.synced ## rewrite pipelines/*.yaml (or FILES=) to the current format version, comments kept; prints the diff
 	$(RUN) migrate $(FILES)
+
+# ---- Airflow upgrade rehearsal (issue #36) ----
+.PHONY: upgrade-test bench-upgrade
+upgrade-test: $(VENV)/.synced ## make upgrade-test AIRFLOW=3.3.1 [PYTHON=] [PROVIDERS=all] [APPLY=1]: rehearse an Airflow upgrade, report in build/upgrade/
+	$(RUN) upgrade-test --airflow $(AIRFLOW) $(if $(PYTHON),--python $(PYTHON)) $(if $(PROVIDERS),--providers '$(PROVIDERS)') $(if $(APPLY),--apply)
+
+bench-upgrade: $(VENV)/.synced ## relock + comparison for AIRFLOW= (default 3.3.1) against a naive full relock; WHOLE=1 times a whole rehearsal
+	$(PY) bench/upgrade.py $(if $(AIRFLOW),--airflow $(AIRFLOW)) $(if $(WHOLE),--whole)
