@@ -18,13 +18,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from platformctl.config import load_config  # noqa: E402
-from platformctl.lock.core import lock_all, lock_filename  # noqa: E402
-from platformctl.lock.files import read_pins  # noqa: E402
-from platformctl.output import captured  # noqa: E402
-from platformctl.upgrade.compare import compare  # noqa: E402
-from platformctl.upgrade.relock import relock  # noqa: E402
-from platformctl.upgrade.scratch import make_scratch  # noqa: E402
+from platformctl.config import load_config
+from platformctl.lock.core import lock_all, lock_filename
+from platformctl.lock.files import read_pins
+from platformctl.output import captured
+from platformctl.upgrade.compare import compare
+from platformctl.upgrade.relock import relock
+from platformctl.upgrade.scratch import make_scratch
 
 
 def moved(tree: Path, python: str) -> int:

@@ -47,10 +47,11 @@ def lint(root: Path) -> LintResult:
     are preview-only; --isolated: the project's own ruff settings do not switch rules off)."""
     t0 = time.perf_counter()
     ruff = find_ruff()
-    version = subprocess.run([ruff, "--version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([ruff, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     paths = [p for p in PATHS if (root / p).exists()]
     p = subprocess.run([ruff, "check", "--isolated", "--no-cache", "--preview", "--select", SELECT,
-                        "--output-format", "json", "--exit-zero", *paths], cwd=root, capture_output=True, text=True)
+                        "--output-format", "json", "--exit-zero", *paths], cwd=root, capture_output=True, text=True,
+                       check=False)
     if p.returncode != 0:
         raise ToolMissingError(f"ruff failed (exit {p.returncode}): {p.stderr.strip()[-500:]}",
                                "run make venv; see ruff's message")

@@ -191,7 +191,7 @@ def rehearse(root: Path, req: UpgradeRequest, *, echo=None) -> Rehearsal:
         r.migration = m
         if not m.ok:
             if stack is not None:
-                stack.down(volumes=True)
+                stackrun.down(stack)
             raise UpgradeInputError(m.error or "the migration failed")
         cand_stack.append(stack)
         return OK, f"{m.revision_before} -> {m.revision_after}" + (" (downgraded by the current image)" if m.downgraded else "")
@@ -210,6 +210,9 @@ def rehearse(root: Path, req: UpgradeRequest, *, echo=None) -> Rehearsal:
     run("smoke-current", "g. smoke runs, current image", s_smoke_current, needs=("image-checks",))
     run("migrate", "f. migrate a copy of the DB", s_migrate, needs=("image-checks", "smoke-current"))
     run("smoke-candidate", "g. smoke runs, candidate", s_smoke_candidate, needs=("migrate",))
+    for stack in cand_stack:  # removed by its smoke step; never left behind
+        if stack.env_file.exists():
+            stackrun.down(stack)
     decide(r)
     r.seconds = round(time.perf_counter() - t_all, 1)
     return r

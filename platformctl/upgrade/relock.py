@@ -34,10 +34,10 @@ def index_versions(package: str, python: str | None = None, timeout: int = 120) 
     if python:
         cmd += ["--python-version", python, "--only-binary=:all:"]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return []
-    m = re.search(r"^Available versions:\s*(.+)$", p.stdout, re.M)
+    m = re.search(r"^Available versions:\s*(.+)$", p.stdout, re.MULTILINE)
     return [v.strip() for v in m.group(1).split(",")] if m else []
 
 
@@ -175,7 +175,7 @@ def relock(tree: Path, cfg: PlatformConfig, *, upgrade_providers: bool = False,
         pins_path = tree / REQ_DIR
         names = set()
         for lock in pins_path.glob("airflow-py*.txt"):
-            names |= {m.group(1) for m in re.finditer(rf"^({PROVIDER_PREFIX}[a-z0-9-]+)==", lock.read_text(), re.M)}
+            names |= {m.group(1) for m in re.finditer(rf"^({PROVIDER_PREFIX}[a-z0-9-]+)==", lock.read_text(), re.MULTILINE)}
         providers = tuple(sorted(names))
     try:
         lock_all(tree, cfg, upgrade_packages=providers, report=result.log.append)

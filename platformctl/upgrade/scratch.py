@@ -20,9 +20,9 @@ UPGRADE_DIR = Path("build/upgrade")
 AIRFLOW_IN = Path("requirements/airflow.in")
 PLATFORM_YAML = Path("platform.yaml")
 
-_AF_YAML = re.compile(r'^(airflow_version:\s*)(["\']?)([^"\'\s#]+)(["\']?)', re.M)
-_AF_IN = re.compile(r"^(apache-airflow\s*==\s*)([^\s;#]+)", re.M)
-_PYS_YAML = re.compile(r"^(python_versions:\s*)(\[[^\]]*\])", re.M)
+_AF_YAML = re.compile(r'^(airflow_version:\s*)(["\']?)([^"\'\s#]+)(["\']?)', re.MULTILINE)
+_AF_IN = re.compile(r"^(apache-airflow\s*==\s*)([^\s;#]+)", re.MULTILINE)
+_PYS_YAML = re.compile(r"^(python_versions:\s*)(\[[^\]]*\])", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def set_airflow(platform_text: str, in_text: str, version: str) -> tuple[str, st
     new_yaml, n = _AF_YAML.subn(lambda m: f"{m.group(1)}{m.group(2)}{version}{m.group(4)}", platform_text, count=1)
     if n != 1:
         raise UpgradeInputError("platform.yaml has no airflow_version line to move",
-                                f'add airflow_version: "<current>" to platform.yaml', where=str(PLATFORM_YAML))
+                                'add airflow_version: "<current>" to platform.yaml', where=str(PLATFORM_YAML))
     new_in, n = _AF_IN.subn(lambda m: f"{m.group(1)}{version}", in_text, count=1)
     if n != 1:
         raise UpgradeInputError("requirements/airflow.in has no apache-airflow==<version> line",

@@ -11,6 +11,7 @@ lower Airflow first takes the copy down to the candidate's schema head with the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import subprocess
 import time
@@ -80,14 +81,34 @@ def project_name(from_version: str, to_version: str, side: str) -> str:
 def _run(stack: Stack, *args: str, input: str | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
     """docker compose <args> in the stack's project, output captured (input: fed to stdin)."""
     return subprocess.run(stack._cmd(*args), cwd=stack.root, text=True, env=compose_env(), capture_output=True,
-                          input=input, timeout=timeout)
+                          input=input, timeout=timeout, check=False)
+
+
+@contextlib.contextmanager
+def _quiet(log: Path):
+    """compose's streamed output (Stack.up writes it to stdout) and say() lines into log, not the terminal."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as fh, contextlib.redirect_stdout(fh), captured() as lines:
+        try:
+            yield
+        finally:
+            fh.write("".join(f"{ln}\n" for ln in lines))
+
+
+def down(stack: Stack) -> None:
+    """Remove the stack with its volumes (its output to the stack log, not the terminal)."""
+    p = _run(stack, "down", "--remove-orphans", "--volumes", timeout=300)
+    with open(stack.root.parent / "stack.log", "a") as fh:
+        fh.write(p.stdout + p.stderr)
+    if p.returncode == 0:
+        stack.env_file.unlink(missing_ok=True)
 
 
 def _deploy_bundle(tree: Path) -> tuple[str, str]:
     """The local environment's bundle of the scratch tree (its store and the Airflow config the stack reads)."""
     from ..commands.stack import deploy_local  # the one deploy path `make up` uses (moves to the service layer)
 
-    with captured():
+    with _quiet(tree.parent / "stack.log"):
         _, store_dir, env_file, _ = deploy_local(tree, argparse.Namespace(sets=[]))
     return store_dir, env_file
 
@@ -96,7 +117,7 @@ def start(tree: Path, cfg: PlatformConfig, engine: ContainerEngine, project: str
           services: tuple[str, ...] = ()) -> Stack:
     """A stack of image from the scratch tree, started (only `services` when given, e.g. the database)."""
     store_dir, env_file = _deploy_bundle(tree)
-    with captured():
+    with _quiet(tree.parent / "stack.log"):
         build_support_images(tree, cfg, engine)
     stack = Stack(tree, project, cfg.stack.compose_file)
     for attempt in range(3):
@@ -109,7 +130,7 @@ def start(tree: Path, cfg: PlatformConfig, engine: ContainerEngine, project: str
                     raise StackError(f"{', '.join(services)} of stack {project} did not start: "
                                      f"{(p.stderr or p.stdout).strip()[-500:]}")
             else:
-                with captured():
+                with _quiet(tree.parent / "stack.log"):
                     stack.up(wait_timeout=420)
             return stack
         except PortTaken:
@@ -129,8 +150,8 @@ def smoke(stack: Stack, pipelines: list[str], *, timeout: float = 600, echo=None
     for name in pipelines:
         t0 = time.perf_counter()
         try:
-            with captured():
-                r = run_pipeline(api, name, timeout=timeout, tail=0, echo=lambda *a, **k: None)
+            with _quiet(stack.root.parent / "stack.log"):
+                r = run_pipeline(api, name, timeout=timeout, tail=3)
             jobs = [JobState(j.label, j.state, round(j.duration, 1) if j.duration is not None else None) for j in r.jobs]
             out.append(SmokeRun(name, r.state, round(r.seconds, 1), jobs))
         except PlatformError as exc:
@@ -160,7 +181,7 @@ def run_current(tree: Path, cfg: PlatformConfig, engine: ContainerEngine, image:
             raise StackError(f"pg_dump of stack {project} failed: {p.stderr.strip()[-400:]}")
         dump.write_text(p.stdout)
     finally:
-        stack.down(volumes=True)
+        down(stack)
     return result, revision
 
 
@@ -179,7 +200,7 @@ def _step(m: Migration, what: str, stack: Stack, *args: str, timeout: int = 900)
 
 def candidate_head(engine: ContainerEngine, image: str) -> str:
     p = engine.run(image, ["python", "-c", HEAD_PROBE], timeout=300)
-    m = re.search(r"^HEAD (\S+)", p.stdout, re.M)
+    m = re.search(r"^HEAD (\S+)", p.stdout, re.MULTILINE)
     if not m:
         raise StackError(f"cannot read the schema head of {image}: {(p.stdout + p.stderr).strip()[-300:]}")
     return m.group(1)
@@ -194,35 +215,43 @@ def migrate_copy(tree: Path, cfg: PlatformConfig, engine: ContainerEngine, *, cu
     m.candidate_head = candidate_head(engine, candidate_image)
     stack = start(tree, cfg, engine, project, candidate_image, services=(DB,))
     try:
-        p = _run(stack, "exec", "-T", DB, "psql", "-q", "-U", "airflow", "-d", "airflow", "-v", "ON_ERROR_STOP=1",
-                 input=dump.read_text())
-        if p.returncode != 0:
-            m.error = f"restoring the database copy failed: {p.stderr.strip()[-400:]}"
-            return m, stack
-        m.steps.append(f"copy of the current stack's database restored ({m.dump_bytes} bytes of SQL)")
-        if lower and revision_before and revision_before != m.candidate_head:
-            # only the newer Airflow has the downgrade steps: the current image takes the copy down
-            m.downgraded = True
-            stack.write_state(platform_image=current_image, postgres_image=cfg.stack.postgres_image, port=None,
-                              bundle_store=stack.state()["BUNDLE_STORE"], deploy_env_file=stack.state()["DEPLOY_ENV_FILE"])
-            ok = _step(m, f"airflow db downgrade --to-revision {m.candidate_head} (current image)", stack,
-                       "db", "downgrade", "--to-revision", m.candidate_head, "-y")
-            stack.write_state(platform_image=candidate_image, postgres_image=cfg.stack.postgres_image, port=None,
-                              bundle_store=stack.state()["BUNDLE_STORE"], deploy_env_file=stack.state()["DEPLOY_ENV_FILE"])
-            if not ok:
-                return m, stack
-        if not _step(m, "airflow db migrate (candidate image)", stack, "db", "migrate"):
-            return m, stack
-        if not _step(m, "airflow db check-migrations (candidate image)", stack, "db", "check-migrations", "-t", "60"):
-            return m, stack
-        m.revision_after = _revision(stack)
-        if m.revision_after != m.candidate_head:
-            m.error = f"the migrated copy is at revision {m.revision_after}, the candidate's head is {m.candidate_head}"
-            return m, stack
-        m.ok = True
-        return m, stack
+        return _migrate(m, stack, cfg, dump, current_image, candidate_image, lower)
+    except BaseException:
+        down(stack)
+        raise
     finally:
         m.seconds = round(time.perf_counter() - t0, 1)
+
+
+def _migrate(m: Migration, stack: Stack, cfg: PlatformConfig, dump: Path, current_image: str, candidate_image: str,
+             lower: bool) -> tuple[Migration, Stack]:
+    p = _run(stack, "exec", "-T", DB, "psql", "-q", "-U", "airflow", "-d", "airflow", "-v", "ON_ERROR_STOP=1",
+             input=dump.read_text())
+    if p.returncode != 0:
+        m.error = f"restoring the database copy failed: {p.stderr.strip()[-400:]}"
+        return m, stack
+    m.steps.append(f"copy of the current stack's database restored ({m.dump_bytes} bytes of SQL)")
+    if lower and m.revision_before and m.revision_before != m.candidate_head:
+        # only the newer Airflow has the downgrade steps: the current image takes the copy down
+        m.downgraded = True
+        stack.write_state(platform_image=current_image, postgres_image=cfg.stack.postgres_image, port=None,
+                          bundle_store=stack.state()["BUNDLE_STORE"], deploy_env_file=stack.state()["DEPLOY_ENV_FILE"])
+        ok = _step(m, f"airflow db downgrade --to-revision {m.candidate_head} (current image)", stack,
+                   "db", "downgrade", "--to-revision", m.candidate_head, "-y")
+        stack.write_state(platform_image=candidate_image, postgres_image=cfg.stack.postgres_image, port=None,
+                          bundle_store=stack.state()["BUNDLE_STORE"], deploy_env_file=stack.state()["DEPLOY_ENV_FILE"])
+        if not ok:
+            return m, stack
+    if not _step(m, "airflow db migrate (candidate image)", stack, "db", "migrate"):
+        return m, stack
+    if not _step(m, "airflow db check-migrations (candidate image)", stack, "db", "check-migrations", "-t", "60"):
+        return m, stack
+    m.revision_after = _revision(stack)
+    if m.revision_after != m.candidate_head:
+        m.error = f"the migrated copy is at revision {m.revision_after}, the candidate's head is {m.candidate_head}"
+        return m, stack
+    m.ok = True
+    return m, stack
 
 
 def run_candidate(stack: Stack, image: str, pipelines: list[str]) -> StackRuns:
@@ -230,10 +259,10 @@ def run_candidate(stack: Stack, image: str, pipelines: list[str]) -> StackRuns:
     t0 = time.perf_counter()
     result = StackRuns(image, stack.project)
     try:
-        with captured():
+        with _quiet(stack.root.parent / "stack.log"):
             stack.up(wait_timeout=420)
         result.up_seconds = round(time.perf_counter() - t0, 1)
         result.runs = smoke(stack, pipelines)
     finally:
-        stack.down(volumes=True)
+        down(stack)
     return result

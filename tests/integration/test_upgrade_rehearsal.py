@@ -63,7 +63,7 @@ def rehearsal(docker):
 
 
 def test_tree_stays_byte_identical(rehearsal):
-    r, before, _, _ = rehearsal
+    _, before, _, _ = rehearsal
     assert _watched(ROOT) == before
 
 
@@ -138,7 +138,7 @@ def test_smoke_runs_on_both(rehearsal, docker):
     # both stacks are gone, volumes included
     for side in (cur.project, new.project):
         ps = subprocess.run([docker, "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={side}"],
-                            capture_output=True, text=True).stdout
+                            capture_output=True, text=True, check=True).stdout
         assert ps.strip() == ""
 
 
