@@ -179,7 +179,7 @@ def rehearse(root: Path, req: UpgradeRequest, *, echo=None) -> Rehearsal:
         if not runs.ok:
             raise UpgradeInputError("the smoke pipelines fail on the CURRENT image: "
                                     + ", ".join(f"{x.pipeline} {x.state}" for x in runs.runs), "fix them first")
-        return OK, "; ".join(f"{x.pipeline} {x.state} in {x.seconds:.0f}s" for x in runs.runs) + f" (db at {rev})"
+        return OK, "; ".join(_run_line(x) for x in runs.runs) + f" (db at {rev})"
 
     cand_stack: list = []
 
@@ -199,7 +199,7 @@ def rehearse(root: Path, req: UpgradeRequest, *, echo=None) -> Rehearsal:
     def s_smoke_candidate():
         r.candidate_runs = stackrun.run_candidate(cand_stack[0], r.candidate.image_id, pipelines)
         status = OK if r.candidate_runs.ok else FINDINGS
-        return status, "; ".join(f"{x.pipeline} {x.state} in {x.seconds:.0f}s" for x in r.candidate_runs.runs)
+        return status, "; ".join(_run_line(x) for x in r.candidate_runs.runs)
 
     run("relock", "a. relock every set", s_relock)
     run("compare", "b. dependency comparison", s_compare, needs=("relock",))
@@ -216,6 +216,10 @@ def rehearse(root: Path, req: UpgradeRequest, *, echo=None) -> Rehearsal:
     decide(r)
     r.seconds = round(time.perf_counter() - t_all, 1)
     return r
+
+
+def _run_line(x: stackrun.SmokeRun) -> str:
+    return f"{x.pipeline} {x.state} in {x.seconds:.0f}s" + (f" (try {len(x.earlier) + 1})" if x.earlier else "")
 
 
 # ---------------------------------------------------------------- the verdict

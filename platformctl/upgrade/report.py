@@ -121,8 +121,7 @@ def blocks(r: Rehearsal, root: Path) -> list[Block]:
         rows = []
         for name in sorted(set(cur) | set(new)):
             a, c2 = cur.get(name), new.get(name)
-            rows.append([name, f"{a.state} in {a.seconds:.1f}s" if a else "not run",
-                         f"{c2.state} in {c2.seconds:.1f}s" if c2 else "not run"])
+            rows.append([name, _run_text(a), _run_text(c2)])
             jobs_a = {j.task: j for j in (a.jobs if a else [])}
             jobs_b = {j.task: j for j in (c2.jobs if c2 else [])}
             for t in sorted(set(jobs_a) | set(jobs_b)):
@@ -131,6 +130,15 @@ def blocks(r: Rehearsal, root: Path) -> list[Block]:
                              f"{jb.state} {jb.seconds}s" if jb else "-"])
         b.append(("table", ["pipeline / job", "current image", "candidate"], rows))
     return b
+
+
+def _run_text(x) -> str:
+    if x is None:
+        return "not run"
+    text = f"{x.state} in {x.seconds:.1f}s"
+    if x.earlier:
+        text += f" (on try {len(x.earlier) + 1}; before: {'; '.join(x.earlier)})"
+    return text + (f": {x.error}" if x.error else "")
 
 
 def _md_inline(text: str) -> str:
