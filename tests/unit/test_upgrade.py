@@ -273,3 +273,28 @@ def test_report_is_self_contained(tmp_path: Path):
     assert '"verdict": "blocked"' in js.read_text()
     summary = report.summary_lines(r, tmp_path)
     assert summary[-2].startswith("verdict: BLOCKED")
+
+
+def test_a_failed_smoke_run_is_tried_once_more_and_reported(monkeypatch, tmp_path: Path):
+    from platformctl.upgrade import stackrun
+
+    class API:
+        def __init__(self, url):
+            self.url = url
+
+        def healthy(self):
+            return True
+
+    monkeypatch.setattr("platformctl.stack.api.AirflowAPI", API)
+    states = {"flaky": ["failed", "success"], "broken": ["failed", "failed"], "fine": ["success"]}
+
+    def one(api, stack, name, timeout):
+        return SmokeRun(name, states[name].pop(0), 10.0)
+
+    monkeypatch.setattr(stackrun, "_one_run", one)
+    stack = type("S", (), {"url": "http://127.0.0.1:1"})()
+    runs = {r.pipeline: r for r in stackrun.smoke(stack, ["flaky", "broken", "fine"])}
+    assert (runs["flaky"].state, runs["flaky"].earlier) == ("success", ["failed in 10s"])
+    assert (runs["broken"].state, runs["broken"].earlier) == ("failed", ["failed in 10s"])
+    assert (runs["fine"].state, runs["fine"].earlier) == ("success", [])
+    assert report._run_text(runs["flaky"]) == "success in 10.0s (on try 2; before: failed in 10s)"
