@@ -45,7 +45,7 @@ def main() -> None:
     py = cfg.image.python
 
     # ours: relock with the current pins as preferences, then the grouped comparison
-    s = make_scratch(ROOT, cfg.airflow_version, args.airflow)
+    s = make_scratch(ROOT, cfg.airflow_version, args.airflow, label="-bench")
     t0 = time.perf_counter()
     with captured():
         res = relock(s.root, load_config(s.root))
@@ -55,12 +55,12 @@ def main() -> None:
     assert res.ok, [x.line() for x in res.conflicts]
 
     # naive: every pin re-resolved (make lock UPGRADE=1), then a text diff of the lock files
-    n = make_scratch(ROOT, cfg.airflow_version, args.airflow + "-naive")
+    n = make_scratch(ROOT, cfg.airflow_version, args.airflow, label="-bench-naive")
     (n.root / "platform.yaml").write_text((s.root / "platform.yaml").read_text())
     (n.root / "requirements/airflow.in").write_text((s.root / "requirements/airflow.in").read_text())
     t0 = time.perf_counter()
     with captured():
-        lock_all(n.root, load_config(n.root), upgrade=True)
+        lock_all(n.root, load_config(n.root), upgrade=True, report=lambda *_: None)
     diff_lines = 0
     for f in sorted((n.root / "requirements").glob("*.txt")):
         diff_lines += sum(1 for _ in difflib.unified_diff((ROOT / "requirements" / f.name).read_text().splitlines(),

@@ -22,7 +22,7 @@ from .compare import Comparison, compare
 from .lint import LintResult, lint
 from .parse import ParseComparison, parse_both
 from .relock import IndexCheck, RelockResult, provider_specs, relock, write_provider_specs
-from .scratch import AIRFLOW_IN, PLATFORM_YAML, Scratch, make_scratch
+from .scratch import AIRFLOW_IN, PLATFORM_YAML, Scratch, exclusive, make_scratch, rehearsal_dir
 from .steps import FINDINGS, OK, Runner
 
 READY, NEEDS_CHANGES, BLOCKED = "ready", "needs changes", "blocked"
@@ -112,6 +112,12 @@ def rehearse(root: Path, req: UpgradeRequest, *, echo=None) -> Rehearsal:
     echo = echo or say
     t_all = time.perf_counter()
     cfg, engine, rec = preflight(root, req)
+    with exclusive(rehearsal_dir(root, cfg.airflow_version, req.to_version)):
+        return _rehearse(root, req, cfg, engine, rec, echo, t_all)
+
+
+def _rehearse(root: Path, req: UpgradeRequest, cfg: PlatformConfig, engine: ContainerEngine, rec: BuildRecord,
+              echo, t_all: float) -> Rehearsal:
     python = req.python or cfg.image.python
     scratch = make_scratch(root, cfg.airflow_version, req.to_version,
                            python=python if python not in cfg.python_versions else None)

@@ -6,8 +6,11 @@ apply.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +38,20 @@ class Scratch:
         return self.out / "report.md"
 
 
-def rehearsal_dir(root: Path, from_version: str, to_version: str) -> Path:
-    return root / UPGRADE_DIR / f"{from_version}--{to_version}"
+def rehearsal_dir(root: Path, from_version: str, to_version: str, label: str = "") -> Path:
+    return root / UPGRADE_DIR / f"{from_version}--{to_version}{label}"
+
+
+@contextlib.contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """One rehearsal of a pair at a time: a second one would replace the scratch tree under the first."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UpgradeInputError(f"another rehearsal is using {out}", "wait for it to finish") from None
+        yield
 
 
 def project_files(root: Path) -> list[str]:
@@ -73,11 +88,12 @@ def add_python(platform_text: str, python: str) -> str:
     return platform_text[:m.start(2)] + f"[{listed}]" + platform_text[m.end(2):]
 
 
-def make_scratch(root: Path, from_version: str, to_version: str, *, python: str | None = None) -> Scratch:
+def make_scratch(root: Path, from_version: str, to_version: str, *, python: str | None = None,
+                 label: str = "") -> Scratch:
     """A fresh copy of the project (the previous rehearsal of the same pair is replaced), Airflow moved to
     to_version; the machine's settings (.platform/local.yaml) and the current build record come along, so
     the copy builds and runs on this machine as the project does."""
-    out = rehearsal_dir(root, from_version, to_version)
+    out = rehearsal_dir(root, from_version, to_version, label)
     tree = out / "tree"
     if tree.exists():
         shutil.rmtree(tree)

@@ -298,3 +298,14 @@ def test_a_failed_smoke_run_is_tried_once_more_and_reported(monkeypatch, tmp_pat
     assert (runs["broken"].state, runs["broken"].earlier) == ("failed", ["failed in 10s"])
     assert (runs["fine"].state, runs["fine"].earlier) == ("success", [])
     assert report._run_text(runs["flaky"]) == "success in 10.0s (on try 2; before: failed in 10s)"
+
+
+def test_one_rehearsal_of_a_pair_at_a_time(tmp_path: Path):
+    from platformctl.upgrade.scratch import exclusive
+
+    with exclusive(tmp_path / "x"):
+        with pytest.raises(UpgradeInputError, match="another rehearsal is using"):
+            with exclusive(tmp_path / "x"):
+                pass
+    with exclusive(tmp_path / "x"):
+        pass
