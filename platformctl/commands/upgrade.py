@@ -21,6 +21,8 @@ def upgrade_test(root: Path, args) -> int:
     for line in report.summary_lines(r, root):
         say(line)
     where = str(r.scratch.report_md.relative_to(root))
+    if args.apply and r.verdict != "ready":
+        where += "; APPLY=1: nothing was written to the working tree"
     if r.verdict == BLOCKED:
         first = r.blockers[0]
         raise UpgradeBlocked(f"blocked: {first.what}", f"see {where}", where=first.where or None)

@@ -19,6 +19,7 @@ import pytest
 
 from platformctl.config import load_config
 from platformctl.errors import StaleLockError, ToolMissingError, UpgradeInputError
+from platformctl.image.build import check_inputs
 from platformctl.lock.core import check_all, lock_filename
 from platformctl.lock.diff import diff_pins
 from platformctl.lock.files import read_pins
@@ -154,6 +155,7 @@ def test_apply_writes_an_ordinary_diff_and_back(rehearsal, tmp_path):
     cfg = load_config(copy)
     assert cfg.airflow_version == TARGET
     assert check_all(copy, cfg) == []  # make lock-check passes on the applied version
+    check_inputs(copy, cfg)  # and everything make build refuses before building (lock-check, render-check)
 
     back = make_scratch(copy, TARGET, "3.3.2")
     with captured():
