@@ -29,7 +29,9 @@ def parse_in_image(engine: ContainerEngine, image: str, root: Path, timeout: int
     volumes += [f"{(root / rel).resolve()}:{mounts[name]}:ro" for name, rel in FOLDERS.items()]
     spec = {"folders": mounts, "backends": list(BACKENDS)}
     p = engine.run(image, ["python", "/upgrade-parse.py", json.dumps(spec)], volumes=volumes,
-                   env={"AIRFLOW__CORE__UNIT_TEST_MODE": "True", "AIRFLOW__CORE__LOAD_EXAMPLES": "False"},
+                   # the structure is compared, not the parse time: a busy machine must not time a file out
+                   env={"AIRFLOW__CORE__UNIT_TEST_MODE": "True", "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600"},
                    timeout=timeout)
     line = next((ln for ln in reversed(p.stdout.splitlines()) if ln.startswith(MARK)), None)
     if line is None:
@@ -63,8 +65,12 @@ class ParseComparison:
 
 
 def _last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else text.strip()
+    """The exception line of a traceback (the last `Name: message` line), else the last line."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Timeout|Warning)\b.*", ln):
+            return ln
+    return lines[-1] if lines else text.strip()
 
 
 def error_location(folder: str, file: str, text: str) -> str:

@@ -309,3 +309,11 @@ def test_one_rehearsal_of_a_pair_at_a_time(tmp_path: Path):
                 pass
     with exclusive(tmp_path / "x"):
         pass
+
+
+def test_error_summary_is_the_exception_line():
+    from platformctl.upgrade.parse import _last_line
+
+    text = ("Traceback (most recent call last):\n  File \"x.py\", line 3\nairflow.exceptions.AirflowTaskTimeout: "
+            "DagBag import timeout for x.py after 30.0s.\nPlease take a look at these docs:\n* https://example/x, PID: 1")
+    assert _last_line(text).startswith("airflow.exceptions.AirflowTaskTimeout: DagBag import timeout")
