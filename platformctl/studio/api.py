@@ -6,6 +6,7 @@ background thread while the browser loads the page.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import threading
@@ -146,9 +147,35 @@ class Studio:
         self.docs.pop(file, None)
         return self.state(self.doc(file))
 
-    def api_save(self, body) -> dict:
+    def api_diff(self, body) -> dict:
+        """What Save would write, shown before anything is written: the YAML diff (file on disk -> this text)
+        and the rendered DAG's diff (the DAG the file on disk renders to -> the one this text renders to,
+        i.e. what `make render` changes in dags/). `text_sha` is what Save/Commit must send back to confirm."""
         doc = self.doc(body.get("file"))
-        draft = body.get("draft") is True
+        on_disk = self._read(self.path_of(doc.file))
+        old_dag = preview(self.root, self.catalog, doc.file, on_disk) if on_disk is not None else None
+        new_dag = preview(self.root, self.catalog, doc.file, doc.text)
+        old_name = (old_dag or {}).get("dag_file") or "/dev/null"
+        new_name = new_dag.get("dag_file") or "/dev/null"
+        return {
+            "file": doc.file, "text_sha": sha256(doc.text), "new": on_disk is None,
+            "yaml_diff": unified(on_disk or "", doc.text, doc.file if on_disk is not None else "/dev/null", doc.file),
+            "dag_file": new_dag.get("dag_file"), "old_dag_file": (old_dag or {}).get("dag_file"),
+            "dag_diff": unified((old_dag or {}).get("python") or "", new_dag.get("python") or "", old_name, new_name),
+            "dag_problems": new_dag.get("problems") or [],
+            "valid": not new_dag.get("problems"),
+        }
+
+    def _confirmed(self, doc: Document, body: dict) -> None:
+        """Save and Commit write only the text whose diff the user confirmed (api_diff's text_sha)."""
+        want = body.get("text_sha")
+        if want is not None and want != sha256(doc.text):
+            raise ApiError(409, f"{doc.file} changed since its diff was shown: nothing was written "
+                                "(look at the new diff and confirm again)", stale_diff=True)
+
+    def _check_writable(self, doc: Document, body: dict) -> tuple[Path, str | None, dict]:
+        """The checks before a write (Save or Commit): the confirmed text, the conflict check, validity."""
+        self._confirmed(doc, body)
         path = self.path_of(doc.file)
         on_disk = self._read(path)
         if on_disk is not None and (doc.base_sha is None or sha256(on_disk) != doc.base_sha):
@@ -159,10 +186,13 @@ class Studio:
             raise ApiError(409, f"{doc.file} was deleted on disk since it was opened: nothing was written",
                            conflict=True, disk_text=None)
         result = analyze(self.root, self.catalog, doc.file, doc.text)
-        if not result["valid"] and not draft:
+        if not result["valid"] and body.get("draft") is not True:
             first = result["problems"][0]["text"] if result["problems"] else "invalid"
             raise ApiError(422, f"not saved: {len(result['problems'])} problem(s), first: {first} "
                                 "(fix them, or Save draft to write it anyway)", problems=result["problems"])
+        return path, on_disk, result
+
+    def _write(self, doc: Document, path: Path, on_disk: str | None) -> None:
         tmp = path.with_name(f".{path.name}.studio-{os.getpid()}.tmp")
         with open(tmp, "x", encoding="utf-8", newline="") as f:
             f.write(doc.text)
@@ -177,6 +207,39 @@ class Studio:
         else:
             os.replace(tmp, path)
         doc.base_sha = sha256(doc.text)
+
+    def api_save(self, body) -> dict:
+        doc = self.doc(body.get("file"))
+        path, on_disk, result = self._check_writable(doc, body)
+        self._write(doc, path, on_disk)
         out = self.state(doc)
         out["saved"] = "draft" if not result["valid"] else "valid"
         return out
+
+    def api_commit(self, body) -> dict:
+        """Save, then commit that file alone on the branch the user names (created from HEAD; the default
+        branch only with allow_default; never pushed). Other changes in the checkout are left as they are."""
+        from ..errors import StudioError
+        from . import commit
+
+        doc = self.doc(body.get("file"))
+        path, on_disk, result = self._check_writable(doc, body)
+        message = body.get("message")
+        try:
+            plan = commit.plan(self.root, path, doc.text, body.get("branch"), message,
+                               allow_default=body.get("allow_default") is True)
+            done = commit.commit(plan, message, lambda: self._write(doc, path, on_disk))
+        except StudioError as exc:
+            raise ApiError(400, exc.one_line()) from None
+        out = self.state(doc)
+        out["saved"] = "draft" if not result["valid"] else "valid"
+        outside = [p for p in done.untouched if not p.startswith("pipelines/")]
+        out["committed"] = {"branch": done.branch, "commit": done.commit, "created": done.created,
+                            "untouched": done.untouched, "untouched_outside_pipelines": outside}
+        return out
+
+def unified(a: str, b: str, a_name: str, b_name: str) -> str:
+    """A git-style unified diff of two texts ('' when equal)."""
+    return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
+                                        f"a/{a_name}" if a_name != "/dev/null" else a_name,
+                                        f"b/{b_name}" if b_name != "/dev/null" else b_name, n=3))

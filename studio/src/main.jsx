@@ -459,6 +459,47 @@ function Preview({ file, state }) {
   );
 }
 
+// ---- save: the diffs first -------------------------------------------------------------------
+function Diff({ id, text }) {
+  if (!text) return <pre id={id} className="diff"><i>no change</i></pre>;
+  return (
+    <pre id={id} className="diff">
+      {text.split("\n").map((l, i) => (
+        <div key={i} className={l.startsWith("+") && !l.startsWith("+++") ? "add" : l.startsWith("-") && !l.startsWith("---") ? "del" : l.startsWith("@@") ? "hunk" : ""}>{l}</div>
+      ))}
+    </pre>
+  );
+}
+
+function SaveDialog({ pending, onConfirm, onCancel, onCommit }) {
+  const [branch, setBranch] = useState("");
+  const [message, setMessage] = useState("");
+  const [allowDefault, setAllowDefault] = useState(false);
+  return (
+    <div className="dialog" id="save-dialog">
+      <h3>Save {pending.file}{pending.draft ? " as a draft" : ""}: this is what will be written</h3>
+      <div className="muted">{pending.file}{pending.new ? " (new file)" : ""}</div>
+      <Diff id="yaml-diff" text={pending.yaml_diff} />
+      <div className="muted">{pending.dag_file ? `${pending.dag_file}, as make render will write it` : "no DAG: the pipeline has problems"}</div>
+      {pending.dag_problems.map((p, i) => <div key={i} className="problem">{p}</div>)}
+      <Diff id="dag-diff" text={pending.dag_diff} />
+      <div className="row">
+        <button id="confirm-save" onClick={onConfirm}>Write {pending.file}</button>
+        <button id="cancel-save" onClick={onCancel}>Cancel (nothing is written)</button>
+      </div>
+      <h3>…or write it and commit it on a branch (never pushed)</h3>
+      <div className="row">
+        <input id="commit-branch" placeholder="new branch, from the current HEAD" value={branch} onChange={(e) => setBranch(e.target.value)} />
+        <label className="muted"><input id="commit-default" type="checkbox" checked={allowDefault} onChange={(e) => setAllowDefault(e.target.checked)} /> default branch</label>
+      </div>
+      <textarea id="commit-message" rows={2} placeholder="commit message" value={message} onChange={(e) => setMessage(e.target.value)} />
+      <div className="row">
+        <button id="confirm-commit" disabled={!branch || !message.trim()} onClick={() => onCommit({ branch, message, allow_default: allowDefault })}>Write and commit on {branch || "…"}</button>
+      </div>
+    </div>
+  );
+}
+
 // ---- the app ----------------------------------------------------------------------------------
 function App() {
   const [catalog, setCatalog] = useState(null);
@@ -496,9 +537,37 @@ function App() {
   }, []);
   const edit = useCallback((op) => run("edit", Array.isArray(op) ? { file, ops: op } : { file, op }), [file, run]);
   const open = (f) => { setSelected(null); run("open", { file: f }).then(() => { document.body.dataset.file = f; }); };
+  // Save first shows what will be written (the YAML diff and the rendered DAG's diff); nothing is written
+  // until the user confirms, and the server refuses a confirmation for a text other than the one shown.
+  const [pending, setPending] = useState(null);
   const save = async (draft) => {
-    const s = await run("save", { file, draft }, draft ? "saved as a draft" : "saved");
+    try {
+      setPending({ ...(await api("diff", { file })), draft });
+    } catch (e) {
+      setMsg({ kind: "error", text: e.message });
+    }
+  };
+  const confirmSave = async () => {
+    const { draft, text_sha } = pending;
+    setPending(null);
+    const s = await run("save", { file, draft, text_sha }, draft ? "saved as a draft" : "saved");
     if (s) { setMsg({ kind: "ok", text: `saved ${file}${s.saved === "draft" ? " (draft: it has problems)" : ""}` }); refreshList(); }
+  };
+  const confirmCommit = async (c) => {
+    const { draft, text_sha } = pending;
+    let s;
+    try {
+      s = await api("commit", { file, draft, text_sha, ...c });
+    } catch (e) {
+      setMsg({ kind: "error", text: e.message, conflict: e.data && e.data.conflict }); // the dialog stays open
+      return;
+    }
+    setPending(null);
+    setState(s);
+    const k = s.committed, out = k.untouched_outside_pipelines;
+    setMsg({ kind: "ok", text: `saved ${file} and committed ${k.commit.slice(0, 10)} on ${k.branch}${k.created ? " (new branch)" : ""}; not pushed`
+      + (out.length ? `; left untouched outside pipelines/: ${out.join(", ")}` : "") });
+    refreshList();
   };
   const undo = () => run("undo", { file });
   const redo = () => run("redo", { file });
@@ -553,6 +622,7 @@ function App() {
                 <button id="reload" onClick={() => run("reload", { file }, "reloaded from disk")}>Reload from disk (drops your edits)</button></div>
             )}
             {msg.text && <div className={`msg ${msg.kind}`} id="message">{msg.text}</div>}
+            {pending && <SaveDialog pending={pending} onConfirm={confirmSave} onCommit={confirmCommit} onCancel={() => setPending(null)} />}
             <div className="work">
               <div className="graph" id="graph"><Graph state={state} catalog={catalog} selected={selected} setSelected={setSelected} edit={edit} /></div>
               <div className="panel">

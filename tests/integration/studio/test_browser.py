@@ -99,6 +99,21 @@ class Page:
         self.css(sel).click()
         self.after(rev, what)
 
+    def save(self, project: Path, file: str) -> tuple[str, str]:
+        """Save: the dialog shows the YAML and rendered-DAG diffs, nothing is written until confirmed.
+        Returns the two diffs as shown."""
+        path = project / file
+        before = path.read_bytes() if path.exists() else None
+        self.css("#save").click()
+        browser.wait_for(self.d, "document.querySelector('#save-dialog')", what="the save dialog")
+        yaml_diff, dag_diff = self.css("#yaml-diff").text, self.css("#dag-diff").text
+        assert (path.read_bytes() if path.exists() else None) == before, "written before it was confirmed"
+        self.click("#confirm-save", "save confirmed")
+        browser.wait_for(self.d, "document.querySelector('#message') && "
+                                 "document.querySelector('#message').textContent.startsWith('saved')", what="saved")
+        assert not self.d.find_elements(self.By.CSS_SELECTOR, "#save-dialog")
+        return yaml_diff, dag_diff
+
     def add_job(self, name: str, n_after: int):
         el = self.css("#new-job")
         el.send_keys(name)
@@ -166,9 +181,10 @@ def test_edit_example_etl_in_the_browser(driver, tmp_path):
         page.css("#tab-form").click()
         assert driver.save_screenshot(str(SHOTS / "studio-example_etl.png"))
 
-        page.click("#save", "save")
-        browser.wait_for(driver, "document.querySelector('#message') && "
-                                 "document.querySelector('#message').textContent.startsWith('saved')", what="saved")
+        yaml_diff, dag_diff = page.save(project, "pipelines/example_etl.yaml")
+        assert "-    resource_flavor: cpu-medium\n+    resource_flavor: gpu-a100" in yaml_diff
+        assert "+  report:" in yaml_diff and "--- a/pipelines/example_etl.yaml" in yaml_diff
+        assert "+++ b/dags/example_etl.py" in dag_diff and "'report'" in dag_diff
         text = f.read_text()
         assert text == original.replace("    resource_flavor: cpu-medium\n", "    resource_flavor: gpu-a100\n") + (
             "  report:\n    command: [python3, /app/etl.py, report]\n    depends_on: [load]\n")
@@ -220,8 +236,8 @@ def test_rebuild_example_etl_from_an_empty_pipeline(driver, tmp_path):
         browser.wait_for(driver, "document.querySelectorAll('.react-flow__edge').length === 3", what="3 edges")
         assert page.css("#validity").text == "valid"
         assert driver.save_screenshot(str(SHOTS / "studio-rebuilt-example_etl.png"))
-        page.click("#save", "save")
-        browser.wait_for(driver, "document.querySelector('#message').textContent.startsWith('saved')", what="saved")
+        yaml_diff, dag_diff = page.save(project, "pipelines/example_etl.yaml")
+        assert yaml_diff.startswith("--- /dev/null") and "+++ b/dags/example_etl.py" in dag_diff
     finally:
         httpd.shutdown()
         httpd.server_close()
