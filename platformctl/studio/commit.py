@@ -8,9 +8,9 @@ committed). The author is git's own (user.name / user.email). The default branch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .. import git
 from ..errors import StudioError

@@ -83,10 +83,19 @@ def status() -> dict:
     return {"environment": os.environ.get("AIRFLOW_VAR_ENVIRONMENT"), "image": image, "bundles": bundles}
 
 
+def ui_base() -> str:
+    """The path Airflow's UI is served under ([api] base_url's path, '' at the root): DAG links start there."""
+    from urllib.parse import urlsplit
+
+    from airflow.configuration import conf
+
+    return urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+
+
 @app.get("/", response_class=HTMLResponse)
 def index(user: GetUserDep) -> str:
     fl = flavors()
     pipes = readable_pipelines(user)
     return _templates.get_template("index.html").render(
-        status=status(), flavors=fl, build=build_record(),
+        status=status(), flavors=fl, build=build_record(), dags_base=ui_base(),
         pipelines=[(p, layout(p, fl["flavors"], fl["allowed"])) for p in pipes])

@@ -94,7 +94,8 @@ def test_page_draws_the_bundles_pipelines_from_their_yaml(client, bundle):
     x = {name: int(svg.split(f"data-id='{name}' transform='translate(")[1].split(",")[0])
          for name in ("extract", "transform", "train", "load")}
     assert x["extract"] < x["transform"] < x["train"] < x["load"]  # one layer per step, left to right
-    assert "bundle b-0123456789abcdef" in page
+    assert "bundle b-0123456789abcdef" in page and "commit abc123" in page
+    assert "<a class='dag-link' href='/dags/example_etl'" in page  # the DAG's page: its docs show the source
     assert "<script" not in page and "<link" not in page and " src=" not in page  # self-contained, nothing fetched
 
 

@@ -183,7 +183,10 @@ print("RESULT " + json.dumps({{"doc": dag.doc_md, "param": dag.params["p"], "pde
     import json
 
     got = json.loads(next(ln for ln in p.stdout.splitlines() if ln.startswith("RESULT "))[7:])
-    assert got["doc"] == HOSTILE_VALUES[1] and got["param"] == HOSTILE_VALUES[0] and got["pdesc"] == HOSTILE_VALUES[3]
+    # the pipeline's doc_md, then the source section the platform's dag_policy adds (ml_platform.source_doc)
+    doc, _, source = got["doc"].partition("\n\n<!-- ml-platform source -->\n")
+    assert doc == HOSTILE_VALUES[1] and "- pipeline file: `pipelines/hostile2.yaml`" in source
+    assert got["param"] == HOSTILE_VALUES[0] and got["pdesc"] == HOSTILE_VALUES[3]
     assert got["msg"] == HOSTILE_VALUES[2] and got["endpoint"] == HOSTILE_VALUES[4]
     assert got["items"] == HOSTILE_VALUES and got["outlets"] == ["s3://y/\"\"\");__import__('os')#"]
     assert got["assets"] == sorted(["s3://x/');__import__('os').system('id')#", "a\"b"])
