@@ -28,6 +28,9 @@ class Studio:
         self.catalog = load_catalog(self.root)
         self.docs: dict[str, Document] = {}
         self.lock = threading.Lock()
+        from .runs import Runner
+
+        self.runner = Runner(self.root)
 
     # -- files --------------------------------------------------------------------------------------
     def path_of(self, file) -> Path:
@@ -71,8 +74,11 @@ class Studio:
 
     # -- API ----------------------------------------------------------------------------------------
     def api(self, name: str, body: dict) -> dict:
+        method = getattr(self, "api_" + name.replace("-", "_"))
+        if name in ("run-status", "run-log"):  # they wait on Airflow: never hold up the editing calls
+            return method(body)
         with self.lock:
-            return getattr(self, "api_" + name.replace("-", "_"))(body)
+            return method(body)
 
     def api_pipelines(self, body) -> dict:
         files = list_pipelines(self.root)
@@ -237,6 +243,47 @@ class Studio:
         out["committed"] = {"branch": done.branch, "commit": done.commit, "created": done.created,
                             "untouched": done.untouched, "untouched_outside_pipelines": outside}
         return out
+    # -- runs on the local stack (runs.py) ---------------------------------------------------------
+    def _dag_id(self, file) -> str:
+        self.path_of(file)
+        doc = self.docs.get(file)
+        text = doc.text if doc else self._read(self.root / file)
+        if text is None:
+            raise ApiError(404, f"{file} does not exist")
+        dag = analyze(self.root, self.catalog, file, text)["dag"] or {}
+        if not isinstance(dag.get("name"), str):
+            raise ApiError(422, f"{file} has no dag.name")
+        return dag["name"]
+
+    def api_run_start(self, body) -> dict:
+        """Render, validate and deploy to `local`, start the stack if needed, trigger the DAG (in the
+        background: the page polls run-status). An invalid or unsaved pipeline is refused, nothing deployed."""
+        doc = self.doc(body.get("file"))
+        result = analyze(self.root, self.catalog, doc.file, doc.text)
+        if not result["valid"]:
+            first = result["problems"][0]["text"] if result["problems"] else "invalid"
+            raise ApiError(422, f"not run: {len(result['problems'])} problem(s), first: {first} "
+                                "(nothing was deployed)", problems=result["problems"])
+        if doc.dirty or doc.base_sha is None:
+            raise ApiError(409, f"{doc.file} has unsaved edits: save it first (a run deploys the saved file)")
+        conf = body.get("conf") or {}
+        if not isinstance(conf, dict):
+            raise ApiError(400, "conf must be an object of run parameters")
+        job = self.runner.start(doc.file, result["dag"]["name"], conf)
+        return {"stage": job.stage, "progress": list(job.progress)}
+
+    def api_run_status(self, body) -> dict:
+        file = body.get("file")
+        return self.runner.status(file, self._dag_id(file))
+
+    def api_run_log(self, body) -> dict:
+        file = body.get("file")
+        self.path_of(file)
+        task, tn, mi = body.get("task_id"), body.get("try_number", 1), body.get("map_index", -1)
+        if not isinstance(task, str) or not isinstance(tn, int) or not isinstance(mi, int):
+            raise ApiError(400, "run-log needs task_id (string), try_number and map_index (integers)")
+        return self.runner.log(file, task, tn, mi)
+
 
 def unified(a: str, b: str, a_name: str, b_name: str) -> str:
     """A git-style unified diff of two texts ('' when equal)."""

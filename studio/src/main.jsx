@@ -217,11 +217,36 @@ function DagForm({ state, catalog, edit }) {
 }
 
 // ---- graph ------------------------------------------------------------------------------------
+function fmtSecs(d) {
+  if (d == null) return "";
+  return d < 60 ? `${d.toFixed(1)}s` : `${Math.floor(d / 60)}m${Math.round(d % 60)}s`;
+}
+
+function RunBadge({ r }) {
+  if (!r) return null;
+  const st = r.state || "none";
+  const m = r.mapped;
+  return (
+    <div className={`runinfo st-${st}`} data-state={st}>
+      <span className="runstate">{st.replace(/_/g, " ")}</span>
+      {r.try_number > 0 && <span> · try {r.try_number}</span>}
+      {r.duration != null && <span> · {fmtSecs(r.duration)}</span>}
+      {m && <span className="mapped"> · ×{m.count} ({Object.entries(m.states).map(([k, v]) => `${v} ${k}`).join(", ")})</span>}
+      {r.why && <div className="why">{r.why}</div>}
+    </div>
+  );
+}
+
+// the task id of a job: its name, or group.name for a job in a task group
+const runOf = (runJobs, name) => runJobs && (runJobs[name] || Object.entries(runJobs).find(([k]) => k.endsWith(`.${name}`))?.[1]);
+const taskIdOf = (runJobs, name) => runJobs && (runJobs[name] ? name : Object.keys(runJobs).find((k) => k.endsWith(`.${name}`)));
+
 function JobNode({ data }) {
   const { job, flavor } = data;
   const bad = job.problems.length > 0;
+  const r = data.run;
   return (
-    <div className={`job ${bad ? "bad" : ""} ${data.selected ? "sel" : ""}`} title={job.problems.map((p) => p.message).join("\n")}>
+    <div className={`job ${bad ? "bad" : ""} ${data.selected ? "sel" : ""} ${r ? `st-${r.state || "none"}` : ""}`} title={job.problems.map((p) => p.message).join("\n")}>
       <Handle type="target" position={Position.Left} />
       <div className="jname">{job.name}</div>
       <div className="jimage">{job.image || <i>no image</i>}</div>
@@ -234,6 +259,7 @@ function JobNode({ data }) {
         {job.forbidden_in.map((e) => <span key={e} className="badge forbidden" title={`${job.flavor} is not allowed in ${e}`}>✕ {e}</span>)}
       </div>
       {bad && <div className="jprob">{job.problems[0].message}</div>}
+      <RunBadge r={r} />
       <Handle type="source" position={Position.Right} />
     </div>
   );
@@ -270,7 +296,7 @@ function sameViewport(a, b) {
   return Math.abs(a.x - b.x) < 0.5 && Math.abs(a.y - b.y) < 0.5 && Math.abs(a.zoom - b.zoom) < 1e-3;
 }
 
-function Graph({ state, catalog, selected, setSelected, edit }) {
+function Graph({ state, catalog, selected, setSelected, edit, runJobs }) {
   const [nodes, setNodes] = useState([]);
   const [edges, setEdges] = useState([]);
   const [pos, setPos] = useState({});
@@ -303,7 +329,7 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
       const measuredById = Object.fromEntries(prev.map((n) => [n.id, n.measured]));
       return state.jobs.map((j) => ({
         id: j.name, type: "job", position: pos[j.name] || { x: 0, y: 0 }, selected: j.name === selected,
-        data: { job: j, flavor: catalog.flavors[j.flavor], selected: j.name === selected },
+        data: { job: j, flavor: catalog.flavors[j.flavor], selected: j.name === selected, run: runOf(runJobs, j.name) },
         style: { width: NODE_W }, initialWidth: NODE_W, initialHeight: NODE_H, measured: measuredById[j.name],
       }));
     });
@@ -312,7 +338,7 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
       className: e.cycle ? "cycle" : "", animated: e.cycle,
       markerEnd: { type: MarkerType.ArrowClosed },
     })));
-  }, [state, pos, selected]);
+  }, [state, pos, selected, runJobs]);
 
   // React Flow hit-tests a drag from a handle with the handle bounds it measured, and measures only when a
   // node's size changes. A node object rebuilt while a measurement is in flight can come back with its size
@@ -397,7 +423,7 @@ function Graph({ state, catalog, selected, setSelected, edit }) {
       deleteKeyCode={["Delete", "Backspace"]} minZoom={0.05} onlyRenderVisibleElements={false}
       autoPanOnConnect={false} autoPanOnNodeFocus={false}
       proOptions={{ hideAttribution: true }}>
-      <MiniMap pannable zoomable nodeColor={(n) => (n.data.job.problems.length ? "#e66" : "#8ab")} />
+      <MiniMap pannable zoomable nodeColor={(n) => (n.data.job.problems.length ? "#e66" : STATE_COLORS[n.data.run?.state] || "#8ab")} />
       <Controls />
       <Background gap={20} />
     </ReactFlow>
@@ -500,6 +526,70 @@ function SaveDialog({ pending, onConfirm, onCancel, onCommit }) {
   );
 }
 
+// ---- runs on the local stack ------------------------------------------------------------------
+const STATE_COLORS = { success: "#3a9d50", failed: "#d33", upstream_failed: "#e8912d", running: "#2b7bd6",
+  queued: "#9aa4b5", scheduled: "#9aa4b5", up_for_retry: "#e5c02c", skipped: "#d49fd6" };
+const LIVE = new Set(["queued", "scheduled", "running", "up_for_retry", "up_for_reschedule", "deferred", "restarting", null, undefined]);
+
+function RunDialog({ params, onRun, onCancel }) {
+  const [values, setValues] = useState(() => Object.fromEntries(Object.entries(params || {}).map(([k, p]) => [k, p.default == null ? "" : String(p.default)])));
+  const conf = () => Object.fromEntries(Object.entries(params || {}).map(([k, p]) => {
+    const v = values[k];
+    if (p.type === "integer") return [k, parseInt(v, 10)];
+    if (p.type === "number") return [k, parseFloat(v)];
+    if (p.type === "boolean") return [k, v === "true"];
+    if (p.type === "array") return [k, v.split("\n").filter((x) => x.trim())];
+    return [k, v];
+  }));
+  return (
+    <div className="dialog" id="run-dialog">
+      <h3>Run on the local stack (renders, validates, deploys to local; starts the stack if it is not up)</h3>
+      {Object.entries(params || {}).map(([k, p]) => (
+        <label key={k} className="field"><span className="fname">{k} ({p.type})</span>
+          {p.enum ? (
+            <select id={`param-${k}`} value={values[k]} onChange={(e) => setValues({ ...values, [k]: e.target.value })}>
+              {p.enum.map((x) => <option key={String(x)} value={String(x)}>{String(x)}</option>)}</select>
+          ) : p.type === "boolean" ? (
+            <select id={`param-${k}`} value={values[k]} onChange={(e) => setValues({ ...values, [k]: e.target.value })}>
+              <option value="true">true</option><option value="false">false</option></select>
+          ) : (
+            <input id={`param-${k}`} value={values[k]} onChange={(e) => setValues({ ...values, [k]: e.target.value })} />
+          )}
+          {p.description && <span className="hint">{p.description}</span>}
+        </label>
+      ))}
+      <div className="row">
+        <button id="run-confirm" onClick={() => onRun(conf())}>Run</button>
+        <button id="run-cancel" onClick={onCancel}>Cancel</button>
+      </div>
+    </div>
+  );
+}
+
+function RunLog({ file, name, runJobs, runId }) {
+  const [text, setText] = useState("");
+  const tid = taskIdOf(runJobs, name);
+  const r = runOf(runJobs, name);
+  const live = r && LIVE.has(r.state);
+  useEffect(() => {
+    if (!tid || !r || r.state == null) { setText(""); return undefined; }
+    let stop = false;
+    const get = () => api("run-log", { file, task_id: tid, try_number: r.try_number || 1, map_index: r.mapped ? 0 : -1 })
+      .then((x) => !stop && setText(x.error ? `(${x.error})` : x.log), () => {});
+    get();
+    const t = live ? setInterval(get, 2000) : null; // followed while it runs
+    return () => { stop = true; if (t) clearInterval(t); };
+  }, [file, tid, runId, r && r.state, r && r.try_number]);
+  if (!r) return <div className="muted">{name} has no state in this run.</div>;
+  return (
+    <div className="runlog">
+      <h3>{name}: {r.state || "not started"}{r.try_number ? `, try ${r.try_number}` : ""}{live ? " (following)" : ""}{r.mapped ? " — the log of map index 0" : ""}</h3>
+      {r.why && <div className="muted">{r.why}</div>}
+      <pre id="job-log">{text}</pre>
+    </div>
+  );
+}
+
 // ---- the app ----------------------------------------------------------------------------------
 function App() {
   const [catalog, setCatalog] = useState(null);
@@ -569,6 +659,34 @@ function App() {
       + (out.length ? `; left untouched outside pipelines/: ${out.join(", ")}` : "") });
     refreshList();
   };
+  // runs: one run-status request per 2 s while a run is being prepared or is live (the server makes one
+  // Airflow request per status while live: <= 1 per second per open pipeline); once on opening (last run)
+  const [runDialog, setRunDialog] = useState(false);
+  const [runStatus, setRunStatus] = useState(null);
+  const [runPoll, setRunPoll] = useState(0);
+  useEffect(() => {
+    setRunStatus(null);
+    if (!file) return undefined;
+    let stop = false, timer = null;
+    const poll = () => api("run-status", { file }).then((st) => {
+      if (stop) return;
+      setRunStatus(st);
+      timings.run = st;
+      if (st.live) timer = setTimeout(poll, 2000);
+    }, () => { if (!stop) timer = setTimeout(poll, 4000); });
+    poll();
+    return () => { stop = true; clearTimeout(timer); };
+  }, [file, runPoll]);
+  const startRun = async (conf) => {
+    setRunDialog(false);
+    try {
+      await api("run-start", { file, conf });
+      setRunPoll((n) => n + 1);
+      setMsg({ kind: "ok", text: "run started" });
+    } catch (e) {
+      setMsg({ kind: "error", text: e.message });
+    }
+  };
   const undo = () => run("undo", { file });
   const redo = () => run("redo", { file });
 
@@ -616,22 +734,35 @@ function App() {
               <button id="redo" disabled={!state.can_redo} onClick={redo}>Redo</button>
               <button id="save" disabled={!state.dirty && !state.conflict} onClick={() => save(false)}>Save</button>
               <button id="save-draft" onClick={() => save(true)}>Save draft</button>
+              <button id="run" disabled={state.dirty || !state.valid || (runStatus && runStatus.live && !runStatus.run_id)}
+                title={state.dirty ? "save first: a run deploys the saved file" : "run on the local stack"}
+                onClick={() => setRunDialog(true)}>Run</button>
             </div>
             {(state.conflict || msg.conflict) && (
               <div className="msg error" id="conflict">{state.file} changed on disk since it was opened: saving will not overwrite it.{" "}
                 <button id="reload" onClick={() => run("reload", { file }, "reloaded from disk")}>Reload from disk (drops your edits)</button></div>
             )}
             {msg.text && <div className={`msg ${msg.kind}`} id="message">{msg.text}</div>}
+            {runDialog && <RunDialog params={(state.dag || {}).params} onRun={startRun} onCancel={() => setRunDialog(false)} />}
+            {runStatus && runStatus.stage && (
+              <div className={`msg ${runStatus.error ? "error" : "ok"}`} id="run-progress">
+                <b>run: {runStatus.stage}</b>{runStatus.run_id ? ` · ${runStatus.run_id}` : ""}{runStatus.run_state ? ` · ${runStatus.run_state}` : ""}
+                {runStatus.error ? ` · ${runStatus.error}` : ""}
+                {runStatus.live && !runStatus.run_id && runStatus.progress.length > 0 && <div className="muted">{runStatus.progress.at(-1)}</div>}
+              </div>
+            )}
             {pending && <SaveDialog pending={pending} onConfirm={confirmSave} onCommit={confirmCommit} onCancel={() => setPending(null)} />}
             <div className="work">
-              <div className="graph" id="graph"><Graph state={state} catalog={catalog} selected={selected} setSelected={setSelected} edit={edit} /></div>
+              <div className="graph" id="graph"><Graph state={state} catalog={catalog} selected={selected} setSelected={setSelected} edit={edit} runJobs={runStatus && runStatus.jobs} /></div>
               <div className="panel">
                 <div className="tabs">
-                  {["form", "yaml", "preview"].map((t) => <button key={t} id={`tab-${t}`} className={tab === t ? "on" : ""} onClick={() => setTab(t)}>{t === "form" ? (job ? "Job" : "DAG") : t === "yaml" ? "YAML" : "Preview"}</button>)}
+                  {["form", "yaml", "preview", "log"].map((t) => <button key={t} id={`tab-${t}`} className={tab === t ? "on" : ""} onClick={() => setTab(t)}>{t === "form" ? (job ? "Job" : "DAG") : t === "yaml" ? "YAML" : t === "log" ? "Log" : "Preview"}</button>)}
                 </div>
                 {tab === "form" && (job ? <JobForm key={job.name} state={state} job={job} catalog={catalog} edit={edit} /> : <DagForm state={state} catalog={catalog} edit={edit} />)}
                 {tab === "yaml" && <YamlPane text={state.text} problems={state.problems} onText={(t) => edit({ op: "set_text", text: t })} />}
                 {tab === "preview" && <Preview file={file} state={state} />}
+                {tab === "log" && (job ? <RunLog file={file} name={job.name} runJobs={runStatus && runStatus.jobs} runId={runStatus && runStatus.run_id} />
+                  : <div className="muted">Click a job on the graph to see its log.</div>)}
                 {general.length > 0 && tab !== "yaml" && (
                   <div className="problems" id="problems">{general.map((p, i) => <div key={i} className="problem">{p.line ? `line ${p.line}: ` : ""}{p.field} {p.message}</div>)}</div>
                 )}

@@ -179,3 +179,18 @@ def test_commit_outside_git_says_so(client, studio):
     sha = edit_train(client)
     status, data = client.api("commit", {"file": F, "text_sha": sha, "branch": "fresh", "message": "m"})
     assert status == 400 and "not a git checkout" in data["error"]
+
+
+# -- run: refusals before anything is deployed ------------------------------------------------------------
+def test_run_refuses_an_invalid_or_unsaved_pipeline_and_deploys_nothing(client, studio):
+    project = studio[2]
+    before = snapshot(project)
+    client.api("edit", {"file": F, "op": {"op": "set", "path": ["jobs", "train", "resource_flavor"], "value": "gpu-a10"}})
+    status, data = client.api("run-start", {"file": F})
+    assert status == 422 and "nothing was deployed" in data["error"] and "gpu-a10" in data["error"]
+    client.api("edit", {"file": F, "op": {"op": "set", "path": ["jobs", "train", "resource_flavor"], "value": "cpu-large"}})
+    status, data = client.api("run-start", {"file": F})
+    assert status == 409 and "save it first" in data["error"]
+    assert snapshot(project) == before  # nothing rendered, nothing deployed
+    status, st = client.api("run-status", {"file": F})  # never started here: no stack, no run, nothing live
+    assert status == 200 and st == {"stage": None, "run_id": None, "jobs": {}, "progress": [], "live": False}

@@ -1,0 +1,220 @@
+"""Run a pipeline from the studio on the local stack (issue 40): deploy to `local`, start the stack when it
+is not up, trigger the DAG, and report each job's live state, try number, duration and log.
+
+The same steps as `make up` / `make run` (platformctl/commands/stack.py: deploy_local, up; stack/follow.py:
+wait_for_bundle), started in a background thread per pipeline, so the page polls a status that is cheap:
+one Airflow request per poll while a run is live (the task-instance list; the run's own state is read
+from it: a run is over when no task instance is waiting or running any more, then confirmed once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import PlatformError
+
+LIVE_TI = {None, "scheduled", "queued", "running", "up_for_retry", "up_for_reschedule", "deferred", "restarting"}
+FINAL_RUN = {"success", "failed"}
+
+
+@dataclass
+class RunJob:
+    """One studio run of one pipeline: where it is (stage), what it said (progress), and the DAG run."""
+
+    file: str
+    dag_id: str
+    stage: str = "starting"
+    progress: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    error: str | None = None
+    run_state: str | None = None
+    started: float = field(default_factory=time.time)
+
+    def say(self, line: str) -> None:
+        self.progress.append(f"{time.strftime('%H:%M:%S')} {line}")
+        del self.progress[:-50]
+
+    @property
+    def preparing(self) -> bool:
+        return self.run_id is None and self.error is None
+
+
+def summarize(tis: list[dict]) -> dict:
+    """Per task id: its state, try number, duration; a mapped job's count and states of its instances."""
+    out: dict[str, dict] = {}
+    for ti in tis:
+        tid, mi = ti["task_id"], ti.get("map_index", -1)
+        mi = -1 if mi is None else mi
+        row = out.setdefault(tid, {"state": None, "try_number": 0, "duration": None, "mapped": None})
+        if mi < 0:
+            row.update(state=ti.get("state"), try_number=int(ti.get("try_number") or 0), duration=ti.get("duration"))
+            continue
+        m = row["mapped"] = row["mapped"] or {"count": 0, "states": {}}
+        m["count"] += 1
+        st = ti.get("state") or "none"
+        m["states"][st] = m["states"].get(st, 0) + 1
+        row["try_number"] = max(row["try_number"], int(ti.get("try_number") or 0))
+        row["duration"] = max(row["duration"] or 0, ti.get("duration") or 0)
+    for row in out.values():  # a mapped job's state: failed if any failed, running if any live, else success
+        m = row["mapped"]
+        if m:
+            states = m["states"]
+            row["state"] = ("failed" if states.get("failed") else "running" if states.get("running") else
+                            "queued" if set(states) & {"queued", "scheduled", "none"} else
+                            "up_for_retry" if states.get("up_for_retry") else
+                            "success" if set(states) <= {"success", "skipped"} else next(iter(states)))
+    return out
+
+
+def why_not_run(state: str | None, run_over: bool) -> str | None:
+    if state == "upstream_failed":
+        return "not run: a job it depends on failed"
+    if state == "skipped":
+        return "skipped"
+    if state is None:
+        return "not run: the run ended before it" if run_over else "not yet: waiting for the jobs it depends on"
+    return None
+
+
+class Runner:
+    """The studio's runs, per pipeline file. `project` is the local stack's compose project."""
+
+    def __init__(self, root: Path, project: str | None = None, image: str | None = None):
+        self.root = root
+        self.project = project or os.environ.get("STACK_PROJECT", "ml-platform")
+        self.image = image or os.environ.get("STUDIO_IMAGE") or None
+        self.jobs: dict[str, RunJob] = {}
+        self.calls = 0  # Airflow API requests made by status polls (the bench and tests read it)
+        self._lock = threading.Lock()
+
+    # -- the stack ----------------------------------------------------------------------------------
+    def _args(self) -> argparse.Namespace:
+        return argparse.Namespace(sets=[], project=self.project, image=self.image, port=None, wait_timeout=300)
+
+    def _stack(self):
+        from ..config import load_config
+        from ..stack.compose import Stack
+
+        return Stack(self.root, self.project, load_config(self.root).stack.compose_file)
+
+    def api(self):
+        """The local stack's Airflow API, or None when this project has no stack state (never started)."""
+        from ..stack.api import AirflowAPI
+
+        try:
+            stack = self._stack()
+            return AirflowAPI(stack.url, timeout=15) if stack.env_file.exists() else None
+        except PlatformError:
+            return None
+
+    # -- a run --------------------------------------------------------------------------------------
+    def start(self, file: str, dag_id: str, conf: dict | None) -> RunJob:
+        with self._lock:
+            job = self.jobs.get(file)
+            if job is not None and job.preparing:
+                return job  # one start at a time per pipeline
+            job = self.jobs[file] = RunJob(file, dag_id)
+        threading.Thread(target=self._run, args=(job, conf), name=f"studio-run-{dag_id}", daemon=True).start()
+        return job
+
+    def _run(self, job: RunJob, conf: dict | None) -> None:
+        from ..commands import stack as stack_cmd
+        from ..stack.follow import wait_for_bundle
+
+        try:
+            stack = self._stack()
+            api = self.api()
+            if api is None or not api.healthy():
+                job.stage = "starting the local stack"
+                job.say("the local stack is not up: starting it (deploys first; a first start takes minutes)")
+                stack_cmd.up(self.root, self._args())
+                api = self.api()
+                job.say(f"the local stack is up at {api.base_url}")
+            job.stage = "deploying to local"
+            job.say("rendering, validating and deploying the pipelines to the local environment")
+            version, _, _, changed = stack_cmd.deploy_local(self.root, self._args(), airflow_url=stack.url)
+            job.say(f"bundle {version} is live" + ("" if changed else " (unchanged)"))
+            if changed:
+                job.stage = "waiting for Airflow to load the bundle"
+                wait_for_bundle(api, job.dag_id, version, timeout=180, echo=job.say)
+            job.stage = "triggering"
+            dag = api.wait_for_dag(job.dag_id, timeout=180)
+            if dag.get("is_paused"):
+                api.unpause(job.dag_id)
+            run = api.trigger(job.dag_id, conf=conf or None, note="studio")
+            job.run_id = run["dag_run_id"]
+            job.stage = "running"
+            job.say(f"triggered run {job.run_id}")
+        except PlatformError as exc:
+            job.error = exc.one_line()
+            job.stage = "failed to start"
+            job.say(job.error)
+        except Exception as exc:  # noqa: BLE001 - shown on the page, one line, instead of a silent thread death
+            job.error = f"{type(exc).__name__}: {exc}"
+            job.stage = "failed to start"
+            job.say(job.error)
+
+    def last_run(self, dag_id: str) -> str | None:
+        api = self.api()
+        if api is None:
+            return None
+        try:
+            if not api.healthy():
+                return None
+            runs = api._json("GET", f"/dags/{dag_id}/dagRuns", ok=(200, 404),
+                             params={"order_by": "-start_date", "limit": 1}).get("dag_runs") or []
+        except PlatformError:
+            return None
+        return runs[0]["dag_run_id"] if runs else None
+
+    def status(self, file: str, dag_id: str) -> dict:
+        """What the page draws. While a run is live: one task-instance list request per call."""
+        job = self.jobs.get(file)
+        if job is None:  # opening a pipeline shows its last run's states (from the stack, if it is up)
+            run_id = self.last_run(dag_id)
+            if run_id is None:
+                return {"stage": None, "run_id": None, "jobs": {}, "progress": [], "live": False}
+            job = self.jobs[file] = RunJob(file, dag_id, stage="last run", run_id=run_id)
+        out = {"stage": job.stage, "run_id": job.run_id, "error": job.error, "progress": list(job.progress),
+               "jobs": {}, "live": job.preparing, "run_state": job.run_state}
+        if job.run_id is None:
+            return out
+        api = self.api()
+        try:
+            self.calls += 1
+            tis = api.task_instances(job.dag_id, job.run_id)
+            live = any(t.get("state") in LIVE_TI for t in tis) or not tis
+            if not live and job.run_state not in FINAL_RUN:
+                self.calls += 1  # confirmed once: the run's own state, when no task is left to run
+                job.run_state = api.run(job.dag_id, job.run_id).get("state")
+            elif live:
+                job.run_state = "running"
+        except PlatformError as exc:
+            out["error"] = exc.one_line()
+            return out
+        over = job.run_state in FINAL_RUN
+        jobs = summarize(tis)
+        for row in jobs.values():
+            row["why"] = why_not_run(row["state"], over)
+        out.update(jobs=jobs, run_state=job.run_state, live=not over,
+                   stage="done" if over and job.stage == "running" else job.stage)
+        return out
+
+    def log(self, file: str, task_id: str, try_number: int, map_index: int = -1) -> dict:
+        job = self.jobs.get(file)
+        if job is None or job.run_id is None:
+            return {"log": "", "error": "no run of this pipeline yet"}
+        api = self.api()
+        try:
+            return {"log": api.task_log(job.dag_id, job.run_id, task_id, max(try_number, 1),
+                                        *((map_index,) if map_index >= 0 else ()))}
+        except PlatformError as exc:
+            return {"log": "", "error": exc.one_line()}
+
+
+__all__ = ["RunJob", "Runner", "summarize", "why_not_run"]
