@@ -1,0 +1,137 @@
+"""Issue 40's done-when, in Debian's Chromium against the real local stack: open example_failing, Run
+(the studio deploys to local and starts the stack), its failing job turns red with its log -> fix the job
+in the form, save (the diff first), Run again -> every job green. Screenshots go to build/ for
+docs/studio.md. One stack for the whole module; it is removed at the end."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from platformctl.studio.runs import Runner
+from platformctl.studio.server import make_server
+from tests.conftest import require
+
+from . import browser
+from .conftest import ROOT
+from .test_browser import SHOTS, Page
+
+PROJECT = f"mlp-studio-run-{uuid.uuid4().hex[:6]}"
+F = "pipelines/example_failing.yaml"
+
+
+def full_copy(dest: Path) -> Path:
+    """The checkout's tracked files (the stack renders, deploys and mounts from here, not from ROOT) and
+    the build record of the image under test."""
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, text=True,
+                           check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    record = ROOT / "build" / "build-record.json"
+    require(record.exists(), "no build record: run make build first")
+    (dest / "build").mkdir(exist_ok=True)
+    shutil.copy2(record, dest / "build" / "build-record.json")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, docker, image):
+    require(browser.available(), "no headless browser: apt-get install chromium chromium-driver")
+    project = full_copy(tmp_path_factory.mktemp("studio-run") / "project")
+    httpd, url = make_server(project)
+    studio = httpd.loader.get()
+    studio.runner = Runner(studio.root, project=PROJECT, image=image)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield project, url, studio
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        from platformctl.commands import stack as stack_cmd
+
+        stack_cmd.down(studio.root, argparse.Namespace(sets=[], project=PROJECT, volumes=True))
+
+
+def node_state(d, name: str) -> str | None:
+    return d.execute_script(f"const e = document.querySelector('.react-flow__node[data-id=\"{name}\"] .runinfo');"
+                            "return e && e.dataset.state;")
+
+
+def test_edit_run_fail_red_with_log_fix_run_green(served):
+    project, url, studio = served
+    SHOTS.mkdir(exist_ok=True)
+    d = browser.start()
+    t0 = time.monotonic()
+    try:
+        d.get(url)
+        page = Page(d)
+        browser.wait_for(d, f"document.querySelector('a[data-file=\"{F}\"]')", what="the pipeline list")
+        page.click(f'a[data-file="{F}"]', "open example_failing")
+        page.layout_settled(2)
+
+        # run 1: the studio deploys to local, starts the stack (progress shown), triggers the DAG
+        page.css("#run").click()
+        browser.wait_for(d, "document.querySelector('#run-dialog')", what="the run dialog")
+        page.css("#run-confirm").click()
+        browser.wait_for(d, "document.querySelector('#run-progress')", what="the run's progress")
+        browser.wait_for(d, "window.__studio.run && window.__studio.run.run_id", timeout=900,
+                         what="the stack up and the DAG triggered")
+        calls0, at0 = studio.runner.calls, time.monotonic()
+        browser.wait_for(d, "['queued', 'running', 'success'].includes(document.querySelector("
+                            "'.react-flow__node[data-id=\"extract\"] .runinfo')?.dataset.state)", timeout=300,
+                         what="extract queued or running")
+        assert d.save_screenshot(str(SHOTS / "studio-run-in-progress.png"))
+        browser.wait_for(d, "window.__studio.run && window.__studio.run.run_state === 'failed'", timeout=600,
+                         what="run 1 to fail")
+        elapsed = time.monotonic() - at0
+        assert (studio.runner.calls - calls0) <= elapsed + 2, "more than one Airflow request per second"
+        browser.wait_for(d, "document.querySelector('.react-flow__node[data-id=\"transform\"] .runinfo')"
+                            "?.dataset.state === 'failed'", what="transform drawn failed")
+        assert node_state(d, "extract") == "success"
+        red = d.execute_script("return getComputedStyle(document.querySelector("
+                               "'.react-flow__node[data-id=\"transform\"] .job')).borderTopColor;")
+        assert red == "rgb(221, 51, 51)", red  # #d33
+
+        # its log, from Airflow
+        page.css('.react-flow__node[data-id="transform"] .jname').click()
+        page.css("#tab-log").click()
+        browser.wait_for(d, "document.querySelector('#job-log') && document.querySelector('#job-log').textContent"
+                            ".includes('failing on purpose (exit 3)')", timeout=60, what="transform's log")
+        assert d.save_screenshot(str(SHOTS / "studio-run-failed-log.png"))
+
+        # fix: drop --fail from transform's command in the form, save (diff first), run again
+        page.css("#tab-form").click()
+        browser.wait_for(d, "document.querySelector('#job-command')", what="transform's form")
+        page.type_and_commit("#job-command", "python3\n/app/etl.py\ntransform", "transform's command")
+        yaml_diff, _ = page.save(project, F)
+        assert "-    command: [python3, /app/etl.py, transform, --fail]" in yaml_diff
+        first_run = d.execute_script("return window.__studio.run.run_id;")
+        page.css("#run").click()
+        page.css("#run-confirm").click()
+        browser.wait_for(d, f"window.__studio.run && window.__studio.run.run_id && "
+                            f"window.__studio.run.run_id !== '{first_run}'", timeout=300, what="run 2 triggered")
+        browser.wait_for(d, "window.__studio.run.run_state === 'success'", timeout=600, what="run 2 to succeed")
+        browser.wait_for(d, "['extract', 'transform'].every((n) => document.querySelector("
+                            "`.react-flow__node[data-id=\"${n}\"] .runinfo`)?.dataset.state === 'success')",
+                         what="both jobs green")
+        assert d.save_screenshot(str(SHOTS / "studio-run-fixed-green.png"))
+
+        # opening the pipeline again shows its last run's states
+        d.get(url)
+        browser.wait_for(d, f"document.querySelector('a[data-file=\"{F}\"]')", what="the pipeline list")
+        page.click(f'a[data-file="{F}"]', "open example_failing again")
+        browser.wait_for(d, "document.querySelector('.react-flow__node[data-id=\"transform\"] .runinfo')"
+                            "?.dataset.state === 'success'", timeout=60, what="the last run's states on open")
+    finally:
+        print(f"studio run browser test: {time.monotonic() - t0:.0f}s")
+        d.quit()
