@@ -4,7 +4,8 @@ The shape is repo2docker's (`repo2docker/engine.py`): build, inspect, tag, push,
 image id lookup the build uses to tell whether the engine has an image. Engine-specific formats stop here:
 a push reports `PushEvent`s, credentials come in as `RegistryAuth`, a failure that is the engine's is an
 EngineError / BuildError with a hint, whatever the engine. Docker (CLI, BuildKit) is the one implementation
-(engine/docker.py); a daemonless one (buildah/podman) is another subclass, chosen by `engine.detect`.
+(engine/docker.py), the daemonless one (buildah builds, podman runs: engine/podman.py) is the other; the
+configuration's image.engine chooses (`engine.detect`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class BuildSpec:
     cache_from: tuple[str, ...] = ()
     inline_cache: bool = False
     cache_auth: RegistryAuth | None = None  # credentials to read cache_from with
+    no_cache: bool = False  # build every step again (make verify-reproducible)
 
 
 @dataclass(frozen=True)

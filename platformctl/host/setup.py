@@ -16,7 +16,7 @@ from ..config import ENV_OVERRIDES, PlatformConfig, _parse_value, load_config_wi
 from ..errors import ConfigError, EngineError, HostSetupError, ToolMissingError
 from ..engine import ContainerEngine, detect
 from ..wait import wait_until
-from .plan import NEEDS, BaseChoice, HostFacts, Plan, choose_base, decide
+from .plan import BaseChoice, HostFacts, Plan, choose_base, decide, needs_for
 from .probe import probe
 from ..output import say
 
@@ -179,11 +179,11 @@ def prepare(root: Path, overrides: dict[str, Any], command: str = "build", echo:
     cfg, sources = load_config_with_sources(root, overrides)
     if preflight:
         preflight(root, cfg)
-    ensure_tools(root, cfg, NEEDS[command], echo)
+    ensure_tools(root, cfg, needs_for(command, cfg.image.engine), echo)
     engine = detect(cfg.image.docker, cfg.image.engine)
     user_set = {k for k, s in sources.items() if s != machine.SOURCE}
     settings: dict[str, Any] = {}
-    if "image.docker" not in user_set:
+    if "image.docker" not in user_set and engine.name == "docker":
         settings["image.docker"] = engine.cli
     settings.update(ensure_base(root, cfg, user_set, engine, echo))
     settings.update(host_ca_settings(cfg))
