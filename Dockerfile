@@ -147,8 +147,11 @@ ARG PY_TAG
 ARG SOURCE_DATE_EPOCH
 USER 0
 ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never
+# Copied, not bind-mounted from the stage: buildah 1.28 mounts nothing (a warning, not an error) from a
+# stage whose RUN step came from its cache, which would install no team package at all. Only /opt/venv of
+# this stage reaches the image.
+COPY --from=team-lock /team-only.txt /tmp/locks/team-only.txt
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
-    --mount=type=bind,from=team-lock,source=/team-only.txt,target=/tmp/locks/team-only.txt \
     --mount=type=cache,target=/root/.cache/uv,id=uv-py${PY_TAG} \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \

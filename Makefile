@@ -134,3 +134,8 @@ bench-status: $(VENV)/.synced ## make status on a local registry + SeaweedFS aga
 .PHONY: migrate
 migrate: $(VENV)/.synced ## rewrite pipelines/*.yaml (or FILES=) to the current format version, comments kept; prints the diff
 	$(RUN) migrate $(FILES)
+
+# Issue 39: building without a Docker daemon (ENGINE=podman), reproducibly.
+.PHONY: verify-reproducible
+verify-reproducible: $(VENV)/.synced ## build HEAD again with no cache (ENGINE=podman) and compare with the build record or REF=
+	$(RUN) verify-reproducible $(if $(REF),--ref $(REF))
