@@ -139,3 +139,6 @@ migrate: $(VENV)/.synced ## rewrite pipelines/*.yaml (or FILES=) to the current 
 .PHONY: verify-reproducible
 verify-reproducible: $(VENV)/.synced ## build HEAD again with no cache (ENGINE=podman) and compare with the build record or REF=
 	$(RUN) verify-reproducible $(if $(REF),--ref $(REF))
+.PHONY: bench-engines
+bench-engines: $(VENV)/.synced ## podman (buildah) build against the Docker build: cold, plugin edit, reproducible rebuild
+	$(PY) bench/engines.py

@@ -101,3 +101,8 @@ class ContainerEngine(ABC):
             volumes: list[str] = (), env: dict[str, str] | None = None, timeout: int = 300
             ) -> subprocess.CompletedProcess:
         """Run a container of image with args to completion and remove it."""
+
+    def import_from_docker(self, ref: str) -> bool:
+        """Copy image ref from a local Docker engine into this engine's storage, if that engine runs and has
+        it (the daemonless engine does; Docker already has what it has). False when nothing was copied."""
+        return False

@@ -207,6 +207,14 @@ class PodmanEngine(ContainerEngine):
                 proc.kill()
             digestfile.unlink(missing_ok=True)
 
+    def import_from_docker(self, ref: str) -> bool:
+        """Copy image ref from a local Docker engine into podman's storage (skopeo's docker-daemon transport),
+        when one is running and has it: a host with both engines makes its base image once. False when not."""
+        if not shutil.which("skopeo"):
+            return False
+        p = _run(["skopeo", "copy", "-q", f"docker-daemon:{ref}", f"containers-storage:{ref}"], timeout=600)
+        return p.returncode == 0 and self.image_id(ref) is not None
+
     def run(self, image: str, args: list[str], *, user: str | None = None, entrypoint: str | None = None,
             volumes: list[str] = (), env: dict[str, str] | None = None, timeout: int = 300
             ) -> subprocess.CompletedProcess:

@@ -137,6 +137,8 @@ def ensure_base(root: Path, cfg: PlatformConfig, user_set: set[str], engine: Con
         return {}
     if choice.action == "refuse":
         raise HostSetupError(choice.why)
+    if engine.image_id(choice.image) is None and engine.import_from_docker(choice.image):
+        echo(f"base image: copied {choice.image} from the local Docker engine into podman's storage")
     if engine.image_id(choice.image) is None:
         ensure_tools(root, cfg, ("debootstrap",), echo)
         echo(f"base image: {choice.why}; making {choice.image} with debootstrap (once, a few minutes)")

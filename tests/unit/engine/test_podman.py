@@ -1,0 +1,87 @@
+"""The daemonless engine's commands, its Dockerfile reading and the host set-up that chooses it (no podman run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformctl.engine import BuildSpec, PodmanEngine, detect
+from platformctl.engine import podman as pm
+from platformctl.host.plan import ENGINE, needs_for
+from tests.conftest import ROOT
+
+
+def _spec(**kw) -> BuildSpec:
+    base = dict(context=ROOT, dockerfile=ROOT / "Dockerfile", tags=("img:1", "img:sha-abc"),
+                build_args={"VERSION": "1.2.3", "REVISION": "abc"}, secrets={"ca_bundle": Path("/ca.pem")},
+                target="platform")
+    base.update(kw)
+    return BuildSpec(**base)
+
+
+def test_build_is_reproducible_and_uses_the_project_containers_conf(tmp_path):
+    cmd, env = PodmanEngine("podman", "buildah").build_command(_spec(), tmp_path / "iid")
+    assert cmd[:2] == ["buildah", "bud"]
+    assert cmd[cmd.index("--timestamp") + 1] == "0"
+    assert "--layers" in cmd and "--no-cache" not in cmd
+    assert "SOURCE_DATE_EPOCH=0" in cmd  # checked-hash bytecode, fixed useradd date
+    assert "id=ca_bundle,src=/ca.pem" in cmd
+    assert cmd[cmd.index("--target") + 1] == "platform"
+    assert env["CONTAINERS_CONF"] == str(pm.CONTAINERS_CONF)
+    cmd, _ = PodmanEngine("podman", "buildah").build_command(_spec(no_cache=True), tmp_path / "iid")
+    assert "--no-cache" in cmd
+
+
+def test_the_stage_labels_and_env_from_build_args_are_passed_again(tmp_path):
+    # buildah 1.28 serves an ENV/LABEL step from its cache with the last build's arg values: they are
+    # applied again as flags, expanded with this build's values
+    cmd, _ = PodmanEngine("podman", "buildah").build_command(_spec(), tmp_path / "iid")
+    assert "org.opencontainers.image.revision=abc" in cmd
+    assert "ML_PLATFORM_IMAGE_VERSION=1.2.3" in cmd
+    assert cmd[cmd.index("org.opencontainers.image.revision=abc") - 1] == "--label"
+
+
+def test_arg_config_reads_only_the_target_stage(tmp_path):
+    df = tmp_path / "Dockerfile"
+    df.write_text('ARG G=gdef\nFROM x AS one\nARG A=1\nLABEL a="${A}"\nFROM y AS two\nARG B\nARG G\n'
+                  '# a comment\nENV PLAIN=1 \\\n    B_ENV=$B\nLABEL b="${B}" g=${G} fixed=yes\n')
+    labels, env = pm.arg_config(df, "two", {"B": "bee"})
+    assert labels == {"b": "bee", "g": "gdef", "fixed": "yes"}
+    assert env == {"PLAIN": "1", "B_ENV": "bee"}
+    assert pm.arg_config(df, "one", {}) == ({"a": "1"}, {})
+
+
+def test_containers_conf_holds_the_host_workarounds():
+    text = pm.CONTAINERS_CONF.read_text()
+    assert 'runtime = "runc"' in text
+    assert 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' in text
+    assert 'cgroup_manager = "cgroupfs"' in text
+
+
+def test_ids_speak_dockers_form():
+    assert pm.normalize_id("abc123\n") == "sha256:abc123"
+    assert pm.normalize_id("sha256:abc") == "sha256:abc"
+
+
+def test_engine_choice(monkeypatch):
+    monkeypatch.setattr(PodmanEngine, "find", classmethod(lambda cls: (None, None)))
+    import pytest
+
+    from platformctl.errors import ToolMissingError
+
+    with pytest.raises(ToolMissingError) as e:
+        detect(None, "podman")
+    assert "podman and buildah is not installed" in e.value.message and "apt-get install podman buildah" in e.value.hint
+
+
+def test_podman_builds_need_no_docker_engine():
+    assert ENGINE not in needs_for("build", "podman")
+    assert {"podman", "buildah"} <= set(needs_for("build", "podman"))
+    assert ENGINE in needs_for("build", "auto") and "podman" not in needs_for("build", "auto")
+    # the test suite runs both engines
+    assert ENGINE in needs_for("test", "podman") and "podman" in needs_for("test", "auto")
+
+
+def test_failing_step_names_buildahs_step(tmp_path):
+    lines = ["[1/3] STEP 1/2: FROM x AS a", "ok", "[3/3] STEP 4/9: RUN uv pip sync", "boom", "Error: building at STEP"]
+    err = pm.failing_step(lines, tmp_path / "log")
+    assert "stage 3/3" in err.message and "RUN uv pip sync" in err.message
