@@ -250,6 +250,11 @@ ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
 ARG SOURCE
 ARG TITLE
+# The commit, as a file too; and a RUN whose cache key holds the values above: buildah 1.28 serves an ENV or
+# LABEL step from its layer cache by the step's text alone (a new commit's image kept the last one's
+# revision, in its labels and its history), while a RUN step's key includes the build args in scope, so
+# every step below follows them. One small layer per commit with either engine.
+RUN printf '%s\n' "${REVISION}" > /opt/airflow/platform/revision
 # The build, as the platform plugin shows it (/ml-platform/build): environment, not a file, so no step
 # here starts a container.
 ENV ML_PLATFORM_IMAGE_VERSION=${VERSION} \

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -117,15 +116,6 @@ class PodmanEngine(ContainerEngine):
             cmd += ["-t", t]
         if spec.no_cache:
             cmd += ["--no-cache"]
-        # buildah 1.28's layer cache keys an ENV or LABEL step by its text, not by the build-arg values in it:
-        # a new commit's VERSION/REVISION would come back from the cache with the last build's values. The
-        # target stage's ENV and LABEL instructions that use build args are applied again, expanded, as
-        # --env/--label (the same values a correct cache gives; applied to the final image only).
-        labels, envs = arg_config(spec.dockerfile, spec.target, spec.build_args)
-        for k, v in labels.items():
-            cmd += ["--label", f"{k}={v}"]
-        for k, v in envs.items():
-            cmd += ["--env", f"{k}={v}"]
         # BuildKit's registry cache (cache_from, inline_cache) has no buildah equivalent that reads BuildKit's
         # format: a podman build uses the local layer cache only
         cmd.append(str(spec.context))
@@ -228,58 +218,6 @@ class PodmanEngine(ContainerEngine):
         for k, v in (env or {}).items():
             cmd += ["-e", f"{k}={v}"]
         return _run([*cmd, image, *args], timeout=timeout)
-
-
-_ARG_REF = re.compile(r"\$\{(\w+)\}|\$(\w+)")
-
-
-def _instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, rest) for each instruction of a Dockerfile, continuation lines joined, comments dropped."""
-    out, cur = [], ""
-    for line in text.splitlines():
-        if not cur and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if cur and line.lstrip().startswith("#"):
-            continue
-        if line.rstrip().endswith("\\"):
-            cur += line.rstrip()[:-1] + " "
-            continue
-        cur += line
-        word, _, rest = cur.strip().partition(" ")
-        out.append((word.upper(), rest.strip()))
-        cur = ""
-    return out
-
-
-def arg_config(dockerfile: Path, target: str | None, build_args: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """The labels and environment that the target stage's LABEL and ENV instructions set from build args,
-    expanded with the values of this build (ARG defaults where the build passes none)."""
-    stages: list[tuple[str | None, list[tuple[str, str]]]] = []
-    global_args: dict[str, str] = {}
-    for word, rest in _instructions(dockerfile.read_text()):
-        if word == "FROM":
-            m = re.search(r"\s+AS\s+(\S+)\s*$", rest, re.IGNORECASE)
-            stages.append((m.group(1) if m else None, []))
-        elif stages:
-            stages[-1][1].append((word, rest))
-        elif word == "ARG":
-            k, _, v = rest.partition("=")
-            global_args[k.strip()] = v.strip().strip('"')
-    body = next((b for name, b in stages if name == target), stages[-1][1] if stages else [])
-    values: dict[str, str] = {}
-    labels: dict[str, str] = {}
-    env: dict[str, str] = {}
-    for word, rest in body:
-        if word == "ARG":
-            k, eq, v = rest.partition("=")
-            k = k.strip()
-            values[k] = build_args.get(k, v.strip().strip('"') if eq else global_args.get(k, ""))
-        elif word in ("LABEL", "ENV") and any((m.group(1) or m.group(2)) in values for m in _ARG_REF.finditer(rest)):
-            for pair in shlex.split(rest):
-                k, _, v = pair.partition("=")
-                v = _ARG_REF.sub(lambda m: values.get(m.group(1) or m.group(2), m.group(0)), v)
-                (labels if word == "LABEL" else env)[k] = v
-    return labels, env
 
 
 def _tls_flags(ref: str) -> list[str]:

@@ -31,25 +31,6 @@ def test_build_is_reproducible_and_uses_the_project_containers_conf(tmp_path):
     assert "--no-cache" in cmd
 
 
-def test_the_stage_labels_and_env_from_build_args_are_passed_again(tmp_path):
-    # buildah 1.28 serves an ENV/LABEL step from its cache with the last build's arg values: they are
-    # applied again as flags, expanded with this build's values
-    cmd, _ = PodmanEngine("podman", "buildah").build_command(_spec(), tmp_path / "iid")
-    assert "org.opencontainers.image.revision=abc" in cmd
-    assert "ML_PLATFORM_IMAGE_VERSION=1.2.3" in cmd
-    assert cmd[cmd.index("org.opencontainers.image.revision=abc") - 1] == "--label"
-
-
-def test_arg_config_reads_only_the_target_stage(tmp_path):
-    df = tmp_path / "Dockerfile"
-    df.write_text('ARG G=gdef\nFROM x AS one\nARG A=1\nLABEL a="${A}"\nFROM y AS two\nARG B\nARG G\n'
-                  '# a comment\nENV PLAIN=1 \\\n    B_ENV=$B\nLABEL b="${B}" g=${G} fixed=yes\n')
-    labels, env = pm.arg_config(df, "two", {"B": "bee"})
-    assert labels == {"b": "bee", "g": "gdef", "fixed": "yes"}
-    assert env == {"PLAIN": "1", "B_ENV": "bee"}
-    assert pm.arg_config(df, "one", {}) == ({"a": "1"}, {})
-
-
 def test_containers_conf_holds_the_host_workarounds():
     text = pm.CONTAINERS_CONF.read_text()
     assert 'runtime = "runc"' in text
