@@ -25,7 +25,8 @@ from collections.abc import Generator
 from pathlib import Path
 
 from ..errors import BuildError, EngineError, ToolMissingError
-from .base import BuildSpec, ContainerEngine, PushEvent, RegistryAuth
+from .base import BuildSpec, PushEvent, RegistryAuth
+from .docker import DockerEngine
 
 CONTAINERS_CONF = Path(__file__).resolve().parents[2] / "docker" / "containers.conf"
 START_HINT = "podman needs no daemon: run make doctor ENGINE=podman to see what is missing"
@@ -58,7 +59,10 @@ def normalize_id(image_id: str) -> str:
     return image_id if not image_id or ":" in image_id else f"sha256:{image_id}"
 
 
-class PodmanEngine(ContainerEngine):
+class PodmanEngine(DockerEngine):
+    """Containers (run, start, the Container handle, exec, logs) go through podman's Docker-compatible command
+    line, as DockerEngine drives docker's; builds, images and pushes are podman's and buildah's own."""
+
     name = "podman"
     start_hint = START_HINT
 
@@ -205,19 +209,16 @@ class PodmanEngine(ContainerEngine):
         p = _run(["skopeo", "copy", "-q", f"docker-daemon:{ref}", f"containers-storage:{ref}"], timeout=600)
         return p.returncode == 0 and self.image_id(ref) is not None
 
-    def run(self, image: str, args: list[str], *, user: str | None = None, entrypoint: str | None = None,
-            volumes: list[str] = (), env: dict[str, str] | None = None, timeout: int = 300
-            ) -> subprocess.CompletedProcess:
-        cmd = [self.cli, "run", "--rm"]
-        if user:
-            cmd += ["--user", user]
-        if entrypoint is not None:
-            cmd += ["--entrypoint", entrypoint]
-        for v in volumes:
-            cmd += ["-v", v]
-        for k, v in (env or {}).items():
-            cmd += ["-e", f"{k}={v}"]
-        return _run([*cmd, image, *args], timeout=timeout)
+    def answers(self, timeout: int = 10) -> bool:
+        return True  # no daemon: every call works on the storage directly
+
+    def compose_command(self) -> list[str]:
+        raise ToolMissingError("the local stack runs on the Docker engine: ENGINE=podman builds and checks images "
+                               "without a daemon, make up needs one",
+                               "run make up with the Docker engine (unset ENGINE, or ENGINE=auto)")
+
+    def socket_gid(self) -> int:
+        return 0
 
 
 def _tls_flags(ref: str) -> list[str]:
