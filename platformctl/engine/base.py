@@ -16,6 +16,8 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import EngineError
+
 
 @dataclass(frozen=True)
 class RegistryAuth:
@@ -198,3 +200,11 @@ class ContainerEngine(ABC):
         """Copy image ref from a local Docker engine into this engine's storage, if that engine runs and has
         it (the daemonless engine does; Docker already has what it has). False when nothing was copied."""
         return False
+
+    def save_oci_layout(self, ref: str, dest: Path) -> Path:
+        """Image ref written as an OCI image layout in dest, layers uncompressed (make verify-reproducible)."""
+        raise EngineError(f"the {self.name} engine cannot write an OCI layout here", "use ENGINE=podman")
+
+    def remove_image(self, ref: str) -> None:
+        """Remove the local name ref (the image stays while another name holds it); a missing one is no error."""
+        raise EngineError(f"the {self.name} engine does not remove images here")

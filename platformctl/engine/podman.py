@@ -209,6 +209,15 @@ class PodmanEngine(DockerEngine):
         p = _run(["skopeo", "copy", "-q", f"docker-daemon:{ref}", f"containers-storage:{ref}"], timeout=600)
         return p.returncode == 0 and self.image_id(ref) is not None
 
+    def save_oci_layout(self, ref: str, dest: Path) -> Path:
+        p = _run([self.cli, "save", "--format", "oci-dir", "-o", str(dest), ref], timeout=900)
+        if p.returncode:
+            raise EngineError(f"podman save {ref} failed: {p.stderr.strip()[-300:]}")
+        return dest
+
+    def remove_image(self, ref: str) -> None:
+        _run([self.cli, "rmi", ref])
+
     def answers(self, timeout: int = 10) -> bool:
         return True  # no daemon: every call works on the storage directly
 

@@ -41,7 +41,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
              "podman", "buildah"),
     "run": (ENGINE, "git"),
 }
-DAEMONLESS = ("podman", "buildah")
+DAEMONLESS = ("podman", "buildah")  # the tools of image.engine podman (set-up installs them; nothing runs here)
 
 
 def needs_for(command: str, engine: str) -> tuple[str, ...]:

@@ -86,10 +86,7 @@ def _run(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
 
 def export_local(engine: ContainerEngine, ref: str, dest: Path) -> Path:
     """ref (a local image) as an OCI layout in dest, uncompressed layers."""
-    p = _run([engine.cli, "save", "--format", "oci-dir", "-o", str(dest), ref])
-    if p.returncode:
-        raise EngineError(f"{engine.cli} save {ref} failed: {p.stderr.strip()[-300:]}")
-    return dest
+    return engine.save_oci_layout(ref, dest)
 
 
 def export_remote(ref: str, dest: Path) -> Path:
@@ -223,7 +220,7 @@ def report_error(result: ReproResult) -> NotReproducible:
 
 
 def cleanup(engine: ContainerEngine, ref: str) -> None:
-    _run([engine.cli, "rmi", ref], timeout=120)
+    engine.remove_image(ref)
 
 
 __all__ = ["ReproResult", "compare", "compare_layouts", "diff_files", "entries", "expected_from_record",
