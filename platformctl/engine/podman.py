@@ -14,14 +14,17 @@ raise RLIMIT_NOFILE (`default_ulimits` set to values it can grant).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import tempfile
 import subprocess
 import sys
 from collections import deque
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import BuildError, EngineError, ToolMissingError
@@ -128,6 +131,15 @@ class PodmanEngine(DockerEngine):
     def build(self, spec: BuildSpec, log_path: Path, echo: bool = True) -> str:
         iid = log_path.with_suffix(".iid")
         iid.unlink(missing_ok=True)
+        # buildah 1.28's layer cache keys a RUN step by its text and build args, not by the files it
+        # bind-mounts from the context (an edited operators package came back from the cache as it was): the
+        # Dockerfile is built from a copy in which every stage declares the digest of those inputs
+        with tempfile.TemporaryDirectory(prefix="podman-build-") as tmp:
+            keyed = Path(tmp) / "Dockerfile"
+            keyed.write_text(keyed_dockerfile(spec.dockerfile.read_text(), spec.context, spec.build_args))
+            return self._build(replace(spec, dockerfile=keyed), log_path, iid, echo)
+
+    def _build(self, spec: BuildSpec, log_path: Path, iid: Path, echo: bool) -> str:
         cmd, env = self.build_command(spec, iid)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         tail: deque[str] = deque(maxlen=400)
@@ -228,6 +240,113 @@ class PodmanEngine(DockerEngine):
 
     def socket_gid(self) -> int:
         return 0
+
+
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?\s*$", re.IGNORECASE)
+_VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+INPUTS_ARG = "BUILDAH_INPUTS"
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(index of its first line, the instruction with continuations joined) for each instruction."""
+    out, start, cur = [], None, ""
+    for i, line in enumerate(text.splitlines()):
+        stripped = line.strip()
+        if start is None and (not stripped or stripped.startswith("#")):
+            continue
+        if start is not None and stripped.startswith("#"):
+            continue
+        start = i if start is None else start
+        if stripped.endswith("\\"):
+            cur += stripped[:-1] + " "
+            continue
+        out.append((start, cur + stripped))
+        start, cur = None, ""
+    return out
+
+
+def _digest_paths(context: Path, rels: list[str]) -> str:
+    h = hashlib.sha256()
+    for rel in sorted(set(rels)):
+        base = (context / rel).resolve()
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()
+                                                     and "__pycache__" not in p.parts and p.suffix != ".pyc")
+        for f in files:
+            h.update(f"{f.relative_to(context.resolve()) if f.is_relative_to(context.resolve()) else f}\0".encode())
+            h.update(f.read_bytes() if f.exists() else b"(missing)")
+            h.update(b"x" if os.access(f, os.X_OK) else b"-")
+    return h.hexdigest()
+
+
+def keyed_dockerfile(text: str, context: Path, build_args: dict[str, str]) -> str:
+    """text with `ARG BUILDAH_INPUTS=<digest>` after each FROM: the digest of what the stage's RUN steps
+    bind-mount, from the context or from other stages and images (COPY needs none: buildah keys it by the
+    content it copies). A RUN step's cache then follows its inputs, as BuildKit's does; a change to them
+    rebuilds that stage only; nothing else about the build changes."""
+    values = dict(build_args)
+    stages: list[dict] = []
+    for idx, instr in _logical_lines(text):
+        word = instr.split(None, 1)[0].upper()
+        expand = lambda t: _VAR.sub(lambda m: values.get(m.group(1) or m.group(2), m.group(0)), t)  # noqa: E731
+        if word == "FROM":
+            m = _FROM.match(instr)
+            stages.append({"line": idx, "name": (m.group(2) or "").lower() if m else "",
+                           "base": expand(m.group(1)) if m else "", "paths": [], "deps": [],
+                           "copies": [], "copy_deps": []})
+            continue
+        if word == "ARG" and not stages:
+            k, eq, v = instr.split(None, 1)[1].partition("=")
+            values.setdefault(k.strip(), v.strip().strip('"') if eq else "")
+            continue
+        if not stages:
+            continue
+        st = stages[-1]
+        if word == "RUN":
+            for spec in re.findall(r"--mount=(\S+)", instr):
+                opts = dict(kv.split("=", 1) for kv in spec.split(",") if "=" in kv)
+                if opts.get("type", "bind") != "bind":
+                    continue
+                if "from" in opts:
+                    st["deps"].append(expand(opts["from"]).lower())
+                elif "source" in opts:
+                    st["paths"].append(expand(opts["source"]))
+        elif word in ("COPY", "ADD"):
+            words = instr.split()[1:]
+            src_from = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), None)
+            srcs = [w for w in words if not w.startswith("--")][:-1]
+            if src_from:
+                st["copy_deps"].append(expand(src_from).lower())
+            else:
+                st["copies"] += [expand(w) for w in srcs]
+    def index(name: str, before: int) -> int | None:
+        return next((k for k in range(before) if stages[k]["name"] == name), None)
+
+    def dep_keys(i: int, deps: list[str]) -> list[str]:
+        # a stage: what it holds (content key); an image (the uv image, a base): its name, which holds its version
+        return [content_key(j) if (j := index(dep, i)) is not None else dep for dep in deps]
+
+    def run_key(i: int) -> str:
+        """What the stage's RUN steps mount: the key its ARG line carries."""
+        st = stages[i]
+        return hashlib.sha256("\0".join([_digest_paths(context, st["paths"]), *dep_keys(i, st["deps"])]).encode()
+                              ).hexdigest()[:32]
+
+    def content_key(i: int) -> str:
+        """What the stage holds: its RUN inputs, what it copies, and its base stage's content."""
+        st = stages[i]
+        base = index(st["base"].lower(), i)
+        return hashlib.sha256("\0".join([run_key(i), _digest_paths(context, st["copies"]),
+                                          *dep_keys(i, st["copy_deps"]),
+                                          content_key(base) if base is not None else st["base"]]).encode()
+                              ).hexdigest()
+
+    inserts = {st["line"]: run_key(i) for i, st in enumerate(stages)}
+    out = []
+    for i, line in enumerate(text.splitlines()):
+        out.append(line)
+        if i in inserts:
+            out.append(f"ARG {INPUTS_ARG}={inserts[i]}")
+    return "\n".join(out) + "\n"
 
 
 def _tls_flags(ref: str) -> list[str]:

@@ -66,3 +66,37 @@ def test_failing_step_names_buildahs_step(tmp_path):
     lines = ["[1/3] STEP 1/2: FROM x AS a", "ok", "[3/3] STEP 4/9: RUN uv pip sync", "boom", "Error: building at STEP"]
     err = pm.failing_step(lines, tmp_path / "log")
     assert "stage 3/3" in err.message and "RUN uv pip sync" in err.message
+
+
+def test_each_stage_declares_the_digest_of_what_its_run_steps_mount(tmp_path):
+    # buildah 1.28 served a RUN step that bind-mounts operators/ from its cache after operators/ changed
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "a.py").write_text("1")
+    (tmp_path / "lock.txt").write_text("x==1")
+    text = ("ARG PY=311\nFROM scratch AS lock\nCOPY lock.txt /lock.txt\n"
+            "FROM base AS ops\nRUN --mount=type=bind,source=ops,target=/src \\\n"
+            "    --mount=type=bind,from=lock,source=/lock.txt,target=/l install\n"
+            "FROM base AS final\nCOPY --from=ops /v /v\nCOPY plugins /p\n")
+
+    def keys():
+        out = pm.keyed_dockerfile(text, tmp_path, {}).splitlines()
+        return {out[i - 1]: line.split("=", 1)[1] for i, line in enumerate(out) if line.startswith("ARG BUILDAH_INPUTS=")}
+
+    before = keys()
+    assert set(before) == {"FROM scratch AS lock", "FROM base AS ops", "FROM base AS final"}
+    (tmp_path / "ops" / "a.py").write_text("2")
+    after = keys()
+    assert after["FROM base AS ops"] != before["FROM base AS ops"]
+    assert after["FROM base AS final"] == before["FROM base AS final"]  # COPY is keyed by buildah itself
+    (tmp_path / "lock.txt").write_text("x==2")  # a stage it mounts from changed what it holds
+    assert keys()["FROM base AS ops"] != after["FROM base AS ops"]
+    after = keys()
+    (tmp_path / "ops" / "__pycache__").mkdir()
+    (tmp_path / "ops" / "__pycache__" / "a.pyc").write_text("junk")
+    assert keys() == after
+    # the project Dockerfile keeps its text, one ARG line more per stage
+    from tests.conftest import ROOT
+
+    df = (ROOT / "Dockerfile").read_text()
+    keyed = pm.keyed_dockerfile(df, ROOT, {"PY_TAG": "311"})
+    assert [ln for ln in keyed.splitlines() if not ln.startswith("ARG BUILDAH_INPUTS=")] == df.splitlines()
