@@ -239,7 +239,7 @@ def verify_reproducible(root: Path, cfg, engine: ContainerEngine, *, ref: str | 
     refuse_unless_clean(root, engine)
     expected_ref, expected_id = (ref, None) if ref else expected_from_record(root)
     spec, vinfo, _ = build_plan(root, cfg, engine)
-    spec = replace(spec, tags=(f"{cfg.image.name}:verify-{vinfo['revision'][:7]}",), no_cache=True)
+    spec = replace(spec, tags=(f"{cfg.image.name}:verify-{vinfo.short}",), no_cache=True)
     if spec.build_args.get("UV_IMAGE"):
         ensure_local(root, engine, spec.build_args["UV_IMAGE"], spec, echo=echo)
     actual_id = engine.build(spec, root / "build" / "verify-reproducible.log", echo=echo)

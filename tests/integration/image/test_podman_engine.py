@@ -60,7 +60,7 @@ def built(tmp_path_factory):
     tag = f"ml-platform-podman-test:{canary[-8:]}"
     spec = replace(spec, tags=(tag,), no_cache=True, secrets={"ca_bundle": secret})
     image_id = engine.build(spec, repo / "build" / "build.log", echo=False)
-    BuildRecord(image=tag, tags=[tag], image_id=image_id, revision=vinfo["revision"]).save(repo)
+    BuildRecord(image=tag, tags=[tag], image_id=image_id, revision=vinfo.revision).save(repo)
     yield {"engine": engine, "repo": repo, "cfg": cfg, "tag": tag, "id": image_id, "canary": canary, "tmp": tmp}
     _podman("rmi", "-f", tag)
 
