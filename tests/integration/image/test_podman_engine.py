@@ -32,7 +32,6 @@ from platformctl.record import BuildRecord
 from tests.conftest import require
 from tests.integration.helpers import working_tree_copy
 
-pytestmark = pytest.mark.integration
 
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
