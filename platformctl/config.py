@@ -53,8 +53,9 @@ class ImageConfig(_Model):
         "or apache/airflow:<airflow_version>-python<python> (extend mode).",
     )
     python: str = Field("3.12", description="Python version inside the image; must be one of python_versions.")
-    engine: Literal["auto", "buildx", "docker-buildkit"] = Field(
-        "auto", description="How to build: docker buildx, or DOCKER_BUILDKIT=1 docker build; auto detects."
+    engine: Literal["auto", "buildx", "docker-buildkit", "podman"] = Field(
+        "auto", description="How to build: docker buildx, or DOCKER_BUILDKIT=1 docker build (auto detects "
+        "which); podman: without a Docker daemon, buildah builds (reproducibly) and podman runs the image checks."
     )
     docker: str | None = Field(None, description="Docker CLI to use (default: first one on PATH with BuildKit).")
     build_cache: Literal["off", "registry"] = Field(

@@ -22,6 +22,8 @@ Exit codes (0 success; 2 is also argparse's usage error):
     15  MachineFileError     .platform/local.yaml cannot be read
     16  HostSetupError       an install or the engine start failed while preparing this host
     17  StudioError          the studio's front-end bundle is missing or stale
+    18  NotReproducible      make verify-reproducible: the rebuild is another image (first differing layer, files)
+    19  ReproducibleRefused  make verify-reproducible cannot say: Docker engine, dirty tree, nothing to compare with
     20  StoreError           the bundle store refused or failed an operation
     21  RollbackError        no version to roll back to / not a known version
     22  PolicyError          deploy refused: a flavor or image the environment forbids,
@@ -329,3 +331,14 @@ class UpgradeApplyRefused(PlatformError):
     """make upgrade-test APPLY=1 with a verdict other than ready: the working tree was not touched."""
 
     exit_code = 63
+
+class NotReproducible(PlatformError):
+    """The same commit built again with no cache gave another image."""
+
+    exit_code = 18
+
+
+class ReproducibleRefused(PlatformError):
+    """verify-reproducible cannot answer for this tree or engine (said before anything is built)."""
+
+    exit_code = 19
