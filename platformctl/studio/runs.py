@@ -34,6 +34,7 @@ class RunJob:
     error: str | None = None
     run_state: str | None = None
     started: float = field(default_factory=time.time)
+    jobs: dict = field(default_factory=dict)  # the last states read: kept on the graph through a slow poll
 
     def say(self, line: str) -> None:
         self.progress.append(f"{time.strftime('%H:%M:%S')} {line}")
@@ -108,7 +109,7 @@ class Runner:
 
         try:
             stack = self._stack()
-            return AirflowAPI(stack.url, timeout=15) if stack.env_file.exists() else None
+            return AirflowAPI(stack.url, timeout=30) if stack.env_file.exists() else None
         except PlatformError:
             return None
 
@@ -194,13 +195,14 @@ class Runner:
                 job.run_state = api.run(job.dag_id, job.run_id).get("state")
             elif live:
                 job.run_state = "running"
-        except PlatformError as exc:
-            out["error"] = exc.one_line()
+        except PlatformError as exc:  # a slow or failed poll: the last states stay drawn, the page polls again
+            out.update(error=exc.one_line(), jobs=job.jobs, live=True)
             return out
         over = job.run_state in FINAL_RUN
         jobs = summarize(tis)
         for row in jobs.values():
             row["why"] = why_not_run(row["state"], over)
+        job.jobs = jobs
         out.update(jobs=jobs, run_state=job.run_state, live=not over,
                    stage="done" if over and job.stage == "running" else job.stage)
         return out
