@@ -219,7 +219,9 @@ function DagForm({ state, catalog, edit }) {
 // ---- graph ------------------------------------------------------------------------------------
 function fmtSecs(d) {
   if (d == null) return "";
-  return d < 60 ? `${d.toFixed(1)}s` : `${Math.floor(d / 60)}m${Math.round(d % 60)}s`;
+  if (d < 60) return `${d.toFixed(1)}s`;
+  const s = Math.round(d);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
 }
 
 function RunBadge({ r }) {
@@ -228,7 +230,7 @@ function RunBadge({ r }) {
   const m = r.mapped;
   return (
     <div className={`runinfo st-${st}`} data-state={st}>
-      <span className="runstate">{st.replace(/_/g, " ")}</span>
+      <span className="runstate">{st === "none" ? "not started" : st.replace(/_/g, " ")}</span>
       {r.try_number > 0 && <span> · try {r.try_number}</span>}
       {r.duration != null && <span> · {fmtSecs(r.duration)}</span>}
       {m && <span className="mapped"> · ×{m.count} ({Object.entries(m.states).map(([k, v]) => `${v} ${k}`).join(", ")})</span>}
