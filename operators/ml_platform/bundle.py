@@ -28,15 +28,19 @@ import os
 import shutil
 import tempfile
 import time
-from pathlib import Path, PurePosixPath
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion, get_bundle_tracking_dir
+
+from .bundle_archive import ARCHIVE, POINTER_STATE, ArchiveError, read_archive, safe_rel
 
 log = logging.getLogger(__name__)
 
 POINTER = "current.json"
 MANIFEST = "bundle-manifest.json"
 LAST_GOOD = "live-version"  # in base_dir: the version this machine served last (survives restarts)
+FETCH_WORKERS = 16  # parallel GETs for a version without an archive (deployed before archives existed)
 # imported lazily by Airflow's DAG serialization in each parsing child (every task is checked against them)
 SERIALIZATION_IMPORTS = ("airflow.providers.standard.operators.trigger_dagrun",
                          "airflow.providers.standard.sensors.external_task")
@@ -63,6 +67,12 @@ def _join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
+def _write(root: Path, rel: str, data: bytes) -> None:
+    dest = root.joinpath(*safe_rel(rel).parts)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+
+
 def version_of(manifest: dict) -> str:
     """The content address of a manifest: the same hash `make deploy` names the version with."""
     h = hashlib.sha256()
@@ -74,9 +84,25 @@ def version_of(manifest: dict) -> str:
 
 
 class _FolderReader:
+    workers = FETCH_WORKERS
+
     def __init__(self, root: str):
         self.root = Path(root)
         self.where = f"folder {root}"
+
+    def get_if_changed(self, key: str, etag: str | None) -> tuple[bytes | None, str | None, bool]:
+        """(data, etag, changed): a file's identity (inode, size, mtime) stands for the S3 ETag."""
+        p = self.root / key
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return self.get(key), None, True
+        except OSError as exc:
+            raise BundleFault(f"cannot read {p}: {exc}") from None
+        tag = f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+        if etag is not None and tag == etag:
+            return None, etag, False
+        return self.get(key), tag, True
 
     def get(self, key: str) -> bytes | None:
         p = self.root / key
@@ -91,6 +117,8 @@ class _FolderReader:
 
 
 class _S3Reader:
+    workers = FETCH_WORKERS
+
     def __init__(self, bucket: str, aws_conn_id: str | None, endpoint_url: str | None):
         self.bucket, self.aws_conn_id, self.endpoint_url = bucket, aws_conn_id, endpoint_url
         self.where = f"s3://{bucket}" + (f" at {endpoint_url}" if endpoint_url else "")
@@ -100,25 +128,44 @@ class _S3Reader:
     def client(self):
         if self._client is None:
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from botocore.config import Config
 
             hook = S3Hook(aws_conn_id=self.aws_conn_id)
+            # a connection per parallel GET: a smaller pool would log "connection pool is full" per file
+            config = hook.config.merge(Config(max_pool_connections=max(self.workers, 10)))
             if self.endpoint_url:  # the connection's credentials and settings, this store's endpoint
                 self._client = hook.get_session(region_name=hook.region_name).client(
-                    "s3", endpoint_url=self.endpoint_url, config=hook.config, verify=hook.verify)
+                    "s3", endpoint_url=self.endpoint_url, config=config, verify=hook.verify)
             else:
-                self._client = hook.conn
+                self._client = hook.get_client_type(region_name=hook.region_name, config=config)
         return self._client
+
+    def _fault(self, exc: Exception, key: str) -> BundleFault:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return BundleFault(f"cannot read {key} from {self.where} ({code or type(exc).__name__}: {detail}); "
+                           f"check the store and the connection '{self.aws_conn_id}'")
 
     def get(self, key: str) -> bytes | None:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except Exception as exc:  # noqa: BLE001 - turned into one clear line
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404"):
+            if getattr(exc, "response", {}).get("Error", {}).get("Code", "") in ("NoSuchKey", "404"):
                 return None
-            raise BundleFault(f"cannot read s3://{self.bucket}/{key} ({code or type(exc).__name__}: "
-                              f"{str(exc)[:200]}); check the connection '{self.aws_conn_id}' and the "
-                              f"endpoint") from None
+            raise self._fault(exc, key) from None
+
+    def get_if_changed(self, key: str, etag: str | None) -> tuple[bytes | None, str | None, bool]:
+        """(data, etag, changed): one GET with If-None-Match; a 304 has no body."""
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=key, **({"IfNoneMatch": etag} if etag else {}))
+            return r["Body"].read(), r.get("ETag"), True
+        except Exception as exc:  # noqa: BLE001 - turned into one clear line
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in ("304", "NotModified"):
+                return None, etag, False
+            if code in ("NoSuchKey", "404"):
+                return None, None, True
+            raise self._fault(exc, key) from None
 
 
 def preload_for_parsing() -> tuple[type, str | None]:
@@ -156,6 +203,11 @@ class PlatformDagBundle(BaseDagBundle):
     """
 
     supports_versioning = True
+    # how versions are read (bench/fleet's naive side turns these off: one GET per file, sequential,
+    # and an unconditional pointer GET)
+    use_archive = True
+    fetch_workers = FETCH_WORKERS
+    conditional_pointer = True
 
     def __init__(self, *, prefix: str = "", store: str = "s3", bucket_name: str | None = None,
                  aws_conn_id: str | None = "aws_default", endpoint_url: str | None = None,
@@ -173,7 +225,9 @@ class PlatformDagBundle(BaseDagBundle):
             self._reader = _S3Reader(bucket_name, aws_conn_id, endpoint_url)
         else:
             raise ValueError(f"bundle '{self.name}': store must be 's3' or 'local', not {store!r}")
+        self._reader.workers = self.fetch_workers
         self._live: str | None = None  # the version this (DAG processor) instance serves
+        self._etag: tuple[str, str] | None = None  # (version, ETag) of the pointer last acted on
 
     def __repr__(self) -> str:
         return f"<PlatformDagBundle(name={self.name!r}, store={self._reader.where!r}, prefix={self.prefix!r}, " \
@@ -262,20 +316,48 @@ class PlatformDagBundle(BaseDagBundle):
             return None
         return v if v and (self.versions_dir / v).is_dir() else None
 
+    def _pointer_etag(self, serving: str | None) -> str | None:
+        """The ETag of the pointer this machine last acted on, if it named the version served now."""
+        if not self.conditional_pointer or serving is None:
+            return None
+        if self._etag is not None and self._etag[0] == serving:
+            return self._etag[1]
+        try:
+            state = json.loads((self.base_dir / POINTER_STATE).read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(state, dict) and state.get("version") == serving and isinstance(state.get("etag"), str):
+            return state["etag"]
+        return None
+
+    def _remember_pointer(self, version: str, etag: str | None) -> None:
+        if not etag or not self.conditional_pointer or self._etag == (version, etag):
+            return
+        self._etag = (version, etag)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.base_dir / f".{POINTER_STATE}.{os.getpid()}"
+        tmp.write_text(json.dumps({"version": version, "etag": etag}) + "\n")
+        os.replace(tmp, self.base_dir / POINTER_STATE)
+
     def _follow_pointer(self, *, initial: bool) -> None:
         serving = self._live or self._last_good()
+        key = _join(self.prefix, POINTER)
         try:
-            raw = self._reader.get(_join(self.prefix, POINTER))
-            if raw is None:
-                raise BundleFault(f"no {POINTER} under '{self.prefix}' in {self._reader.where}: nothing is deployed "
-                                  f"(run make deploy)")
-            try:
-                wanted = json.loads(raw)["version"]
-            except (ValueError, KeyError, TypeError):
-                raise BundleFault(f"{_join(self.prefix, POINTER)} in {self._reader.where} is not a pointer "
-                                  f"(no 'version'); run make deploy or make rollback to rewrite it") from None
-            if wanted != serving:
-                self._fetch(wanted)
+            # one conditional GET: when the pointer is the one already acted on, 304 and no body
+            raw, etag, changed = self._reader.get_if_changed(key, self._pointer_etag(serving))
+            if not changed:
+                wanted = serving
+            else:
+                if raw is None:
+                    raise BundleFault(f"no {POINTER} under '{self.prefix}' in {self._reader.where}: nothing is "
+                                      f"deployed (run make deploy)")
+                try:
+                    wanted = json.loads(raw)["version"]
+                except (ValueError, KeyError, TypeError):
+                    raise BundleFault(f"{key} in {self._reader.where} is not a pointer (no 'version'); run make "
+                                      f"deploy or make rollback to rewrite it") from None
+                if wanted != serving:
+                    self._fetch(wanted)
         except BundleFault as exc:
             if serving is None:
                 raise BundleFault(f"bundle '{self.name}': {exc}") from None
@@ -283,6 +365,7 @@ class PlatformDagBundle(BaseDagBundle):
             log.error("bundle '%s': keeping %s live: %s", self.name, serving, exc)
             self._live = serving
             return
+        self._remember_pointer(wanted, etag)  # only now: a version that failed to fetch is tried again
         if wanted != self._live:
             if self._live:
                 log.info("bundle '%s': %s is live (was %s)", self.name, wanted, self._live)
@@ -297,53 +380,126 @@ class PlatformDagBundle(BaseDagBundle):
         os.replace(tmp, self.base_dir / LAST_GOOD)
 
     def _fetch(self, version: str) -> Path:
-        """Make versions/<version>/ hold exactly that version's verified files (once per machine)."""
+        """Make versions/<version>/ hold exactly that version's verified files (once per machine).
+
+        fetch (manifest, then the archive or the files into a temporary directory) -> verify (every
+        file's sha256 against the manifest, which hashes to the version) -> activate (one rename).
+        Under the bundle's machine-wide lock: two processes wanting one version fetch it once."""
         final = self.versions_dir / version
         if final.is_dir():
             return final
         with self.lock():
             if final.is_dir():  # another process fetched it meanwhile
                 return final
-            vprefix = _join(self.prefix, "bundles", version)
-            raw = self._reader.get(_join(vprefix, MANIFEST))
-            if raw is None:
-                raise BundleFault(f"{version} has no {MANIFEST} in {self._reader.where} (an unfinished upload, or "
-                                  f"removed by make gc); deploy again or roll back to a complete version")
-            try:
-                manifest = json.loads(raw)
-                files = manifest["files"]
-            except (ValueError, KeyError, TypeError):
-                raise BundleFault(f"{_join(vprefix, MANIFEST)} is not a bundle manifest; deploy again") from None
-            if version_of(manifest) != version:
-                raise BundleFault(f"{_join(vprefix, MANIFEST)} does not hash to {version} (it was changed after the "
-                                  f"deploy); deploy again")
+            t0 = time.perf_counter()
             self.versions_dir.mkdir(parents=True, exist_ok=True)
+            self._remove_abandoned_staging()
+            raw, manifest = self._read_manifest(version)
             tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=self.versions_dir))
             try:
-                for rel, meta in sorted(files.items()):
-                    pure = PurePosixPath(rel)
-                    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-                        raise BundleFault(f"{version}: the manifest names an unsafe path {rel!r}; deploy again")
-                    data = self._reader.get(_join(vprefix, rel))
-                    if data is None:
-                        raise BundleFault(f"{version}: file {rel} is missing from the store; deploy again")
-                    digest = hashlib.sha256(data).hexdigest()
-                    if digest != meta["sha256"]:
-                        raise BundleFault(f"{version}: file {rel} has sha256 {digest[:12]}..., the manifest says "
-                                          f"{meta['sha256'][:12]}... (changed in the store after the deploy); "
-                                          f"deploy again or roll back")
-                    dest = tmp.joinpath(*pure.parts)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dest.write_bytes(data)
-                (tmp / MANIFEST).write_bytes(raw)
-                compile_version(tmp)
-                os.chmod(tmp, 0o755)
-                os.rename(tmp, final)  # complete and verified, or not there at all
+                how = self._download(version, manifest, tmp)
+                self._verify(version, manifest, tmp)
+                self._activate(raw, tmp, final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            log.info("bundle '%s': fetched %s (%d files, sha256 verified)", self.name, version, len(files))
+            log.info("bundle '%s': fetched %s (%d files %s, sha256 verified, %.2f s)", self.name, version,
+                     len(manifest["files"]), how, time.perf_counter() - t0)
         return final
+
+    def _remove_abandoned_staging(self) -> None:
+        """Temporary directories left by a fetch that was killed: only the lock holder stages, so under the
+        lock every one of them is abandoned."""
+        for p in self.versions_dir.iterdir():
+            if p.name.startswith(".b-") and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+    def _read_manifest(self, version: str) -> tuple[bytes, dict]:
+        vprefix = _join(self.prefix, "bundles", version)
+        raw = self._reader.get(_join(vprefix, MANIFEST))
+        if raw is None:
+            raise BundleFault(f"{version} has no {MANIFEST} in {self._reader.where} (an unfinished upload, or "
+                              f"removed by make gc); deploy again or roll back to a complete version")
+        try:
+            manifest = json.loads(raw)
+            files = manifest["files"]
+            if not isinstance(files, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise BundleFault(f"{_join(vprefix, MANIFEST)} is not a bundle manifest; deploy again") from None
+        if version_of(manifest) != version:
+            raise BundleFault(f"{_join(vprefix, MANIFEST)} does not hash to {version} (it was changed after the "
+                              f"deploy); deploy again")
+        for rel in files:
+            if safe_rel(rel) is None:
+                raise BundleFault(f"{version}: the manifest names an unsafe path {rel!r}; deploy again")
+        return raw, manifest
+
+    def _download(self, version: str, manifest: dict, tmp: Path) -> str:
+        """The version's files into tmp: from its archive (one GET), or, for a version deployed before
+        archives existed or whose archive does not match its manifest, one GET per file, in parallel."""
+        vprefix = _join(self.prefix, "bundles", version)
+        entry = manifest.get("archive")
+        if self.use_archive and isinstance(entry, dict) and entry.get("name") == ARCHIVE:
+            data = self._reader.get(_join(vprefix, ARCHIVE))
+            try:
+                if data is None:
+                    raise ArchiveError(f"{ARCHIVE} is missing from the store")
+                files = read_archive(data, entry, set(manifest["files"]))
+            except ArchiveError as exc:
+                log.warning("bundle '%s': %s: %s; reading its files one by one", self.name, version, exc)
+            else:
+                for rel, content in files.items():
+                    _write(tmp, rel, content)
+                return "from its archive"
+        self._download_files(version, sorted(manifest["files"]), tmp)
+        return f"file by file, {self.fetch_workers} at a time"
+
+    def _download_files(self, version: str, rels: list[str], tmp: Path) -> None:
+        vprefix = _join(self.prefix, "bundles", version)
+
+        def one(rel: str) -> None:
+            data = self._reader.get(_join(vprefix, rel))
+            if data is None:
+                raise BundleFault(f"{version}: file {rel} is missing from the store; deploy again")
+            _write(tmp, rel, data)
+
+        if self.fetch_workers <= 1:
+            for rel in rels:
+                one(rel)
+            return
+        with ThreadPoolExecutor(max_workers=self.fetch_workers, thread_name_prefix="bundle-fetch") as pool:
+            futures = [pool.submit(one, rel) for rel in rels]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f in done and f.exception() is not None), None)
+            if failed is not None:  # the first failure: stop, do not pile up one error per file
+                for f in futures:
+                    f.cancel()
+                raise failed.exception()
+
+    def _verify(self, version: str, manifest: dict, tmp: Path) -> None:
+        """Every file the manifest names, with its sha256, and nothing else (the manifest was checked
+        against the version's hash when it was read). The place for a signature check of the manifest."""
+        files = manifest["files"]
+        for rel, meta in files.items():
+            p = tmp.joinpath(*safe_rel(rel).parts)
+            try:
+                digest = hashlib.sha256(p.read_bytes()).hexdigest()
+            except OSError:
+                raise BundleFault(f"{version}: file {rel} was not fetched; deploy again") from None
+            if digest != meta.get("sha256"):
+                raise BundleFault(f"{version}: file {rel} has sha256 {digest[:12]}..., the manifest says "
+                                  f"{str(meta.get('sha256'))[:12]}... (changed in the store after the deploy); "
+                                  f"deploy again or roll back")
+        extra = [p for p in tmp.rglob("*") if p.is_file() and p.relative_to(tmp).as_posix() not in files]
+        if extra:
+            raise BundleFault(f"{version}: {extra[0].relative_to(tmp).as_posix()} is not in the manifest")
+
+    def _activate(self, raw_manifest: bytes, tmp: Path, final: Path) -> None:
+        (tmp / MANIFEST).write_bytes(raw_manifest)
+        compile_version(tmp)
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, final)  # complete and verified, or not there at all
 
     def _prune(self) -> None:
         """Drop fetched versions this machine no longer needs: not live, not among the `keep_local` newest,

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ml_platform.bundle_archive import archive_entry, build_archive
+
 from .store import md5_hex
 
 DEFAULT_INCLUDE = ("dags", "pipelines", "flavors.yaml")
@@ -46,14 +48,21 @@ class Bundle:
     def size(self) -> int:
         return sum(f.size for f in self.files.values())
 
-    def manifest(self, created: str) -> dict:
-        return {
+    def archive(self) -> bytes:
+        """The version's deterministic archive (ml_platform.bundle_archive): what a machine fetches in one GET."""
+        return build_archive({rel: f.data for rel, f in self.files.items()})
+
+    def manifest(self, created: str, archive: bytes | None = None) -> dict:
+        out = {
             "version": self.version,
             "created": created,
             "image_digest": self.image_digest,
             "commit": self.commit,
             "files": {rel: {"sha256": f.sha256, "size": f.size} for rel, f in sorted(self.files.items())},
         }
+        if archive is not None:  # not part of the version's hash: the files are
+            out["archive"] = archive_entry(archive)
+        return out
 
 
 def _skip(p: Path) -> bool:

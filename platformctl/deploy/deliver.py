@@ -2,7 +2,8 @@
 
 Layout under the environment's prefix P:
     P/bundles/<version>/...                      the bundle's files (immutable once complete)
-    P/bundles/<version>/bundle-manifest.json     written after every file: marks the version complete
+    P/bundles/<version>/bundle.tar.gz            every file in one deterministic archive (one GET per machine)
+    P/bundles/<version>/bundle-manifest.json     written after every file and the archive: marks the version complete
     P/current.json                               the pointer: which version is live, switched last
 
 A reader follows the pointer, so it never sees a half-uploaded bundle; an interrupted deploy leaves
@@ -27,8 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ..errors import DeployConflict, RollbackError
+from ml_platform.bundle_archive import ARCHIVE
+
 from .bundle import MANIFEST, VERSION_RE, Bundle, manifest_bytes
-from .store import BundleStore, ConflictError
+from .store import BundleStore, ConflictError, md5_hex
 
 POINTER = "current.json"
 LOCK = "deploy.lock"
@@ -191,11 +194,16 @@ def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0) -> 
         key, f = item
         store.copy(live_files[f.sha256], key)
 
+    archive = bundle.archive()
+    archive_key = _join(vprefix, ARCHIVE)
+    have = existing.get(archive_key)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(copy, copies))
         list(pool.map(upload, uploads))
+    if not (have and have.etag == md5_hex(archive) and have.size == len(archive)):
+        store.put(archive_key, archive)  # before the manifest: a complete version has its archive
 
-    manifest = bundle.manifest(_now())
+    manifest = bundle.manifest(_now(), archive)
     store.put(manifest_key, manifest_bytes(manifest))  # the version is complete only now
     _switch(store, prefix, version, manifest, current, etag)  # and live only now
     return DeployResult(version, vprefix, len(uploads), sum(f.size for _, f in uploads), len(copies), False,
