@@ -10,9 +10,7 @@ import json
 import tarfile
 from collections.abc import Callable
 
-from ml_platform.bundle_archive import ARCHIVE, archive_entry, build_archive
-
-MANIFEST = "bundle-manifest.json"
+from ml_platform.bundle_format import ARCHIVE, MANIFEST, archive_entry, build_archive
 
 
 def tamper(get: Callable[[str], bytes | None], put: Callable[[str, bytes], None], vprefix: str, rel: str,

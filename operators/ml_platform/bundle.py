@@ -1,15 +1,15 @@
 """A versioned DAG bundle that follows an environment's live pointer (`make deploy` / `make rollback`).
 
-Store layout under the environment's stable prefix P (written by `make deploy`, never changed here):
-
-    P/current.json                               {"version": "b-...", ...}: the live version
-    P/bundles/<version>/bundle-manifest.json     every file's sha256 and size; written last
-    P/bundles/<version>/<files>                  the bundle's files (immutable)
+The store's layout and documents (``P/current.json`` -> ``P/bundles/<version>/``, the manifest, the version
+hash, the per-version archive, the conditional pointer read) are defined once in
+``ml_platform.bundle_format``, shared with `make deploy`; nothing here writes to the store.
 
 The DAG processor (no ``version``) reads the pointer on each refresh and, when it names a version not
-yet on this machine, fetches it into ``<bundle storage>/<name>/versions/<version>/``: every file into a
-temporary directory, each checked against the manifest's sha256 (and the manifest against the version
-name, which is a hash of it), then one rename. A worker running a task of a DAG run started on ``b-1``
+yet on this machine, fetches it into ``<bundle storage>/<name>/versions/<version>/``: its archive (one
+GET; file by file, 16 at a time, for a version deployed before archives existed) into a temporary
+directory, every file checked against the manifest's sha256 (and the manifest against the version name,
+which is a hash of it), then one rename, under a machine-wide lock. When nothing changed, a refresh is
+one conditional GET of the pointer with no body. A worker running a task of a DAG run started on ``b-1``
 gets ``version="b-1"`` from Airflow and reads exactly ``b-1``'s files, whatever is live now.
 
 A refresh that cannot get a good version (store unreachable, manifest missing, a file whose sha256
@@ -33,12 +33,14 @@ from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion, get_bundle_tracking_dir
 
-from .bundle_archive import ARCHIVE, POINTER_STATE, ArchiveError, read_archive, safe_rel
+from .bundle_format import (ARCHIVE, MANIFEST, POINTER, POINTER_STATE, ArchiveError, FormatError, Manifest, Pointer,
+                            archive_key, join as _join, manifest_key, pointer_key, read_archive, safe_rel,
+                            version_of, version_prefix)
 
 log = logging.getLogger(__name__)
 
-POINTER = "current.json"
-MANIFEST = "bundle-manifest.json"
+__all__ = ["BundleFault", "PlatformDagBundle", "compile_version", "preload_for_parsing", "version_of",
+           "MANIFEST", "POINTER"]
 LAST_GOOD = "live-version"  # in base_dir: the version this machine served last (survives restarts)
 FETCH_WORKERS = 16  # parallel GETs for a version without an archive (deployed before archives existed)
 # imported lazily by Airflow's DAG serialization in each parsing child (every task is checked against them)
@@ -63,24 +65,10 @@ def compile_version(folder: Path) -> None:
     compileall.compile_dir(str(folder), quiet=2, workers=1)
 
 
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
-
-
 def _write(root: Path, rel: str, data: bytes) -> None:
     dest = root.joinpath(*safe_rel(rel).parts)
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(data)
-
-
-def version_of(manifest: dict) -> str:
-    """The content address of a manifest: the same hash `make deploy` names the version with."""
-    h = hashlib.sha256()
-    files = manifest.get("files") or {}
-    for rel in sorted(files):
-        h.update(f"{rel}\0{files[rel]['sha256']}\n".encode())
-    h.update(f"image\0{manifest.get('image_digest') or ''}\n".encode())
-    return "b-" + h.hexdigest()[:16]
 
 
 class _FolderReader:
@@ -295,7 +283,7 @@ class PlatformDagBundle(BaseDagBundle):
         out: dict = {"bundle": self.name, "store": self._reader.where, "prefix": self.prefix,
                      "served_here": self._live or self._last_good(), "live": None, "error": None}
         try:
-            raw = self._reader.get(_join(self.prefix, POINTER))
+            raw = self._reader.get(pointer_key(self.prefix))
             pointer = json.loads(raw) if raw is not None else None
         except Exception as exc:  # noqa: BLE001 - shown on the page, one line
             out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -341,7 +329,7 @@ class PlatformDagBundle(BaseDagBundle):
 
     def _follow_pointer(self, *, initial: bool) -> None:
         serving = self._live or self._last_good()
-        key = _join(self.prefix, POINTER)
+        key = pointer_key(self.prefix)
         try:
             # one conditional GET: when the pointer is the one already acted on, 304 and no body
             raw, etag, changed = self._reader.get_if_changed(key, self._pointer_etag(serving))
@@ -352,8 +340,8 @@ class PlatformDagBundle(BaseDagBundle):
                     raise BundleFault(f"no {POINTER} under '{self.prefix}' in {self._reader.where}: nothing is "
                                       f"deployed (run make deploy)")
                 try:
-                    wanted = json.loads(raw)["version"]
-                except (ValueError, KeyError, TypeError):
+                    wanted = Pointer.parse(raw, self.prefix).version
+                except FormatError:
                     raise BundleFault(f"{key} in {self._reader.where} is not a pointer (no 'version'); run make "
                                       f"deploy or make rollback to rewrite it") from None
                 if wanted != serving:
@@ -404,7 +392,7 @@ class PlatformDagBundle(BaseDagBundle):
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             log.info("bundle '%s': fetched %s (%d files %s, sha256 verified, %.2f s)", self.name, version,
-                     len(manifest["files"]), how, time.perf_counter() - t0)
+                     len(manifest.files), how, time.perf_counter() - t0)
         return final
 
     def _remove_abandoned_staging(self) -> None:
@@ -414,49 +402,44 @@ class PlatformDagBundle(BaseDagBundle):
             if p.name.startswith(".b-") and p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
 
-    def _read_manifest(self, version: str) -> tuple[bytes, dict]:
-        vprefix = _join(self.prefix, "bundles", version)
-        raw = self._reader.get(_join(vprefix, MANIFEST))
+    def _read_manifest(self, version: str) -> tuple[bytes, Manifest]:
+        mkey = manifest_key(self.prefix, version)
+        raw = self._reader.get(mkey)
         if raw is None:
             raise BundleFault(f"{version} has no {MANIFEST} in {self._reader.where} (an unfinished upload, or "
                               f"removed by make gc); deploy again or roll back to a complete version")
         try:
-            manifest = json.loads(raw)
-            files = manifest["files"]
-            if not isinstance(files, dict):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            raise BundleFault(f"{_join(vprefix, MANIFEST)} is not a bundle manifest; deploy again") from None
-        if version_of(manifest) != version:
-            raise BundleFault(f"{_join(vprefix, MANIFEST)} does not hash to {version} (it was changed after the "
-                              f"deploy); deploy again")
-        for rel in files:
+            manifest = Manifest.parse(raw, mkey)
+        except FormatError:
+            raise BundleFault(f"{mkey} is not a bundle manifest; deploy again") from None
+        if manifest.content_version() != version:
+            raise BundleFault(f"{mkey} does not hash to {version} (it was changed after the deploy); deploy again")
+        for rel in manifest.files:
             if safe_rel(rel) is None:
                 raise BundleFault(f"{version}: the manifest names an unsafe path {rel!r}; deploy again")
         return raw, manifest
 
-    def _download(self, version: str, manifest: dict, tmp: Path) -> str:
+    def _download(self, version: str, manifest: Manifest, tmp: Path) -> str:
         """The version's files into tmp: from its archive (one GET), or, for a version deployed before
         archives existed or whose archive does not match its manifest, one GET per file, in parallel."""
-        vprefix = _join(self.prefix, "bundles", version)
-        entry = manifest.get("archive")
+        entry = manifest.extra.get("archive")
         if self.use_archive and isinstance(entry, dict) and entry.get("name") == ARCHIVE:
-            data = self._reader.get(_join(vprefix, ARCHIVE))
+            data = self._reader.get(archive_key(self.prefix, version))
             try:
                 if data is None:
                     raise ArchiveError(f"{ARCHIVE} is missing from the store")
-                files = read_archive(data, entry, set(manifest["files"]))
+                files = read_archive(data, entry, set(manifest.files))
             except ArchiveError as exc:
                 log.warning("bundle '%s': %s: %s; reading its files one by one", self.name, version, exc)
             else:
                 for rel, content in files.items():
                     _write(tmp, rel, content)
                 return "from its archive"
-        self._download_files(version, sorted(manifest["files"]), tmp)
+        self._download_files(version, sorted(manifest.files), tmp)
         return f"file by file, {self.fetch_workers} at a time"
 
     def _download_files(self, version: str, rels: list[str], tmp: Path) -> None:
-        vprefix = _join(self.prefix, "bundles", version)
+        vprefix = version_prefix(self.prefix, version)
 
         def one(rel: str) -> None:
             data = self._reader.get(_join(vprefix, rel))
@@ -477,19 +460,19 @@ class PlatformDagBundle(BaseDagBundle):
                     f.cancel()
                 raise failed.exception()
 
-    def _verify(self, version: str, manifest: dict, tmp: Path) -> None:
+    def _verify(self, version: str, manifest: Manifest, tmp: Path) -> None:
         """Every file the manifest names, with its sha256, and nothing else (the manifest was checked
         against the version's hash when it was read). The place for a signature check of the manifest."""
-        files = manifest["files"]
+        files = manifest.files
         for rel, meta in files.items():
             p = tmp.joinpath(*safe_rel(rel).parts)
             try:
                 digest = hashlib.sha256(p.read_bytes()).hexdigest()
             except OSError:
                 raise BundleFault(f"{version}: file {rel} was not fetched; deploy again") from None
-            if digest != meta.get("sha256"):
+            if digest != meta.sha256:
                 raise BundleFault(f"{version}: file {rel} has sha256 {digest[:12]}..., the manifest says "
-                                  f"{str(meta.get('sha256'))[:12]}... (changed in the store after the deploy); "
+                                  f"{meta.sha256[:12]}... (changed in the store after the deploy); "
                                   f"deploy again or roll back")
         extra = [p for p in tmp.rglob("*") if p.is_file() and p.relative_to(tmp).as_posix() not in files]
         if extra:

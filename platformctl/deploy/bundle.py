@@ -7,18 +7,16 @@ redeploy of an unchanged bundle is recognised without uploading anything.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml_platform.bundle_archive import archive_entry, build_archive
+from ml_platform.bundle_format import (MANIFEST, VERSION_RE, FileEntry, Manifest, archive_entry, build_archive, to_bytes,
+                                       version_hash)
 
 from .store import md5_hex
 
 DEFAULT_INCLUDE = ("dags", "pipelines", "flavors.yaml")
-MANIFEST = "bundle-manifest.json"
-VERSION_RE = re.compile(r"^b-[0-9a-f]{16}$")  # Bundle.version's form
+__all__ = ["MANIFEST", "VERSION_RE", "Bundle", "BundleFile", "collect", "manifest_bytes"]
 
 
 @dataclass(frozen=True)
@@ -38,28 +36,19 @@ class Bundle:
 
     @property
     def version(self) -> str:
-        h = hashlib.sha256()
-        for rel in sorted(self.files):
-            h.update(f"{rel}\0{self.files[rel].sha256}\n".encode())
-        h.update(f"image\0{self.image_digest or ''}\n".encode())
-        return "b-" + h.hexdigest()[:16]
+        return version_hash({rel: f.sha256 for rel, f in self.files.items()}, self.image_digest)
 
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files.values())
 
     def archive(self) -> bytes:
-        """The version's deterministic archive (ml_platform.bundle_archive): what a machine fetches in one GET."""
+        """The version's deterministic archive (bundle_format.build_archive): one GET per machine."""
         return build_archive({rel: f.data for rel, f in self.files.items()})
 
     def manifest(self, created: str, archive: bytes | None = None) -> dict:
-        out = {
-            "version": self.version,
-            "created": created,
-            "image_digest": self.image_digest,
-            "commit": self.commit,
-            "files": {rel: {"sha256": f.sha256, "size": f.size} for rel, f in sorted(self.files.items())},
-        }
+        out = Manifest.build({rel: FileEntry(f.sha256, f.size) for rel, f in self.files.items()},
+                             image_digest=self.image_digest, commit=self.commit, created=created).to_dict()
         if archive is not None:  # not part of the version's hash: the files are
             out["archive"] = archive_entry(archive)
         return out
@@ -84,5 +73,4 @@ def collect(root: Path, include: tuple[str, ...] = DEFAULT_INCLUDE, *, image_dig
     return Bundle(files, image_digest, commit)
 
 
-def manifest_bytes(manifest: dict) -> bytes:
-    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+manifest_bytes = to_bytes  # every JSON object in the store (manifest, pointer, lock) is written this way

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from ml_platform.bundle import FETCH_WORKERS, BundleFault, PlatformDagBundle
-from ml_platform.bundle_archive import ARCHIVE, ArchiveError, archive_entry, build_archive, read_archive
+from ml_platform.bundle_format import ARCHIVE, ArchiveError, archive_entry, build_archive, read_archive
+
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy
 from platformctl.deploy.store import LocalStore
@@ -141,7 +141,7 @@ def test_a_version_deployed_before_archives_is_read_file_by_file_in_parallel(sto
 def test_an_archive_that_does_not_match_its_manifest_falls_back_to_the_files(store, tmp_path, caplog):
     v = ship(store, many_files(tmp_path, "v1", 3))
     (store.root / PREFIX / "bundles" / v / ARCHIVE).write_bytes(b"not a tar")
-    worker, reader = counted(store, version=v)
+    worker, _ = counted(store, version=v)
     with caplog.at_level(logging.WARNING, logger="ml_platform.bundle"):
         worker.initialize()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -198,7 +198,7 @@ def test_a_refresh_when_nothing_changed_is_one_conditional_read_without_a_body(s
 
 def test_a_version_that_failed_to_fetch_is_tried_again_on_the_next_refresh(store, tmp_path, caplog):
     ship(store, many_files(tmp_path, "v1", 3))
-    proc, reader = counted(store)
+    proc, _ = counted(store)
     proc.initialize()
     v2 = ship(store, many_files(tmp_path, "v2", 3))
     vdir = store.root / PREFIX / "bundles" / v2

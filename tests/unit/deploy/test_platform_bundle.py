@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ml_platform.bundle import BundleFault, PlatformDagBundle, version_of
-from ml_platform.bundle_archive import ARCHIVE
+from ml_platform.bundle_format import ARCHIVE
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy, rollback
 from platformctl.deploy.store import LocalStore
