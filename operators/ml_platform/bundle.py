@@ -128,8 +128,12 @@ class _S3Reader:
                 self._client = hook.get_client_type(region_name=hook.region_name, config=config)
         return self._client
 
+    @staticmethod
+    def _code(exc: Exception) -> str:
+        return str(((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code") or "")
+
     def _fault(self, exc: Exception, key: str) -> BundleFault:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        code = self._code(exc)
         detail = str(exc).splitlines()[0][:200] if str(exc) else ""
         return BundleFault(f"cannot read {key} from {self.where} ({code or type(exc).__name__}: {detail}); "
                            f"check the store and the connection '{self.aws_conn_id}'")
@@ -138,7 +142,7 @@ class _S3Reader:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except Exception as exc:  # noqa: BLE001 - turned into one clear line
-            if getattr(exc, "response", {}).get("Error", {}).get("Code", "") in ("NoSuchKey", "404"):
+            if self._code(exc) in ("NoSuchKey", "404"):
                 return None
             raise self._fault(exc, key) from None
 
@@ -148,7 +152,7 @@ class _S3Reader:
             r = self.client.get_object(Bucket=self.bucket, Key=key, **({"IfNoneMatch": etag} if etag else {}))
             return r["Body"].read(), r.get("ETag"), True
         except Exception as exc:  # noqa: BLE001 - turned into one clear line
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            code = self._code(exc)
             if code in ("304", "NotModified"):
                 return None, etag, False
             if code in ("NoSuchKey", "404"):

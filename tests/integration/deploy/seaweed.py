@@ -66,8 +66,8 @@ class Seaweed:
                 # the filer answers before the volume servers have registered: wait until a write works
                 try:
                     client.create_bucket(Bucket="probe-ready")
-                except client.exceptions.BucketAlreadyOwnedByYou:
-                    pass
+                except (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+                    pass  # started before (SeaweedFS says "exists" after a restart)
                 client.put_object(Bucket="probe-ready", Key="k", Body=b"x")
                 return
             except Exception:  # noqa: BLE001 - not up yet
