@@ -28,6 +28,7 @@ from platformctl.deploy.deliver import deploy, read_pointer
 from platformctl.deploy.store import LocalStore
 from platformctl.stack.api import AirflowAPI
 from platformctl.stack.compose import Stack, compose_binary, compose_env
+from tests.bundle_tamper import tamper
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -214,7 +215,8 @@ class TamperBeforeSwitch(LocalStore):
         if key.endswith("current.json"):
             version = json.loads(data)["version"]
             target = self.root / "bundles" / version / f"dags/{DAG}.py"
-            target.write_text(target.read_text() + "\nprint('tampered')\n")
+            tamper(lambda k: (self.root / k).read_bytes(), lambda k, d: (self.root / k).write_bytes(d),
+                   f"bundles/{version}", f"dags/{DAG}.py", target.read_bytes() + b"\nprint('tampered')\n")
         super().put_if(key, data, etag)
 
 
