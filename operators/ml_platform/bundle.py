@@ -65,12 +65,6 @@ def compile_version(folder: Path) -> None:
     compileall.compile_dir(str(folder), quiet=2, workers=1)
 
 
-def _write(root: Path, rel: str, data: bytes) -> None:
-    dest = root.joinpath(*safe_rel(rel).parts)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(data)
-
-
 class _FolderReader:
     workers = FETCH_WORKERS
 
@@ -374,8 +368,9 @@ class PlatformDagBundle(BaseDagBundle):
     def _fetch(self, version: str) -> Path:
         """Make versions/<version>/ hold exactly that version's verified files (once per machine).
 
-        fetch (manifest, then the archive or the files into a temporary directory) -> verify (every
-        file's sha256 against the manifest, which hashes to the version) -> activate (one rename).
+        fetch (the manifest, then the archive or the files, into memory) -> verify (exactly the
+        manifest's files, each sha256, the manifest hashing to the version) -> activate (written into a
+        temporary directory, compiled, one rename).
         Under the bundle's machine-wide lock: two processes wanting one version fetch it once."""
         final = self.versions_dir / version
         if final.is_dir():
@@ -387,14 +382,9 @@ class PlatformDagBundle(BaseDagBundle):
             self.versions_dir.mkdir(parents=True, exist_ok=True)
             self._remove_abandoned_staging()
             raw, manifest = self._read_manifest(version)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=self.versions_dir))
-            try:
-                how = self._download(version, manifest, tmp)
-                self._verify(version, manifest, tmp)
-                self._activate(raw, tmp, final)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+            files, how = self._download(version, manifest)
+            self._verify(version, manifest, files)
+            self._activate(version, raw, files, final)
             log.info("bundle '%s': fetched %s (%d files %s, sha256 verified, %.2f s)", self.name, version,
                      len(manifest.files), how, time.perf_counter() - t0)
         return final
@@ -423,38 +413,36 @@ class PlatformDagBundle(BaseDagBundle):
                 raise BundleFault(f"{version}: the manifest names an unsafe path {rel!r}; deploy again")
         return raw, manifest
 
-    def _download(self, version: str, manifest: Manifest, tmp: Path) -> str:
-        """The version's files into tmp: from its archive (one GET), or, for a version deployed before
-        archives existed or whose archive does not match its manifest, one GET per file, in parallel."""
+    def _download(self, version: str, manifest: Manifest) -> tuple[dict[str, bytes], str]:
+        """The version's files (path -> bytes, in memory: a bundle is DAG files and YAML): from its archive
+        (one GET), or, for a version deployed before archives existed or whose archive does not match its
+        manifest, one GET per file, `fetch_workers` at a time. Nothing is checked against the manifest's
+        sha256 here: that is _verify's."""
         entry = manifest.extra.get("archive")
         if self.use_archive and isinstance(entry, dict) and entry.get("name") == ARCHIVE:
             data = self._reader.get(archive_key(self.prefix, version))
             try:
                 if data is None:
                     raise ArchiveError(f"{ARCHIVE} is missing from the store")
-                files = read_archive(data, entry, set(manifest.files))
+                return read_archive(data, entry, set(manifest.files)), "from its archive"
             except ArchiveError as exc:
                 log.warning("bundle '%s': %s: %s; reading its files one by one", self.name, version, exc)
-            else:
-                for rel, content in files.items():
-                    _write(tmp, rel, content)
-                return "from its archive"
-        self._download_files(version, sorted(manifest.files), tmp)
-        return f"file by file, {self.fetch_workers} at a time"
+        return self._download_files(version, sorted(manifest.files)), f"file by file, {self.fetch_workers} at a time"
 
-    def _download_files(self, version: str, rels: list[str], tmp: Path) -> None:
+    def _download_files(self, version: str, rels: list[str]) -> dict[str, bytes]:
         vprefix = version_prefix(self.prefix, version)
+        out: dict[str, bytes] = {}
 
         def one(rel: str) -> None:
             data = self._reader.get(_join(vprefix, rel))
             if data is None:
                 raise BundleFault(f"{version}: file {rel} is missing from the store; deploy again")
-            _write(tmp, rel, data)
+            out[rel] = data
 
         if self.fetch_workers <= 1:
             for rel in rels:
                 one(rel)
-            return
+            return out
         with ThreadPoolExecutor(max_workers=self.fetch_workers, thread_name_prefix="bundle-fetch") as pool:
             futures = [pool.submit(one, rel) for rel in rels]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -463,30 +451,41 @@ class PlatformDagBundle(BaseDagBundle):
                 for f in futures:
                     f.cancel()
                 raise failed.exception()
+        return out
 
-    def _verify(self, version: str, manifest: Manifest, tmp: Path) -> None:
-        """Every file the manifest names, with its sha256, and nothing else (the manifest was checked
-        against the version's hash when it was read). The place for a signature check of the manifest."""
-        files = manifest.files
-        for rel, meta in files.items():
-            p = tmp.joinpath(*safe_rel(rel).parts)
-            try:
-                digest = hashlib.sha256(p.read_bytes()).hexdigest()
-            except OSError:
-                raise BundleFault(f"{version}: file {rel} was not fetched; deploy again") from None
+    def _verify(self, version: str, manifest: Manifest, files: dict[str, bytes]) -> None:
+        """Exactly the files the manifest names, each with its sha256 (the manifest was checked against
+        the version's hash when it was read). The place for a signature check of the manifest."""
+        extra = sorted(files.keys() - manifest.files.keys())
+        if extra:
+            raise BundleFault(f"{version}: {extra[0]} is not in the manifest")
+        for rel, meta in manifest.files.items():
+            if rel not in files:
+                raise BundleFault(f"{version}: file {rel} was not fetched; deploy again")
+            digest = hashlib.sha256(files[rel]).hexdigest()
             if digest != meta.sha256:
                 raise BundleFault(f"{version}: file {rel} has sha256 {digest[:12]}..., the manifest says "
                                   f"{meta.sha256[:12]}... (changed in the store after the deploy); "
                                   f"deploy again or roll back")
-        extra = [p for p in tmp.rglob("*") if p.is_file() and p.relative_to(tmp).as_posix() not in files]
-        if extra:
-            raise BundleFault(f"{version}: {extra[0].relative_to(tmp).as_posix()} is not in the manifest")
 
-    def _activate(self, raw_manifest: bytes, tmp: Path, final: Path) -> None:
-        (tmp / MANIFEST).write_bytes(raw_manifest)
-        compile_version(tmp)
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, final)  # complete and verified, or not there at all
+    def _activate(self, version: str, raw_manifest: bytes, files: dict[str, bytes], final: Path) -> None:
+        """Verified files into a temporary directory beside the final one, their bytecode, one rename."""
+        tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=self.versions_dir))
+        try:
+            made: set[Path] = set()
+            for rel, data in files.items():
+                dest = tmp / rel  # checked by safe_rel when the manifest was read
+                if dest.parent not in made:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(dest.parent)
+                dest.write_bytes(data)
+            (tmp / MANIFEST).write_bytes(raw_manifest)
+            compile_version(tmp)
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, final)  # complete and verified, or not there at all
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     def _prune(self) -> None:
         """Drop fetched versions this machine no longer needs: not live, not among the `keep_local` newest,
