@@ -18,7 +18,6 @@ import yaml
 from tests.bundle_tamper import tamper
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
 
 BUNDLE = """
 import json, logging, os, sys
