@@ -33,14 +33,36 @@ from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion, get_bundle_tracking_dir
 
-from .bundle_format import (ARCHIVE, MANIFEST, POINTER, POINTER_STATE, ArchiveError, FormatError, Manifest, Pointer,
-                            archive_key, join as _join, manifest_key, pointer_key, read_archive, safe_rel,
-                            version_of, version_prefix)
+from .bundle_format import (
+    ARCHIVE,
+    MANIFEST,
+    POINTER,
+    POINTER_STATE,
+    ArchiveError,
+    FormatError,
+    Manifest,
+    Pointer,
+    archive_key,
+    manifest_key,
+    pointer_key,
+    read_archive,
+    safe_rel,
+    version_of,
+    version_prefix,
+)
+from .bundle_format import join as _join
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BundleFault", "PlatformDagBundle", "compile_version", "preload_for_parsing", "version_of",
-           "MANIFEST", "POINTER"]
+__all__ = [
+    "MANIFEST",
+    "POINTER",
+    "BundleFault",
+    "PlatformDagBundle",
+    "compile_version",
+    "preload_for_parsing",
+    "version_of",
+]
 LAST_GOOD = "live-version"  # in base_dir: the version this machine served last (survives restarts)
 FETCH_WORKERS = 16  # parallel GETs for a version without an archive (deployed before archives existed)
 # imported lazily by Airflow's DAG serialization in each parsing child (every task is checked against them)

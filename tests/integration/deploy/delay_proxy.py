@@ -101,7 +101,7 @@ class DelayProxy:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> DelayProxy:
+    def __enter__(self) -> DelayProxy:  # noqa: PYI034 - not subclassed
         self._thread.start()
         return self
 

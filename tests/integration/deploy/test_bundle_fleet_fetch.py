@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
-
 from ml_platform.bundle import BundleFault, PlatformDagBundle
 from ml_platform.bundle_format import ARCHIVE, MANIFEST, POINTER, to_bytes
+
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy
 from platformctl.deploy.store import S3Store
