@@ -36,18 +36,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.parse import write_projects  # noqa: E402
-from platformctl.deploy.bundle import collect  # noqa: E402
-from platformctl.deploy.deliver import deploy  # noqa: E402
-from platformctl.deploy.store import S3Store  # noqa: E402
-from tests.integration.deploy.delay_proxy import DelayProxy  # noqa: E402
-from tests.integration.deploy.seaweed import Seaweed  # noqa: E402
+from bench.parse import write_projects
+from platformctl.deploy.bundle import collect
+from platformctl.deploy.deliver import deploy
+from platformctl.deploy.store import S3Store
+from tests.integration.deploy.delay_proxy import DelayProxy
+from tests.integration.deploy.seaweed import Seaweed
 
-N = int(os.environ.get("N", 200))
+N = int(os.environ.get("N", "200"))
 WORKERS = [int(w) for w in os.environ.get("WORKERS", "1,2,4").split(",")]
-DELAY = float(os.environ.get("DELAY_MS", 20)) / 1000
-REFRESH = float(os.environ.get("REFRESH", 5))
-REFRESHES = int(os.environ.get("REFRESHES", 5))
+DELAY = float(os.environ.get("DELAY_MS", "20")) / 1000
+REFRESH = float(os.environ.get("REFRESH", "5"))
+REFRESHES = int(os.environ.get("REFRESHES", "5"))
 ACCESS, SECRET, PREFIX = "AKIABENCHFLEET", "bench-fleet-secret", "airflow/bench"
 
 

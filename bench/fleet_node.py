@@ -24,8 +24,8 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH"] = storage
 os.environ["AIRFLOW__DAG_PROCESSOR__PARSING_PRE_IMPORT_MODULES"] = "False"  # not what is measured here
 logging.disable(logging.WARNING)  # the bundle's info lines are not wanted on stdout
 
-import airflow.providers.amazon.aws.hooks.s3  # noqa: E402,F401 - loaded before timing, as in a running worker
-from ml_platform.bundle import PlatformDagBundle  # noqa: E402
+import airflow.providers.amazon.aws.hooks.s3  # noqa: F401 - loaded before timing, as in a running worker
+from ml_platform.bundle import PlatformDagBundle
 
 
 class NaiveBundle(PlatformDagBundle):
@@ -35,8 +35,8 @@ class NaiveBundle(PlatformDagBundle):
 
 
 cls = NaiveBundle if naive else PlatformDagBundle
-KW = dict(name="ml-platform", bucket_name="dags", prefix="airflow/bench", endpoint_url=endpoint, aws_conn_id=None,
-          refresh_interval=5)
+KW = {"name": "ml-platform", "bucket_name": "dags", "prefix": "airflow/bench", "endpoint_url": endpoint,
+      "aws_conn_id": None, "refresh_interval": 5}
 proc: PlatformDagBundle | None = None
 
 
