@@ -22,8 +22,6 @@ from tests.conftest import require
 from tests.integration.deploy.delay_proxy import DelayProxy
 from tests.integration.deploy.seaweed import Seaweed, weed_binary
 
-pytestmark = pytest.mark.integration
-
 ACCESS, SECRET, BUCKET, PREFIX = "AKIAFLEETTEST", "fleet-test-secret", "dags", "airflow/fleet"
 
 
