@@ -14,6 +14,7 @@ from ..deploy.managed import BUNDLE_NAME, require_image, write_config
 from ..deploy.policy import PolicyError, check_policy, job_uses
 from ..deploy.store import BundleStore, LocalStore, S3Store
 from ..environments import Environment, confined_path, load_environment, local_bundle_dir
+from ..executors import check_project as check_executors
 from ..pipelines.project import render_all
 from ..record import BuildRecord
 from ..registry.records import PROMOTION
@@ -72,6 +73,7 @@ def refresh_now(env: Environment, api_url: str | None) -> None:
 def deploy(root: Path, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
     env = load_environment(root, args.env)
+    check_executors(root, cfg.image.python, [env.name])  # the instance could not start without its provider
     written, _ = render_all(root)  # renders and validates every pipeline first
     if written:
         say(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
