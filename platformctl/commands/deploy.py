@@ -72,7 +72,8 @@ def refresh_now(env: Environment, api_url: str | None) -> None:
 
 def deploy(root: Path, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
-    env = load_environment(root, args.env)
+    # the local stack's STORE=s3 passes its environment and the store the host writes through (stack/fleet.py)
+    env = getattr(args, "environment", None) or load_environment(root, args.env)
     check_executors(root, cfg.image.python, [env.name])  # the instance could not start without its provider
     written, _ = render_all(root)  # renders and validates every pipeline first
     if written:
@@ -83,7 +84,7 @@ def deploy(root: Path, args) -> int:
     bundle = collect(root, image_digest=image.get("digest") or image.get("image_id"), commit=git.head(root))
     if not any(rel.startswith("dags/") for rel in bundle.files):
         raise PolicyError("nothing to deploy: dags/ has no DAG files", "run make render first")
-    store = make_store(root, env)
+    store = getattr(args, "store", None) or make_store(root, env)
     say(f"deploying bundle {bundle.version} ({len(bundle.files)} files, {bundle.size} bytes) to {store.url} "
         f"prefix '{env.bundle.prefix}'")
     r = deliver(store, env.bundle.prefix, bundle)

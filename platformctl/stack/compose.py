@@ -161,7 +161,7 @@ class Stack:
         shape = shape or Shape()
         env.update({"EXECUTOR": shape.executor, "WORKERS": str(shape.workers), "SCHEDULERS": str(shape.schedulers),
                     "STORE": shape.store, "REDIS_IMAGE": "", "S3_PORT": "", "S3_CONFIG": "", "WEED_BIN": "",
-                    "SUPPORT_BASE_IMAGE": "", "TI_HEARTBEAT_TIMEOUT": old.get("TI_HEARTBEAT_TIMEOUT") or "60",
+                    "SUPPORT_BASE_IMAGE": "", "TI_HEARTBEAT_TIMEOUT": os.environ.get("TI_HEARTBEAT_TIMEOUT") or old.get("TI_HEARTBEAT_TIMEOUT") or "60",
                     "S3_ACCESS_KEY": old.get("S3_ACCESS_KEY") or "stack" + secrets.token_hex(6),
                     "S3_SECRET_KEY": old.get("S3_SECRET_KEY") or secrets.token_hex(20)})
         env.update(extra or {})
@@ -200,9 +200,11 @@ class Stack:
         p = self.compose("ps", "-q", "api-server", capture=True, check=False)
         return p.returncode == 0 and bool(p.stdout.strip())
 
-    def up(self, wait_timeout: int = 300) -> None:
-        """compose up --wait, streaming its output; PortTaken when the API port was grabbed meanwhile."""
-        proc = subprocess.Popen(self._cmd("up", "-d", "--wait", "--wait-timeout", str(wait_timeout)), cwd=self.root,
+    def up(self, wait_timeout: int = 300, services: list[str] = ()) -> None:
+        """compose up --wait (of `services`, default all), streaming its output; PortTaken when the API port
+        was grabbed meanwhile."""
+        proc = subprocess.Popen(self._cmd("up", "-d", "--wait", "--wait-timeout", str(wait_timeout), *services),
+                                cwd=self.root,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=compose_env())
         out = []
         assert proc.stdout is not None

@@ -62,6 +62,15 @@ def task_instance_labels(ti) -> dict[str, str]:
     return {LABEL_PREFIX + k: str(v) for k, v in values.items()}
 
 
+BUNDLE_VERSION_ENV = "ML_PLATFORM_BUNDLE_VERSION"
+
+
+def bundle_version(ti) -> str | None:
+    """The version of the DAG bundle the task runs from (a worker runs a DAG run's pinned version)."""
+    bundle = getattr(ti, "bundle_instance", None)
+    return getattr(bundle, "version", None) or None
+
+
 def stop_earlier_tries(cli, labels: dict[str, str], *, timeout: int = STOP_TIMEOUT, logger=log) -> list[str]:
     """Stop and remove every running container of the task instance `labels` names (called before this
     try creates its own: any running one is an earlier try's, left by a lost worker). Returns the ids
@@ -130,6 +139,10 @@ class DockerJobOperator(DockerOperator):
         ti_labels = task_instance_labels(ti)
         self.labels = {**(self.labels or {}), **ti_labels}
         stop_earlier_tries(self.cli, ti_labels, logger=self.log)
+        version = bundle_version(ti)
+        if version:  # the DAG bundle version this try runs (the job can print or record it)
+            self.environment = {**(self.environment or {}), BUNDLE_VERSION_ENV: version}
+            self.labels[LABEL_PREFIX + "bundle-version"] = version
         if self.secrets_from_connections:
             self.private_environment = {**(self.private_environment or {}),
                                         **connection_env(self.secrets_from_connections)}

@@ -127,3 +127,21 @@ def test_on_kill_stops_the_jobs_container(monkeypatch):
     op.container = {"Id": "j" * 12}
     op.on_kill()
     assert ("stop", "j" * 12, None) in cli.calls and not cli.running
+
+
+def test_the_job_gets_the_bundle_version_its_try_runs(monkeypatch):
+    from airflow.providers.docker.operators.docker import DockerOperator
+    from airflow.sdk import DAG
+
+    from ml_platform.job import JobOperator
+
+    with DAG("churn", schedule=None):
+        op = JobOperator(task_id="train", backend="docker", docker_image="registry.local/ml/churn:1",
+                         resource_flavor="cpu-small", command=["true"], env={"A": "1"})
+    monkeypatch.setattr(type(op), "cli", property(lambda self: FakeCli([])))
+    seen = {}
+    monkeypatch.setattr(DockerOperator, "execute", lambda self, context: seen.update(self.environment))
+    t = ti(1)
+    t.bundle_instance = SimpleNamespace(version="b-0123456789abcdef")
+    op.execute({"ti": t})
+    assert seen == {"A": "1", "ML_PLATFORM_BUNDLE_VERSION": "b-0123456789abcdef"}
