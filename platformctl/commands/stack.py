@@ -104,7 +104,7 @@ def up(root, args) -> int:
     from ..stack.api import AirflowAPI
 
     api = AirflowAPI(f"http://127.0.0.1:{env['AIRFLOW_PORT']}")
-    wait_until(api.healthy, timeout=120, poll=2)  # the scheduler's first heartbeat; health() below says which is not
+    wait_until(api.healthy, timeout=max(120, args.wait_timeout), poll=2)  # the scheduler's first heartbeat; health() below says which is not
     fleet.after_healthy(stack, api)
     health = api.health()
     say(f"Airflow is up at {api.base_url}  (health: "
