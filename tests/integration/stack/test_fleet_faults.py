@@ -62,7 +62,7 @@ class Fleet:
     def __init__(self, root: Path, docker: str):
         self.root, self.docker = root, docker
         self.stack = Stack(root, PROJECT, "stack/compose.yaml")
-        self.api = AirflowAPI(self.stack.url)
+        self.api: AirflowAPI | None = None  # once the stack is up
 
     def cli(self, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
         p = subprocess.run([sys.executable, "build.py", *args, "--project", PROJECT], cwd=self.root,
