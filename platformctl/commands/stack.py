@@ -11,7 +11,7 @@ from ..environments import load_environment
 from ..host.setup import prepare
 from ..record import BuildRecord
 from ..stack.compose import PortTaken, Stack, free_port
-from ..stack.errors import StackError
+from ..errors import StackError
 from ..stack.images import build_support_images
 from ..wait import wait_until
 from ..output import say
@@ -40,11 +40,12 @@ def deploy_local(root, args, airflow_url: str | None = None, state: dict[str, st
     folder ("" for s3), the written airflow.env and whether the version changed."""
     from ..deploy.deliver import read_pointer
     from ..stack.fleet import stack_store
-    from .deploy import deploy, make_store
+    from ..deploy.store import open_store
+    from .deploy import deploy
 
     target = stack_store(root, state or {})
     env = target.environment
-    store = target.store or make_store(root, env)
+    store = target.store or open_store(root, env)
     folder = str(store.root.resolve()) if target.kind == "local" else ""
     exists = store.root.exists() if target.kind == "local" else True
     before = (read_pointer(store, env.bundle.prefix) or {}).get("version") if exists else None
