@@ -79,6 +79,11 @@ class Fleet:
     def container(self, service: str, n: int) -> str:
         return f"{PROJECT}-{service}-{n}"
 
+    def worker_of(self, hostname: str) -> str:
+        """The worker container a task instance's hostname names (Airflow records the container's hostname)."""
+        (name,) = [n for h, n in self.workers().items() if hostname == h or hostname.startswith(h + ".")]
+        return name
+
     def workers(self) -> dict[str, str]:
         """hostname (what Airflow records on a task instance) -> container name, of every worker container."""
         names = self.dk("ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}",
@@ -206,8 +211,7 @@ def test_a_killed_worker_s_task_is_retried_elsewhere_with_one_live_job(fleet: Fl
     watcher = Watcher(fleet, run_id, "long")
     watcher.start()
     ti = fleet.wait_running(run_id, "long")
-    workers = fleet.workers()
-    killed = workers[ti["hostname"]]
+    killed = fleet.worker_of(ti["hostname"])
     fleet.dk("kill", killed)
     try:
         result = follow_run(fleet.api, DAG, run_id, timeout=900, echo=print)
@@ -218,7 +222,7 @@ def test_a_killed_worker_s_task_is_retried_elsewhere_with_one_live_job(fleet: Fl
     assert result.state == "success", result
     long = fleet.ti(run_id, "long")
     assert int(long["try_number"]) >= 2, long  # the lost try failed, the retry ran
-    assert long["hostname"] != ti["hostname"] and workers.get(long["hostname"]) != killed
+    assert long["hostname"] != ti["hostname"] and fleet.worker_of(long["hostname"]) != killed
     assert watcher.most == 1, f"{watcher.most} live job containers of one task instance at once"
     assert len(watcher.seen) >= 2  # the lost try's job (stopped by the retry) and the retry's own
     print(f"worker killed mid-task -> retried on the other worker: {time.monotonic() - t0:.0f}s")
@@ -260,7 +264,8 @@ def test_a_worker_with_an_empty_disk_fetches_what_its_tasks_need_and_nothing_els
     wait_for_bundle(fleet.api, DAG, live, timeout=300, echo=print)
     w1, w2 = fleet.container("worker", 1), fleet.container("worker", 2)
     fleet.dk("rm", "-f", w2)  # its disk goes with it
-    p = fleet.stack.compose("up", "-d", "--no-deps", "--no-recreate", "worker", capture=True)  # a new worker-2, empty
+    p = fleet.stack.compose("up", "-d", "--no-deps", "--no-recreate", "worker", capture=True)  # a new one, empty
+    (w2,) = set(fleet.workers().values()) - {w1}
     assert fleet.versions_on(w2) == set()
     fleet.dk("stop", w1)  # every task of the next run lands on the new worker
     try:
