@@ -225,6 +225,8 @@ def test_a_killed_worker_s_task_is_retried_elsewhere_with_one_live_job(fleet: Fl
     assert long["hostname"] != ti["hostname"] and fleet.worker_of(long["hostname"]) != killed
     assert watcher.most == 1, f"{watcher.most} live job containers of one task instance at once"
     assert len(watcher.seen) >= 2  # the lost try's job (stopped by the retry) and the retry's own
+    retry_log = fleet.api.task_log(DAG, run_id, "long", int(long["try_number"]))
+    assert re.search(r"stopping job container \w+ of try 1 of this task instance", retry_log), retry_log[-3000:]
     print(f"worker killed mid-task -> retried on the other worker: {time.monotonic() - t0:.0f}s")
 
 
