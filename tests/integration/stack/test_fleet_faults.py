@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from platformctl.commands.stack import deploy_local
 from platformctl.stack.api import AirflowAPI
 from platformctl.stack.compose import Stack
 from platformctl.stack.follow import follow_run, wait_for_bundle
@@ -92,8 +93,6 @@ class Fleet:
 
     def deploy(self, mark: str, sleep: int) -> str:
         """make run's deploy step (the store the stack reads: its SeaweedFS) with the probe at `mark`."""
-        from platformctl.commands.stack import deploy_local
-
         (self.root / "pipelines" / f"{DAG}.yaml").write_text(yaml.safe_dump(probe_pipeline(mark, sleep)))
         version, _, _, _ = deploy_local(self.root, argparse.Namespace(sets=[]), state=self.stack.state())
         return version
