@@ -11,7 +11,9 @@ docker backend puts on them). The checks:
   - one scheduler killed mid-run: the run finishes;
   - a deploy of v2 while a v1 run is in flight: every task of that run runs v1's code and bundle version,
     the next run v2's;
-  - a worker replaced by one with an empty disk fetches the version its tasks need, and nothing else.
+  - a worker replaced by one with an empty disk fetches the version its tasks need, and nothing else;
+  - the store stopped after the DAG processor took a version, before the workers fetched it: the DAG
+    processor keeps serving it, the try fails naming the version and the store, the retry succeeds.
 """
 
 from __future__ import annotations
@@ -48,11 +50,11 @@ PROBE = ("import os, socket, sys, time; "
 BUNDLES = "/tmp/airflow/dag_bundles/ml-platform/versions"  # each Airflow container's own bundle storage
 
 
-def probe_pipeline(mark: str, sleep: int) -> dict:
+def probe_pipeline(mark: str, sleep: int, retries: int = 2, retry_delay: int = 5) -> dict:
     job = {"command": ["python3", "-c", PROBE]}
     return {"version": 2, "dag": {"name": DAG, "schedule": None, "tags": ["test"]},
-            "defaults": {"docker_image": "ml-platform/etl-job:0.1.0", "resource_flavor": "cpu-small", "retries": 2,
-                         "retry_delay": "5s", "env": {"MARK": mark, "SLEEP": "5"}},
+            "defaults": {"docker_image": "ml-platform/etl-job:0.1.0", "resource_flavor": "cpu-small",
+                         "retries": retries, "retry_delay": f"{retry_delay}s", "env": {"MARK": mark, "SLEEP": "5"}},
             "jobs": {"first": job,
                      "long": {**job, "env": {"MARK": mark, "SLEEP": str(sleep)}, "depends_on": ["first"]},
                      "side": {**job, "depends_on": ["first"]},
@@ -91,9 +93,9 @@ class Fleet:
                         "--filter", "label=com.docker.compose.service=worker", "--format", "{{.Names}}").split()
         return {self.dk("inspect", "-f", "{{.Config.Hostname}}", n): n for n in names}
 
-    def deploy(self, mark: str, sleep: int) -> str:
+    def deploy(self, mark: str, sleep: int, **kw) -> str:
         """make run's deploy step (the store the stack reads: its SeaweedFS) with the probe at `mark`."""
-        (self.root / "pipelines" / f"{DAG}.yaml").write_text(yaml.safe_dump(probe_pipeline(mark, sleep)))
+        (self.root / "pipelines" / f"{DAG}.yaml").write_text(yaml.safe_dump(probe_pipeline(mark, sleep, **kw)))
         version, _, _, _ = deploy_local(self.root, argparse.Namespace(sets=[]), state=self.stack.state())
         return version
 
@@ -279,3 +281,31 @@ def test_a_worker_with_an_empty_disk_fetches_what_its_tasks_need_and_nothing_els
     # the run's version only: not the versions deployed before it (v1, v2, ...) that the store still holds
     assert fleet.versions_on(w2) == {live}, p.stdout
     print(f"empty-disk worker: {time.monotonic() - t0:.0f}s")
+
+
+def test_the_store_stopped_during_a_worker_s_fetch_fails_the_try_naming_it_and_the_retry_succeeds(fleet: Fleet):
+    """SeaweedFS stopped after the DAG processor took a new version, before any worker fetched it: the DAG
+    processor keeps serving that version, each try that needs it fails naming the version and the store,
+    nothing partial is left in a worker's storage, and the retry once the store is back succeeds."""
+    t0 = time.monotonic()
+    live = fleet.deploy("v4", 1, retries=3, retry_delay=30)  # the retry comes after the store is back
+    wait_for_bundle(fleet.api, DAG, live, timeout=300, echo=print)
+    store = fleet.container("seaweedfs", 1)
+    fleet.dk("stop", store)
+    try:
+        run_id = fleet.trigger()
+        deadline = time.monotonic() + 600
+        while fleet.ti(run_id, "first").get("state") not in ("up_for_retry", "failed"):
+            assert time.monotonic() < deadline, fleet.ti(run_id, "first")
+            time.sleep(2)
+        assert fleet.api.dag(DAG)["bundle_version"] == live  # the DAG processor still serves it
+        first_try = fleet.api.task_log(DAG, run_id, "first", 1)
+        assert live in first_try and "seaweedfs" in first_try, first_try[-3000:]
+        for w in fleet.workers().values():  # no partial version directory left behind
+            if fleet.dk("inspect", "-f", "{{.State.Running}}", w) == "true":
+                assert live not in fleet.versions_on(w), w
+    finally:
+        fleet.dk("start", store)
+    assert follow_run(fleet.api, DAG, run_id, timeout=900, echo=print).state == "success"
+    assert int(fleet.ti(run_id, "first")["try_number"]) >= 2
+    print(f"store stopped during a worker's fetch: {time.monotonic() - t0:.0f}s")
