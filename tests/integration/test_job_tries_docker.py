@@ -14,7 +14,6 @@ import pytest
 
 from tests.conftest import ROOT, base_image, require
 
-pytestmark = pytest.mark.integration
 JOB_IMAGE = base_image()
 
 

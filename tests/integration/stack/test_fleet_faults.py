@@ -40,7 +40,6 @@ from platformctl.stack.follow import follow_run, wait_for_bundle
 from tests.conftest import ROOT
 from tests.integration.helpers import working_tree_copy
 
-pytestmark = pytest.mark.integration
 PROJECT = f"mlp-fleet-{uuid.uuid4().hex[:6]}"
 DAG = "fleet_probe"
 HEARTBEAT_TIMEOUT = "30"  # seconds without a task heartbeat before a lost worker's try is failed
