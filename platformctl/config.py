@@ -53,8 +53,9 @@ class ImageConfig(_Model):
         "or apache/airflow:<airflow_version>-python<python> (extend mode).",
     )
     python: str = Field("3.12", description="Python version inside the image; must be one of python_versions.")
-    engine: Literal["auto", "buildx", "docker-buildkit"] = Field(
-        "auto", description="How to build: docker buildx, or DOCKER_BUILDKIT=1 docker build; auto detects."
+    engine: Literal["auto", "buildx", "docker-buildkit", "podman"] = Field(
+        "auto", description="How to build: docker buildx, or DOCKER_BUILDKIT=1 docker build (auto detects "
+        "which); podman: without a Docker daemon, buildah builds (reproducibly) and podman runs the image checks."
     )
     docker: str | None = Field(None, description="Docker CLI to use (default: first one on PATH with BuildKit).")
     build_cache: Literal["off", "registry"] = Field(
@@ -126,6 +127,15 @@ class SetupConfig(_Model):
         "/etc/ssl/certs/ca-certificates.crt, when there is one), none, or a path.")
 
 
+class UpgradeConfig(_Model):
+    """The upgrade rehearsal (make upgrade-test AIRFLOW=<version>, issue #36)."""
+
+    smoke_pipelines: list[str] = Field(
+        default_factory=lambda: ["example_etl"],
+        description="Pipelines run on a stack of the current image and of the candidate (states and durations "
+        "compared); the current stack's database, after these runs, is the one the candidate migrates.")
+
+
 class PlatformConfig(_Model):
     airflow_version: str = Field("3.3.2", description="Apache Airflow version the whole platform is pinned to.")
     python_versions: list[str] = Field(
@@ -149,6 +159,7 @@ class PlatformConfig(_Model):
     image: ImageConfig = Field(default_factory=ImageConfig)
     stack: StackConfig = Field(default_factory=StackConfig)
     setup: SetupConfig = Field(default_factory=SetupConfig)
+    upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
 
     @field_validator("airflow_version")
     @classmethod

@@ -51,7 +51,7 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=say
         tags.append(CACHE_TAG)  # moving: the next build anywhere reads BuildKit's cache (inline) from it
     echo(f"pushing {rec.image} to {repo} as {', '.join(tags)}")
     res = push_image(rec.image_id, repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
-                     echo=echo, engine=engine or connect(cfg.image.docker))
+                     echo=echo, engine=engine or connect(cfg.image.docker, cfg.image.engine))
     with authfile(creds, repo) as auth:
         sk = _skopeo(cfg, auth, echo)
         for t in tags:
