@@ -29,7 +29,6 @@ from platformctl.stack.compose import Stack
 from tests.conftest import ROOT
 from tests.integration.helpers import working_tree_copy
 
-pytestmark = pytest.mark.integration
 PROJECT = f"mlp-pools-{uuid.uuid4().hex[:6]}"
 PAIR = """\
 version: 2
