@@ -145,3 +145,11 @@ docs: $(VENV)/.synced ## write docs/commands.md from the CLI's parser, the Makef
 
 docs-check: $(VENV)/.synced ## fail if docs/commands.md is out of date (run make docs)
 	$(RUN) docs-check
+
+# ---- Airflow upgrade rehearsal (issue #36) ----
+.PHONY: upgrade-test bench-upgrade
+upgrade-test: $(VENV)/.synced ## make upgrade-test AIRFLOW=3.3.1 [PYTHON=] [PROVIDERS=all] [APPLY=1]: rehearse an Airflow upgrade, report in build/upgrade/
+	$(RUN) upgrade-test --airflow $(AIRFLOW) $(if $(PYTHON),--python $(PYTHON)) $(if $(PROVIDERS),--providers '$(PROVIDERS)') $(if $(APPLY),--apply)
+
+bench-upgrade: $(VENV)/.synced ## relock + comparison for AIRFLOW= (default 3.3.1) against a naive full relock; WHOLE=1 times a whole rehearsal
+	$(PY) bench/upgrade.py $(if $(AIRFLOW),--airflow $(AIRFLOW)) $(if $(WHOLE),--whole)

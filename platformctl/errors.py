@@ -42,6 +42,10 @@ Exit codes (0 success; 2 is also argparse's usage error):
     50  PLAN_CHANGES         make plan: something would change (an answer, not a failure)
     51  PlanRefused          make plan: deploy would refuse
     52  StatusIncomplete     make status / diff could not read some environment
+    60  UpgradeInputError    make upgrade-test: a version/Python/provider the target cannot take (#36)
+    61  UpgradeBlocked       make upgrade-test: the rehearsal's verdict is blocked
+    62  UpgradeNeedsChanges  make upgrade-test: the verdict is needs changes (listed in the report)
+    63  UpgradeApplyRefused  make upgrade-test APPLY=1: nothing written (verdict not ready)
    130  INTERRUPTED          Ctrl-C
 """
 
@@ -301,3 +305,27 @@ class InstanceUnreachable(InstanceSettingsError):
     """The instance's API could not be reached while reading or applying settings (nothing applied after)."""
 
     exit_code = 27
+
+# ------------------------------------------------------------------ upgrade rehearsal (#36)
+class UpgradeInputError(PlatformError):
+    """make upgrade-test: the target version, Python or a provider cannot be rehearsed (named, with what can)."""
+
+    exit_code = 60
+
+
+class UpgradeBlocked(PlatformError):
+    """make upgrade-test: a step the verdict needs failed (relock, build, image checks, migration): blocked."""
+
+    exit_code = 61
+
+
+class UpgradeNeedsChanges(PlatformError):
+    """make upgrade-test: the candidate works but the project needs changes first (each file:line in the report)."""
+
+    exit_code = 62
+
+
+class UpgradeApplyRefused(PlatformError):
+    """make upgrade-test APPLY=1 with a verdict other than ready: the working tree was not touched."""
+
+    exit_code = 63
