@@ -85,7 +85,9 @@ def repo(image) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(repo, image, docker):
-    p = cli(repo, "up", "--image", image, project=True)
+    # the small stack: this checks the DAG processor following the pointer; the Celery shape (workers
+    # fetching pinned versions themselves) is tests/integration/stack/test_fleet_faults.py's
+    p = cli(repo, "up", "--image", image, "--executor", "LocalExecutor", project=True)
     try:
         assert p.returncode == 0, f"make up failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
         assert "deploying the bundle to the local environment" in p.stdout
