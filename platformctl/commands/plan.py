@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 
-from ..config import collect_overrides, load_config
 from ..engine import available
 from ..deploy.live import env_repository, resolve_environment
 from ..deploy.plan import lines, make_plan
 from ..registry.auth import authfile, from_environment
 from ..registry.skopeo import Skopeo
 from ..output import say, warn
+from ..services.context import context_of
 
 
 def cmd_plan(root, args) -> int:
-    cfg = load_config(root, collect_overrides(args.sets))
+    cfg = context_of(root, args).config
     env = resolve_environment(root, args.env)
     repo = env_repository(env, cfg)
     with authfile(from_environment(), repo) as auth:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from ..config import collect_overrides, load_config
 from ..errors import StatusIncomplete
 from ..registry.auth import authfile, from_environment
 from ..registry.skopeo import Skopeo
 from ..status import diff_lines, env_diff, status, status_lines
 from ..output import say, warn
+from ..services.context import context_of
 
 
 def _factory(cfg, auth):
@@ -39,7 +39,7 @@ def _repos(root, cfg, names):
 def cmd_status(root, args) -> int:
     from ..deploy.live import environment_names
 
-    cfg = load_config(root, collect_overrides(args.sets))
+    cfg = context_of(root, args).config
     names = args.env or environment_names(root)
     with authfile(from_environment(), *_repos(root, cfg, names)) as auth:
         s = status(root, cfg, _factory(cfg, auth), names)
@@ -48,7 +48,7 @@ def cmd_status(root, args) -> int:
 
 
 def cmd_diff(root, args) -> int:
-    cfg = load_config(root, collect_overrides(args.sets))
+    cfg = context_of(root, args).config
     with authfile(from_environment(), *_repos(root, cfg, [args.from_env, args.to_env])) as auth:
         d = env_diff(root, cfg, _factory(cfg, auth), args.from_env, args.to_env)
     say(json.dumps(d, indent=2, sort_keys=True) if args.json else "\n".join(diff_lines(d)))
