@@ -5,18 +5,12 @@ from __future__ import annotations
 import json
 
 from ..errors import StatusIncomplete
-from ..registry.auth import authfile, from_environment
-from ..registry.skopeo import Skopeo
-from ..status import diff_lines, env_diff, status, status_lines
 from ..output import say, warn
+from ..services import inspect
 from ..services.context import context_of
+from ..status import diff_lines, status_lines
 
-
-def _factory(cfg, auth):
-    def skopeo() -> Skopeo:  # one try per call: status reports an unreachable registry, it does not wait
-        return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts), attempts=1)
-
-    return skopeo
+_factory = inspect.skopeo_factory  # the registry client factory (tests replace it)
 
 
 def _finish(errors: list[str]) -> int:
@@ -30,27 +24,14 @@ def _finish(errors: list[str]) -> int:
     return 0
 
 
-def _repos(root, cfg, names):
-    from ..deploy.live import env_repository, resolve_environment
-
-    return [env_repository(resolve_environment(root, n), cfg) for n in names]
-
-
 def cmd_status(root, args) -> int:
-    from ..deploy.live import environment_names
-
-    cfg = context_of(root, args).config
-    names = args.env or environment_names(root)
-    with authfile(from_environment(), *_repos(root, cfg, names)) as auth:
-        s = status(root, cfg, _factory(cfg, auth), names)
+    s = inspect.status(root, context_of(root, args).config, args.env, factory=_factory)
     say(json.dumps(s.to_json(), indent=2, sort_keys=True) if args.json else "\n".join(status_lines(s)))
     return _finish(s.errors)
 
 
 def cmd_diff(root, args) -> int:
-    cfg = context_of(root, args).config
-    with authfile(from_environment(), *_repos(root, cfg, [args.from_env, args.to_env])) as auth:
-        d = env_diff(root, cfg, _factory(cfg, auth), args.from_env, args.to_env)
+    d = inspect.diff(root, context_of(root, args).config, args.from_env, args.to_env, factory=_factory)
     say(json.dumps(d, indent=2, sort_keys=True) if args.json else "\n".join(diff_lines(d)))
     return _finish(d["errors"])
 

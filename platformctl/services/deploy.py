@@ -19,7 +19,7 @@ from ..deploy.deliver import gc as collect_garbage, rollback as switch_back
 from ..deploy.images import environment_image
 from ..deploy.managed import BUNDLE_NAME, require_image, write_config
 from ..deploy.policy import PolicyError, check_policy, job_uses
-from ..deploy.store import local_store_path, open_store
+from ..deploy.store import folder_of, open_store
 from ..environments import Environment, load_environment
 from ..output import say
 from ..pipelines.project import render_all
@@ -85,7 +85,7 @@ def deploy(root: Path, cfg: PlatformConfig, env: Environment | str, *, airflow_u
     echo(f"deploying bundle {bundle.version} ({len(bundle.files)} files, {bundle.size} bytes) to {store.url} "
          f"prefix '{env.bundle.prefix}'")
     r = deliver(store, env.bundle.prefix, bundle)
-    store_path = local_store_path(root, env)
+    store_path = folder_of(store)
     values, env_file = write_config(root, env, env.bundle.prefix, image, store_path)
     if r.already_live:
         echo(f"{env.name}: bundle {r.version} is already live; uploaded 0 bytes in {r.seconds:.2f}s")
