@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from platformctl.config import load_config
 from platformctl.services import deploy as svc
-from tests.unit.deploy.test_plan import proj  # noqa: F401 - fixture
 
 
 def test_deploy_rollback_gc_return_what_they_did(proj):

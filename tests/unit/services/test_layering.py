@@ -129,8 +129,6 @@ def test_the_configuration_is_loaded_once_per_command(proj, monkeypatch, capsys,
     assert len(calls) == 1, calls
 
 
-from tests.unit.deploy.test_plan import proj  # noqa: E402,F401 - fixture
-
 
 def test_services_take_the_configuration_they_are_given(proj, monkeypatch):
     """The stack's deploy (services.stack.deploy_local -> services.deploy.deploy) reads no configuration
