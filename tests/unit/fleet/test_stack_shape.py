@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from platformctl.errors import StackError
 from platformctl.stack.compose import Shape, Stack, compose_binary, compose_env
