@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import machine
-from ..config import CONFIG_FILE, collect_overrides, load_config_with_sources
+from ..config import CONFIG_FILE
 from ..errors import ToolMissingError
 from ..engine.podman import CONTAINERS_CONF
 from ..host.plan import NEEDS, TOOLS, decide, needs_for
 from ..host.probe import probe
 from ..host.setup import install_allowed
 from ..output import say
+from ..services.context import context_of
 
 SHOWN = ("image.python", "image.base_image", "image.base_mode", "image.docker", "image.engine",
          "image.build_secrets", "registry.repository", "setup.install", "setup.ca_bundle")
@@ -25,7 +26,7 @@ def _value(cfg, dotted: str):
 
 
 def doctor(root: Path, args) -> int:
-    cfg, sources = load_config_with_sources(root, collect_overrides(args.sets))
+    cfg, sources = context_of(root, args).config_with_sources()
     facts = probe(cfg.image.docker, cfg.image.engine)
     who = "root" if facts.root else "not root"
     say(f"host: {facts.os_name or 'unknown OS'}, {who}, {'apt' if facts.apt else 'no apt'}, "

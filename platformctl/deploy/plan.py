@@ -23,10 +23,10 @@ from ..errors import PLAN_CHANGES, PlanRefused, PlatformError
 from ..lock.core import REQ_DIR, lock_filename
 from ..lock.diff import diff_pins
 from ..lock.files import read_pins
-from ..record import IMAGE_SETS, BuildRecord
-from ..registry.records import PROMOTION, load_release
+from ..record import IMAGE_SETS
 from .bundle import Bundle, BundleFile, collect
-from .live import (LiveBundle, RegistryView, env_repository, inspect_digest, live_job_uses, open_store, read_live,
+from .images import environment_image
+from .live import (LiveBundle, RegistryView, inspect_digest, live_job_uses, open_store, read_live,
                    read_registry)
 from .pods import K8S_SCHEMA_VERSION, ResourcesResult, in_image
 from .policy import job_uses, violations
@@ -45,23 +45,7 @@ def short(digest: str | None) -> str:
 # -------------------------------------------------------------------------------------- the pieces
 def next_image(root: Path, cfg: PlatformConfig, env: Environment, version: str | None) -> dict:
     """The image deploy would point the instance at (after promote VERSION, when given)."""
-    repo = env_repository(env, cfg)
-    if version:
-        rel = load_release(root, version)
-        return {"repository": repo, "tag": version, "digest": rel["digest"], "image_id": None,
-                "revision": rel["commit"], "release": version, "source": f"release {version}"}
-    promoted = root / PROMOTION.format(env=env.name)
-    if promoted.exists():
-        p = json.loads(promoted.read_text())
-        return {"repository": p["repository"], "tag": p["version"], "digest": p["digest"], "image_id": None,
-                "revision": p.get("commit"), "release": p["version"], "source": f"promoted release {p['version']}"}
-    rec = BuildRecord.load(root)
-    if rec is None:
-        return {"repository": repo, "tag": None, "digest": None, "image_id": None, "revision": None,
-                "release": None, "source": "no build (run make build)"}
-    return {"repository": repo, "tag": rec.version_tag, "digest": rec.digest, "image_id": rec.image_id,
-            "revision": rec.revision, "release": None,
-            "source": f"build {rec.version}" + ("" if rec.digest else " (not pushed)")}
+    return environment_image(root, cfg, env, version).as_dict()
 
 
 def next_bundle(root: Path, image_key: str | None) -> Bundle:

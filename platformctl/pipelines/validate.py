@@ -310,7 +310,7 @@ def _semantic(file: str, loaded: Loaded, parts: _Parts, flavors: list[str], resu
         if not ID_RE.match(name):
             out.append(Problem(file, line(base), f"jobs.{name}", "is not a valid task id (letters, digits, _ . -)"))
         if name in groups:
-            out.append(Problem(file, line(base), f"jobs.{name}", f"has the name of a group: rename the job or the "
+            out.append(Problem(file, line(base), f"jobs.{name}", "has the name of a group: rename the job or the "
                                                                  "group (they share the graph's namespace)"))
         image = job.docker_image or d.docker_image
         if image or parts.defaults_ok:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from platformctl.engine import DockerEngine
 from platformctl.image import checks
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -149,9 +150,9 @@ def test_the_key_follows_layers_pins_and_uv():
 @pytest.fixture
 def fake_probes(monkeypatch):
     calls = []
-    monkeypatch.setattr(checks, "probe_deps", lambda cli, image, uv=None: calls.append("deps") or deps_facts())
-    monkeypatch.setattr(checks, "probe_code", lambda cli, image, ex=None: calls.append("code") or code_facts())
-    monkeypatch.setattr(checks, "check_api", lambda cli, image, db=None: calls.append("api") or
+    monkeypatch.setattr(checks, "probe_deps", lambda engine, image, uv=None: calls.append("deps") or deps_facts())
+    monkeypatch.setattr(checks, "probe_code", lambda engine, image, ex=None, executors=(): calls.append("code") or code_facts())
+    monkeypatch.setattr(checks, "check_api", lambda engine, image, db=None: calls.append("api") or
                         [checks.Result("api", "API server healthy, plugin view answers", True)])
     monkeypatch.setattr(checks, "uv_version", lambda uv: "uv 0.13.9")
     return calls
@@ -159,7 +160,7 @@ def fake_probes(monkeypatch):
 
 def run(info, previous=None, full=False, dockerfile=ROOT / "Dockerfile"):
     expect = checks.Expect(PINS, "3.3.2", {"a", "b"}, Path("/examples"), dockerfile)
-    return checks.run_checks("docker", "img", info, expect, previous=previous, full=full, uv="/uv")
+    return checks.run_checks(DockerEngine("docker", "unprobed"), "img", info, expect, previous=previous, full=full, uv="/uv")
 
 
 def image(layers, iid="sha256:1"):

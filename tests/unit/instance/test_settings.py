@@ -175,7 +175,7 @@ def test_apply_creates_updates_deletes_and_leaves_the_rest(repo, fake):
 
 
 def test_default_pool_slots_are_set_the_way_airflow_allows(repo, fake):
-    env_file(repo, "qa", f"bundle: {{kind: local}}\npools: {{default_pool: {{slots: 64, description: ignored}}}}\n")
+    env_file(repo, "qa", "bundle: {kind: local}\npools: {default_pool: {slots: 64, description: ignored}}\n")
     r = apply(SettingsAPI.for_url(fake.url), declared(repo, load_environment(repo, "qa")))
     assert [(c.action, c.name, c.differs) for c in r.applied] == [("update", "default_pool", ("slots",))]
     i = fake.requests.index(("PATCH", "/api/v2/pools/default_pool", {"slots": 64, "include_deferred": False}))
