@@ -1,15 +1,14 @@
 """Run a pipeline from the studio on the local stack (issue 40): deploy to `local`, start the stack when it
 is not up, trigger the DAG, and report each job's live state, try number, duration and log.
 
-The same steps as `make up` / `make run` (platformctl/commands/stack.py: deploy_local, up; stack/follow.py:
-wait_for_bundle), started in a background thread per pipeline, so the page polls a status that is cheap:
+The same steps as `make up` / `make run` (the services in platformctl/services/stack.py: up, deploy_local;
+stack/follow.py: wait_for_bundle), started in a background thread per pipeline, so the page polls a status that is cheap:
 one Airflow request per poll while a run is live (the task-instance list; the run's own state is read
 from it: a run is over when no task instance is waiting or running any more, then confirmed once).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import threading
 import time
@@ -94,14 +93,15 @@ class Runner:
         self._lock = threading.Lock()
 
     # -- the stack ----------------------------------------------------------------------------------
-    def _args(self) -> argparse.Namespace:
-        return argparse.Namespace(sets=[], project=self.project, image=self.image, port=None, wait_timeout=300)
+    def _cfg(self):
+        from ..config import load_config
+
+        return load_config(self.root)
 
     def _stack(self):
-        from ..config import load_config
-        from ..stack.compose import Stack
+        from ..services.stack import stack_of
 
-        return Stack(self.root, self.project, load_config(self.root).stack.compose_file)
+        return stack_of(self.root, self._cfg(), self.project)
 
     def api(self):
         """The local stack's Airflow API, or None when this project has no stack state (never started)."""
@@ -124,25 +124,27 @@ class Runner:
         return job
 
     def _run(self, job: RunJob, conf: dict | None) -> None:
-        from ..commands import stack as stack_cmd
+        from ..services import stack as stack_service
         from ..stack.follow import wait_for_bundle
 
         try:
-            stack = self._stack()
             api = self.api()
             if api is None or not api.healthy():
                 job.stage = "starting the local stack"
                 job.say("the local stack is not up: starting it (deploys first; a first start takes minutes)")
-                stack_cmd.up(self.root, self._args())
+                stack_service.up(self.root, {}, stack_service.UpOptions(project=self.project, image=self.image),
+                                 echo=job.say)
                 api = self.api()
                 job.say(f"the local stack is up at {api.base_url}")
+            stack = self._stack()
             job.stage = "deploying to local"
             job.say("rendering, validating and deploying the pipelines to the local environment")
-            version, _, _, changed = stack_cmd.deploy_local(self.root, self._args(), airflow_url=stack.url)
-            job.say(f"bundle {version} is live" + ("" if changed else " (unchanged)"))
-            if changed:
+            deployed = stack_service.deploy_local(self.root, self._cfg(), airflow_url=stack.url, state=stack.state(),
+                                                  echo=job.say)
+            job.say(f"bundle {deployed.version} is live" + ("" if deployed.changed else " (unchanged)"))
+            if deployed.changed:
                 job.stage = "waiting for Airflow to load the bundle"
-                wait_for_bundle(api, job.dag_id, version, timeout=180, echo=job.say)
+                wait_for_bundle(api, job.dag_id, deployed.version, timeout=180, echo=job.say)
             job.stage = "triggering"
             dag = api.wait_for_dag(job.dag_id, timeout=180)
             if dag.get("is_paused"):

@@ -5,7 +5,6 @@ docs/studio.md. One stack for the whole module; it is removed at the end."""
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import threading
@@ -57,9 +56,10 @@ def served(tmp_path_factory, docker, image):
     finally:
         httpd.shutdown()
         httpd.server_close()
-        from platformctl.commands import stack as stack_cmd
+        from platformctl.config import load_config
+        from platformctl.services.stack import down
 
-        stack_cmd.down(studio.root, argparse.Namespace(sets=[], project=PROJECT, volumes=True))
+        down(studio.root, load_config(studio.root), PROJECT, volumes=True)
 
 
 def node_state(d, name: str) -> str | None:
