@@ -87,12 +87,18 @@ def test_edit_run_fail_red_with_log_fix_run_green(served):
         browser.wait_for(d, "window.__studio.run && window.__studio.run.run_id", timeout=900,
                          what="the stack up and the DAG triggered")
         calls0, at0 = studio.runner.calls, time.monotonic()
-        browser.wait_for(d, "['queued', 'running', 'success'].includes(document.querySelector("
-                            "'.react-flow__node[data-id=\"extract\"] .runinfo')?.dataset.state)", timeout=300,
-                         what="extract queued or running")
+        try:
+            browser.wait_for(d, "!['none', undefined].includes(document.querySelector("
+                                "'.react-flow__node[data-id=\"extract\"] .runinfo')?.dataset.state)", timeout=600,
+                             what="extract given a state by the scheduler")
+        finally:
+            print("studio run status:", d.execute_script("return JSON.stringify(window.__studio.run);"))
         assert d.save_screenshot(str(SHOTS / "studio-run-in-progress.png"))
-        browser.wait_for(d, "window.__studio.run && window.__studio.run.run_state === 'failed'", timeout=600,
-                         what="run 1 to fail")
+        try:
+            browser.wait_for(d, "window.__studio.run && window.__studio.run.run_state === 'failed'", timeout=600,
+                             what="run 1 to fail")
+        finally:
+            print("studio run status:", d.execute_script("return JSON.stringify(window.__studio.run);"))
         elapsed = time.monotonic() - at0
         calls = studio.runner.calls - calls0
         print(f"studio run polling: {calls} Airflow requests in {elapsed:.0f}s of a live run")
