@@ -20,6 +20,17 @@ from ..registry.records import PROMOTION
 from ..output import say
 
 
+def _require_signature(root: Path, cfg, env: Environment, image: dict) -> None:
+    if not env.signatures.required:
+        return
+    from ..registry.auth import authfile, from_environment
+    from ..registry.skopeo import Skopeo
+    from ..supply.service import check_deploy
+
+    with authfile(from_environment(), image.get("repository") or cfg.registry.repository) as auth:
+        check_deploy(root, cfg, env, image, Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts)))
+
+
 def make_store(root: Path, env: Environment) -> BundleStore:
     b = env.bundle
     if b.kind == "local":
@@ -78,6 +89,7 @@ def deploy(root: Path, args) -> int:
     check_policy(env, job_uses(root))
     image = image_for(root, env, cfg)
     require_image(env, image)
+    _require_signature(root, cfg, env, image)  # issue 37: before anything is delivered
     bundle = collect(root, image_digest=image.get("digest") or image.get("image_id"), commit=git.head(root))
     if not any(rel.startswith("dags/") for rel in bundle.files):
         raise PolicyError("nothing to deploy: dags/ has no DAG files", "run make render first")
