@@ -131,12 +131,13 @@ def workspace(store: Path, policy: TrustPolicy | None = None) -> Iterator[Worksp
 
 def policy_json(policy: TrustPolicy, keyring: Path) -> dict:
     """containers-policy.json(5): reject everything but the policy's repositories, each signedBy an allowed key.
-    The build repository's signatures are made there; a promoted copy keeps them (remapIdentity)."""
+    The build repository's signatures are made there; a promoted copy keeps them (exactRepository: any tag
+    of the build repository)."""
     first = policy.repositories[0]
     scopes = {}
     for repo in policy.repositories:
         ident = {"type": "matchRepository"} if repo == first else {
-            "type": "remapIdentity", "prefix": repo, "signedPrefix": first}
+            "type": "exactRepository", "dockerRepository": first}
         scopes[repo] = [{"type": "signedBy", "keyType": "GPGKeys", "keyPaths": [str(keyring)],
                          "signedIdentity": ident}]
     return {"default": [{"type": "reject"}], "transports": {"docker": scopes}}
