@@ -9,7 +9,10 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse bench-processor bench-loop bench-studio clean
+# Every target is a command, never a file (a test checks each is listed): `studio` also names a folder.
+.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down
+.PHONY: test unit bench-lock bench-build bench-push bench-parse bench-processor bench-loop bench-render bench-studio
+.PHONY: gc clean studio studio-assets studio-assets-check docs docs-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -134,3 +137,11 @@ bench-status: $(VENV)/.synced ## make status on a local registry + SeaweedFS aga
 .PHONY: migrate
 migrate: $(VENV)/.synced ## rewrite pipelines/*.yaml (or FILES=) to the current format version, comments kept; prints the diff
 	$(RUN) migrate $(FILES)
+
+# issue 33: docs/commands.md generated from the CLI's parser, the Makefile and the exit codes
+# (.PHONY with the other targets at the top)
+docs: $(VENV)/.synced ## write docs/commands.md from the CLI's parser, the Makefile's targets and the exit codes
+	$(RUN) docs
+
+docs-check: $(VENV)/.synced ## fail if docs/commands.md is out of date (run make docs)
+	$(RUN) docs-check

@@ -12,8 +12,8 @@ from ..deploy.bundle import collect
 from ..deploy.deliver import check_version, deploy as deliver, gc as collect_garbage, rollback as switch_back
 from ..deploy.managed import BUNDLE_NAME, require_image, write_config
 from ..deploy.policy import PolicyError, check_policy, job_uses
-from ..deploy.store import BundleStore, LocalStore, S3Store
-from ..environments import Environment, confined_path, load_environment, local_bundle_dir
+from ..deploy.store import local_store_path, open_store
+from ..environments import Environment, load_environment
 from ..pipelines.project import render_all
 from ..record import BuildRecord
 from ..registry.records import PROMOTION
@@ -29,13 +29,6 @@ def _require_signature(root: Path, cfg, env: Environment, image: dict) -> None:
 
     with authfile(from_environment(), image.get("repository") or cfg.registry.repository) as auth:
         check_deploy(root, cfg, env, image, Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts)))
-
-
-def make_store(root: Path, env: Environment) -> BundleStore:
-    b = env.bundle
-    if b.kind == "local":
-        return LocalStore(confined_path(root, local_bundle_dir(env), env.name, "bundle.path", directory=True))
-    return S3Store(b.bucket, endpoint_url=b.endpoint_url, region=b.region)  # type: ignore[arg-type]
 
 
 def image_info(root: Path, env: Environment, cfg) -> dict:
@@ -55,11 +48,6 @@ def image_for(root: Path, env: Environment, cfg) -> dict:
     """image_info plus the Airflow version the chart needs (airflowVersion)."""
     return {**image_info(root, env, cfg), "airflow_version": cfg.airflow_version}
 
-
-
-def _local_path(root: Path, env: Environment, live_prefix: str | None = None) -> str | None:
-    """The folder store's absolute path (kind local): the bundle in Airflow reads the pointer under it."""
-    return str(make_store(root, env).root.resolve()) if env.bundle.kind == "local" else None  # type: ignore[attr-defined]
 
 
 def refresh_now(env: Environment, api_url: str | None) -> None:
@@ -93,11 +81,11 @@ def deploy(root: Path, args) -> int:
     bundle = collect(root, image_digest=image.get("digest") or image.get("image_id"), commit=git.head(root))
     if not any(rel.startswith("dags/") for rel in bundle.files):
         raise PolicyError("nothing to deploy: dags/ has no DAG files", "run make render first")
-    store = make_store(root, env)
+    store = open_store(root, env)
     say(f"deploying bundle {bundle.version} ({len(bundle.files)} files, {bundle.size} bytes) to {store.url} "
         f"prefix '{env.bundle.prefix}'")
     r = deliver(store, env.bundle.prefix, bundle)
-    values, env_file = write_config(root, env, env.bundle.prefix, image, _local_path(root, env))
+    values, env_file = write_config(root, env, env.bundle.prefix, image, local_store_path(root, env))
     if r.already_live:
         say(f"{env.name}: bundle {r.version} is already live; uploaded 0 bytes in {r.seconds:.2f}s")
     else:
@@ -114,7 +102,7 @@ def rollback(root: Path, args) -> int:
     check_version(args.to)  # before any configuration or store access
     load_config(root, collect_overrides(args.sets))
     env = load_environment(root, args.env)
-    store = make_store(root, env)
+    store = open_store(root, env)
     old, new = switch_back(store, env.bundle.prefix, args.to)
     # nothing to write: the instance's config names the stable prefix, the bundle follows the pointer
     say(f"{env.name}: rolled back {old} -> {new}; Airflow follows within {env.bundle.refresh_interval}s "
@@ -126,7 +114,7 @@ def rollback(root: Path, args) -> int:
 def gc(root: Path, args) -> int:
     load_config(root, collect_overrides(args.sets))
     env = load_environment(root, args.env)
-    store = make_store(root, env)
+    store = open_store(root, env)
     keep = args.keep if args.keep is not None else env.bundle.keep_versions
     in_use: set[str] = set()
     url = args.airflow_url or env.managed.api_url

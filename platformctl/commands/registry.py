@@ -8,10 +8,6 @@ from ..registry.ship import promote, push, release
 from ..output import say
 
 
-def _echo(msg: str) -> None:
-    say(msg)
-
-
 def _progress():
     last = {"mb": -1}
 
@@ -26,19 +22,19 @@ def _progress():
 
 def cmd_push(root, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
-    push(root, cfg, from_environment(), echo=_echo, progress=_progress())
+    push(root, cfg, from_environment(), echo=say, progress=_progress())
     return 0
 
 
 def cmd_release(root, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
-    release(root, cfg, args.version, from_environment(), echo=_echo)
+    release(root, cfg, args.version, from_environment(), echo=say)
     return 0
 
 
 def cmd_promote(root, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
-    promote(root, cfg, args.env, args.version, from_environment(), echo=_echo)
+    promote(root, cfg, args.env, args.version, from_environment(), echo=say)
     return 0
 
 

@@ -10,7 +10,7 @@ from ..config import collect_overrides, load_config
 from ..host.setup import prepare
 from ..record import BuildRecord
 from ..stack.compose import PortTaken, Stack, free_port
-from ..stack.errors import StackError
+from ..errors import StackError
 from ..stack.images import build_support_images
 from ..wait import wait_until
 from ..output import say
@@ -37,10 +37,11 @@ def deploy_local(root, args, airflow_url: str | None = None) -> tuple[str, str, 
     the store folder, the written airflow.env and whether the version changed."""
     from ..deploy.deliver import read_pointer
     from ..environments import load_environment
-    from .deploy import deploy, make_store
+    from ..deploy.store import open_store
+    from .deploy import deploy
 
     env = load_environment(root, "local")
-    store = make_store(root, env)
+    store = open_store(root, env)
     before = (read_pointer(store, env.bundle.prefix) or {}).get("version") if store.root.exists() else None
     deploy(root, argparse.Namespace(sets=args.sets, env="local", airflow_url=airflow_url))
     live = read_pointer(store, env.bundle.prefix)["version"]

@@ -1,9 +1,6 @@
 """Deploy and roll back bundles in a store.
 
-Layout under the environment's prefix P:
-    P/bundles/<version>/...                      the bundle's files (immutable once complete)
-    P/bundles/<version>/bundle-manifest.json     written after every file: marks the version complete
-    P/current.json                               the pointer: which version is live, switched last
+The store's layout and documents (pointer, manifest, version hash) are ml_platform.bundle_format's.
 
 A reader follows the pointer, so it never sees a half-uploaded bundle; an interrupted deploy leaves
 the previous version live and complete. Unchanged files are copied inside the store (no upload).
@@ -26,25 +23,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ml_platform.bundle_format import (DEPLOY_LOCK as LOCK, MANIFEST, POINTER, VERSION_RE, bundles_prefix,
+                                       join as _join, lock_key, manifest_key, pointer_key, switched_pointer,
+                                       version_prefix)
+
 from ..errors import DeployConflict, RollbackError
-from .bundle import MANIFEST, VERSION_RE, Bundle, manifest_bytes
+from .bundle import Bundle, manifest_bytes
 from .store import BundleStore, ConflictError
 
-POINTER = "current.json"
-LOCK = "deploy.lock"
+__all__ = ["LOCK", "POINTER", "version_prefix", "DeployResult", "GcResult", "check_version", "deploy", "gc",
+           "read_pointer", "read_pointer_tagged", "rollback", "DeployConflict", "RollbackError"]
 HISTORY_LIMIT = 20
 LOCK_TTL = 900  # seconds a lock object holds when the store has no conditional writes
 LOCK_SETTLE = 1.0  # seconds to wait before reading the lock object back (last writer wins)
 KEEP_VERSIONS = 20
 INCOMPLETE_AGE = 3600  # a version without a manifest this old is an abandoned upload
-
-
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
-
-
-def version_prefix(prefix: str, version: str) -> str:
-    return _join(prefix, "bundles", version)
 
 
 @dataclass
@@ -66,12 +59,12 @@ def check_version(to: str | None) -> None:
 
 
 def read_pointer(store: BundleStore, prefix: str) -> dict | None:
-    raw = store.get(_join(prefix, POINTER))
+    raw = store.get(pointer_key(prefix))
     return json.loads(raw) if raw else None
 
 
 def read_pointer_tagged(store: BundleStore, prefix: str) -> tuple[dict | None, str | None]:
-    raw, etag = store.get_tagged(_join(prefix, POINTER))
+    raw, etag = store.get_tagged(pointer_key(prefix))
     return (json.loads(raw) if raw else None), etag
 
 
@@ -89,7 +82,7 @@ def _exclusive(store: BundleStore, prefix: str, version: str):
     if store.conditional_writes():
         yield
         return
-    key = _join(prefix, LOCK)
+    key = lock_key(prefix)
     me = {"owner": uuid.uuid4().hex, "version": version, "host": socket.gethostname(),
           "expires": time.time() + LOCK_TTL}
     raw = store.get(key)
@@ -119,18 +112,10 @@ def _now() -> str:
 def _switch(store: BundleStore, prefix: str, version: str, manifest: dict, previous: dict | None,
             etag: str | None) -> None:
     """Make `version` live, only if the pointer is still the one read (etag) when the command started."""
-    history = [previous["version"], *previous.get("history", [])] if previous else []
-    history = [v for v in history if v != version][:HISTORY_LIMIT]
-    pointer = {
-        "version": version,
-        "prefix": version_prefix(prefix, version),
-        "switched_at": _now(),
-        "switch_id": uuid.uuid4().hex,  # every switch writes new bytes: an ETag is never reused
-        "image_digest": manifest.get("image_digest"),
-        "commit": manifest.get("commit"),
-        "history": history,
-    }
-    key = _join(prefix, POINTER)
+    pointer = switched_pointer(prefix, manifest, version, previous, switched_at=_now(),
+                               switch_id=uuid.uuid4().hex,  # every switch writes new bytes: an ETag is never reused
+                               history_limit=HISTORY_LIMIT).to_dict()
+    key = pointer_key(prefix)
     if store.conditional_writes():
         try:
             store.put_if(key, manifest_bytes(pointer), etag)
@@ -159,9 +144,9 @@ def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0) -> 
     version = bundle.version
     vprefix = version_prefix(prefix, version)
     existing = store.list(vprefix + "/")
-    manifest_key = _join(vprefix, MANIFEST)
-    if manifest_key in existing:  # complete from an earlier deploy (e.g. rolled back from): just switch
-        manifest = json.loads(store.get(manifest_key) or b"{}")
+    mkey = manifest_key(prefix, version)
+    if mkey in existing:  # complete from an earlier deploy (e.g. rolled back from): just switch
+        manifest = json.loads(store.get(mkey) or b"{}")
         _switch(store, prefix, version, manifest, current, etag)
         return DeployResult(version, vprefix, 0, 0, 0, False, time.perf_counter() - t0)
 
@@ -196,7 +181,7 @@ def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0) -> 
         list(pool.map(upload, uploads))
 
     manifest = bundle.manifest(_now())
-    store.put(manifest_key, manifest_bytes(manifest))  # the version is complete only now
+    store.put(mkey, manifest_bytes(manifest))  # the version is complete only now
     _switch(store, prefix, version, manifest, current, etag)  # and live only now
     return DeployResult(version, vprefix, len(uploads), sum(f.size for _, f in uploads), len(copies), False,
                         time.perf_counter() - t0)
@@ -214,7 +199,7 @@ def rollback(store: BundleStore, prefix: str, to: str | None = None) -> tuple[st
         raise RollbackError(f"{current['version']} is the only version deployed", "there is nothing to roll back to")
     if target == current["version"]:
         raise RollbackError(f"{target} is already live")
-    raw = store.get(_join(version_prefix(prefix, target), MANIFEST))
+    raw = store.get(manifest_key(prefix, target))
     if not raw:
         known = ", ".join(current.get("history", [])[:5]) or "none"
         raise RollbackError(f"version {target} is not a complete bundle in this store",
@@ -241,14 +226,14 @@ def gc(store: BundleStore, prefix: str, keep: int = KEEP_VERSIONS, in_use: set[s
     store.check()
     now = time.time() if now is None else now
     pointer = read_pointer(store, prefix) or {}
-    base = _join(prefix, "bundles") + "/"
+    base = bundles_prefix(prefix) + "/"
     by_version: dict[str, list] = {}
     for key, obj in store.list(base).items():
         by_version.setdefault(key[len(base):].split("/", 1)[0], []).append(obj)
     complete, incomplete = [], []
     for v, objs in by_version.items():
-        if any(o.key == _join(base, v, MANIFEST) for o in objs):
-            created = json.loads(store.get(_join(base, v, MANIFEST)) or b"{}").get("created", "")
+        if any(o.key == manifest_key(prefix, v) for o in objs):
+            created = json.loads(store.get(manifest_key(prefix, v)) or b"{}").get("created", "")
             complete.append((created, max((o.modified or 0) for o in objs), v))
         else:
             incomplete.append((max((o.modified or now) for o in objs), v))

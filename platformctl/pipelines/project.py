@@ -9,7 +9,7 @@ from pathlib import Path
 from ml_platform.yamlsafe import YamlFileError, read_bounded
 
 from ..errors import ConfigError, InputFileError
-from .errors import PipelineError, Problem, RenderCheckError
+from ..errors import PipelineError, Problem, RenderCheckError
 from .render import DEFAULT_TEMPLATE, GENERATED_MARK, duplicate_problems, output_name, render_one
 from .validate import Checked, check
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jinja2
 
-from .errors import Problem
+from ..errors import Problem
 from .migrations import CURRENT
 from .model import AssetAllOf, AssetAnyOf, AssetSchedule, MapOutput, PipelineV1, PipelineV2
 from .validate import Checked

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ml_platform.spec import image_problem
 from pydantic import BaseModel, ValidationError
 
-from .errors import Problem
+from ..errors import Problem
 from .loader import LoadError, Loaded, load_yaml
 from .migrations import VersionError, read_version
 from .model import (ID_RE, MODELS, PARTS, PRESETS, AssetAllOf, AssetAnyOf, AssetSchedule, MapOutput, PipelineV1,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from platformctl.pipelines.errors import PipelineError, RenderCheckError
+from platformctl.errors import PipelineError, RenderCheckError
 from platformctl.pipelines.project import render_all, render_check, rendered
 from platformctl.pipelines.render import py
 

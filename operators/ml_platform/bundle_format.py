@@ -1,0 +1,246 @@
+"""What a bundle store holds: the one definition of the DAG bundle's storage format.
+
+Both sides use this module: `make deploy` / `rollback` / `gc` / `plan` / `status` (``platformctl.deploy``,
+which writes and reads the store) and ``ml_platform.bundle.PlatformDagBundle`` (which Airflow's DAG
+processor and workers use to follow the pointer). It imports nothing from Airflow nor from platformctl,
+only the standard library, so it is cheap to import on either side.
+
+Layout under an environment's stable prefix ``P`` (any ``/``-separated key prefix; empty means the
+store's root)::
+
+    P/current.json                               the pointer: which version is live (switched last)
+    P/deploy.lock                                a deploy's lock object (only on stores without
+                                                 conditional writes)
+    P/bundles/<version>/<files>                  the bundle's files (immutable once complete)
+    P/bundles/<version>/bundle-manifest.json     every file's sha256 and size; written after every
+                                                 file: a version is complete only once it exists
+
+A version is a content address (``version_hash``): ``b-`` and 16 hex digits of a sha256 over every
+file's path and sha256 and the image digest. The same files for the same image give the same version;
+a manifest whose files do not hash to its version was changed after the deploy.
+
+Manifest (JSON object, serialized by ``to_bytes``)::
+
+    {"version": "b-...", "created": "2026-01-01T00:00:00Z", "image_digest": "sha256:..." | null,
+     "commit": "<git sha>" | null, "files": {"<rel path>": {"sha256": "<hex>", "size": <int>}, ...}}
+
+Pointer (JSON object, ``current.json``)::
+
+    {"version": "b-...", "prefix": "P/bundles/b-...", "switched_at": "...Z", "switch_id": "<hex>",
+     "image_digest": ... , "commit": ..., "history": ["<previous version>", ...]}
+
+Keys a reader does not know are kept (``extra``) and written back unchanged, so a newer writer's
+fields (e.g. signatures) survive an older reader. Parsing errors are ``FormatError`` (a ValueError)
+with a message naming what is wrong; each side turns it into its own error type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Mapping
+
+POINTER = "current.json"
+MANIFEST = "bundle-manifest.json"
+BUNDLES = "bundles"  # the folder (key prefix) under P holding one folder per version
+DEPLOY_LOCK = "deploy.lock"
+VERSION_RE = re.compile(r"^b-[0-9a-f]{16}$")
+
+
+class FormatError(ValueError):
+    """Bytes read from a store are not the object the format says should be there."""
+
+
+# --------------------------------------------------------------------------------------------- keys
+def join(*parts: str) -> str:
+    """Join key parts with "/", dropping empty parts and stray slashes (a store key never starts with /)."""
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+def pointer_key(prefix: str) -> str:
+    return join(prefix, POINTER)
+
+
+def lock_key(prefix: str) -> str:
+    return join(prefix, DEPLOY_LOCK)
+
+
+def bundles_prefix(prefix: str) -> str:
+    """The key prefix every version's folder is under (no trailing slash)."""
+    return join(prefix, BUNDLES)
+
+
+def version_prefix(prefix: str, version: str) -> str:
+    return join(prefix, BUNDLES, version)
+
+
+def manifest_key(prefix: str, version: str) -> str:
+    return join(version_prefix(prefix, version), MANIFEST)
+
+
+def is_version(name: str) -> bool:
+    return bool(VERSION_RE.match(name))
+
+
+def safe_rel(rel: str) -> PurePosixPath | None:
+    """A manifest's file path as a relative path that stays inside its version folder, else None."""
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        return None
+    return pure
+
+
+# ------------------------------------------------------------------------------------------ version
+def version_hash(files: Mapping[str, str], image_digest: str | None) -> str:
+    """The content address of a bundle: ``files`` maps each relative path to its sha256 (hex)."""
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        h.update(f"{rel}\0{files[rel]}\n".encode())
+    h.update(f"image\0{image_digest or ''}\n".encode())
+    return "b-" + h.hexdigest()[:16]
+
+
+def version_of(manifest: Mapping[str, Any]) -> str:
+    """The version a manifest (as a dict) hashes to: compare with its name to detect a changed manifest."""
+    files = manifest.get("files") or {}
+    return version_hash({rel: meta["sha256"] for rel, meta in files.items()}, manifest.get("image_digest"))
+
+
+# ---------------------------------------------------------------------------------------- documents
+def to_bytes(document: Mapping[str, Any]) -> bytes:
+    """How every JSON object in the store is written: sorted keys, 2-space indent, a final newline."""
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _object(raw: bytes, what: str) -> dict:
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{what} is not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise FormatError(f"{what} is not a JSON object")
+    return doc
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    size: int
+
+
+_MANIFEST_KEYS = ("version", "created", "image_digest", "commit", "files")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A version's ``bundle-manifest.json``."""
+
+    version: str
+    files: dict[str, FileEntry]
+    created: str | None = None
+    image_digest: str | None = None
+    commit: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this reader does not know, kept as read
+
+    @classmethod
+    def build(cls, files: Mapping[str, FileEntry], *, image_digest: str | None, commit: str | None,
+              created: str | None) -> "Manifest":
+        """A new manifest for these files; its version is their hash."""
+        files = dict(sorted(files.items()))
+        version = version_hash({rel: f.sha256 for rel, f in files.items()}, image_digest)
+        return cls(version, files, created, image_digest, commit)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], what: str = MANIFEST) -> "Manifest":
+        files = doc.get("files")
+        if not isinstance(files, dict):
+            raise FormatError(f"{what} is not a bundle manifest (no 'files' object)")
+        entries: dict[str, FileEntry] = {}
+        for rel, meta in files.items():
+            if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str):
+                raise FormatError(f"{what}: file {rel!r} has no sha256")
+            entries[rel] = FileEntry(meta["sha256"], int(meta.get("size") or 0))
+        version = doc.get("version")
+        return cls(version if isinstance(version, str) else "", entries, doc.get("created"),
+                   doc.get("image_digest"), doc.get("commit"),
+                   {k: v for k, v in doc.items() if k not in _MANIFEST_KEYS})
+
+    @classmethod
+    def parse(cls, raw: bytes, what: str = MANIFEST) -> "Manifest":
+        return cls.from_dict(_object(raw, what), what)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.extra, "version": self.version, "created": self.created, "image_digest": self.image_digest,
+                "commit": self.commit,
+                "files": {rel: {"sha256": f.sha256, "size": f.size} for rel, f in sorted(self.files.items())}}
+
+    def to_bytes(self) -> bytes:
+        return to_bytes(self.to_dict())
+
+    def content_version(self) -> str:
+        """The version these files and image hash to (equals ``version`` unless the manifest was changed)."""
+        return version_hash({rel: f.sha256 for rel, f in self.files.items()}, self.image_digest)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files.values())
+
+
+_POINTER_KEYS = ("version", "prefix", "switched_at", "switch_id", "image_digest", "commit", "history")
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """An environment's ``current.json``: the live version and the versions live before it (newest first)."""
+
+    version: str
+    prefix: str  # the live version's folder (version_prefix of the environment's prefix)
+    switched_at: str | None = None
+    switch_id: str | None = None  # new on every switch: a pointer's bytes (and ETag) are never reused
+    image_digest: str | None = None
+    commit: str | None = None
+    history: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], base: str = "", what: str = POINTER) -> "Pointer":
+        """``base`` is the environment's prefix: the version folder when an old pointer has no 'prefix'."""
+        version = doc.get("version")
+        if not isinstance(version, str) or not version:
+            raise FormatError(f"{what} is not a pointer (no 'version')")
+        history = doc.get("history") or []
+        return cls(version, doc.get("prefix") or version_prefix(base, version), doc.get("switched_at"),
+                   doc.get("switch_id"), doc.get("image_digest"), doc.get("commit"),
+                   [v for v in history if isinstance(v, str)] if isinstance(history, list) else [],
+                   {k: v for k, v in doc.items() if k not in _POINTER_KEYS})
+
+    @classmethod
+    def parse(cls, raw: bytes, base: str = "", what: str = POINTER) -> "Pointer":
+        return cls.from_dict(_object(raw, what), base, what)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.extra, "version": self.version, "prefix": self.prefix, "switched_at": self.switched_at,
+                "switch_id": self.switch_id, "image_digest": self.image_digest, "commit": self.commit,
+                "history": list(self.history)}
+
+    def to_bytes(self) -> bytes:
+        return to_bytes(self.to_dict())
+
+
+def switched_pointer(prefix: str, manifest: Mapping[str, Any] | Manifest, version: str,
+                     previous: Pointer | Mapping[str, Any] | None, *, switched_at: str, switch_id: str,
+                     history_limit: int = 20) -> Pointer:
+    """The pointer that makes ``version`` live after ``previous``: the previous version goes first in the
+    history (without ``version`` itself), at most ``history_limit`` entries."""
+    if isinstance(previous, Mapping):
+        previous = Pointer.from_dict(previous, prefix)
+    history = [previous.version, *previous.history] if previous else []
+    history = [v for v in history if v != version][:history_limit]
+    if isinstance(manifest, Manifest):
+        image_digest, commit = manifest.image_digest, manifest.commit
+    else:
+        image_digest, commit = manifest.get("image_digest"), manifest.get("commit")
+    return Pointer(version, version_prefix(prefix, version), switched_at, switch_id, image_digest, commit, history)
