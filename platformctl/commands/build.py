@@ -13,6 +13,7 @@ from ..engine import ContainerEngine, detect
 from ..host.setup import prepare
 from ..image.build import build as build_here, build_plan, check_inputs, new_record, run_image_tests
 from ..record import RECORD, BuildRecord, inputs_tag, version_tag
+from ..supply import service as supply
 from ..registry.auth import from_environment
 from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
 from ..output import say
@@ -88,12 +89,14 @@ def build(root: Path, args) -> int:
     t0, timings = time.perf_counter(), {}
     cfg, engine = prepare(root, collect_overrides(args.sets), "build",
                           preflight=lambda r, c: check_inputs(r, c, timings))
+    supply.before_build(root, cfg)  # issue 37: the vulnerability gate, when audit.on_build
     rec = build_image(root, cfg, run_tests=not args.no_test, echo=not args.quiet, reuse=not args.no_reuse,
                       engine=engine, inputs_checked=True, full_tests=args.full_tests, timings=timings)
     say(f"built {rec.image} in {rec.build_seconds}s")
     say(f"  tags:     {', '.join(rec.tags)}")
     say(f"  image id: {rec.image_id}")
     say(f"  record:   {RECORD}")
+    supply.after_build(root, cfg, engine, rec)  # issue 37: the SBOM next to the record
     parts = [f"{k} {'cached' if v is None else f'{v:.1f}s'}" for k, v in rec.timings.items()]
     say(f"timing: {', '.join(parts + [f'total {time.perf_counter() - t0:.1f}s'])}")
     return 0

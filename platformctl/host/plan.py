@@ -29,12 +29,14 @@ TOOLS: dict[str, Tool] = {t.command: t for t in (
     Tool("openssl", "openssl", "the private-index test's certificates"),
     Tool("chromium", "chromium", "the studio's browser tests"),
     Tool("chromedriver", "chromium-driver", "drives the browser in the studio's tests"),
+    Tool("gpg", "gnupg", "signs and verifies image signatures and provenance (issue 37)"),
 )}
 
 # What each command needs besides the engine. debootstrap is asked for only when a base must be made.
 NEEDS: dict[str, tuple[str, ...]] = {
-    "build": (ENGINE, "git", "make", "skopeo"),
-    "test": (ENGINE, "git", "make", "skopeo", "docker-registry", "htpasswd", "openssl", "chromium", "chromedriver"),
+    "build": (ENGINE, "git", "make", "skopeo", "gpg"),
+    "test": (ENGINE, "git", "make", "skopeo", "docker-registry", "htpasswd", "openssl", "chromium", "chromedriver",
+             "gpg"),
     "run": (ENGINE, "git"),
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,18 +39,28 @@ class Attached:
     sha256: str  # of the attached file
 
 
+def _import_oras():
+    """oras imports jsonschema, which loads its optional rfc3987-syntax checker for the `iri` format: that
+    compiles a grammar at import (6 s on this machine, more than the whole attach). oras checks manifests
+    against their structure only (no `iri` format), so that optional checker is left out of this process."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # ImportError: jsonschema skips it
+    import oras.provider
+
+    return oras.provider
+
+
 class Attacher:
     """An oras client for one repository's registry (plain HTTP for local/insecure hosts)."""
 
     def __init__(self, repository: str, creds: Credentials | None, insecure_hosts: set[str] = frozenset()):
-        import oras.client  # noqa: F401  (the SDK's logger is quiet unless asked)
-        import oras.provider
+        provider = _import_oras()
 
         logging.getLogger("oras").setLevel(logging.WARNING)
         self.repository = repository
         host = registry_host(repository)
         insecure = host in insecure_hosts or is_local_registry(repository)
-        self.reg = oras.provider.Registry(hostname=host, insecure=insecure, tls_verify=not insecure,
+        self.reg = provider.Registry(hostname=host, insecure=insecure, tls_verify=not insecure,
                                           auth_backend="basic" if creds else "token")
         if creds:
             self.reg.auth.set_basic_auth(creds.username, creds.password)

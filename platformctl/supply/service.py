@@ -78,6 +78,7 @@ class PushTrust:
         else:
             echo("  not signed: no signing key (set PLATFORM_SIGNING_KEY or signing.key); no provenance attached; "
                  "environments that require signatures will refuse this digest")
+        echo("  supply chain steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items()))
         self.result = {"sbom": asdict(att.sbom), "provenance": asdict(att.provenance) if att.provenance else None,
                        "signature": asdict(signed) if signed else None, "seconds": self.seconds}
         self.rec.extra["supply"] = {"digest": digest, "sbom_sha256": self.sbom.sha256,
@@ -168,3 +169,26 @@ def signature_status(root: Path, cfg: PlatformConfig, env: Environment, sk: Skop
     with signing.workspace(signing.lookaside_dir(root, cfg), policy) as ws:
         chk = signing.check_digest(sk, ws, repository, digest, policy)
     return {"required": True, "signed": chk.signed, "key": chk.fingerprint, "note": chk.note}
+
+
+# ------------------------------------------------------------------------------------------ make build
+def before_build(root: Path, cfg: PlatformConfig, echo=say) -> None:
+    """audit.on_build: make audit gates the build (AuditFailed / AuditError stop it before anything is built)."""
+    if not cfg.audit.on_build:
+        return
+    from .audit import audit, gate
+
+    res = audit(root, cfg)
+    gate(res)
+    echo(f"audit passed: {res.packages} pins in {len(res.locks)} locks against {res.osv_url} ({res.seconds}s)")
+
+
+def after_build(root: Path, cfg: PlatformConfig, engine: ContainerEngine, rec: BuildRecord, echo=say) -> None:
+    """A tested image gets its SBOM next to the build record (make push attaches it)."""
+    if not rec.tested:
+        return
+    t = time.perf_counter()
+    res = sbom.ensure(root, cfg, engine, rec)
+    rec.timings["sbom"] = round(time.perf_counter() - t, 2)
+    rec.save(root)
+    echo(f"  sbom:     {res.path.relative_to(root)} ({res.summary()})")
