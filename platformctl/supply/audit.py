@@ -1,5 +1,9 @@
 """make audit: pip-audit over every lock (hash-checked, no resolution), the OSV source, strict.
 
+The locks' distinct pins (most are shared by the two Pythons' locks) are written, each with its --hash lines
+verbatim, into a few hashed requirement files that pip-audit audits at the same time: each pin is asked for
+once, and pip-audit's one-request-per-pin OSV client runs in parallel.
+
 pip-audit asks the OSV service (`audit.osv_url`, default the public API; `<url>/v1/query` per pin) and, with
 `--strict`, fails on a pin the service cannot answer for: it never passes silently. Severities come from
 the same service (`<url>/v1/vulns/<id>`: the GHSA `database_specific.severity`, else a numeric `severity`
@@ -106,7 +110,7 @@ class AuditResult:
 
 
 def all_locks(root: Path) -> dict[str, list[Path]]:
-    """Every lock, grouped by Python (one pip-audit run each: the locks of one Python agree on their pins)."""
+    """Every lock, by Python."""
     out: dict[str, list[Path]] = {}
     for p in sorted((root / REQ_DIR).glob("*-py*.txt")):
         m = re.search(r"-py(\d+)\.txt$", p.name)
@@ -123,7 +127,7 @@ def _pip_audit(locks: list[Path], osv_url: str, timeout: int, cache: str) -> lis
     for lock in locks:
         cmd += ["-r", str(lock)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "PIP_NO_INPUT": "1"})
-    names = ", ".join(lock.name for lock in locks)
+    names = f"{sum(1 for lk in locks for ln in lk.read_text().splitlines() if ln[:1].isalnum())} pins"
     if p.stdout.strip().startswith("{"):
         try:
             return json.loads(p.stdout)["dependencies"]
@@ -185,37 +189,67 @@ def _severity(doc: dict) -> str:
     return "unknown"
 
 
-def audit(root: Path, cfg: PlatformConfig, today: dt.date | None = None) -> AuditResult:
+def pin_blocks(locks: list[Path]) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], list[str]]]:
+    """Every distinct pin of the locks as its block of lines (the requirement and its --hash lines, verbatim),
+    and the locks each pin is in. The locks of the two Pythons share most pins: each is asked for once."""
+    from packaging.utils import canonicalize_name
+
+    from ..lock.files import _PIN_RE
+
+    blocks: dict[tuple[str, str], str] = {}
+    where: dict[tuple[str, str], list[str]] = {}
+    for lock in locks:
+        key, lines = None, []
+        for line in lock.read_text().splitlines() + [""]:
+            m = _PIN_RE.match(line)
+            if m or not line.startswith((" ", "\t")):
+                if key is not None:
+                    blocks.setdefault(key, "\n".join(lines).rstrip(" \\") + "\n")
+                    where.setdefault(key, []).append(lock.name)
+                key, lines = ((canonicalize_name(m[1]), m[3]), [line]) if m else (None, [])
+            elif key is not None and line.strip().startswith("--hash="):
+                lines.append(line)
+    return blocks, where
+
+
+def audit(root: Path, cfg: PlatformConfig, today: dt.date | None = None, workers: int = 3) -> AuditResult:
     t0 = time.perf_counter()
     policy, policy_name = load_policy(root, cfg)
     today = today or dt.date.today()
-    groups = all_locks(root)
-    if not groups:
+    locks = [p for ps in all_locks(root).values() for p in ps]
+    if not locks:
         raise AuditError(f"no locks in {REQ_DIR}/", "run make lock")
+    blocks, where = pin_blocks(locks)
     url = cfg.audit.osv_url
-    with tempfile.TemporaryDirectory(prefix="platform-audit-") as cache:
-        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-            runs = list(pool.map(lambda locks: (locks, _pip_audit(locks, url, cfg.audit.timeout, cache)),
-                                 groups.values()))
+    keys = sorted(blocks)
+    n = max(1, min(workers, len(keys)))
+    with tempfile.TemporaryDirectory(prefix="platform-audit-") as tmp:
+        chunks = []
+        for i in range(n):  # the distinct pins in n hashed requirement files, audited at the same time
+            part = Path(tmp) / f"pins-{i}.txt"
+            part.write_text("".join(blocks[k] for k in keys[i::n]))
+            chunks.append([part])
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            runs = list(pool.map(lambda files: _pip_audit(files, url, cfg.audit.timeout, tmp), chunks))
     found: dict[tuple[str, str, str], dict] = {}
-    packages: set[tuple[str, str]] = set()
-    for locks, deps in runs:
+    packages = 0
+    for deps in runs:
         for d in deps:
-            packages.add((d["name"], d.get("version", "")))
+            packages += 1
             for v in d.get("vulns") or []:
-                key = (d["name"], d.get("version", ""), v["id"])
-                entry = found.setdefault(key, {"vuln": v, "locks": []})
-                entry["locks"] += [lk.name for lk in locks]
+                found[(d["name"], d.get("version", ""), v["id"])] = v
     allow = {a.id: a for a in policy.allowlist}
     findings, failing, used = [], [], set()
     threshold = SEVERITIES.index(policy.fail_at)
-    for (name, version, vid), e in sorted(found.items()):
-        v = e["vuln"]
+    for (name, version, vid), v in sorted(found.items()):
         ids = [vid, *v.get("aliases", [])]
         known, sev = severity_of(url, ids, cfg.audit.timeout)
         entry = next((allow[i] for i in ids if i in allow), None)
+        from packaging.utils import canonicalize_name
+
+        in_locks = tuple(sorted(set(where.get((canonicalize_name(name), version), []))))
         f = Finding(name, version, known, tuple(i for i in ids if i != known), sev, tuple(v.get("fix_versions", [])),
-                    tuple(sorted(set(e["locks"]))), entry.id if entry and entry.expires >= today else None)
+                    in_locks, entry.id if entry and entry.expires >= today else None)
         findings.append(f)
         if entry:
             used.add(entry.id)
@@ -223,8 +257,8 @@ def audit(root: Path, cfg: PlatformConfig, today: dt.date | None = None) -> Audi
         if at_or_above and not f.allowed_by:
             failing.append(f)
     expired = [a for a in policy.allowlist if a.expires < today]
-    return AuditResult([str(p.relative_to(root)) for ps in groups.values() for p in ps], len(packages), findings,
-                       failing, expired, policy_name, url, round(time.perf_counter() - t0, 2),
+    return AuditResult([str(p.relative_to(root)) for p in locks], packages, findings, failing, expired,
+                       policy_name, url, round(time.perf_counter() - t0, 2),
                        [a.id for a in policy.allowlist if a.id not in used])
 
 

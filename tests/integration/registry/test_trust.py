@@ -16,7 +16,6 @@ from platformctl.registry.auth import Credentials
 from platformctl.supply import attach
 from tests.integration.registry.conftest import PASSWORD, USER, tiny_image
 
-pytestmark = pytest.mark.integration
 
 
 class Keys:

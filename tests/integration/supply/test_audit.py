@@ -16,7 +16,6 @@ import pytest
 from platformctl.lock.files import read_pins
 from tests.integration.supply.osv_server import OsvServer, advisory
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 
 
