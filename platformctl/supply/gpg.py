@@ -179,7 +179,7 @@ def detached_sign(key: SigningKey, data: bytes) -> bytes:
     p = _run(args + ["--output", "-"], home=key.home, input=data)
     if p.returncode or not p.stdout:
         msg = _last(p.stderr)
-        if re.search(r"bad passphrase|no passphrase|inappropriate ioctl|no pinentry|operation cancelled", msg, re.I):
+        if re.search(r"bad passphrase|no passphrase|inappropriate ioctl|no pinentry|operation cancelled", msg, re.IGNORECASE):
             raise SigningError(f"gpg could not unlock signing key {key.fingerprint} ({msg})",
                                "check the passphrase in PLATFORM_SIGNING_PASSPHRASE_FILE")
         raise SigningError(f"gpg could not sign with {key.fingerprint} ({msg})")

@@ -174,7 +174,7 @@ def sign_digest(sk: Skopeo, ws: Workspace, key: gpg.SigningKey, repository: str,
     except (RegistryAuthError, RegistryUnavailable):
         raise
     except RegistryError as exc:
-        if re.search(r"passphrase|gpg|sign|key", exc.message, re.I):
+        if re.search(r"passphrase|gpg|sign|key", exc.message, re.IGNORECASE):
             raise SigningError(f"skopeo could not sign {repository}@{digest[:19]}: {exc.message}",
                                "check the key and PLATFORM_SIGNING_PASSPHRASE_FILE") from None
         raise

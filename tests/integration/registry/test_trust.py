@@ -17,7 +17,6 @@ from platformctl.supply import attach
 from tests.integration.registry.conftest import PASSWORD, USER, tiny_image
 
 
-
 class Keys:
     """Three GPG keys in a private GNUPGHOME: a and b (no passphrase), c (passphrase "right")."""
 

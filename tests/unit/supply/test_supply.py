@@ -12,8 +12,8 @@ import pytest
 from platformctl.config import PlatformConfig
 from platformctl.errors import AuditError, AuditFailed, SigningError
 from platformctl.record import BuildRecord
-from platformctl.supply import audit, gpg, sbom, signing
 from platformctl.status import EnvStatus, Status, status_lines
+from platformctl.supply import audit, gpg, sbom, signing
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -116,9 +116,8 @@ def test_the_sbom_merge_adds_lock_hashes_image_and_base_and_is_deterministic(tmp
 def test_signing_key_configuration_errors_are_one_line(tmp_path):
     with gpg.signing_key(None, {}) as key:
         assert key is None
-    with pytest.raises(SigningError, match="not a 40-hex-digit GPG fingerprint"):
-        with gpg.signing_key("ABC", {}):
-            pass
+    with pytest.raises(SigningError, match="not a 40-hex-digit GPG fingerprint"), gpg.signing_key("ABC", {}):
+        pass
     with pytest.raises(SigningError, match="PLATFORM_SIGNING_KEY_FILE=.* is not a file"):
         with gpg.signing_key(None, {"PLATFORM_SIGNING_KEY_FILE": str(tmp_path / "none.asc")}):
             pass
