@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -60,10 +61,29 @@ class Attacher:
         self.repository = repository
         host = registry_host(repository)
         insecure = host in insecure_hosts or is_local_registry(repository)
-        self.reg = provider.Registry(hostname=host, insecure=insecure, tls_verify=not insecure,
-                                          auth_backend="basic" if creds else "token")
+        backend = self._auth_scheme(host, insecure)
+        self.reg = provider.Registry(hostname=host, insecure=insecure, tls_verify=not insecure, auth_backend=backend)
         if creds:
             self.reg.auth.set_basic_auth(creds.username, creds.password)
+        else:  # Docker's own store (config.json, credential helpers), where the engine and skopeo find it too
+            docker_config = os.environ.get("DOCKER_CONFIG")  # oras itself looks at ~/.docker only
+            self.reg.auth.load_configs(self.reg.get_container(repository),
+                                       [str(Path(docker_config) / "config.json")] if docker_config else None)
+            if backend == "basic" and getattr(self.reg.auth, "_basic_auth", None) is None:
+                raise RegistryAuthError(f"no credentials for {host} (its registry asks for a login)",
+                                        "set REGISTRY_USERNAME/REGISTRY_PASSWORD or `docker login <registry>`")
+
+    @staticmethod
+    def _auth_scheme(host: str, insecure: bool) -> str:
+        """oras's "basic" backend for a registry that challenges with Basic (htpasswd), else "token" (Bearer)."""
+        import requests
+
+        try:
+            r = requests.get(f"{'http' if insecure else 'https'}://{host}/v2/", timeout=10)
+            challenge = r.headers.get("WWW-Authenticate", "")
+        except requests.RequestException:
+            challenge = ""
+        return "basic" if challenge.lower().startswith("basic") else "token"
 
     def _call(self, what: str, fn):
         import requests

@@ -111,6 +111,18 @@ def test_a_signed_push_carries_sbom_and_provenance_and_promotes(project, registr
     pr = project.run("promote", "--env", "prod", "--version", "0.1.0")
     assert pr.returncode == 0, pr.stdout + pr.stderr
     assert registry.digest("ml/airflow-prod", "0.1.0") == digest
+    # make status's view: the running digest is signed, by key a (skopeo standalone-verify)
+    from platformctl.config import load_config
+    from platformctl.environments import load_environment
+    from platformctl.registry.auth import authfile
+    from platformctl.registry.skopeo import Skopeo
+    from platformctl.supply.service import signature_status
+
+    with authfile(Credentials(USER, PASSWORD), project.repo) as auth:
+        sig = signature_status(project.path, load_config(project.path, {"registry.repository": (project.repo, "t")}),
+                               load_environment(project.path, "prod"), Skopeo(authfile=auth),
+                               f"{registry.host}/ml/airflow-prod", digest)
+    assert sig == {"required": True, "signed": True, "key": keys.fpr["a"], "note": ""}, sig
     # the signature travelled with the copy: skopeo itself accepts the prod image with a policy of key a
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"default": [{"type": "reject"}], "transports": {"docker": {
@@ -170,6 +182,9 @@ def test_unsigned_and_unknown_key_digests_are_refused(project, registry, docker,
     assert unknown.returncode == 45, unknown.stdout + unknown.stderr
     assert "not by an allowed key" in one_line(unknown)
     assert state(registry) == before
+    # deploy to prod with nothing signed promoted there: refused before the bundle store is touched
+    d = project.run("deploy", "--env", "prod")
+    assert d.returncode == 45 and "has no valid signature from a key allowed for prod" in one_line(d), d.stderr
     # a release of an unsigned digest, no key configured: refused before any release tag exists
     project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()))
     assert project.run("push").returncode == 0

@@ -98,3 +98,19 @@ def test_service_down_and_garbage_are_one_line_failures(project, osv):
         p = run(project, garbage.url)
     assert p.returncode == 48, p.stdout + p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "not OSV JSON" in p.stderr, p.stderr
+
+
+def test_make_build_runs_the_audit_first_when_configured(project, osv):
+    from platformctl.config import load_config
+    from platformctl.errors import AuditFailed
+    from platformctl.supply.service import before_build
+
+    (project / "audit.yaml").write_text("fail_at: high\n")
+    off = load_config(project, {"audit.osv_url": (osv.url, "test")})
+    asked = osv.queries
+    before_build(project, off)  # audit.on_build false: nothing asked
+    assert osv.queries == asked
+    on = load_config(project, {"audit.osv_url": (osv.url, "test"), "audit.on_build": (True, "test")})
+    with pytest.raises(AuditFailed, match="GHSA-test-0001"):
+        before_build(project, on)
+    assert osv.queries > asked
