@@ -146,6 +146,21 @@ docs: $(VENV)/.synced ## write docs/commands.md from the CLI's parser, the Makef
 docs-check: $(VENV)/.synced ## fail if docs/commands.md is out of date (run make docs)
 	$(RUN) docs-check
 
+# ---- Airflow upgrade rehearsal (issue #36) ----
+.PHONY: upgrade-test bench-upgrade
+upgrade-test: $(VENV)/.synced ## make upgrade-test AIRFLOW=3.3.1 [PYTHON=] [PROVIDERS=all] [APPLY=1]: rehearse an Airflow upgrade, report in build/upgrade/
+	$(RUN) upgrade-test --airflow $(AIRFLOW) $(if $(PYTHON),--python $(PYTHON)) $(if $(PROVIDERS),--providers '$(PROVIDERS)') $(if $(APPLY),--apply)
+
+bench-upgrade: $(VENV)/.synced ## relock + comparison for AIRFLOW= (default 3.3.1) against a naive full relock; WHOLE=1 times a whole rehearsal
+	$(PY) bench/upgrade.py $(if $(AIRFLOW),--airflow $(AIRFLOW)) $(if $(WHOLE),--whole)
+
+# Issue 39: building without a Docker daemon (ENGINE=podman), reproducibly.
+.PHONY: verify-reproducible
+verify-reproducible: $(VENV)/.synced ## build HEAD again with no cache (ENGINE=podman) and compare with the build record or REF=
+	$(RUN) verify-reproducible $(if $(REF),--ref $(REF))
+.PHONY: bench-engines
+bench-engines: $(VENV)/.synced ## podman (buildah) build against the Docker build: cold, plugin edit, reproducible rebuild
+	$(PY) bench/engines.py
 # ---- issue 37: trust the image (SBOM, provenance, signatures, vulnerability gate); see docs/supply-chain.md
 .PHONY: sbom audit verify-image bench-supply
 sbom: $(VENV)/.synced ## where the image's SBOM (CycloneDX) is, and a summary; FORCE=1 makes it again

@@ -53,8 +53,9 @@ class ImageConfig(_Model):
         "or apache/airflow:<airflow_version>-python<python> (extend mode).",
     )
     python: str = Field("3.12", description="Python version inside the image; must be one of python_versions.")
-    engine: Literal["auto", "buildx", "docker-buildkit"] = Field(
-        "auto", description="How to build: docker buildx, or DOCKER_BUILDKIT=1 docker build; auto detects."
+    engine: Literal["auto", "buildx", "docker-buildkit", "podman"] = Field(
+        "auto", description="How to build: docker buildx, or DOCKER_BUILDKIT=1 docker build (auto detects "
+        "which); podman: without a Docker daemon, buildah builds (reproducibly) and podman runs the image checks."
     )
     docker: str | None = Field(None, description="Docker CLI to use (default: first one on PATH with BuildKit).")
     build_cache: Literal["off", "registry"] = Field(
@@ -124,6 +125,13 @@ class SetupConfig(_Model):
         "/etc/ssl/certs/ca-certificates.crt, when there is one), none, or a path.")
 
 
+class UpgradeConfig(_Model):
+    """The upgrade rehearsal (make upgrade-test AIRFLOW=<version>, issue #36)."""
+
+    smoke_pipelines: list[str] = Field(
+        default_factory=lambda: ["example_etl"],
+        description="Pipelines run on a stack of the current image and of the candidate (states and durations "
+        "compared); the current stack's database, after these runs, is the one the candidate migrates.")
 class SigningConfig(_Model):
     """Image signatures (issue 37): GPG simple signing with skopeo, signatures in a lookaside store."""
 
@@ -171,6 +179,7 @@ class PlatformConfig(_Model):
     image: ImageConfig = Field(default_factory=ImageConfig)
     stack: StackConfig = Field(default_factory=StackConfig)
     setup: SetupConfig = Field(default_factory=SetupConfig)
+    upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
     signing: SigningConfig = Field(default_factory=SigningConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
 

@@ -82,6 +82,10 @@ def deploy(root: Path, args) -> int:
     if not any(rel.startswith("dags/") for rel in bundle.files):
         raise PolicyError("nothing to deploy: dags/ has no DAG files", "run make render first")
     store = open_store(root, env)
+    if getattr(args, "apply_settings", True):  # pools and connections first: a failure stops before the switch
+        from ..instance.sync import deploy_settings
+
+        say("\n".join(deploy_settings(root, env, getattr(args, "airflow_url", None)).lines()).lstrip())
     say(f"deploying bundle {bundle.version} ({len(bundle.files)} files, {bundle.size} bytes) to {store.url} "
         f"prefix '{env.bundle.prefix}'")
     r = deliver(store, env.bundle.prefix, bundle)

@@ -50,7 +50,7 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=say
     if cfg.image.build_cache == "registry":
         tags.append(CACHE_TAG)  # moving: the next build anywhere reads BuildKit's cache (inline) from it
     echo(f"pushing {rec.image} to {repo} as {', '.join(tags)}")
-    engine = engine or connect(cfg.image.docker)
+    engine = engine or connect(cfg.image.docker, cfg.image.engine)
     # issue 37: the signing key is unlocked and the SBOM made before anything is uploaded
     with supply.push_trust(root, cfg, rec, engine, echo) as trust:
         res = push_image(rec.image_id, repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
