@@ -77,7 +77,7 @@ def main() -> None:
                "REGISTRY_PASSWORD": PASSWORD, **keys.signer("a")}
         py = [sys.executable, "build.py"]
         t_sbom, _ = timed([*py, "sbom", "--force"], clone, env)
-        print(f"sbom            {t_sbom:6.2f} s   make sbom --force (once per image, at make build)")
+        print(f"sbom            {t_sbom:6.2f} s   make sbom --force (once per image: make push, or make build with sbom.on_build)")
         first, out = timed([*py, "push"], clone, env)
         s1 = steps(out)
         print(f"first push      {first:6.2f} s   of which supply chain {cost(s1):.2f} s ({s1})")

@@ -145,6 +145,13 @@ class SigningConfig(_Model):
         "(a bucket synced to it, a web server's folder) between the machines that push and promote.")
 
 
+class SbomConfig(_Model):
+    """The image's SBOM (issue 37)."""
+
+    on_build: bool = Field(False, description="make build makes the SBOM of a tested image (~10-40 s for the "
+                           "Airflow image); false: make push makes it once per image (make sbom any time).")
+
+
 class AuditConfig(_Model):
     """make audit (issue 37): pip-audit over every lock against an OSV service."""
 
@@ -181,6 +188,7 @@ class PlatformConfig(_Model):
     setup: SetupConfig = Field(default_factory=SetupConfig)
     upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
     signing: SigningConfig = Field(default_factory=SigningConfig)
+    sbom: SbomConfig = Field(default_factory=SbomConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("airflow_version")

@@ -121,7 +121,7 @@ def push_trust(root: Path, cfg: PlatformConfig, rec: BuildRecord, engine: Contai
         t = time.perf_counter()
         made = sbom.current(root, rec)
         if made is None:
-            echo("  making the image's SBOM (make build makes it; this record has none for its image)")
+            echo("  making the image's SBOM (once per image; make sbom makes it ahead)")
             made = sbom.generate(root, cfg, engine, rec)
         trust = PushTrust(root, cfg, rec, engine, key, made, {"key": t_key, "sbom": round(time.perf_counter() - t, 3)})
         yield trust
@@ -209,8 +209,8 @@ def before_build(root: Path, cfg: PlatformConfig, echo=say) -> None:
 
 
 def after_build(root: Path, cfg: PlatformConfig, engine: ContainerEngine, rec: BuildRecord, echo=say) -> None:
-    """A tested image gets its SBOM next to the build record (make push attaches it)."""
-    if not rec.tested:
+    """sbom.on_build: a tested image gets its SBOM next to the build record now (else make push makes it)."""
+    if not rec.tested or not cfg.sbom.on_build:
         return
     t = time.perf_counter()
     res = sbom.ensure(root, cfg, engine, rec)
