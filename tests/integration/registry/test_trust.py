@@ -92,6 +92,9 @@ def test_a_signed_push_carries_sbom_and_provenance_and_promotes(project, registr
     tags = registry.tags("ml/airflow")
     assert f"sha256-{hexd}.sbom" in tags and f"sha256-{hexd}.att" in tags, tags
     assert f"signed {project.repo}@{digest[:19]}" in p.stdout
+    s = project.run("sbom")  # where it is and a summary
+    assert s.returncode == 0, s.stdout + s.stderr
+    assert "SBOM: build/sbom.cdx.json" in s.stdout and f"as {project.repo}:sha256-{hexd}.sbom" in s.stdout
     # attached artifacts, pulled back with oras: the provenance's signature (gpgv) and subject check out
     sig_dir = project.path / ".platform" / "signatures" / f"ml/airflow@sha256={hexd}"
     assert sorted(x.name for x in sig_dir.iterdir()) == ["signature-1"]
