@@ -107,6 +107,10 @@ def main() -> None:
             print()
             print(f"audit: {naive / t_audit:.1f}x faster than one run per lock")
     finally:
+        if (work / "keys" / "gnupg").exists():
+            home = str(work / "keys" / "gnupg")
+            subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": home},
+                           capture_output=True)
         reg.kill()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -43,6 +43,10 @@ class Keys:
         (d / "wrong").write_text("wrong\n")
         self.dir = d
 
+    def close(self) -> None:
+        """Stop the gpg-agent key generation started for this GNUPGHOME."""
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=self.env, capture_output=True)
+
     def public(self, name: str) -> bytes:
         return subprocess.run(["gpg", "--batch", "--armor", "--export", self.fpr[name]], env=self.env, check=True,
                               capture_output=True).stdout
@@ -55,8 +59,10 @@ class Keys:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory) -> Keys:
-    return Keys(tmp_path_factory.mktemp("keys"))
+def keys(tmp_path_factory):
+    k = Keys(tmp_path_factory.mktemp("keys"))
+    yield k
+    k.close()
 
 
 def require_signatures(project, keys: Keys, *names: str) -> None:
