@@ -161,6 +161,11 @@ verify-reproducible: $(VENV)/.synced ## build HEAD again with no cache (ENGINE=p
 .PHONY: bench-engines
 bench-engines: $(VENV)/.synced ## podman (buildah) build against the Docker build: cold, plugin edit, reproducible rebuild
 	$(PY) bench/engines.py
+
+# ---- Fleet bundle fetch (issue #34, bundle-fetch part) ----
+.PHONY: bench-fleet
+bench-fleet: $(VENV)/.synced ## bundle store cost for a DAG processor + 1/2/4 workers behind a 20 ms store (SeaweedFS), vs one GET per file
+	$(PY) bench/fleet.py
 # ---- issue 37: trust the image (SBOM, provenance, signatures, vulnerability gate); see docs/supply-chain.md
 .PHONY: sbom audit verify-image bench-supply
 sbom: $(VENV)/.synced ## where the image's SBOM (CycloneDX) is, and a summary; FORCE=1 makes it again

@@ -107,6 +107,8 @@ class StackConfig(_Model):
         description="Job images built by make up: image tag -> build context (a directory with a Dockerfile).",
     )
     postgres_image: str = Field("ml-platform/postgres:15", description="Metadata database image, built locally.")
+    redis_image: str = Field("ml-platform/redis:7", description="Celery broker image (Debian's redis-server), built "
+                                                                "locally when the stack runs CeleryExecutor.")
     support_base_image: str | None = Field(
         None,
         description="Debian base for the postgres and job images (default: the platform's python base image).",

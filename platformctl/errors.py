@@ -37,6 +37,7 @@ Exit codes (0 success; 2 is also argparse's usage error):
     30  StackError           the local stack cannot be started, reached or stopped
         ApiTimeout, PortTaken  (kinds of StackError)
     31  RunFailed            a pipeline run on the local stack did not succeed
+    32  ExecutorError        an environment's executor is unknown, or its provider is not in the locks
     40  RegistryError        the registry refused or failed an operation
     41  RegistryAuthError    wrong or missing credentials (never retried)
     42  RegistryUnavailable  connection refused, timeouts, 5xx, after retries
@@ -293,6 +294,12 @@ class ReleaseRefused(PlatformError):
     """A push, release or promotion the rules forbid (dirty tree, existing release, digest mismatch)."""
 
     exit_code = 43
+
+
+class ExecutorError(ConfigError):
+    """An environment's executor is not one Airflow has, or its provider/client is not in the image's locks."""
+
+    exit_code = 32
 
 
 # ------------------------------------------------------------------ instance settings (#35)

@@ -14,6 +14,7 @@ from ..deploy.managed import BUNDLE_NAME, require_image, write_config
 from ..deploy.policy import PolicyError, check_policy, job_uses
 from ..deploy.store import local_store_path, open_store
 from ..environments import Environment, load_environment
+from ..executors import check_project as check_executors
 from ..pipelines.project import render_all
 from ..record import BuildRecord
 from ..registry.records import PROMOTION
@@ -70,7 +71,9 @@ def refresh_now(env: Environment, api_url: str | None) -> None:
 
 def deploy(root: Path, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
-    env = load_environment(root, args.env)
+    # the local stack's STORE=s3 passes its environment and the store the host writes through (stack/fleet.py)
+    env = getattr(args, "environment", None) or load_environment(root, args.env)
+    check_executors(root, cfg.image.python, [env.name])  # the instance could not start without its provider
     written, _ = render_all(root)  # renders and validates every pipeline first
     if written:
         say(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
@@ -81,7 +84,7 @@ def deploy(root: Path, args) -> int:
     bundle = collect(root, image_digest=image.get("digest") or image.get("image_id"), commit=git.head(root))
     if not any(rel.startswith("dags/") for rel in bundle.files):
         raise PolicyError("nothing to deploy: dags/ has no DAG files", "run make render first")
-    store = open_store(root, env)
+    store = getattr(args, "store", None) or open_store(root, env)
     if getattr(args, "apply_settings", True):  # pools and connections first: a failure stops before the switch
         from ..instance.sync import deploy_settings
 

@@ -135,7 +135,8 @@ def entries(tar_path: Path) -> dict[str, Entry]:
             elif m.issym() or m.islnk():
                 content = m.linkname
             path = "/" + m.name.lstrip("./")
-            out[path] = Entry(path, kind, m.size, int(m.mtime), oct(m.mode), f"{m.uid}:{m.gid}", content)
+            # permission bits only: Go's tar writer also stores the type bits in the mode field, Python's does not
+            out[path] = Entry(path, kind, m.size, int(m.mtime), oct(m.mode & 0o7777), f"{m.uid}:{m.gid}", content)
     return out
 
 

@@ -12,6 +12,7 @@ from .. import git
 from ..config import PlatformConfig
 from ..engine import ContainerEngine, connect
 from ..environments import load_environment
+from ..executors import check_project as check_executors
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..record import CACHE_TAG, IMAGE_SETS
 from .auth import Credentials, authfile
@@ -91,6 +92,7 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
     if tag_commit:
         raise ReleaseRefused(f"git tag v{version} already exists (commit {tag_commit[:7]})", "choose a new version")
     assert_fresh(root, cfg)  # a stale lock is refused before anything else
+    check_executors(root, cfg.image.python)
     rec = load_build(root)
     assert_shippable(root, rec)
     repo = cfg.registry.repository

@@ -150,7 +150,7 @@ def test_the_key_follows_layers_pins_and_uv():
 def fake_probes(monkeypatch):
     calls = []
     monkeypatch.setattr(checks, "probe_deps", lambda cli, image, uv=None: calls.append("deps") or deps_facts())
-    monkeypatch.setattr(checks, "probe_code", lambda cli, image, ex=None: calls.append("code") or code_facts())
+    monkeypatch.setattr(checks, "probe_code", lambda cli, image, ex=None, executors=(): calls.append("code") or code_facts())
     monkeypatch.setattr(checks, "check_api", lambda cli, image, db=None: calls.append("api") or
                         [checks.Result("api", "API server healthy, plugin view answers", True)])
     monkeypatch.setattr(checks, "uv_version", lambda uv: "uv 0.13.9")
