@@ -265,7 +265,9 @@ ENV ML_PLATFORM_IMAGE_VERSION=${VERSION} \
     ML_PLATFORM_AIRFLOW_VERSION=${AIRFLOW_VERSION} \
     ML_PLATFORM_PYTHON_VERSION=${PYTHON_VERSION} \
     ML_PLATFORM_LOCK_FINGERPRINT=${LOCK_FINGERPRINT}
-LABEL org.opencontainers.image.title="${TITLE}" \
+# issue 37: where this image's SBOM is (made from the built image, so found by the image's digest, not in it)
+LABEL io.ml-platform.sbom="application/vnd.cyclonedx+json, attached to this image's digest: <repository>:sha256-<digest hex>.sbom (OCI subject: the image), provenance: .att" \
+      org.opencontainers.image.title="${TITLE}" \
       org.opencontainers.image.source="${SOURCE}" \
       io.ml-platform.airflow.version="${AIRFLOW_VERSION}" \
       io.ml-platform.python.version="${PYTHON_VERSION}" \

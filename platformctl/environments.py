@@ -251,6 +251,31 @@ def _connection_ids(v: dict | None) -> dict | None:
     return v
 
 
+class SignaturePolicy(_Model):
+    """Image signatures this environment requires (issue 37): checked by skopeo with a generated policy.json."""
+
+    required: bool = Field(False, description="release, promote and deploy refuse an image digest without a valid "
+                           "signature from one of `keys`.")
+    keys: list[str] = Field(default_factory=list, description="Armored GPG public keys allowed to sign images for "
+                            "this environment (paths in the repository, e.g. keys/prod/release-2026.asc); two "
+                            "while a key is rotated.", max_length=8)
+
+    @field_validator("keys")
+    @classmethod
+    def _key_paths(cls, v: list[str]) -> list[str]:
+        for k in v:
+            problem = path_template_problem(k)
+            if problem:
+                raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _need_keys(self) -> SignaturePolicy:
+        if self.required and not self.keys:
+            raise ValueError("signatures.required needs at least one public key in signatures.keys")
+        return self
+
+
 class EnvironmentFile(_Model):
     """What environments/<env>.yaml holds (its JSON Schema is the editors'): the name is the file's."""
 
@@ -297,6 +322,8 @@ class EnvironmentFile(_Model):
         if problem:
             raise ValueError(problem)
         return v
+
+    signatures: SignaturePolicy = Field(default_factory=SignaturePolicy)
 
     @field_validator("name")
     @classmethod

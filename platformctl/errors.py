@@ -42,6 +42,11 @@ Exit codes (0 success; 2 is also argparse's usage error):
     41  RegistryAuthError    wrong or missing credentials (never retried)
     42  RegistryUnavailable  connection refused, timeouts, 5xx, after retries
     43  ReleaseRefused       a push, release or promotion the rules forbid
+    44  SigningError         no signing key, a wrong passphrase, gpg/skopeo could not sign
+    45  SignatureRefused     an image digest without a valid signature from an allowed key
+    46  SbomError            the SBOM/provenance cannot be made, attached, or does not match the image
+    47  AuditFailed          make audit: a vulnerability at/above the policy's severity, an expired allowlist entry
+    48  AuditError           make audit could not run: bad policy, OSV service down or answering garbage
     50  PLAN_CHANGES         make plan: something would change (an answer, not a failure)
     51  PlanRefused          make plan: deploy would refuse
     52  StatusIncomplete     make status / diff could not read some environment
@@ -349,3 +354,32 @@ class ReproducibleRefused(PlatformError):
     """verify-reproducible cannot answer for this tree or engine (said before anything is built)."""
 
     exit_code = 19
+# ------------------------------------------------------------------ supply chain (issue 37)
+class SigningError(PlatformError):
+    """No signing key configured, a wrong passphrase, or gpg/skopeo could not sign."""
+
+    exit_code = 44
+
+
+class SignatureRefused(PlatformError):
+    """An image digest without a valid signature from a key the environment allows (checked by skopeo)."""
+
+    exit_code = 45
+
+
+class SbomError(PlatformError):
+    """The SBOM or provenance cannot be made or attached, or an attached one does not match the image."""
+
+    exit_code = 46
+
+
+class AuditFailed(PlatformError):
+    """make audit found a vulnerability at or above the policy's severity, or an expired allowlist entry."""
+
+    exit_code = 47
+
+
+class AuditError(PlatformError):
+    """make audit could not run: an invalid policy, the OSV service down or answering garbage."""
+
+    exit_code = 48

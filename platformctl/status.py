@@ -108,6 +108,8 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
                     "releases_read": len(view.releases),
                     "version": info.version if info else None, "revision": info.revision if info else None,
                     "python": info.python if info else None}
+        if info is not None:  # issue 37: is the running digest signed, and by which key
+            st.image["signature"] = _signature(root, cfg, env, skopeo_factory, repo, live.image_digest)
         if info is None:
             st.flags.append(f"the bundle was built for image {short(live.image_digest)}, which {repo} does "
                             f"not have (a local, unpushed build?)")
@@ -130,6 +132,15 @@ def _settings(root: Path, env: Environment, st: EnvStatus) -> None:
         return
     st.settings = state.to_json() if state.read else None
     st.settings_lines = state.drift_lines()
+
+
+def _signature(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory, repo: str, digest: str) -> dict:
+    from .supply.service import signature_status
+
+    try:
+        return signature_status(root, cfg, env, skopeo_factory(), repo, digest)
+    except PlatformError as exc:
+        return {"required": env.signatures.required, "signed": None, "key": None, "note": exc.one_line()}
 
 
 class _Tags:
@@ -260,6 +271,12 @@ def status_lines(s: Status) -> list[str]:
                 what += f" (not among the {i['releases_read']} newest releases)"
             out.append(f"  image {short(i['digest'])}: {what}"
                        + (f", commit {i['revision'][:7]}" if i.get("revision") else ""))
+            sig = i.get("signature")
+            if sig:
+                out.append("  signature: " + (f"signed by {sig['key']}" if sig["signed"] and sig["key"] else
+                                              "signed (not checked: no policy)" if sig["signed"] else
+                                              f"NOT SIGNED ({sig['note']})")
+                           + (" (required here)" if sig["required"] else ""))
         if e.newest_release:
             out.append(f"  newest release promoted here: {e.newest_release['version']} "
                        f"({short(e.newest_release['digest'])})")

@@ -45,6 +45,18 @@ class DeployResult:
     delivery: Delivery  # uploaded/copied files and bytes, seconds
 
 
+def _require_signature(root: Path, cfg: PlatformConfig, env: Environment, image: dict) -> None:
+    """An environment that requires signatures gets only a digest signed by one of its keys (skopeo verifies)."""
+    if not env.signatures.required:
+        return
+    from ..registry.auth import authfile, from_environment
+    from ..registry.skopeo import Skopeo
+    from ..supply.service import check_deploy
+
+    with authfile(from_environment(), image.get("repository") or cfg.registry.repository) as auth:
+        check_deploy(root, cfg, env, image, Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts)))
+
+
 def image_for(root: Path, env: Environment, cfg: PlatformConfig) -> dict:
     """The image this deploy belongs to, as the managed config takes it (deploy.images' resolver)."""
     return environment_image(root, cfg, env).for_deploy(cfg.airflow_version)
@@ -82,6 +94,7 @@ def deploy(root: Path, cfg: PlatformConfig, env: Environment | str, *, airflow_u
     check_policy(env, job_uses(root))
     image = image_for(root, env, cfg)
     require_image(env, image)
+    _require_signature(root, cfg, env, image)  # issue 37: before anything is delivered
     bundle = collect(root, image_digest=image.get("digest") or image.get("image_id"), commit=git.head(root))
     if not any(rel.startswith("dags/") for rel in bundle.files):
         raise PolicyError("nothing to deploy: dags/ has no DAG files", "run make render first")
