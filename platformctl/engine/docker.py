@@ -309,6 +309,13 @@ class DockerEngine(ContainerEngine):
         finally:
             api.close()
 
+    def version(self) -> str:
+        try:
+            p = _run([self.cli, "version", "--format", "{{.Server.Version}}"], timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return "unknown"
+        return p.stdout.strip() or "unknown"
+
     def answers(self, timeout: int = 10) -> bool:
         try:
             return _run([self.cli, "info", "--format", "{{.ServerVersion}}"], timeout=timeout).returncode == 0

@@ -230,6 +230,10 @@ class PodmanEngine(DockerEngine):
     def remove_image(self, ref: str) -> None:
         _run([self.cli, "rmi", ref])
 
+    def version(self) -> str:
+        p = _run([self.builder, "--version"], timeout=20)  # buildah builds: its version is the build's
+        return (p.stdout.strip().split() or ["", "", "unknown"])[2] if p.returncode == 0 else "unknown"
+
     def answers(self, timeout: int = 10) -> bool:
         return True  # no daemon: every call works on the storage directly
 

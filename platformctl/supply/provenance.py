@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +27,6 @@ SLSA = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://github.com/ml-platform/airflow-image/make-build@v1"
 MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 PATH = Path("build/provenance.dsse.json")
-
-
-def _engine_version(engine: ContainerEngine) -> str:
-    try:
-        p = subprocess.run([engine.cli, "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                           text=True, timeout=20)
-        return p.stdout.strip() or "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
 
 
 def _base_digest(engine: ContainerEngine, base: str | None) -> str | None:
@@ -76,8 +66,8 @@ def statement(root: Path, cfg: PlatformConfig, rec: BuildRecord, repository: str
                 "externalParameters": {"command": "make build", "python": rec.python_version,
                                        "airflow_version": rec.airflow_version, "base_mode": rec.base_mode,
                                        "base_image": base, "version": rec.version},
-                "internalParameters": {"engine": engine.name, "engine_cli": engine.cli,
-                                       "engine_mode": engine.mode, "engine_version": _engine_version(engine),
+                "internalParameters": {"engine": engine.name,
+                                       "engine_mode": engine.mode, "engine_version": engine.version(),
                                        "lock_fingerprint": rec.lock_fingerprint, "inputs": rec.inputs},
                 "resolvedDependencies": deps,
             },
