@@ -237,6 +237,7 @@ ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
 ARG SOURCE
 ARG TITLE
+ARG ML_PLATFORM_SERVES
 # The build, as the platform plugin shows it (/ml-platform/build): environment, not a file, so no step
 # here starts a container.
 ENV ML_PLATFORM_IMAGE_VERSION=${VERSION} \
@@ -250,6 +251,7 @@ LABEL org.opencontainers.image.title="${TITLE}" \
       io.ml-platform.airflow.version="${AIRFLOW_VERSION}" \
       io.ml-platform.python.version="${PYTHON_VERSION}" \
       io.ml-platform.lock.fingerprint="${LOCK_FINGERPRINT}" \
+      io.ml-platform.serves="${ML_PLATFORM_SERVES}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"

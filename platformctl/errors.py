@@ -39,6 +39,11 @@ Exit codes (0 success; 2 is also argparse's usage error):
     50  PLAN_CHANGES         make plan: something would change (an answer, not a failure)
     51  PlanRefused          make plan: deploy would refuse
     52  StatusIncomplete     make status / diff could not read some environment
+    28  SigningKeyError      no signing key where one is required, a key that is not one, a key
+                           the environment does not allow (before upload), a malformed allowed key
+    29  SignatureRefused     a stored version's signature does not verify (rollback, status)
+    53  ImageCannotServe     deploy refused: the environment's image cannot serve the bundle
+    54  LedgerError          a deploy ledger entry cannot be written or is not there
    130  INTERRUPTED          Ctrl-C
 """
 
@@ -279,3 +284,28 @@ class ReleaseRefused(PlatformError):
     """A push, release or promotion the rules forbid (dirty tree, existing release, digest mismatch)."""
 
     exit_code = 43
+
+
+# ------------------------------------------------------------------ bundle trust (issue 38)
+class SigningKeyError(PlatformError):
+    """No signing key where one is required, or a key that does not fit the environment's allowed keys."""
+
+    exit_code = 28
+
+
+class SignatureRefused(PlatformError):
+    """A stored version's signature does not verify against the environment's allowed keys."""
+
+    exit_code = 29
+
+
+class ImageCannotServe(PlatformError):
+    """The environment's image cannot serve the bundle (pipeline format or ml_platform version)."""
+
+    exit_code = 53
+
+
+class LedgerError(PlatformError):
+    """A deploy ledger entry cannot be written (nothing is switched), read, or found."""
+
+    exit_code = 54

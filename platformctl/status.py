@@ -34,6 +34,8 @@ class EnvStatus:
     newest_release: dict | None = None  # environments with a repository of their own (promote targets)
     flags: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    last_entry: dict | None = None  # the deploy ledger's newest entry (issue 38)
+    refused: str | None = None  # why the instance refuses the live pointer's version (signature), if it does
 
 
 def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory) -> tuple[EnvStatus, object, object]:
@@ -51,6 +53,7 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
         store = open_store(root, env)
         st.store = store.url
         live = read_live(store, env.bundle.prefix)
+        _trust_facts(store, env, st)
         info = None
         if live and live.image_digest:
             try:
@@ -105,6 +108,19 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
                             f"promoted to {newest} ({short(st.newest_release['digest'])}): "
                             f"run make deploy ENV={env.name}")
     return st, store, live
+
+
+def _trust_facts(store, env: Environment, st: EnvStatus) -> None:
+    """The ledger's last entry and whether the instance would refuse the live version (issue 38)."""
+    from .deploy.deliver import read_pointer
+    from .deploy.publish import last_entry, pointer_refusal
+
+    e = last_entry(store, env)
+    st.last_entry = e.to_json() if e else None
+    try:
+        st.refused = pointer_refusal(store, env, read_pointer(store, env.bundle.prefix))
+    except (PlatformError, ValueError) as exc:
+        st.refused = f"cannot check: {exc}"
 
 
 class _Tags:
@@ -219,6 +235,12 @@ def status_lines(s: Status) -> list[str]:
         if e.newest_release:
             out.append(f"  newest release promoted here: {e.newest_release['version']} "
                        f"({short(e.newest_release['digest'])})")
+        if e.refused:
+            out.append(f"  REFUSED by the instance (the last good version stays live there): {e.refused}")
+        if e.last_entry:
+            from .deploy.ledger import Entry, line
+
+            out.append(f"  last ledger entry: {line(Entry(**e.last_entry))}")
         out.extend(f"  FLAG: {f}" for f in e.flags)
         out.extend(f"  unreadable: {x.split(': ', 1)[1]}" for x in e.errors)
     for d in s.drift:

@@ -274,6 +274,8 @@ def _status_html(st: dict) -> str:
     for b in st["bundles"]:
         live = b.get("live") or {}
         state = html.escape(b["error"]) if b.get("error") else (
+            f"REFUSED, serving {html.escape(str(b.get('served_here')))}: {html.escape(b['refused'])}"
+            if b.get("refused") else  # issue 38: a version this instance will not activate
             "serving the live version" if live.get("version") == b.get("served_here") else
             f"serving {html.escape(str(b.get('served_here')))}: the live version arrives within the refresh interval")
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (

@@ -37,8 +37,15 @@ def cmd_release(root, args) -> int:
 
 
 def cmd_promote(root, args) -> int:
+    from ..deploy.live import open_store
+    from ..deploy.publish import record_promotion
+    from ..environments import load_environment
+
     cfg = load_config(root, collect_overrides(args.sets))
-    promote(root, cfg, args.env, args.version, from_environment(), echo=_echo)
+    env = load_environment(root, args.env)
+    _, note = record_promotion(root, env, args.version, open_store,  # the ledger entry around it (issue 38)
+                               lambda: promote(root, cfg, args.env, args.version, from_environment(), echo=_echo))
+    _echo(f"  {note}")
     return 0
 
 

@@ -33,6 +33,8 @@ class Bundle:
     files: dict[str, BundleFile]
     image_digest: str | None
     commit: str | None
+    # what the DAGs were rendered for (issue 38): {"ml_platform_version": "0.1.0", "pipeline_formats": [1, 2]}
+    needs: dict = field(default_factory=dict, compare=False)
 
     @property
     def version(self) -> str:
@@ -53,6 +55,7 @@ class Bundle:
             "image_digest": self.image_digest,
             "commit": self.commit,
             "files": {rel: {"sha256": f.sha256, "size": f.size} for rel, f in sorted(self.files.items())},
+            **self.needs,
         }
 
 
@@ -72,7 +75,38 @@ def collect(root: Path, include: tuple[str, ...] = DEFAULT_INCLUDE, *, image_dig
             data = p.read_bytes()
             rel = p.relative_to(root).as_posix()
             files[rel] = BundleFile(rel, hashlib.sha256(data).hexdigest(), md5_hex(data), len(data), data)
-    return Bundle(files, image_digest, commit)
+    return Bundle(files, image_digest, commit, needs_of(root, files))
+
+
+def needs_of(root: Path, files: dict[str, BundleFile]) -> dict:
+    """What the bundle's DAGs were rendered for: the repository's ml_platform version and the format versions
+    of its pipelines (a file without `version` is format 1)."""
+    from ml_platform.yamlsafe import YamlFileError, loads
+
+    formats = set()
+    for rel, f in files.items():
+        if rel.startswith("pipelines/") and rel.endswith((".yaml", ".yml")):
+            try:
+                doc, _ = loads(f.data)
+            except YamlFileError:
+                continue  # validated before deploy; an unreadable file names no format
+            v = doc.get("version", 1) if isinstance(doc, dict) else 1
+            formats.add(v if isinstance(v, int) else 1)
+    return {"ml_platform_version": ml_platform_version(root), "pipeline_formats": sorted(formats)}
+
+
+_VERSION_LINE = re.compile(r"^__version__\s*=\s*[\"']([^\"']+)[\"']", re.M)
+
+
+def ml_platform_version(root: Path) -> str:
+    """The operator package version in this repository (operators/ml_platform), else the one imported."""
+    init = root / "operators" / "ml_platform" / "__init__.py"
+    m = _VERSION_LINE.search(init.read_text()) if init.is_file() else None
+    if m:
+        return m.group(1)
+    from ml_platform import __version__
+
+    return __version__
 
 
 def manifest_bytes(manifest: dict) -> bytes:

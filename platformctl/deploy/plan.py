@@ -76,7 +76,9 @@ def next_bundle(root: Path, image_key: str | None) -> Bundle:
     for rel, text in texts.items():
         data = text.encode()
         files[rel] = BundleFile(rel, hashlib.sha256(data).hexdigest(), md5_hex(data), len(data), data)
-    return Bundle(dict(sorted(files.items())), image_key, head)
+    from .bundle import needs_of
+
+    return Bundle(dict(sorted(files.items())), image_key, head, needs_of(root, files))
 
 
 def pin_changes(root: Path, old_rev: str | None, new_rev: str | None, python: str) -> tuple[list[str] | None, str]:
