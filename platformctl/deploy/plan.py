@@ -51,7 +51,8 @@ def next_image(root: Path, cfg: PlatformConfig, env: Environment, version: str |
     if promoted.exists():
         p = json.loads(promoted.read_text())
         return {"repository": p["repository"], "tag": p["version"], "digest": p["digest"], "image_id": None,
-                "revision": p.get("commit"), "release": p["version"], "source": f"promoted release {p['version']}"}
+                "revision": p.get("commit"), "release": p["version"], "source": f"promoted release {p['version']}",
+                "serves": p.get("serves")}
     rec = BuildRecord.load(root)
     if rec is None:
         return {"repository": repo, "tag": None, "digest": None, "image_id": None, "revision": None,
@@ -113,7 +114,7 @@ class Plan:
 
     @property
     def refused(self) -> bool:
-        return bool(self.policy) or self.bundle.get("empty", False)
+        return bool(self.policy) or self.bundle.get("empty", False) or bool(self.image.get("cannot_serve"))
 
     @property
     def changes(self) -> bool:
@@ -177,6 +178,11 @@ def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str
     }
     if version and view is not None:
         image["promote_copies"] = version not in view.releases
+    from .publish import check_image  # issue 38: can the image deploy names serve this bundle?
+
+    served = check_image(root, {**nxt, "serves": nxt.get("serves")}, bundle.needs)
+    image["serves"] = {"known": served.known, "line": served.line(env.name)}
+    image["cannot_serve"] = served.problem
     if image["changed"]:
         python = (live_img.python if live_img and live_img.python else cfg.image.python)
         pins, why = pin_changes(root, image["live"]["revision"] if live_img else None, nxt["revision"], python)
@@ -247,6 +253,8 @@ def lines(plan: Plan) -> list[str]:
                + ("" if p.image["changed"] else "  = unchanged"))
     if p.image.get("promote_copies"):
         out.append(f"  promote copies {ni['tag']} into {ni['repository']}")
+    if p.image.get("serves"):
+        out.append(("  REFUSED: " if p.image.get("cannot_serve") else "  serves: ") + p.image["serves"]["line"])
     if p.image["changed"]:
         if p.image["pins"] is None:
             out.append(f"  pins: {p.image['pins_note']}")

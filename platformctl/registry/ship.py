@@ -120,6 +120,8 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
         "python_version": rec.python_version, "date": _now(),
         "previous": prev["version"] if prev else None,
     }
+    if rec.labels.get("io.ml-platform.serves"):  # what the image serves (issue 38): deploy IMAGE= checks it
+        record["serves"] = rec.labels["io.ml-platform.serves"]
     path = release_path(root, version)
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
