@@ -185,7 +185,7 @@ class ManagedAirflow(_Model):
 
 
 def _allowed_key(v: str) -> str:
-    from ml_platform.bundle_trust import key_problem
+    from ml_platform.bundle_format import key_problem
 
     problem = key_problem(v)
     if problem:

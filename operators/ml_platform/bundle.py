@@ -1,10 +1,8 @@
 """A versioned DAG bundle that follows an environment's live pointer (`make deploy` / `make rollback`).
 
-Store layout under the environment's stable prefix P (written by `make deploy`, never changed here):
-
-    P/current.json                               {"version": "b-...", ...}: the live version
-    P/bundles/<version>/bundle-manifest.json     every file's sha256 and size; written last
-    P/bundles/<version>/<files>                  the bundle's files (immutable)
+The store's layout and documents (``P/current.json`` -> ``P/bundles/<version>/``, the manifest, the version
+hash) are defined once in ``ml_platform.bundle_format``, shared with `make deploy`; nothing here writes
+to the store.
 
 The DAG processor (no ``version``) reads the pointer on each refresh and, when it names a version not
 yet on this machine, fetches it into ``<bundle storage>/<name>/versions/<version>/``: every file into a
@@ -28,16 +26,18 @@ import os
 import shutil
 import tempfile
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion, get_bundle_tracking_dir
 
-from . import bundle_trust as trust
+from . import bundle_format as trust
+from .bundle_format import MANIFEST, POINTER, FormatError, Manifest, Pointer, join as _join, manifest_key, \
+    pointer_key, safe_rel, version_of, version_prefix
 
 log = logging.getLogger(__name__)
 
-POINTER = "current.json"
-MANIFEST = "bundle-manifest.json"
+__all__ = ["BundleFault", "PlatformDagBundle", "compile_version", "preload_for_parsing", "version_of",
+           "MANIFEST", "POINTER"]
 LAST_GOOD = "live-version"  # in base_dir: the version this machine served last (survives restarts)
 # imported lazily by Airflow's DAG serialization in each parsing child (every task is checked against them)
 SERIALIZATION_IMPORTS = ("airflow.providers.standard.operators.trigger_dagrun",
@@ -59,20 +59,6 @@ def compile_version(folder: Path) -> None:
     import compileall
 
     compileall.compile_dir(str(folder), quiet=2, workers=1)
-
-
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
-
-
-def version_of(manifest: dict) -> str:
-    """The content address of a manifest: the same hash `make deploy` names the version with."""
-    h = hashlib.sha256()
-    files = manifest.get("files") or {}
-    for rel in sorted(files):
-        h.update(f"{rel}\0{files[rel]['sha256']}\n".encode())
-    h.update(f"image\0{manifest.get('image_digest') or ''}\n".encode())
-    return "b-" + h.hexdigest()[:16]
 
 
 class _FolderReader:
@@ -257,7 +243,7 @@ class PlatformDagBundle(BaseDagBundle):
         out: dict = {"bundle": self.name, "store": self._reader.where, "prefix": self.prefix,
                      "served_here": self._live or self._last_good(), "live": None, "error": None}
         try:
-            raw = self._reader.get(_join(self.prefix, POINTER))
+            raw = self._reader.get(pointer_key(self.prefix))
             pointer = json.loads(raw) if raw is not None else None
         except Exception as exc:  # noqa: BLE001 - shown on the page, one line
             out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -278,7 +264,7 @@ class PlatformDagBundle(BaseDagBundle):
         version = pointer.get("version")
         try:
             statement = self._verify_pointer(pointer)
-            raw = self._reader.get(_join(self.prefix, "bundles", str(version), MANIFEST))
+            raw = self._reader.get(manifest_key(self.prefix, str(version)))
             if raw is None:
                 return f"{version} has no {MANIFEST}"
             self._verify_version(str(version), raw, json.loads(raw), statement)
@@ -299,15 +285,15 @@ class PlatformDagBundle(BaseDagBundle):
         serving = self._live or self._last_good()
         wanted = None
         try:
-            raw = self._reader.get(_join(self.prefix, POINTER))
+            raw = self._reader.get(pointer_key(self.prefix))
             if raw is None:
                 raise BundleFault(f"no {POINTER} under '{self.prefix}' in {self._reader.where}: nothing is deployed "
                                   f"(run make deploy)")
             try:
-                pointer = json.loads(raw)
-                wanted = pointer["version"]
-            except (ValueError, KeyError, TypeError):
-                raise BundleFault(f"{_join(self.prefix, POINTER)} in {self._reader.where} is not a pointer "
+                parsed = Pointer.parse(raw, self.prefix)
+                pointer, wanted = parsed.to_dict(), parsed.version
+            except FormatError:
+                raise BundleFault(f"{pointer_key(self.prefix)} in {self._reader.where} is not a pointer "
                                   f"(no 'version'); run make deploy or make rollback to rewrite it") from None
             if wanted != serving:
                 statement = self._verify_pointer(pointer)  # before anything of the version is read
@@ -348,7 +334,7 @@ class PlatformDagBundle(BaseDagBundle):
         """Before a version's files are activated: its manifest's signature (when checked here) and whether
         this image can serve it. BundleFault naming the version and the reason otherwise."""
         if self._checks_signatures:
-            sig = self._reader.get(_join(self.prefix, "bundles", version, trust.MANIFEST_SIGNATURE))
+            sig = self._reader.get(trust.manifest_signature_key(self.prefix, version))
             if sig is not None or self.require_signatures:
                 try:
                     envelope = json.loads(sig) if sig is not None else None
@@ -389,34 +375,35 @@ class PlatformDagBundle(BaseDagBundle):
         with self.lock():
             if final.is_dir():  # another process fetched it meanwhile
                 return final
-            vprefix = _join(self.prefix, "bundles", version)
-            raw = self._reader.get(_join(vprefix, MANIFEST))
+            vprefix = version_prefix(self.prefix, version)
+            mkey = manifest_key(self.prefix, version)
+            raw = self._reader.get(mkey)
             if raw is None:
                 raise BundleFault(f"{version} has no {MANIFEST} in {self._reader.where} (an unfinished upload, or "
                                   f"removed by make gc); deploy again or roll back to a complete version")
             try:
-                manifest = json.loads(raw)
-                files = manifest["files"]
-            except (ValueError, KeyError, TypeError):
-                raise BundleFault(f"{_join(vprefix, MANIFEST)} is not a bundle manifest; deploy again") from None
-            if version_of(manifest) != version:
-                raise BundleFault(f"{_join(vprefix, MANIFEST)} does not hash to {version} (it was changed after the "
+                manifest = Manifest.parse(raw, mkey)
+                files, content_version = manifest.files, manifest.content_version()
+            except FormatError:
+                raise BundleFault(f"{mkey} is not a bundle manifest; deploy again") from None
+            if content_version != version:
+                raise BundleFault(f"{mkey} does not hash to {version} (it was changed after the "
                                   f"deploy); deploy again")
-            self._verify_version(version, raw, manifest, statement)  # signature and image, before any file
+            self._verify_version(version, raw, manifest.to_dict(), statement)  # signature and image, before any file
             self.versions_dir.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=self.versions_dir))
             try:
                 for rel, meta in sorted(files.items()):
-                    pure = PurePosixPath(rel)
-                    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+                    pure = safe_rel(rel)
+                    if pure is None:
                         raise BundleFault(f"{version}: the manifest names an unsafe path {rel!r}; deploy again")
                     data = self._reader.get(_join(vprefix, rel))
                     if data is None:
                         raise BundleFault(f"{version}: file {rel} is missing from the store; deploy again")
                     digest = hashlib.sha256(data).hexdigest()
-                    if digest != meta["sha256"]:
+                    if digest != meta.sha256:
                         raise BundleFault(f"{version}: file {rel} has sha256 {digest[:12]}..., the manifest says "
-                                          f"{meta['sha256'][:12]}... (changed in the store after the deploy); "
+                                          f"{meta.sha256[:12]}... (changed in the store after the deploy); "
                                           f"deploy again or roll back")
                     dest = tmp.joinpath(*pure.parts)
                     dest.parent.mkdir(parents=True, exist_ok=True)

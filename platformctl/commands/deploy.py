@@ -12,8 +12,8 @@ from ..deploy.bundle import collect
 from ..deploy.deliver import check_version, deploy as deliver, gc as collect_garbage, rollback as switch_back
 from ..deploy.managed import BUNDLE_NAME, require_image, write_config
 from ..deploy.policy import PolicyError, check_policy, job_uses
-from ..deploy.store import BundleStore, LocalStore, S3Store
-from ..environments import Environment, confined_path, load_environment, local_bundle_dir
+from ..deploy.store import local_store_path, open_store
+from ..environments import Environment, load_environment
 from ..pipelines.project import render_all
 from ..record import BuildRecord
 from ..registry.records import PROMOTION
@@ -22,13 +22,6 @@ from ..deploy.ledger import check_entry_id, line as ledger_line
 from ..deploy.publish import check_image, ledger_for, refuse_unservable, release_image
 from ..deploy.signing import trust_for
 from ..errors import LedgerError
-
-
-def make_store(root: Path, env: Environment) -> BundleStore:
-    b = env.bundle
-    if b.kind == "local":
-        return LocalStore(confined_path(root, local_bundle_dir(env), env.name, "bundle.path", directory=True))
-    return S3Store(b.bucket, endpoint_url=b.endpoint_url, region=b.region)  # type: ignore[arg-type]
 
 
 def image_info(root: Path, env: Environment, cfg) -> dict:
@@ -49,11 +42,6 @@ def image_for(root: Path, env: Environment, cfg) -> dict:
     """image_info plus the Airflow version the chart needs (airflowVersion)."""
     return {**image_info(root, env, cfg), "airflow_version": cfg.airflow_version}
 
-
-
-def _local_path(root: Path, env: Environment, live_prefix: str | None = None) -> str | None:
-    """The folder store's absolute path (kind local): the bundle in Airflow reads the pointer under it."""
-    return str(make_store(root, env).root.resolve()) if env.bundle.kind == "local" else None  # type: ignore[attr-defined]
 
 
 def refresh_now(env: Environment, api_url: str | None) -> None:
@@ -108,12 +96,12 @@ def deploy(root: Path, args) -> int:
     refuse_unservable(check, env, with_image)  # before the switch (and before any upload)
     if not check.known:
         say(f"  note: {check.line(env.name)}")
-    store = make_store(root, env)
+    store = open_store(root, env)
     say(f"deploying bundle {bundle.version} ({len(bundle.files)} files, {bundle.size} bytes) to {store.url} "
         f"prefix '{env.bundle.prefix}'" + (f", signed by key {trust.key_id[:12]}" if trust.key_id else ", unsigned"))
     r = deliver(store, env.bundle.prefix, bundle, trust=trust, ledger=ledger_for(store, env),
                 summary=_summary(store, env, bundle))
-    values, env_file = write_config(root, env, env.bundle.prefix, image, _local_path(root, env))
+    values, env_file = write_config(root, env, env.bundle.prefix, image, local_store_path(root, env))
     if r.already_live:
         say(f"{env.name}: bundle {r.version} is already live; uploaded 0 bytes in {r.seconds:.2f}s")
     else:
@@ -135,7 +123,7 @@ def rollback(root: Path, args) -> int:
     load_config(root, collect_overrides(args.sets))
     env = load_environment(root, args.env)
     trust = trust_for(env)
-    store = make_store(root, env)
+    store = open_store(root, env)
     ledger = ledger_for(store, env)
     if entry_id:
         entry = ledger.read(entry_id)
@@ -155,7 +143,7 @@ def rollback(root: Path, args) -> int:
 def history(root: Path, args) -> int:
     load_config(root, collect_overrides(args.sets))
     env = load_environment(root, args.env)
-    h = ledger_for(make_store(root, env), env).history(args.limit)
+    h = ledger_for(open_store(root, env), env).history(args.limit)
     if args.json:
         say(json.dumps({"environment": env.name, "total": h.total, "incomplete": h.incomplete,
                         "entries": [e.to_json() for e in h.entries]}, indent=2))
@@ -183,7 +171,7 @@ def signing_key(root: Path, args) -> int:
 def gc(root: Path, args) -> int:
     load_config(root, collect_overrides(args.sets))
     env = load_environment(root, args.env)
-    store = make_store(root, env)
+    store = open_store(root, env)
     keep = args.keep if args.keep is not None else env.bundle.keep_versions
     in_use: set[str] = set()
     url = args.airflow_url or env.managed.api_url

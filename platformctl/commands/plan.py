@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 from ..config import collect_overrides, load_config
+from ..engine import available
 from ..deploy.live import env_repository, resolve_environment
 from ..deploy.plan import lines, make_plan
 from ..registry.auth import authfile, from_environment
@@ -22,7 +22,7 @@ def cmd_plan(root, args) -> int:
             return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts), attempts=1)
 
         plan = make_plan(root, cfg, env, version=args.version, skopeo_factory=skopeo,
-                         docker=cfg.image.docker or shutil.which("docker"), resources=not args.no_resources)
+                         engine=available(cfg.image.docker), resources=not args.no_resources)
     if args.json:
         say(json.dumps(plan.to_json(), indent=2, sort_keys=True))
     else:

@@ -37,10 +37,11 @@ def deploy_local(root, args, airflow_url: str | None = None) -> tuple[str, str, 
     the store folder, the written airflow.env and whether the version changed."""
     from ..deploy.deliver import read_pointer
     from ..environments import load_environment
-    from .deploy import deploy, make_store
+    from ..deploy.store import open_store
+    from .deploy import deploy
 
     env = load_environment(root, "local")
-    store = make_store(root, env)
+    store = open_store(root, env)
     before = (read_pointer(store, env.bundle.prefix) or {}).get("version") if store.root.exists() else None
     deploy(root, argparse.Namespace(sets=args.sets, env="local", airflow_url=airflow_url))
     live = read_pointer(store, env.bundle.prefix)["version"]

@@ -7,16 +7,16 @@ redeploy of an unchanged bundle is recognised without uploading anything.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ml_platform.bundle_format import MANIFEST, VERSION_RE, FileEntry, Manifest, to_bytes, version_hash
+
 from .store import md5_hex
 
 DEFAULT_INCLUDE = ("dags", "pipelines", "flavors.yaml")
-MANIFEST = "bundle-manifest.json"
-VERSION_RE = re.compile(r"^b-[0-9a-f]{16}$")  # Bundle.version's form
+__all__ = ["MANIFEST", "VERSION_RE", "Bundle", "BundleFile", "collect", "manifest_bytes"]
 
 
 @dataclass(frozen=True)
@@ -38,25 +38,16 @@ class Bundle:
 
     @property
     def version(self) -> str:
-        h = hashlib.sha256()
-        for rel in sorted(self.files):
-            h.update(f"{rel}\0{self.files[rel].sha256}\n".encode())
-        h.update(f"image\0{self.image_digest or ''}\n".encode())
-        return "b-" + h.hexdigest()[:16]
+        return version_hash({rel: f.sha256 for rel, f in self.files.items()}, self.image_digest)
 
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files.values())
 
     def manifest(self, created: str) -> dict:
-        return {
-            "version": self.version,
-            "created": created,
-            "image_digest": self.image_digest,
-            "commit": self.commit,
-            "files": {rel: {"sha256": f.sha256, "size": f.size} for rel, f in sorted(self.files.items())},
-            **self.needs,
-        }
+        m = Manifest.build({rel: FileEntry(f.sha256, f.size) for rel, f in self.files.items()},
+                           image_digest=self.image_digest, commit=self.commit, created=created)
+        return {**m.to_dict(), **self.needs}  # what the DAGs were rendered for (issue 38): extra keys
 
 
 def _skip(p: Path) -> bool:
@@ -109,5 +100,4 @@ def ml_platform_version(root: Path) -> str:
     return __version__
 
 
-def manifest_bytes(manifest: dict) -> bytes:
-    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+manifest_bytes = to_bytes  # every JSON object in the store (manifest, pointer, lock) is written this way

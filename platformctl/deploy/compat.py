@@ -3,7 +3,7 @@
 An image says what its operator package serves in the label io.ml-platform.serves
 (`ml_platform=<version> formats=<n>,<n>`), set by make build from operators/ml_platform; the build record and
 the promotion record (deploy/<env>/image.json) keep it. A bundle's manifest records what its DAGs were rendered
-for (ml_platform_version, pipeline_formats). The rule is ml_platform.bundle_trust.image_problem: the same
+for (ml_platform_version, pipeline_formats). The rule is ml_platform.bundle_format.image_problem: the same
 one the bundle class applies in the image after the switch; make plan and make deploy apply it before.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from ml_platform import __version__
-from ml_platform.bundle_trust import SERVED_PIPELINE_FORMATS, image_problem
+from ml_platform.bundle_format import SERVED_PIPELINE_FORMATS, image_problem
 
 SERVES_LABEL = "io.ml-platform.serves"
 _SERVES = re.compile(r"^ml_platform=(?P<version>[0-9A-Za-z.+-]+) formats=(?P<formats>\d+(,\d+)*)$")

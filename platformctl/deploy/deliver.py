@@ -1,9 +1,6 @@
 """Deploy and roll back bundles in a store.
 
-Layout under the environment's prefix P:
-    P/bundles/<version>/...                      the bundle's files (immutable once complete)
-    P/bundles/<version>/bundle-manifest.json     written after every file: marks the version complete
-    P/current.json                               the pointer: which version is live, switched last
+The store's layout and documents (pointer, manifest, version hash) are ml_platform.bundle_format's.
 
 A reader follows the pointer, so it never sees a half-uploaded bundle; an interrupted deploy leaves
 the previous version live and complete. Unchanged files are copied inside the store (no upload).
@@ -26,29 +23,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ml_platform.bundle_trust import MANIFEST_SIGNATURE, sha256_hex
+from ml_platform.bundle_format import (DEPLOY_LOCK as LOCK, MANIFEST, POINTER, VERSION_RE, bundles_prefix,
+                                       join as _join, lock_key, manifest_key, pointer_key, switched_pointer,
+                                       version_prefix)
+from ml_platform.bundle_format import MANIFEST_SIGNATURE, sha256_hex
 
 from ..errors import DeployConflict, PlatformError, RollbackError
-from .bundle import MANIFEST, VERSION_RE, Bundle, manifest_bytes
+from .bundle import Bundle, manifest_bytes
 from .ledger import Entry, Ledger
 from .signing import Trust
 from .store import BundleStore, ConflictError
 
-POINTER = "current.json"
-LOCK = "deploy.lock"
+__all__ = ["LOCK", "POINTER", "version_prefix", "DeployResult", "GcResult", "check_version", "deploy", "gc",
+           "read_pointer", "read_pointer_tagged", "rollback", "DeployConflict", "RollbackError"]
 HISTORY_LIMIT = 20
 LOCK_TTL = 900  # seconds a lock object holds when the store has no conditional writes
 LOCK_SETTLE = 1.0  # seconds to wait before reading the lock object back (last writer wins)
 KEEP_VERSIONS = 20
 INCOMPLETE_AGE = 3600  # a version without a manifest this old is an abandoned upload
-
-
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
-
-
-def version_prefix(prefix: str, version: str) -> str:
-    return _join(prefix, "bundles", version)
 
 
 @dataclass
@@ -72,12 +64,12 @@ def check_version(to: str | None) -> None:
 
 
 def read_pointer(store: BundleStore, prefix: str) -> dict | None:
-    raw = store.get(_join(prefix, POINTER))
+    raw = store.get(pointer_key(prefix))
     return json.loads(raw) if raw else None
 
 
 def read_pointer_tagged(store: BundleStore, prefix: str) -> tuple[dict | None, str | None]:
-    raw, etag = store.get_tagged(_join(prefix, POINTER))
+    raw, etag = store.get_tagged(pointer_key(prefix))
     return (json.loads(raw) if raw else None), etag
 
 
@@ -95,7 +87,7 @@ def _exclusive(store: BundleStore, prefix: str, version: str):
     if store.conditional_writes():
         yield
         return
-    key = _join(prefix, LOCK)
+    key = lock_key(prefix)
     me = {"owner": uuid.uuid4().hex, "version": version, "host": socket.gethostname(),
           "expires": time.time() + LOCK_TTL}
     raw = store.get(key)
@@ -127,18 +119,10 @@ def _switch(store: BundleStore, prefix: str, version: str, manifest: dict, previ
             entry: Entry | None = None) -> None:
     """Make `version` live, only if the pointer is still the one read (etag) when the command started.
     With a signer, the pointer carries a DSSE envelope over what it says, bound to the environment and the
-    manifest's sha256 (ml_platform.bundle_trust)."""
-    history = [previous["version"], *previous.get("history", [])] if previous else []
-    history = [v for v in history if v != version][:HISTORY_LIMIT]
-    pointer = {
-        "version": version,
-        "prefix": version_prefix(prefix, version),
-        "switched_at": _now(),
-        "switch_id": uuid.uuid4().hex,  # every switch writes new bytes: an ETag is never reused
-        "image_digest": manifest.get("image_digest"),
-        "commit": manifest.get("commit"),
-        "history": history,
-    }
+    manifest's sha256 (ml_platform.bundle_format)."""
+    pointer = switched_pointer(prefix, manifest, version, previous, switched_at=_now(),
+                               switch_id=uuid.uuid4().hex,  # every switch writes new bytes: an ETag is never reused
+                               history_limit=HISTORY_LIMIT).to_dict()
     if manifest_raw is not None:
         pointer["manifest_sha256"] = sha256_hex(manifest_raw)
     if entry is not None:
@@ -147,7 +131,7 @@ def _switch(store: BundleStore, prefix: str, version: str, manifest: dict, previ
         statement = {k: pointer.get(k) for k in ("version", "prefix", "switched_at", "switch_id",
                                                   "manifest_sha256", "ledger_entry")}
         pointer["envelope"] = trust.sign_pointer(statement)
-    key = _join(prefix, POINTER)
+    key = pointer_key(prefix)
     if store.conditional_writes():
         try:
             store.put_if(key, manifest_bytes(pointer), etag)
@@ -198,7 +182,7 @@ def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0, tru
     version = bundle.version
     vprefix = version_prefix(prefix, version)
     existing = store.list(vprefix + "/")
-    manifest_key = _join(vprefix, MANIFEST)
+    mkey = manifest_key(prefix, version)
     key_id = trust.key_id if trust else None
 
     def begin():
@@ -207,8 +191,8 @@ def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0, tru
         return ledger.begin("deploy", version=version, from_version=(current or {}).get("version"),
                             commit=bundle.commit, image_digest=bundle.image_digest, summary=summary, key_id=key_id)
 
-    if manifest_key in existing:  # complete from an earlier deploy (e.g. rolled back from): just switch
-        raw = store.get(manifest_key) or b"{}"
+    if mkey in existing:  # complete from an earlier deploy (e.g. rolled back from): just switch
+        raw = store.get(mkey) or b"{}"
         manifest = json.loads(raw)
         if trust is not None and trust.signer is not None:  # the same content (its hash is the version): sign it
             store.put(_join(vprefix, MANIFEST_SIGNATURE), trust.sign_manifest(version, raw))
@@ -249,7 +233,7 @@ def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0, tru
     raw = manifest_bytes(manifest)
     if trust is not None and trust.signer is not None:  # the signature before the manifest: complete = signed
         store.put(_join(vprefix, MANIFEST_SIGNATURE), trust.sign_manifest(version, raw))
-    store.put(manifest_key, raw)  # the version is complete only now
+    store.put(mkey, raw)  # the version is complete only now
     entry = begin()  # the ledger entry before the switch: if it cannot be written, nothing is switched
     _switch_recorded(store, prefix, version, manifest, current, etag, raw, trust, ledger, entry)  # live only now
     return DeployResult(version, vprefix, len(uploads), sum(f.size for _, f in uploads), len(copies), False,
@@ -282,7 +266,7 @@ def rollback(store: BundleStore, prefix: str, to: str | None = None, *, trust: T
     if target == current["version"]:
         raise RollbackError(f"{target} is already live")
     tprefix = version_prefix(prefix, target)
-    raw = store.get(_join(tprefix, MANIFEST))
+    raw = store.get(manifest_key(prefix, target))
     if not raw:
         known = ", ".join(current.get("history", [])[:5]) or "none"
         raise RollbackError(f"version {target} is not a complete bundle in this store",
@@ -318,14 +302,14 @@ def gc(store: BundleStore, prefix: str, keep: int = KEEP_VERSIONS, in_use: set[s
     store.check()
     now = time.time() if now is None else now
     pointer = read_pointer(store, prefix) or {}
-    base = _join(prefix, "bundles") + "/"
+    base = bundles_prefix(prefix) + "/"
     by_version: dict[str, list] = {}
     for key, obj in store.list(base).items():
         by_version.setdefault(key[len(base):].split("/", 1)[0], []).append(obj)
     complete, incomplete = [], []
     for v, objs in by_version.items():
-        if any(o.key == _join(base, v, MANIFEST) for o in objs):
-            created = json.loads(store.get(_join(base, v, MANIFEST)) or b"{}").get("created", "")
+        if any(o.key == manifest_key(prefix, v) for o in objs):
+            created = json.loads(store.get(manifest_key(prefix, v)) or b"{}").get("created", "")
             complete.append((created, max((o.modified or 0) for o in objs), v))
         else:
             incomplete.append((max((o.modified or now) for o in objs), v))

@@ -18,18 +18,14 @@ from ..config import PlatformConfig
 from ..environments import ENV_DIR, Environment, load_environment
 from ..errors import ConfigError
 from ..registry.refs import SEMVER, parse_semver
-from .bundle import MANIFEST
-from .store import BundleStore, LocalStore, S3Store
+from ml_platform.bundle_format import MANIFEST, Pointer, join as _join, pointer_key
 
-POINTER = "current.json"  # the layout deliver.py writes: <prefix>/current.json -> <prefix>/bundles/<version>/
+from .store import BundleStore, open_store  # noqa: F401 - the one factory (store.py), also reachable here
+
 REVISION_LABEL = "org.opencontainers.image.revision"
 VERSION_LABEL = "org.opencontainers.image.version"
 LOCK_LABEL = "io.ml-platform.lock.fingerprint"
 PYTHON_LABEL = "io.ml-platform.python.version"
-
-
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
 def environment_names(root: Path) -> list[str]:
@@ -48,13 +44,6 @@ def resolve_environment(root: Path, name: str) -> Environment:
     return load_environment(root, name)
 
 
-def open_store(root: Path, env: Environment) -> BundleStore:
-    b = env.bundle
-    if b.kind == "local":
-        return LocalStore(root / (b.path or f".platform/bundles/{env.name}"))
-    return S3Store(b.bucket, endpoint_url=b.endpoint_url, region=b.region)  # type: ignore[arg-type]
-
-
 @dataclass
 class LiveBundle:
     """The bundle an environment's Airflow follows: its pointer and its manifest."""
@@ -71,16 +60,16 @@ class LiveBundle:
 
 def read_live(store: BundleStore, prefix: str) -> LiveBundle | None:
     """The live bundle under prefix, or None when nothing was ever deployed there. Reads two objects."""
-    raw = store.get(_join(prefix, POINTER))
+    raw = store.get(pointer_key(prefix))
     if not raw:
         return None
-    ptr = json.loads(raw)
-    vprefix = ptr.get("prefix") or _join(prefix, "bundles", ptr["version"])
-    man = json.loads(store.get(_join(vprefix, MANIFEST)) or b"{}")
-    return LiveBundle(version=ptr["version"], prefix=vprefix, switched_at=ptr.get("switched_at"),
-                      image_digest=ptr.get("image_digest", man.get("image_digest")),
-                      commit=ptr.get("commit", man.get("commit")), created=man.get("created"),
-                      files=man.get("files", {}), history=list(ptr.get("history", [])))
+    raw_ptr = json.loads(raw)
+    ptr = Pointer.from_dict(raw_ptr, prefix)
+    man = json.loads(store.get(_join(ptr.prefix, MANIFEST)) or b"{}")
+    return LiveBundle(version=ptr.version, prefix=ptr.prefix, switched_at=ptr.switched_at,
+                      image_digest=raw_ptr.get("image_digest", man.get("image_digest")),
+                      commit=raw_ptr.get("commit", man.get("commit")), created=man.get("created"),
+                      files=man.get("files", {}), history=list(ptr.history))
 
 
 def read_live_files(store: BundleStore, live: LiveBundle, rels: list[str]) -> dict[str, bytes]:

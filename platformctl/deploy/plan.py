@@ -14,7 +14,10 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ml_platform.bundle_format import MANIFEST
+
 from ..config import PlatformConfig
+from ..engine import ContainerEngine
 from ..environments import Environment
 from ..errors import PLAN_CHANGES, PlanRefused, PlatformError
 from ..lock.core import REQ_DIR, lock_filename
@@ -22,7 +25,7 @@ from ..lock.diff import diff_pins
 from ..lock.files import read_pins
 from ..record import IMAGE_SETS, BuildRecord
 from ..registry.records import PROMOTION, load_release
-from .bundle import MANIFEST, Bundle, BundleFile, collect
+from .bundle import Bundle, BundleFile, collect
 from .live import (LiveBundle, RegistryView, env_repository, inspect_digest, live_job_uses, open_store, read_live,
                    read_registry)
 from .pods import K8S_SCHEMA_VERSION, ResourcesResult, in_image
@@ -144,8 +147,8 @@ def _diff_files(live: LiveBundle | None, nxt: Bundle) -> dict:
 
 
 def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str | None = None,
-              skopeo_factory=None, docker: str | None = None, resources: bool = True) -> Plan:
-    """skopeo_factory() -> Skopeo (or raises); docker: the CLI to run the image's pod builder with."""
+              skopeo_factory=None, engine: ContainerEngine | None = None, resources: bool = True) -> Plan:
+    """skopeo_factory() -> Skopeo (or raises); engine: the container engine to run the image's pod builder in."""
     notes: list[str] = []
     nxt = next_image(root, cfg, env, version)
     key = nxt["digest"] or nxt["image_id"]
@@ -217,7 +220,7 @@ def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str
         run_image = nxt["image_id"] or (f"{nxt['repository']}@{nxt['digest']}" if nxt["digest"] else None)
         jobs = [{"key": f"{u.file}:{u.job}", "dag_id": Path(u.file).stem, "task_id": u.job,
                  "image": u.image or "", "flavor": u.flavor or ""} for u in uses]
-        r: ResourcesResult = in_image(docker, run_image, root, jobs, env.allowed_flavors)
+        r: ResourcesResult = in_image(engine, run_image, root, jobs, env.allowed_flavors)
         res.update(computed=r.computed, reason=r.reason, image=run_image,
                    jobs={k: asdict(v) for k, v in r.jobs.items()})
         if not r.computed:

@@ -1,7 +1,7 @@
 """Per job, the resources it would really get: computed inside the image that would go out.
 
 platformctl never imports Airflow, so the pod is built where Airflow is: `ml_platform.podspec` runs in the
-image (docker run, no network, nothing written) and answers with the V1Pod the cncf.kubernetes provider's
+image (engine.run, no network, nothing written) and answers with the V1Pod the cncf.kubernetes provider's
 own builder makes (build_pod_request_obj(dry_run=True)) and the limits DockerJobOperator sets. The pods are
 then validated here with kubernetes-validate against the Kubernetes API schema.
 """
@@ -9,9 +9,10 @@ then validated here with kubernetes-validate against the Kubernetes API schema.
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..engine import ContainerEngine
 
 K8S_SCHEMA_VERSION = "1.37.0"  # the newest schema kubernetes-validate ships offline
 
@@ -53,32 +54,30 @@ def validate_pod(pod: dict) -> str | None:
     return None
 
 
-def image_missing(docker: str, image: str) -> str | None:
+def image_missing(engine: ContainerEngine, image: str) -> str | None:
     """None when the local engine has the image, else why not."""
-    p = subprocess.run([docker, "image", "inspect", image], capture_output=True, text=True)
-    if p.returncode == 0:
+    if engine.image_id(image) is not None:
         return None
-    if "Cannot connect" in p.stderr or "daemon" in p.stderr:
-        return f"the Docker engine is not reachable through {docker}"
+    if not engine.answers():
+        return f"the Docker engine is not reachable through {engine.cli}"
     return f"image {image} is not in the local engine (run make build, or docker pull it)"
 
 
-def in_image(docker: str | None, image: str | None, root: Path, jobs: list[dict], allowed: list[str] | None,
-             *, timeout: int = 300) -> ResourcesResult:
+def in_image(engine: ContainerEngine | None, image: str | None, root: Path, jobs: list[dict],
+             allowed: list[str] | None, *, timeout: int = 300) -> ResourcesResult:
     """Run ml_platform.podspec in `image` for `jobs` ({key, dag_id, task_id, image, flavor})."""
     if not jobs:
         return ResourcesResult(True, None, {})
-    if not docker:
+    if engine is None:
         return ResourcesResult(False, "no Docker engine to run the image's pod builder in", {})
     if not image:
         return ResourcesResult(False, "no image would go out (run make build)", {})
-    missing = image_missing(docker, image)
+    missing = image_missing(engine, image)
     if missing:
         return ResourcesResult(False, missing, {})
     request = {"flavors_yaml": (root / "flavors.yaml").read_text(), "allowed": allowed, "jobs": jobs}
-    p = subprocess.run([docker, "run", "--rm", "-i", "--network=none", "--entrypoint", "python", image,
-                        "-m", "ml_platform.podspec"], input=json.dumps(request), capture_output=True, text=True,
-                       timeout=timeout)
+    p = engine.run(image, ["-m", "ml_platform.podspec"], entrypoint="python", network="none",
+                   input=json.dumps(request), timeout=timeout)
     if p.returncode != 0:
         last = (p.stderr.strip().splitlines() or ["no output"])[-1]
         if "No module named ml_platform.podspec" in p.stderr:

@@ -102,7 +102,7 @@ def last_entry(store: BundleStore, env: Environment) -> Entry | None:
 
 def pointer_refusal(store: BundleStore, env: Environment, pointer: dict | None) -> str | None:
     """Why the instance would refuse the live pointer's version (signature), as the bundle class decides."""
-    from ml_platform import bundle_trust as fmt
+    from ml_platform import bundle_format as fmt
 
     from .bundle import MANIFEST
     from .deliver import version_prefix

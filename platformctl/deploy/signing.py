@@ -4,7 +4,7 @@ The private key (ed25519, PEM/PKCS#8, no password) comes from the environment of
 secrets are given: ML_PLATFORM_SIGNING_KEY holds the PEM text, or ML_PLATFORM_SIGNING_KEY_FILE names a
 file holding it. The environment file lists the public keys allowed to sign (signing.allowed_keys); the
 key must be one of them, or nothing is uploaded. The envelope format and the verification are
-ml_platform.bundle_trust's: the bundle in the image uses the same code.
+ml_platform.bundle_format's: the bundle in the image uses the same code.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml_platform import bundle_trust as fmt
+from ml_platform import bundle_format as fmt
 
 from ..environments import Environment
 from ..errors import SignatureRefused, SigningKeyError

@@ -13,9 +13,12 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConflictError, StoreError
+
+if TYPE_CHECKING:
+    from ..environments import Environment
 
 
 @dataclass(frozen=True)
@@ -273,3 +276,21 @@ class S3Store:
             raise
         except Exception as exc:  # noqa: BLE001
             raise self._fail(exc, "deleting old versions") from None
+
+
+def open_store(root: Path, env: Environment) -> BundleStore:
+    """The one store factory: the store an environment's bundles live in, for every command that reads or
+    writes it (deploy, rollback, gc, plan, status, the stack). A folder store's path is the environment's
+    bundle.path with {env} substituted, confined to the repository (default .platform/bundles/<env>)."""
+    from ..environments import confined_path, local_bundle_dir
+
+    b = env.bundle
+    if b.kind == "local":
+        return LocalStore(confined_path(root, local_bundle_dir(env), env.name, "bundle.path", directory=True))
+    return S3Store(b.bucket, endpoint_url=b.endpoint_url, region=b.region)  # type: ignore[arg-type]
+
+
+def local_store_path(root: Path, env: Environment) -> str | None:
+    """A folder store's absolute path (the bundle in Airflow reads the pointer under it); None for S3."""
+    store = open_store(root, env)
+    return str(store.root.resolve()) if isinstance(store, LocalStore) else None

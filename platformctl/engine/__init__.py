@@ -1,16 +1,23 @@
 """Container engines: the interface (base.py) and its Docker implementation (docker.py).
 
 Everything outside this package names an engine as ContainerEngine and gets one from `detect` (make build:
-a CLI that builds with BuildKit, engine reachable) or `connect` (push and pull: no probing).
+a CLI that builds with BuildKit, engine reachable), `connect` (push, pull, run: no probing) or `available`
+(None when no engine client is installed). Nothing outside this package runs the engine's CLI or looks it
+up: containers are run with `engine.run` (to completion, stdin, network, volumes, env, labels) or
+`engine.start` (detached: a `Container` handle with logs, wait, stop, remove, inspect, status, exec);
+the local stack's compose client is `engine.compose_command()` (tests/unit/engine checks it).
 """
 
 from __future__ import annotations
 
-from .base import BuildSpec, ContainerEngine, PushEvent, RegistryAuth
-from .docker import DockerEngine, context_paths
+import shutil
+from pathlib import Path
 
-__all__ = ["BuildSpec", "ContainerEngine", "DockerEngine", "PushEvent", "RegistryAuth", "connect", "context_paths",
-           "detect"]
+from .base import BuildSpec, Container, ContainerEngine, PushEvent, RegistryAuth
+from .docker import DockerContainer, DockerEngine, context_paths
+
+__all__ = ["BuildSpec", "Container", "ContainerEngine", "DockerContainer", "DockerEngine", "PushEvent",
+           "RegistryAuth", "available", "connect", "context_paths", "detect"]
 
 
 def detect(cli: str | None = None, mode: str = "auto") -> ContainerEngine:
@@ -21,3 +28,10 @@ def detect(cli: str | None = None, mode: str = "auto") -> ContainerEngine:
 def connect(cli: str | None = None) -> ContainerEngine:
     """The engine to push or pull with, not probed."""
     return DockerEngine.connect(cli)
+
+
+def available(cli: str | None = None) -> ContainerEngine | None:
+    """The engine to run containers with (image.docker / DOCKER=, else the CLI on PATH), not probed; None when
+    no such client is installed (a command that can do without containers says so and goes on)."""
+    found = cli if cli and (Path(cli).exists() or shutil.which(cli)) else None if cli else shutil.which("docker")
+    return DockerEngine.connect(found) if found else None

@@ -56,9 +56,64 @@ class PushEvent:
     error: str | None = None  # the engine or registry refused: the push is over
 
 
+class Container(ABC):
+    """A container started detached (`ContainerEngine.start`): repo2docker's `Container` handle.
+
+    Also a context manager: leaving the block removes the container (stopped first if it runs)."""
+
+    id: str
+
+    @abstractmethod
+    def inspect(self) -> dict | None:
+        """The engine's description of the container (Docker's `container inspect` shape: State, Config...);
+        None once it is gone."""
+
+    def status(self) -> str | None:
+        """created, running, exited, ... (State.Status); None once the container is gone."""
+        info = self.inspect()
+        return ((info or {}).get("State") or {}).get("Status") if info is not None else None
+
+    def running(self) -> bool:
+        return self.status() == "running"
+
+    def exit_code(self) -> int | None:
+        """The exit code once it has exited; None while it runs or once it is gone."""
+        info = self.inspect()
+        state = (info or {}).get("State") or {}
+        return state.get("ExitCode") if info is not None and state.get("Status") in ("exited", "dead") else None
+
+    @abstractmethod
+    def logs(self, tail: int | None = None) -> str:
+        """Its output so far (stdout and stderr), the last `tail` lines when given; "" once it is gone."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until it exits; its exit code. TimeoutError when it still runs after timeout seconds."""
+
+    @abstractmethod
+    def stop(self, timeout: int = 10) -> None:
+        """Stop it (SIGTERM, then SIGKILL after timeout seconds). Nothing when it is not running."""
+
+    @abstractmethod
+    def remove(self) -> None:
+        """Remove it, stopping it first if it runs. Nothing when it is already gone."""
+
+    @abstractmethod
+    def exec(self, args: list[str], *, input: str | None = None, user: str | None = None,
+             env: dict[str, str] | None = None, timeout: int | None = 300) -> subprocess.CompletedProcess:
+        """Run args inside the running container, to completion (stdin from `input`)."""
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
 class ContainerEngine(ABC):
-    """A container engine. `cli` is its command-line client (the image checks run containers through it),
-    `mode` how it builds (Docker: "buildx" or "docker-buildkit"), `start_hint` what to do when it is down."""
+    """A container engine. `cli` is its command-line client (only the engine package runs it: everything
+    else asks the engine), `mode` how it builds (Docker: "buildx" or "docker-buildkit"), `start_hint` what
+    to do when it is down."""
 
     name: str = "engine"
     cli: str
@@ -94,8 +149,45 @@ class ContainerEngine(ABC):
              ) -> subprocess.CompletedProcess:
         """Pull ref; a pull that does not finish within timeout (s, None: no limit) comes back with returncode 124."""
 
+    def answers(self, timeout: int = 10) -> bool:
+        """Whether the engine (not only its CLI) answers now (a daemonless engine always does)."""
+        return True
+
+    # ------------------------------------------------------------------------------------ containers
+    # The options of run and start (all optional):
+    #   user, entrypoint, workdir     as `docker run --user/--entrypoint/--workdir`
+    #   volumes                       "src:dst[:ro]" bind mounts or named volumes
+    #   env, labels                   environment variables and container labels
+    #   network                       a network name, "none" (no network), "host"; None: the engine's default
+    #   ports                         "127.0.0.1:HOST:CONTAINER" publications
+    #   name                          the container's name (so another process can find it by name)
     @abstractmethod
     def run(self, image: str, args: list[str], *, user: str | None = None, entrypoint: str | None = None,
-            volumes: list[str] = (), env: dict[str, str] | None = None, timeout: int = 300
-            ) -> subprocess.CompletedProcess:
-        """Run a container of image with args to completion and remove it."""
+            volumes: list[str] = (), env: dict[str, str] | None = None, timeout: int | None = 300,
+            input: str | None = None, network: str | None = None, labels: dict[str, str] | None = None,
+            name: str | None = None, workdir: str | None = None) -> subprocess.CompletedProcess:
+        """Run a container of image with args to completion (stdin from `input`, stdout/stderr captured as
+        text) and remove it. A run that does not finish within timeout seconds raises
+        subprocess.TimeoutExpired, its container removed."""
+
+    @abstractmethod
+    def start(self, image: str, args: list[str], *, user: str | None = None, entrypoint: str | None = None,
+              volumes: list[str] = (), env: dict[str, str] | None = None, network: str | None = None,
+              labels: dict[str, str] | None = None, name: str | None = None, workdir: str | None = None,
+              ports: list[str] = (), remove: bool = True) -> Container:
+        """Start a container of image with args in the background (detached); its handle. With remove, the
+        engine removes it once it exits (its logs go with it). EngineError when it cannot be started."""
+
+    @abstractmethod
+    def container(self, ref: str) -> Container:
+        """The handle of an existing container (id or name); its methods say when it is gone."""
+
+    def compose_command(self) -> list[str]:
+        """The command line of a compose v2 client that drives this engine (the local stack)."""
+        from ..errors import ToolMissingError
+
+        raise ToolMissingError(f"the {self.name} engine has no compose client")
+
+    def socket_gid(self) -> int:
+        """The group id owning the engine's socket (a container that drives the engine runs with it), 0 if none."""
+        return 0

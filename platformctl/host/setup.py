@@ -14,7 +14,8 @@ from typing import Any
 from .. import machine
 from ..config import ENV_OVERRIDES, PlatformConfig, _parse_value, load_config_with_sources
 from ..errors import ConfigError, EngineError, HostSetupError, ToolMissingError
-from ..engine import ContainerEngine, detect
+from ..engine import ContainerEngine, connect, detect
+from ..engine.docker import start_daemon
 from ..wait import wait_until
 from .plan import NEEDS, BaseChoice, HostFacts, Plan, choose_base, decide
 from .probe import probe
@@ -61,31 +62,14 @@ def apt_install(packages: tuple[str, ...], log: Path, echo: Echo) -> None:
         raise HostSetupError(f"apt-get install {' '.join(packages)} failed", f"see {log}: {_tail(log)}")
 
 
-def _engine_answers(cli: str) -> bool:
-    try:
-        return subprocess.run([cli, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                              timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def start_engine(root: Path, facts: HostFacts, cli: str, echo: Echo, timeout: int = ENGINE_START_TIMEOUT) -> None:
     log = root / ".platform" / "dockerd.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    if facts.systemd:
-        echo("starting the Docker engine: systemctl start docker")
-        p = subprocess.run(["systemctl", "start", "docker"], capture_output=True, text=True)
-        if p.returncode:
-            raise HostSetupError(f"systemctl start docker failed: {p.stderr.strip()[-300:]}",
-                                 "see `journalctl -u docker`")
-        where = "`journalctl -u docker`"
-    else:
+    if not facts.systemd:
         echo(f"starting the Docker engine: dockerd (log: {log.relative_to(root)})")
-        with log.open("a") as out:
-            subprocess.Popen(["dockerd"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)  # outlives this command, like a service
-        where = str(log)
-    wait_until(lambda: _engine_answers(cli), timeout=timeout, poll=0.5, timeout_error=lambda: HostSetupError(
+    where = start_daemon(log, facts.systemd, echo)
+    engine = connect(cli)
+    wait_until(lambda: engine.answers(timeout=10), timeout=timeout, poll=0.5, timeout_error=lambda: HostSetupError(
         f"the Docker engine did not answer within {timeout} s of starting it",
         f"its log: {where}; last lines: {_tail(log) if not facts.systemd else 'see the journal'}"))
     echo("the Docker engine answers")

