@@ -97,7 +97,7 @@ def repo(image) -> Path:
 @pytest.fixture(scope="module")
 def stack(repo, image, docker):
     t0 = time.monotonic()
-    p = cli(repo, "up", "--image", image, project=True)
+    p = cli(repo, "up", "--image", image, "--wait-timeout", "900", project=True)  # a loaded 2-core machine
     try:
         assert p.returncode == 0, f"make up failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
         assert "signed by key" in p.stdout
