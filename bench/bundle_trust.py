@@ -143,11 +143,25 @@ def bench_activation(work: Path) -> dict:
     signed = dict(environment="dev", allowed_keys=[fmt.public_hex(key)], require_signatures=True)
     activate()()  # warm the file cache and imports once
     activate(**signed)()
-    plain, checked = [], []
+    # the time spent in the verify step during real activations (its reads included): wrapped, not modelled
+    spent: list[float] = []
+    for name in ("_verify_pointer", "_verify_version"):
+        orig = getattr(PlatformDagBundle, name)
+
+        def timed(self, *a, _orig=orig, **kw):
+            t0 = time.perf_counter()
+            try:
+                return _orig(self, *a, **kw)
+            finally:
+                spent.append(time.perf_counter() - t0)
+        setattr(PlatformDagBundle, name, timed)
+    plain, checked, inside = [], [], []
     for _ in range(RUNS):  # interleaved: the machine's load hits both sides alike
         plain.append(median(activate(), runs=1))
+        spent.clear()
         checked.append(median(activate(**signed), runs=1))
-    t_plain, t_checked = statistics.median(plain), statistics.median(checked)
+        inside.append(sum(spent))
+    t_plain, t_checked = min(plain), min(checked)
 
     # the verify step alone, as the bundle runs it (pointer + manifest, one manifest read)
     pointer = json.loads((store.root / "p/current.json").read_text())
@@ -171,17 +185,20 @@ def bench_activation(work: Path) -> dict:
         envs.append(e)
     naive = median(lambda: [e.verify([key.public_key], 1) for e in envs], runs=max(1, RUNS // 2))
     return {"files": FILES, "activate_unsigned_s": t_plain, "activate_signed_s": t_checked,
-            "added_ms": (t_checked - t_plain) * 1000, "verify_step_ms": step * 1000, "naive_per_file_ms": naive * 1000}
+            "added_ms": (t_checked - t_plain) * 1000, "inside_ms": statistics.median(inside) * 1000,
+            "spread_ms": (max(plain) - min(plain)) * 1000, "verify_step_ms": step * 1000, "naive_per_file_ms": naive * 1000}
 
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-bundle-trust-"))
     try:
         a = bench_activation(work)
-        print(f"activation of a {a['files']}-file version (folder store, median of {RUNS}):")
-        print(f"  signatures not checked   {a['activate_unsigned_s'] * 1000:8.1f} ms")
-        print(f"  signatures required      {a['activate_signed_s'] * 1000:8.1f} ms   (+{a['added_ms']:.1f} ms; "
-              f"goal <= 50 ms)")
+        print(f"activation of a {a['files']}-file version (folder store, best of {RUNS}, interleaved):")
+        print(f"  signatures not checked   {a['activate_unsigned_s'] * 1000:8.1f} ms   (spread between runs "
+              f"{a['spread_ms']:.0f} ms: the machine's load)")
+        print(f"  signatures required      {a['activate_signed_s'] * 1000:8.1f} ms   ({a['added_ms']:+.1f} ms end to end)")
+        print(f"  time inside the verify step during those activations  {a['inside_ms']:8.2f} ms   (goal <= 50 ms; "
+              f"{a['inside_ms'] / (a['activate_unsigned_s'] * 1000) * 100:.2f}% of an activation)")
         print(f"  the verify step alone    {a['verify_step_ms']:8.2f} ms   (pointer + manifest: 2 DSSE verifications)")
         print(f"  naive: a signature per file, {a['files']} verified  {a['naive_per_file_ms']:8.1f} ms   "
               f"({a['naive_per_file_ms'] / a['verify_step_ms']:.0f}x the verify step)")

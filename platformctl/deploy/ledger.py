@@ -157,19 +157,23 @@ class Ledger:
         return e
 
     def history(self, limit: int = 20) -> History:
-        """The newest `limit` entries (one listing, then `limit` reads in parallel)."""
+        """The newest `limit` entries: one listing, then their entry and completion objects read in parallel."""
         ids, done = self.ids()
         wanted = ids[:limit] if limit > 0 else ids
-
-        def one(entry_id: str) -> Entry:
-            e = self.read(entry_id, done=False)
-            if entry_id in done:
-                d = json.loads(self.store.get(self._key(entry_id, done=True)) or b"{}")
-                e.result, e.completed_at = d.get("result"), d.get("completed_at")
-            return e
-
+        keys = [self._key(i) for i in wanted] + [self._key(i, done=True) for i in wanted if i in done]
         with ThreadPoolExecutor(max_workers=16) as pool:
-            entries = list(pool.map(one, wanted))
+            bodies = dict(zip(keys, pool.map(self.store.get, keys)))
+        entries = []
+        for i in wanted:
+            raw = bodies.get(self._key(i))
+            if raw is None:
+                continue  # removed between the listing and the read
+            e = Entry(**{k: v for k, v in json.loads(raw).items() if k in Entry.__dataclass_fields__})
+            d = bodies.get(self._key(i, done=True))
+            if d is not None:
+                dd = json.loads(d)
+                e.result, e.completed_at = dd.get("result"), dd.get("completed_at")
+            entries.append(e)
         return History(entries, len(ids), [i for i in ids if i not in done])
 
     def last(self) -> Entry | None:
