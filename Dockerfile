@@ -227,6 +227,8 @@ COPY docker/entrypoint.sh /entrypoint
 COPY --chown=${AIRFLOW_UID}:0 flavors.yaml /opt/airflow/platform/flavors.yaml
 COPY --chown=${AIRFLOW_UID}:0 plugins/ /opt/airflow/plugins/
 COPY --chown=${AIRFLOW_UID}:0 dags/ /opt/airflow/dags/
+# the YAML the dags were rendered from, as a bundle ships it beside them (the platform page draws it)
+COPY --chown=${AIRFLOW_UID}:0 pipelines/ /opt/airflow/pipelines/
 
 # Everything below changes with every commit: keep it last and tiny.
 ARG VERSION

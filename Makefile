@@ -9,7 +9,10 @@ PY      := $(VENV)/bin/python
 RUN     := $(PY) build.py
 
 .DEFAULT_GOAL := help
-.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down test unit bench-lock bench-build bench-push bench-parse bench-processor bench-loop bench-studio clean
+# Every target is a command, never a file (a test checks each is listed): `studio` also names a folder.
+.PHONY: help doctor venv lock lock-check render render-check schema build push release promote deploy rollback up run down
+.PHONY: test unit bench-lock bench-build bench-push bench-parse bench-processor bench-loop bench-render bench-studio
+.PHONY: gc clean studio studio-assets studio-assets-check docs docs-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -145,3 +148,19 @@ signing-key: $(VENV)/.synced ## make signing-key OUT=path: a new ed25519 key pai
 
 bench-bundle-trust: $(VENV)/.synced ## make history over 1,000 ledger entries and signature verification on a 1,000-file version, vs naive
 	$(PY) bench/bundle_trust.py
+
+# issue 33: docs/commands.md generated from the CLI's parser, the Makefile and the exit codes
+# (.PHONY with the other targets at the top)
+docs: $(VENV)/.synced ## write docs/commands.md from the CLI's parser, the Makefile's targets and the exit codes
+	$(RUN) docs
+
+docs-check: $(VENV)/.synced ## fail if docs/commands.md is out of date (run make docs)
+	$(RUN) docs-check
+
+# ---- Airflow upgrade rehearsal (issue #36) ----
+.PHONY: upgrade-test bench-upgrade
+upgrade-test: $(VENV)/.synced ## make upgrade-test AIRFLOW=3.3.1 [PYTHON=] [PROVIDERS=all] [APPLY=1]: rehearse an Airflow upgrade, report in build/upgrade/
+	$(RUN) upgrade-test --airflow $(AIRFLOW) $(if $(PYTHON),--python $(PYTHON)) $(if $(PROVIDERS),--providers '$(PROVIDERS)') $(if $(APPLY),--apply)
+
+bench-upgrade: $(VENV)/.synced ## relock + comparison for AIRFLOW= (default 3.3.1) against a naive full relock; WHOLE=1 times a whole rehearsal
+	$(PY) bench/upgrade.py $(if $(AIRFLOW),--airflow $(AIRFLOW)) $(if $(WHOLE),--whole)

@@ -50,6 +50,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def report(exc: PlatformError) -> None:
+    """The error, once, whichever command raised it: its problems first (a PipelineError lists every
+    problem, one `file:line: what` line each), then its one line."""
+    for problem in getattr(exc, "problems", None) or ():
+        warn(f"error: {problem}")
+    warn(f"error: {exc.one_line()}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
@@ -58,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except PlatformError as exc:
         if args.traceback:
             raise
-        warn(f"error: {exc.one_line()}")
+        report(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         warn("interrupted")

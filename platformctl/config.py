@@ -124,6 +124,15 @@ class SetupConfig(_Model):
         "/etc/ssl/certs/ca-certificates.crt, when there is one), none, or a path.")
 
 
+class UpgradeConfig(_Model):
+    """The upgrade rehearsal (make upgrade-test AIRFLOW=<version>, issue #36)."""
+
+    smoke_pipelines: list[str] = Field(
+        default_factory=lambda: ["example_etl"],
+        description="Pipelines run on a stack of the current image and of the candidate (states and durations "
+        "compared); the current stack's database, after these runs, is the one the candidate migrates.")
+
+
 class PlatformConfig(_Model):
     airflow_version: str = Field("3.3.2", description="Apache Airflow version the whole platform is pinned to.")
     python_versions: list[str] = Field(
@@ -147,6 +156,7 @@ class PlatformConfig(_Model):
     image: ImageConfig = Field(default_factory=ImageConfig)
     stack: StackConfig = Field(default_factory=StackConfig)
     setup: SetupConfig = Field(default_factory=SetupConfig)
+    upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
 
     @field_validator("airflow_version")
     @classmethod

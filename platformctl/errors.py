@@ -29,6 +29,12 @@ Exit codes (0 success; 2 is also argparse's usage error):
     23  ConflictError        another writer won: a conditional write lost (store)
         DeployConflict         or another deploy/rollback switched the pointer first
     24  AirflowAPIError      the managed instance's API refused or failed
+    25  InstanceSettingsError  pools/connections: a missing connection refuses the deploy, or the API refused a change
+    26  InstanceAuthError    the instance's API answered 401/403 to a settings call (set AIRFLOW_API_TOKEN)
+    27  InstanceUnreachable  the instance's API could not be reached for its settings (nothing applied)
+    28  SigningKeyError      no signing key where one is required, a key that is not one, a key
+                           the environment does not allow (before upload), a malformed allowed key
+    29  SignatureRefused     a stored version's signature does not verify (rollback, status)
     30  StackError           the local stack cannot be started, reached or stopped
         ApiTimeout, PortTaken  (kinds of StackError)
     31  RunFailed            a pipeline run on the local stack did not succeed
@@ -39,11 +45,12 @@ Exit codes (0 success; 2 is also argparse's usage error):
     50  PLAN_CHANGES         make plan: something would change (an answer, not a failure)
     51  PlanRefused          make plan: deploy would refuse
     52  StatusIncomplete     make status / diff could not read some environment
-    28  SigningKeyError      no signing key where one is required, a key that is not one, a key
-                           the environment does not allow (before upload), a malformed allowed key
-    29  SignatureRefused     a stored version's signature does not verify (rollback, status)
     53  ImageCannotServe     deploy refused: the environment's image cannot serve the bundle
     54  LedgerError          a deploy ledger entry cannot be written or is not there
+    60  UpgradeInputError    make upgrade-test: a version/Python/provider the target cannot take (#36)
+    61  UpgradeBlocked       make upgrade-test: the rehearsal's verdict is blocked
+    62  UpgradeNeedsChanges  make upgrade-test: the verdict is needs changes (listed in the report)
+    63  UpgradeApplyRefused  make upgrade-test APPLY=1: nothing written (verdict not ready)
    130  INTERRUPTED          Ctrl-C
 """
 
@@ -284,6 +291,49 @@ class ReleaseRefused(PlatformError):
     """A push, release or promotion the rules forbid (dirty tree, existing release, digest mismatch)."""
 
     exit_code = 43
+
+
+# ------------------------------------------------------------------ instance settings (#35)
+class InstanceSettingsError(PlatformError):
+    """The instance's pools or connections differ in a way deploy refuses, or its API refused a change."""
+
+    exit_code = 25
+
+
+class InstanceAuthError(InstanceSettingsError):
+    """The instance's API answered 401/403 to a settings call (the hint names the setting to fix)."""
+
+    exit_code = 26
+
+
+class InstanceUnreachable(InstanceSettingsError):
+    """The instance's API could not be reached while reading or applying settings (nothing applied after)."""
+
+    exit_code = 27
+
+# ------------------------------------------------------------------ upgrade rehearsal (#36)
+class UpgradeInputError(PlatformError):
+    """make upgrade-test: the target version, Python or a provider cannot be rehearsed (named, with what can)."""
+
+    exit_code = 60
+
+
+class UpgradeBlocked(PlatformError):
+    """make upgrade-test: a step the verdict needs failed (relock, build, image checks, migration): blocked."""
+
+    exit_code = 61
+
+
+class UpgradeNeedsChanges(PlatformError):
+    """make upgrade-test: the candidate works but the project needs changes first (each file:line in the report)."""
+
+    exit_code = 62
+
+
+class UpgradeApplyRefused(PlatformError):
+    """make upgrade-test APPLY=1 with a verdict other than ready: the working tree was not touched."""
+
+    exit_code = 63
 
 
 # ------------------------------------------------------------------ bundle trust (issue 38)

@@ -64,6 +64,9 @@ class BuildRecord:
     @classmethod
     def from_dict(cls, data: dict) -> BuildRecord:
         known = {f.name for f in fields(cls)} - {"extra"}
+        data = {**data}
+        if isinstance(data.get("dirty"), str):  # records written before issue 33 may hold "True"/"False"
+            data["dirty"] = data["dirty"].strip().lower() == "true"
         rec = cls(**{k: v for k, v in data.items() if k in known})
         rec.extra = {k: v for k, v in data.items() if k not in known}
         return rec

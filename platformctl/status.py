@@ -19,7 +19,8 @@ from .deploy.live import (env_repository, environment_names, inspect_digest, liv
                           own_repository, read_live, read_registry, resolve_environment)
 from .deploy.plan import pin_changes, short
 from .environments import Environment
-from .errors import PlatformError
+from .errors import PlatformError, RegistryUnavailable
+from .registry.refs import registry_host
 
 
 @dataclass
@@ -33,9 +34,19 @@ class EnvStatus:
     image: dict | None = None
     newest_release: dict | None = None  # environments with a repository of their own (promote targets)
     flags: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "<env>: <part>: <message>", one per unreadable part
+    # the same parts, for grouping: part (registry, bundle store), where (registry host, store), outage (a
+    # registry that is down is one outage however many environments use it), message
+    unreadable: list[dict] = field(default_factory=list)
+    settings: dict | None = None  # the instance's pools and connections against the file (#35); None: not read
+    settings_lines: list[str] = field(default_factory=list)
     last_entry: dict | None = None  # the deploy ledger's newest entry (issue 38)
     refused: str | None = None  # why the instance refuses the live pointer's version (signature), if it does
+
+    def cannot_read(self, part: str, where: str, exc: PlatformError) -> None:
+        self.errors.append(f"{self.name}: {part}: {exc.one_line()}")
+        self.unreadable.append({"env": self.name, "part": part, "where": where,
+                                "outage": isinstance(exc, RegistryUnavailable), "message": exc.one_line()})
 
 
 def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory) -> tuple[EnvStatus, object, object]:
@@ -47,7 +58,7 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
     repo = env_repository(env, cfg)
     st = EnvStatus(env.name, repo, "", env.bundle.prefix)
 
-    registry_errors: list[str] = []
+    registry_errors: list[PlatformError] = []
 
     def from_store():
         store = open_store(root, env)
@@ -59,7 +70,7 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
             try:
                 info = inspect_digest(skopeo_factory(), repo, live.image_digest)
             except PlatformError as exc:
-                registry_errors.append(exc.one_line())
+                registry_errors.append(exc)
         return store, live, info
 
     store, live, info, view = None, None, None, None
@@ -70,19 +81,20 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
             sk = skopeo_factory()
             tags = sk.tags(repo)  # meanwhile the store is read
         except PlatformError as exc:
-            registry_errors.insert(0, exc.one_line())
+            registry_errors.insert(0, exc)
         try:
             store, live, info = f_store.result()
         except PlatformError as exc:
-            st.errors.append(f"{env.name}: bundle store: {exc.one_line()}")
+            st.cannot_read("bundle store", env.bundle.prefix, exc)
         if tags is not None:
             try:  # the releases, newest first, until the live image's is found
                 view = read_registry(_Tags(sk, tags), repo, want={live.image_digest} if live and live.image_digest
                                      else set())
             except PlatformError as exc:
-                registry_errors.insert(0, exc.one_line())
+                registry_errors.insert(0, exc)
     if registry_errors:
-        st.errors.append(f"{env.name}: registry: {registry_errors[0]}")
+        st.cannot_read("registry", registry_host(repo), registry_errors[0])
+    _settings(root, env, st)
     st.deployed = None if store is None else live is not None
     if live:
         st.bundle = {"version": live.version, "commit": live.commit, "switched_at": live.switched_at,
@@ -121,6 +133,19 @@ def _trust_facts(store, env: Environment, st: EnvStatus) -> None:
         st.refused = pointer_refusal(store, env, read_pointer(store, env.bundle.prefix))
     except (PlatformError, ValueError) as exc:
         st.refused = f"cannot check: {exc}"
+
+
+def _settings(root: Path, env: Environment, st: EnvStatus) -> None:
+    """The instance's settings drift (pools, connections), when its API is configured (#35)."""
+    from .instance.sync import settings_state
+
+    try:
+        state = settings_state(root, env)
+    except PlatformError as exc:
+        st.cannot_read("instance settings", exc.where or "the instance's API", exc)
+        return
+    st.settings = state.to_json() if state.read else None
+    st.settings_lines = state.drift_lines()
 
 
 class _Tags:
@@ -181,6 +206,10 @@ class Status:
     def errors(self) -> list[str]:
         return [e for s in self.environments for e in s.errors]
 
+    @property
+    def unreadable(self) -> list[dict]:
+        return [u for s in self.environments for u in s.unreadable]
+
     def to_json(self) -> dict:
         return {"environments": {s.name: asdict(s) for s in self.environments}, "drift": self.drift,
                 "errors": self.errors}
@@ -194,6 +223,21 @@ def status(root: Path, cfg: PlatformConfig, skopeo_factory, names: list[str] | N
     sts = [r[0] for r in results]
     shipped = [s for s in sts if s.name != "local" and s.deployed]
     return Status(sts, [drift(root, cfg, a, b) for a, b in combinations(shipped, 2)])
+
+
+def unreadable_lines(parts: list[dict]) -> list[str]:
+    """One line per unreadable part; a registry outage once, naming every environment it hid (not once per
+    environment on that registry)."""
+    groups: dict[tuple, list[dict]] = {}
+    for u in parts:
+        key = ("outage", u["part"], u["where"]) if u["outage"] else (u["env"], u["part"], u["message"])
+        groups.setdefault(key, []).append(u)
+    out = []
+    for us in groups.values():
+        envs = ", ".join(dict.fromkeys(u["env"] for u in us))
+        out.append(f"unreadable: {us[0]['part']} {us[0]['where']} ({envs}): {us[0]['message']}" if us[0]["outage"]
+                   else f"unreadable: {envs}: {us[0]['part']}: {us[0]['message']}")
+    return out
 
 
 def _commit_lines(c: dict) -> list[str]:
@@ -242,14 +286,14 @@ def status_lines(s: Status) -> list[str]:
 
             out.append(f"  last ledger entry: {line(Entry(**e.last_entry))}")
         out.extend(f"  FLAG: {f}" for f in e.flags)
-        out.extend(f"  unreadable: {x.split(': ', 1)[1]}" for x in e.errors)
+        out.extend(e.settings_lines)
     for d in s.drift:
         if "note" in d:
             continue
         same = "same bundle" if d["same_bundle"] else "different bundles"
         out.append(f"drift {d['from']} -> {d['to']}: {same}, {'same image' if d['same_image'] else 'different images'}")
         out += _commit_lines(d["commits"]) + _pin_lines(d)
-    return out
+    return out + unreadable_lines(s.unreadable)
 
 
 # ------------------------------------------------------------------------------------------- diff
@@ -274,7 +318,7 @@ def env_diff(root: Path, cfg: PlatformConfig, skopeo_factory, src: str, dst: str
     with ThreadPoolExecutor(max_workers=2) as pool:
         (sa, store_a, la), (sb, store_b, lb) = pool.map(lambda e: env_status(root, cfg, e, skopeo_factory), (ea, eb))
     out = {"from": src, "to": dst, "config": config_diff(ea, eb), "status": {src: asdict(sa), dst: asdict(sb)},
-           "errors": sa.errors + sb.errors}
+           "errors": sa.errors + sb.errors, "unreadable": sa.unreadable + sb.unreadable}
     if la and lb:
         fa = {r: m["sha256"] for r, m in la.files.items()}
         fb = {r: m["sha256"] for r, m in lb.files.items()}
@@ -316,5 +360,4 @@ def diff_lines(d: dict) -> list[str]:
             what = [f"{k} {x} -> {y}" for k, x, y in (("flavor", a[0], b[0]), ("image", a[1], b[1])) if x != y]
             out.append(f"  job {j['file']} jobs.{j['job']}: {'; '.join(what)}")
         out += _commit_lines(d["drift"]["commits"]) + _pin_lines(d["drift"])
-    out += [f"unreadable: {e}" for e in d["errors"]]
-    return out
+    return out + unreadable_lines(d["unreadable"])

@@ -62,11 +62,23 @@ def image_version(root: Path, configured: str | None = None) -> VersionInfo:
 _SCP = re.compile(r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$")  # git@host:org/repo.git
 
 
+def _remote(root: Path) -> str | None:
+    """The remote the source lives at: the current branch's upstream remote, else origin, else the only one
+    (a clone whose remote is not called origin, a CI checkout of a branch that tracks another remote)."""
+    branch = git.output(root, "symbolic-ref", "--quiet", "--short", "HEAD")
+    upstream = git.output(root, "config", "--get", f"branch.{branch}.remote") if branch else None
+    if upstream and upstream != ".":
+        return upstream
+    names = (git.output(root, "remote") or "").split()
+    return "origin" if "origin" in names else names[0] if len(names) == 1 else None
+
+
 def source_url(root: Path) -> str:
-    """The repository's URL for org.opencontainers.image.source: git's remote.origin.url as an https URL
+    """The repository's URL for org.opencontainers.image.source: the remote's URL (_remote) as an https URL
     without credentials (`git@host:org/repo.git` -> `https://host/org/repo`), or "" when there is no
     remote or it is a local path."""
-    raw = git.output(root, "config", "--get", "remote.origin.url") or ""
+    remote = _remote(root)
+    raw = (git.output(root, "config", "--get", f"remote.{remote}.url") if remote else None) or ""
     if m := _SCP.match(raw):
         raw = f"https://{m.group(1)}/{m.group(2)}"
     parts = urlsplit(raw)

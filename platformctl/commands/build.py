@@ -35,7 +35,7 @@ def build_image(root: Path, cfg: PlatformConfig, *, run_tests: bool = True, echo
     creds = from_environment()
     if spec.cache_from and creds:  # the registry's build cache is read with them
         spec = dataclasses.replace(spec, cache_auth=creds.for_registry(cfg.registry.repository))
-    if inputs and reuse and vinfo["dirty"] != "True":
+    if inputs and reuse and not vinfo.dirty:
         hit = find_reusable(cfg, inputs, creds)
         if hit and hit["labels"].get("io.ml-platform.lock.fingerprint") == spec.build_args["LOCK_FINGERPRINT"]:
             return _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests)
@@ -70,7 +70,7 @@ def _adopt(root, cfg, engine, spec, vinfo, inputs, hit, creds, run_tests: bool =
         return True
 
     image_id, pushed = adopt_reusable(cfg, engine, hit, version_tag(spec.tags[0]),
-                                      vinfo["revision"][:7], list(spec.tags), creds, verify=verify)
+                                      vinfo.short, list(spec.tags), creds, verify=verify)
     assert record is not None
     record.build_seconds = round(time.perf_counter() - t0, 2)
     record.pushed_tags = [*pushed, inputs_tag(inputs)] if pushed else []

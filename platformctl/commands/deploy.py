@@ -97,6 +97,10 @@ def deploy(root: Path, args) -> int:
     if not check.known:
         say(f"  note: {check.line(env.name)}")
     store = open_store(root, env)
+    if getattr(args, "apply_settings", True):  # pools and connections first: a failure stops before the switch
+        from ..instance.sync import deploy_settings
+
+        say("\n".join(deploy_settings(root, env, getattr(args, "airflow_url", None)).lines()).lstrip())
     say(f"deploying bundle {bundle.version} ({len(bundle.files)} files, {bundle.size} bytes) to {store.url} "
         f"prefix '{env.bundle.prefix}'" + (f", signed by key {trust.key_id[:12]}" if trust.key_id else ", unsigned"))
     r = deliver(store, env.bundle.prefix, bundle, trust=trust, ledger=ledger_for(store, env),

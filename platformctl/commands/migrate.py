@@ -6,11 +6,10 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..pipelines.errors import PipelineError
 from ..pipelines.migrate import migrate_files
 from ..pipelines.migrations import CURRENT
 from ..pipelines.project import flavor_names, pipeline_files
-from ..output import say, warn
+from ..output import say
 
 
 def migrate(root: Path, args) -> int:
@@ -18,12 +17,7 @@ def migrate(root: Path, args) -> int:
     for f in files:
         if not f.is_file():
             raise ConfigError(f"{f} is not a file", "name files under pipelines/, or none for all of them")
-    try:
-        results = migrate_files(root, files, flavor_names(root), write=not args.dry_run)
-    except PipelineError as exc:
-        for p in exc.problems:
-            warn(f"error: {p}")
-        raise
+    results = migrate_files(root, files, flavor_names(root), write=not args.dry_run)
     changed = [r for r in results if r.changed]
     for r in changed:
         sys.stdout.write(r.diff())

@@ -22,12 +22,17 @@ def cmd_plan(root, args) -> int:
             return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts), attempts=1)
 
         plan = make_plan(root, cfg, env, version=args.version, skopeo_factory=skopeo,
-                         engine=available(cfg.image.docker), resources=not args.no_resources)
+                         engine=available(cfg.image.docker), resources=not args.no_resources,
+                         airflow_url=args.airflow_url)
     if args.json:
         say(json.dumps(plan.to_json(), indent=2, sort_keys=True))
     else:
         say("\n".join(lines(plan)))
-    if plan.refused:
+    missing = plan.settings.get("missing", [])
+    if missing:
+        warn(f"error: plan for {env.name} refused: the instance lacks connection {', '.join(missing)} "
+             f"(create it there, or change connections in environments/{env.name}.yaml)")
+    elif plan.refused:
         warn(f"error: plan for {env.name} refused: deploy would refuse {len(plan.policy)} job(s)"
             + (f" ({plan.policy[0]['reason']})" if plan.policy else "")
             + "; change the pipelines or the environment's allowed lists")
@@ -47,4 +52,6 @@ def register(sub) -> None:
                         "non-zero only when deploy would refuse (for CI, where make turns every failure into 2)")
     p.add_argument("--no-resources", action="store_true",
                    help="skip the per-job pods/limits (they need the image and a Docker engine)")
+    p.add_argument("--airflow-url", default=None, help="read the instance's pools and connections from this "
+                   "Airflow API (default: the environment's managed.api_url; local: the running local stack)")
     p.set_defaults(func=cmd_plan)

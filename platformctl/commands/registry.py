@@ -8,10 +8,6 @@ from ..registry.ship import promote, push, release
 from ..output import say
 
 
-def _echo(msg: str) -> None:
-    say(msg)
-
-
 def _progress():
     last = {"mb": -1}
 
@@ -26,26 +22,26 @@ def _progress():
 
 def cmd_push(root, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
-    push(root, cfg, from_environment(), echo=_echo, progress=_progress())
+    push(root, cfg, from_environment(), echo=say, progress=_progress())
     return 0
 
 
 def cmd_release(root, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
-    release(root, cfg, args.version, from_environment(), echo=_echo)
+    release(root, cfg, args.version, from_environment(), echo=say)
     return 0
 
 
 def cmd_promote(root, args) -> int:
-    from ..deploy.live import open_store
+    from ..deploy.store import open_store
     from ..deploy.publish import record_promotion
     from ..environments import load_environment
 
     cfg = load_config(root, collect_overrides(args.sets))
     env = load_environment(root, args.env)
     _, note = record_promotion(root, env, args.version, open_store,  # the ledger entry around it (issue 38)
-                               lambda: promote(root, cfg, args.env, args.version, from_environment(), echo=_echo))
-    _echo(f"  {note}")
+                               lambda: promote(root, cfg, args.env, args.version, from_environment(), echo=say))
+    say(f"  {note}")
     return 0
 
 

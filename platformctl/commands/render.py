@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..pipelines.errors import PipelineError
 from ..pipelines.project import pipeline_files, render_all, render_check as check_rendered
 from ..output import say, warn
 
@@ -16,12 +15,7 @@ def _warn(warnings) -> None:
 
 def render(root: Path, args) -> int:
     warnings: list = []
-    try:
-        written, removed = render_all(root, args.template, warnings)
-    except PipelineError as exc:
-        for p in exc.problems:
-            warn(f"error: {p}")
-        raise
+    written, removed = render_all(root, args.template, warnings)
     _warn(warnings)
     n = len(pipeline_files(root))
     say(f"render: {n} pipeline(s); {len(written)} DAG file(s) written, {len(removed)} removed"
@@ -30,12 +24,7 @@ def render(root: Path, args) -> int:
 
 
 def render_check(root: Path, args) -> int:
-    try:
-        check_rendered(root, args.template)
-    except PipelineError as exc:
-        for p in exc.problems:
-            warn(f"error: {p}")
-        raise
+    check_rendered(root, args.template)
     say(f"render-check: dags/ is up to date with {len(pipeline_files(root))} pipeline(s)")
     return 0
 

@@ -10,7 +10,7 @@ from ..config import collect_overrides, load_config
 from ..host.setup import prepare
 from ..record import BuildRecord
 from ..stack.compose import PortTaken, Stack, free_port
-from ..stack.errors import StackError
+from ..errors import StackError
 from ..stack.images import build_support_images
 from ..wait import wait_until
 from ..output import say
@@ -43,7 +43,8 @@ def deploy_local(root, args, airflow_url: str | None = None) -> tuple[str, str, 
     env = load_environment(root, "local")
     store = open_store(root, env)
     before = (read_pointer(store, env.bundle.prefix) or {}).get("version") if store.root.exists() else None
-    deploy(root, argparse.Namespace(sets=args.sets, env="local", airflow_url=airflow_url))
+    deploy(root, argparse.Namespace(sets=args.sets, env="local", airflow_url=airflow_url,
+                                    apply_settings=airflow_url is not None))  # make up applies them once healthy
     live = read_pointer(store, env.bundle.prefix)["version"]
     _, env_file = env.managed.paths(Path(root), "local")
     return live, str(store.root.resolve()), str(env_file), live != before
@@ -80,8 +81,19 @@ def up(root, args) -> int:
     health = api.health()
     say(f"Airflow is up at {api.base_url}  (health: "
         + ", ".join(f"{k}={v.get('status')}" for k, v in health.items() if isinstance(v, dict)) + ")")
+    apply_local_settings(root, api.base_url)
     say("  run a pipeline:  make run PIPELINE=example_etl      stop:  make down")
     return 0
+
+
+def apply_local_settings(root, url: str) -> None:
+    """#35: the local environment's pools created/updated on the stack, its connections checked (a fresh
+    stack has none: reported, never refused)."""
+    from ..environments import load_environment
+    from ..instance.sync import deploy_settings
+
+    for line in deploy_settings(root, load_environment(root, "local"), url).lines():
+        say(line)
 
 
 def run(root, args) -> int:

@@ -6,10 +6,10 @@ import json
 
 from ..config import collect_overrides, load_config
 from ..errors import StatusIncomplete
+from ..output import say
 from ..registry.auth import authfile, from_environment
 from ..registry.skopeo import Skopeo
-from ..status import diff_lines, env_diff, status, status_lines
-from ..output import say, warn
+from ..status import diff_lines, env_diff, status, status_lines, unreadable_lines
 
 
 def _factory(cfg, auth):
@@ -19,14 +19,11 @@ def _factory(cfg, auth):
     return skopeo
 
 
-def _finish(errors: list[str]) -> int:
-    for e in errors:
-        warn(f"error: {e}")
-    if errors:
-        err = StatusIncomplete(f"{len(errors)} part(s) could not be read",
+def _finish(unreadable: list[dict]) -> int:
+    """Each unreadable part is listed once in the output (unreadable_lines); the CLI edge adds one line."""
+    if unreadable:
+        raise StatusIncomplete(f"{len(unreadable_lines(unreadable))} part(s) could not be read (listed above)",
                                "the rest above is what could be read; fix the access and run it again")
-        warn(f"error: {err.one_line()}")
-        return err.exit_code
     return 0
 
 
@@ -44,7 +41,7 @@ def cmd_status(root, args) -> int:
     with authfile(from_environment(), *_repos(root, cfg, names)) as auth:
         s = status(root, cfg, _factory(cfg, auth), names)
     say(json.dumps(s.to_json(), indent=2, sort_keys=True) if args.json else "\n".join(status_lines(s)))
-    return _finish(s.errors)
+    return _finish(s.unreadable)
 
 
 def cmd_diff(root, args) -> int:
@@ -52,7 +49,7 @@ def cmd_diff(root, args) -> int:
     with authfile(from_environment(), *_repos(root, cfg, [args.from_env, args.to_env])) as auth:
         d = env_diff(root, cfg, _factory(cfg, auth), args.from_env, args.to_env)
     say(json.dumps(d, indent=2, sort_keys=True) if args.json else "\n".join(diff_lines(d)))
-    return _finish(d["errors"])
+    return _finish(d["unreadable"])
 
 
 def register(sub) -> None:

@@ -114,14 +114,17 @@ class Plan:
     policy: list[dict]
     resources: dict
     notes: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)  # instance settings (#35): SettingsState.to_json()
 
     @property
     def refused(self) -> bool:
-        return bool(self.policy) or self.bundle.get("empty", False) or bool(self.image.get("cannot_serve"))
+        return (bool(self.policy) or self.bundle.get("empty", False) or bool(self.settings.get("refused"))
+                or bool(self.image.get("cannot_serve")))
 
     @property
     def changes(self) -> bool:
-        return self.bundle["live_version"] != self.bundle["next_version"] or self.image.get("promote_copies", False)
+        return (self.bundle["live_version"] != self.bundle["next_version"] or self.image.get("promote_copies", False)
+                or any(c["action"] not in ("keep", "ensure") for c in self.settings.get("changes", [])))
 
     @property
     def exit_code(self) -> int:
@@ -147,8 +150,10 @@ def _diff_files(live: LiveBundle | None, nxt: Bundle) -> dict:
 
 
 def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str | None = None,
-              skopeo_factory=None, engine: ContainerEngine | None = None, resources: bool = True) -> Plan:
-    """skopeo_factory() -> Skopeo (or raises); engine: the container engine to run the image's pod builder in."""
+              skopeo_factory=None, engine: ContainerEngine | None = None, resources: bool = True,
+              airflow_url: str | None = None) -> Plan:
+    """skopeo_factory() -> Skopeo (or raises); engine: the container engine to run the image's pod builder in;
+    airflow_url: the instance's API for its pools and connections (default: the environment's)."""
     notes: list[str] = []
     nxt = next_image(root, cfg, env, version)
     key = nxt["digest"] or nxt["image_id"]
@@ -225,8 +230,13 @@ def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str
                    jobs={k: asdict(v) for k, v in r.jobs.items()})
         if not r.computed:
             notes.append(f"per-job resources not computed: {r.reason}")
+    from ..instance.sync import plan_json, plan_settings
+
+    settings, note = plan_settings(root, env, airflow_url)
+    if note:
+        notes.append(note)
     return Plan(env.name, f"promote {version} + deploy" if version else "deploy", image, bundle_info, policy, res,
-                notes)
+                notes, plan_json(settings))
 
 
 # ------------------------------------------------------------------------------------------- text
@@ -309,5 +319,9 @@ def lines(plan: Plan) -> list[str]:
                        f"limits {_qty(f['resources'].get('limits', {}))}{extra} ({valid})")
     else:
         out.append(f"resources: not computed ({r['reason']})")
+    if p.settings:
+        from ..instance.sync import settings_plan_lines
+
+        out.extend(settings_plan_lines(p.settings))
     out.extend(f"note: {n}" for n in p.notes)
     return out

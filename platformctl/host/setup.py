@@ -27,6 +27,10 @@ HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpi
                    "/etc/ssl/cert.pem")                    # macOS, BSDs
 ENGINE_START_TIMEOUT = 60
 PULL_TIMEOUT = 60
+# Another package manager run (unattended upgrades at a fresh machine's boot, another apt-get) holds these
+# for minutes: set-up waits for it, bounded, instead of failing at once.
+APT_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock")
+APT_LOCK_WAIT = 600
 _apt_updated = False
 
 
@@ -46,18 +50,81 @@ def _tail(path: Path, n: int = 8) -> str:
         return "(no log)"
 
 
-def apt_install(packages: tuple[str, ...], log: Path, echo: Echo) -> None:
+def lock_holder(paths: tuple[str, ...] = APT_LOCKS, proc: Path = Path("/proc")) -> tuple[str, int, str] | None:
+    """(lock file, pid, program) of a process holding one of the package manager's locks, or None. Read from
+    the kernel's lock table (/proc/locks: the fcntl locks dpkg and apt take), matched by device and inode."""
+    wanted: dict[tuple[int, int, int], str] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        wanted[(os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)] = path
+    if not wanted:
+        return None
+    try:
+        table = (proc / "locks").read_text()
+    except OSError:
+        return None
+    for line in table.splitlines():
+        fields = line.replace("->", "").split()
+        try:
+            pid = int(fields[4])
+            major, minor, inode = fields[5].split(":")
+            key = (int(major, 16), int(minor, 16), int(inode))
+        except (IndexError, ValueError):
+            continue
+        if key in wanted:
+            try:
+                name = (proc / str(pid) / "comm").read_text().strip()
+            except OSError:
+                name = "another process"
+            return wanted[key], pid, name
+    return None
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def wait_for_apt_locks(echo: Echo, timeout: float = APT_LOCK_WAIT, poll: float = 2.0,
+                       holder: Callable[[], tuple[str, int, str] | None] | None = None) -> None:
+    """Wait (bounded) while another package manager run holds the locks: one line naming it, then silence
+    until it is done; past the timeout a HostSetupError naming it."""
+    holder = holder or lock_holder
+    held = holder()
+    if held is None:
+        return
+    path, pid, name = held
+    echo(f"waiting for {name} (pid {pid}) to release {path}: another package manager run "
+         f"(up to {_span(timeout)})")
+    last = [held]
+
+    def free() -> bool:
+        last[0] = holder()
+        return last[0] is None
+
+    wait_until(free, timeout=timeout, poll=poll, timeout_error=lambda: HostSetupError(
+        f"{last[0][2]} (pid {last[0][1]}) still holds {last[0][0]} after {_span(timeout)}",
+        "let it finish (a fresh machine's unattended upgrades can take long), then run the command again"))
+
+
+def apt_install(packages: tuple[str, ...], log: Path, echo: Echo, lock_wait: float = APT_LOCK_WAIT) -> None:
     global _apt_updated
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # apt itself also waits for dpkg's lock (a run that starts between the check and ours)
+    apt = ["apt-get", "-o", f"DPkg::Lock::Timeout={int(lock_wait)}"]
     with log.open("a") as out:
+        wait_for_apt_locks(echo, lock_wait)
         if not _apt_updated:
             echo("apt-get update (once)")
-            if subprocess.run(["apt-get", "update", "-q"], stdout=out, stderr=subprocess.STDOUT, env=env).returncode:
+            if subprocess.run([*apt, "update", "-q"], stdout=out, stderr=subprocess.STDOUT, env=env).returncode:
                 raise HostSetupError("apt-get update failed", f"see {log}: {_tail(log)}")
             _apt_updated = True
+        wait_for_apt_locks(echo, lock_wait)
         echo(f"installing {' '.join(packages)} with apt-get (log: {log})")
-        p = subprocess.run(["apt-get", "install", "-y", "-q", *packages], stdout=out, stderr=subprocess.STDOUT, env=env)
+        p = subprocess.run([*apt, "install", "-y", "-q", *packages], stdout=out, stderr=subprocess.STDOUT, env=env)
     if p.returncode:
         raise HostSetupError(f"apt-get install {' '.join(packages)} failed", f"see {log}: {_tail(log)}")
 

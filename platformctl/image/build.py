@@ -14,7 +14,7 @@ from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..pipelines.project import render_check
 from ..record import CACHE_TAG, IMAGE_SETS, BuildRecord
-from ..version import image_version, source_url
+from ..version import VersionInfo, image_version, source_url
 from . import checks
 from .inputs import inputs_fingerprint
 from .uv_image import ensure_local as ensure_uv_image, uv_image_ref, uv_pin
@@ -55,7 +55,7 @@ def serves_label() -> str:
 
 
 def build_spec(root: Path, cfg: PlatformConfig, engine: ContainerEngine,
-               base_id: str | None = None) -> tuple[BuildSpec, dict[str, str]]:
+               base_id: str | None = None) -> tuple[BuildSpec, VersionInfo]:
     """The build's arguments, tags, secrets and target. base_id (the base image's id in the engine, when
     it has it) names the uv tools image to mount; without it uv is bootstrapped inside the build."""
     v = image_version(root, cfg.image.version)
@@ -85,7 +85,7 @@ def build_spec(root: Path, cfg: PlatformConfig, engine: ContainerEngine,
                      platform=cfg.platform if engine.mode == "buildx" else None,
                      cache_from=(cache_ref(cfg),) if img.build_cache == "registry" else (),
                      inline_cache=img.build_cache == "registry")
-    return spec, {"version": v.version, "revision": v.revision, "dirty": str(v.dirty), "created": v.created}
+    return spec, v
 
 
 def cache_ref(cfg: PlatformConfig) -> str:
@@ -99,7 +99,7 @@ def _unfetchable(e: BuildError, ref: str) -> bool:
     return any(f"load metadata for {n}]" in e.message for n in names)
 
 
-def build_plan(root: Path, cfg: PlatformConfig, engine: ContainerEngine) -> tuple[BuildSpec, dict[str, str], str | None]:
+def build_plan(root: Path, cfg: PlatformConfig, engine: ContainerEngine) -> tuple[BuildSpec, VersionInfo, str | None]:
     """What make build would build: its spec, version info and inputs fingerprint (None: not computable)."""
     base_id = engine.image_id(cfg.image.resolved_base_image(cfg.airflow_version))
     spec, vinfo = build_spec(root, cfg, engine, base_id)
@@ -161,18 +161,18 @@ def check_inputs(root: Path, cfg: PlatformConfig, timings: dict | None = None) -
     resolve_secrets(root, cfg)
 
 
-def new_record(cfg: PlatformConfig, spec: BuildSpec, vinfo: dict[str, str], image_id: str, labels: dict[str, str],
+def new_record(cfg: PlatformConfig, spec: BuildSpec, vinfo: VersionInfo, image_id: str, labels: dict[str, str],
                **rest) -> BuildRecord:
     """The build record of image_id for this spec and version info (rest: the fields that differ)."""
     return BuildRecord(
         image=spec.tags[0], tags=list(spec.tags), image_id=image_id,
-        version=vinfo["version"], revision=vinfo["revision"], created=vinfo["created"],
+        version=vinfo.version, revision=vinfo.revision, created=vinfo.created,
         airflow_version=cfg.airflow_version, python_version=cfg.image.python, base_mode=cfg.image.base_mode,
         base_image=spec.build_args["BASE_IMAGE"], lock_fingerprint=spec.build_args["LOCK_FINGERPRINT"],
         labels=labels, **rest)
 
 
-def build(root: Path, cfg: PlatformConfig, engine: ContainerEngine, spec: BuildSpec, vinfo: dict[str, str],
+def build(root: Path, cfg: PlatformConfig, engine: ContainerEngine, spec: BuildSpec, vinfo: VersionInfo,
           inputs: str | None, *, run_tests: bool = True, echo: bool = True, full_tests: bool = False,
           timings: dict | None = None, started: float | None = None) -> BuildRecord:
     """Build spec with the engine, write its record (tested: false), run the image tests and record the result.
@@ -204,7 +204,7 @@ def build(root: Path, cfg: PlatformConfig, engine: ContainerEngine, spec: BuildS
     labels = info.get("Config", {}).get("Labels") or {}
     previous = BuildRecord.load(root)
     record = new_record(
-        cfg, spec, vinfo, image_id, labels, digest=None, dirty=vinfo["dirty"] == "True", build_seconds=seconds,
+        cfg, spec, vinfo, image_id, labels, digest=None, dirty=vinfo.dirty, build_seconds=seconds,
         inputs=inputs, timings=timings,
         # a dependency pass is keyed by content (layer digests, pins, checks): carried over, it is used only
         # if this image has the same key

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -239,7 +238,3 @@ def _dev_pins(root: Path, cfg: PlatformConfig) -> dict[str, str]:
     host = f"{sys.version_info[0]}.{sys.version_info[1]}"
     p = root / REQ_DIR / lock_filename("dev", host)
     return read_pins(p.read_text()) if p.exists() else {}
-
-
-def clean_cache(root: Path) -> None:  # pragma: no cover - convenience
-    shutil.rmtree(root / ".cache", ignore_errors=True)

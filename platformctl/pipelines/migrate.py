@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import PipelineError, Problem
+from ..errors import PipelineError, Problem
 from .migrations import CURRENT, VersionError, migrate_document, read_version
 from .validate import check
 

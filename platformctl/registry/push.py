@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..engine import ContainerEngine, connect
 from .auth import Credentials
-from .errors import RegistryError, RegistryUnavailable
+from ..errors import RegistryError, RegistryUnavailable
 from .skopeo import classify, with_retries
 from ..output import say
 

@@ -9,7 +9,7 @@ from .. import git
 from ..record import BuildRecord
 from ..lock.diff import diff_pins
 from ..lock.files import read_pins
-from .errors import ReleaseRefused
+from ..errors import ReleaseRefused
 from .refs import parse_semver
 
 RELEASES = Path("releases")

@@ -15,7 +15,7 @@ from ..config import PlatformConfig
 from ..engine import ContainerEngine
 from ..record import inputs_tag
 from .auth import Credentials, authfile
-from .errors import RegistryError, RegistryUnavailable
+from ..errors import RegistryError, RegistryUnavailable
 from .refs import build_tags
 from .skopeo import Skopeo, classify
 from ..output import say

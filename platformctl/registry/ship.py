@@ -15,7 +15,7 @@ from ..environments import load_environment
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..record import CACHE_TAG, IMAGE_SETS
 from .auth import Credentials, authfile
-from .errors import RegistryError, ReleaseRefused
+from ..errors import RegistryError, ReleaseRefused
 from .push import push_image
 from .records import (LOCK_LABEL, PROMOTION, RELEASES, assert_shippable, dependency_changes, load_build,
                       load_release, previous_release, release_path)

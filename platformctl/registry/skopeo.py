@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import ToolMissingError
-from .errors import RegistryAuthError, RegistryError, RegistryUnavailable
+from ..errors import RegistryAuthError, RegistryError, RegistryUnavailable
 from .refs import is_local_registry, registry_host
 from ..output import say
 

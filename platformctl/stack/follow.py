@@ -8,7 +8,7 @@ from datetime import datetime
 
 from .api import AirflowAPI, ApiTimeout
 from ..wait import wait_until
-from .errors import RunFailed, StackError
+from ..errors import RunFailed, StackError
 from ..output import say
 
 FINAL_RUN = {"success", "failed"}

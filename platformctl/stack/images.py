@@ -11,7 +11,7 @@ from pathlib import Path
 from ..config import PlatformConfig
 from ..errors import BuildError
 from ..engine import BuildSpec, ContainerEngine
-from .errors import StackError
+from ..errors import StackError
 from ..output import say
 
 POSTGRES_CONTEXT = "stack/postgres"

@@ -10,14 +10,12 @@ import re
 import subprocess
 import uuid
 
-import pytest
 
 from platformctl.config import collect_overrides, load_config
 from platformctl.image.build import build_spec
 from platformctl.engine import BuildSpec, DockerEngine
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
 
 PIP_BASE = """FROM {base}
 RUN rm -f /usr/lib/python3*/EXTERNALLY-MANAGED; whl=$(ls /usr/share/python-wheels/pip-*.whl); \\

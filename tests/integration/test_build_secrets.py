@@ -14,7 +14,6 @@ import pytest
 from platformctl.engine import BuildSpec, DockerEngine
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
 
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 

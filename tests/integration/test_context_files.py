@@ -8,12 +8,10 @@ from __future__ import annotations
 import subprocess
 import uuid
 
-import pytest
 
 from platformctl.image.inputs import context_files
 from tests.conftest import base_image, require
 
-pytestmark = pytest.mark.integration
 
 DOCKERIGNORE = """\
 # allow-list

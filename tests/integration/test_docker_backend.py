@@ -16,7 +16,6 @@ from ml_platform.flavors import load_catalog
 from ml_platform.quantities import cpu_millicores, memory_bytes
 from tests.conftest import ROOT, base_image, require
 
-pytestmark = pytest.mark.integration
 JOB_IMAGE = base_image()
 
 # Prints the cgroup limits the job sees (v1 or v2), then succeeds or fails as told.

@@ -12,8 +12,6 @@ from platformctl.commands.build import build_image
 from platformctl.engine import DockerEngine
 from tests.integration.helpers import working_tree_copy
 
-pytestmark = pytest.mark.integration
-
 
 def test_unreachable_engine_names_the_cause_and_docker_host(docker, monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nowhere.sock")

@@ -19,8 +19,6 @@ from platformctl.engine import DockerEngine
 from tests.conftest import ROOT
 from tests.integration.helpers import build_from
 
-pytestmark = pytest.mark.integration
-
 
 def _vendor(docker: str, image: str, tag: str, airflow: str, tmp_path) -> str:
     """`image` (an id: BuildKit's FROM needs a name) plus the official image's environment, as `tag`."""

@@ -7,13 +7,10 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from platformctl import machine
 from platformctl.config import ENV_OVERRIDES
 from tests.conftest import ROOT, require
-
-pytestmark = pytest.mark.integration
 
 
 def _cli(repo, *args):

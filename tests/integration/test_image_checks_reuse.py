@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from platformctl.config import collect_overrides, load_config
 from platformctl.commands.build import build_image
@@ -20,7 +19,6 @@ from platformctl.record import BuildRecord
 from platformctl.lock import core
 from platformctl.lock.resolvers import UvResolver
 
-pytestmark = pytest.mark.integration
 UV = str(Path(sys.executable).parent / "uv")
 
 

@@ -16,7 +16,6 @@ from platformctl.lock.files import read_pins
 from platformctl.lock.resolvers import PipToolsResolver, UvResolver, find_interpreter
 from tests.conftest import ROOT, require
 
-pytestmark = pytest.mark.integration
 UV = str(Path(sys.executable).parent / "uv")
 
 

@@ -6,7 +6,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
 
 from platformctl.config import collect_overrides, load_config
 from platformctl.lock import core
@@ -14,7 +13,6 @@ from platformctl.lock.files import read_pins
 from platformctl.lock.resolvers import PipToolsResolver
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
 HOST = "%d.%d" % sys.version_info[:2]
 
 

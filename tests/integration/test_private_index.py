@@ -31,7 +31,6 @@ from platformctl.lock.core import lock_filename
 from tests.integration.helpers import build_from
 from tests.integration.test_build_secrets import _all_bytes_of_image
 
-pytestmark = pytest.mark.integration
 USER = "ci-reader"
 
 

@@ -16,7 +16,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
 
 from platformctl.config import collect_overrides, load_config
 from platformctl.commands.build import build_image
@@ -25,7 +24,6 @@ from platformctl.lock.files import read_pins
 from platformctl.lock.resolvers import UvResolver
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
 UV = str(Path(sys.executable).parent / "uv")
 
 

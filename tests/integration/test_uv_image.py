@@ -14,8 +14,6 @@ from platformctl.engine import BuildSpec, DockerEngine
 from platformctl.image.uv_image import LOCAL_NAME, ensure_local, uv_pin
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
-
 
 def _cfg():
     return load_config(ROOT, collect_overrides())

@@ -108,3 +108,21 @@ def test_a_command_imports_only_the_command_modules_it_needs():
     assert _command_word(["--help"]) is None
     full = build_parser(["--help"])._subparsers._group_actions[0].choices  # help lists every command
     assert {"lock", "build", "up", "promote"} <= set(full)
+
+
+@pytest.mark.parametrize("command", [["build"], ["deploy", "--env", "dev"], ["plan", "--env", "dev"], ["render"],
+                                     ["render-check"], ["migrate"]])
+def test_every_command_lists_an_invalid_pipelines_problems_once(tmp_path, command):
+    """Issue 33, defect 1: build, deploy and plan ended with "1 problem(s)... (fix each line above...)" and no
+    line above; the CLI edge prints a PipelineError's problems, once, for every command."""
+    for item in ("requirements", "templates", "pipelines", "environments", "dags"):
+        shutil.copytree(ROOT / item, tmp_path / item)
+    for item in ("platform.yaml", "flavors.yaml"):
+        shutil.copy(ROOT / item, tmp_path)
+    bad = tmp_path / "pipelines/example_etl.yaml"
+    bad.write_text(bad.read_text().replace("resource_flavor: cpu-medium", "resource_flavor: gpu-a10"))
+    p = cli(tmp_path, *command, env={"DOCKER": "/nonexistent/docker"})
+    assert p.returncode == 11, p.stderr
+    line = "error: pipelines/example_etl.yaml:"
+    assert p.stderr.count(line) == 1 and "gpu-a10" in p.stderr.split(line)[1].splitlines()[0], p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("error: 1 problem(s) in 1 pipeline file(s)")

@@ -55,3 +55,26 @@ def test_codes_are_shared_only_by_kinds_of_one_failure():
     shared = {code: names for code, names in by_code.items() if len(names) > 1}
     assert shared == {22: {"PolicyError", "ImageMissing"}, 23: {"ConflictError", "DeployConflict"},
                       30: {"StackError", "ApiTimeout", "PortTaken"}}
+
+
+def test_errors_are_imported_from_one_module_and_the_dead_code_is_gone():
+    """Issue 33, defect 9: three re-export shims (registry/, stack/, pipelines/errors.py) imported
+    inconsistently, lock.core.clean_cache and commands.registry._echo unused, an `integration` marker
+    nothing selects."""
+    import re
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    shims = [p for p in ("registry", "stack", "pipelines") if (ROOT / "platformctl" / p / "errors.py").exists()]
+    assert shims == []
+    pattern = re.compile(r"(registry|stack|pipelines)\.errors\b|^\s*from \.errors import", re.M)
+    offenders = [str(p.relative_to(ROOT)) for base in ("platformctl", "tests", "bench") for p in (ROOT / base).rglob("*.py")
+                 if p.parent != ROOT / "platformctl" and pattern.search(p.read_text())]
+    assert offenders == []
+    from platformctl.commands import registry
+    from platformctl.lock import core
+
+    assert not hasattr(core, "clean_cache") and not hasattr(registry, "_echo")
+    pytest_cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "markers" not in pytest_cfg

@@ -45,3 +45,26 @@ def test_partial_and_unknown_keys_load_and_unknown_keys_are_kept(tmp_path):
     rec.save(tmp_path)
     assert json.loads((tmp_path / RECORD).read_text())["from_a_newer_tool"] == 1
     assert BuildRecord.load(tmp_path / "nowhere") is None
+
+
+def test_dirty_is_a_bool_and_the_old_string_form_reads(tmp_path):
+    """Issue 33, defect 8: a record an older make build wrote with dirty "True"/"False" reads as a bool
+    (the string "False" was truthy: make push refused a clean build)."""
+    assert BuildRecord.from_dict({**FULL, "dirty": "False"}).dirty is False
+    assert BuildRecord.from_dict({**FULL, "dirty": "True"}).dirty is True
+    assert BuildRecord.from_dict(FULL).dirty is False
+
+
+def test_build_spec_version_info_dirty_is_a_bool(tmp_path, monkeypatch):
+    import platformctl.image.build as build
+    from platformctl.config import load_config
+    from tests.conftest import ROOT
+
+    class Engine:
+        mode = "docker-buildkit"
+
+    for dirty in (True, False):
+        monkeypatch.setattr(build, "image_version", lambda root, configured, d=dirty: build.VersionInfo(
+            "1.0.0" + (".dirty" if d else ""), "a" * 40, d, "2026-01-01T00:00:00Z"))
+        _, vinfo = build.build_spec(ROOT, load_config(ROOT), Engine())
+        assert vinfo.dirty is dirty

@@ -43,3 +43,18 @@ def test_configured_source_wins_and_the_remote_is_the_default(monkeypatch):
     assert build.build_spec(ROOT, cfg, Engine())[0].build_args["SOURCE"] == "https://code.example.invalid/ml/platform"
     cfg = load_config(ROOT, collect_overrides(["image.source="], {}))
     assert build.build_spec(ROOT, cfg, Engine())[0].build_args["SOURCE"] == "https://git.example.invalid/from/remote"
+
+
+def test_a_remote_not_called_origin_is_the_default(tmp_path):
+    """Issue 33, defect 6: the label was empty for a clone whose remote is not `origin` (the only remote,
+    or the current branch's upstream remote), credentials stripped."""
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("remote", "add", "upstream", "https://bot:t0ken@git.example.invalid/ml/platform.git")
+    assert source_url(tmp_path) == "https://git.example.invalid/ml/platform"
+    git("remote", "add", "fork", "git@git.example.invalid:me/platform.git")
+    assert source_url(tmp_path) == ""  # two remotes, none tracked: no guess
+    git("config", "branch.main.remote", "fork")
+    assert source_url(tmp_path) == "https://git.example.invalid/me/platform"

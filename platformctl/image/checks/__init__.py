@@ -21,9 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -318,9 +320,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get_json(url: str, timeout: float = 5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+def _get_json(url: str, timeout: float = 5, token: str | None = None):
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.status, json.load(r)
+
+
+def _status(url: str, timeout: float = 5, headers: dict | None = None) -> int:
+    """The HTTP status of a GET (an error status is an answer, not an exception)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 DB = "/tmp/airflow.db"
@@ -331,7 +343,11 @@ DB = "/tmp/airflow.db"
 API_START = (f"if [ -s /cache/airflow.db ]; then cp /cache/airflow.db {DB}; "
              f"else airflow db migrate >/tmp/migrate.log 2>&1 || {{ cat /tmp/migrate.log; exit 1; }}; "
              f"if [ -d /cache ]; then cp {DB} /cache/airflow.db.part && mv /cache/airflow.db.part /cache/airflow.db; fi; fi; "
+             "printf '{\"%s\": \"%s\"}' \"$CHECK_USER\" \"$CHECK_PASSWORD\" > /tmp/passwords.json; "
              "exec airflow api-server --port 8080 --workers 1 --apps core")
+# Authentication on, as in an environment (the image's default): Airflow's SimpleAuthManager with one
+# viewer whose password is made per start; the plugin's page must refuse anyone else (issue 33).
+CHECK_USER = "platform-check"
 
 
 class ApiServer:
@@ -343,6 +359,7 @@ class ApiServer:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.container: Container | None = None
+        self.user, self.password = CHECK_USER, secrets.token_urlsafe(18)
 
     def __enter__(self) -> ApiServer:
         volumes = []
@@ -354,7 +371,11 @@ class ApiServer:
             self.container = self.engine.start(
                 self.image, ["bash", "-c", API_START], ports=[f"127.0.0.1:{self.port}:8080"], volumes=volumes,
                 env={"AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__API__WORKERS": "1",
-                     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DB}", "ML_PLATFORM_BACKEND": "docker"})
+                     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DB}", "ML_PLATFORM_BACKEND": "docker",
+                     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.user}:viewer",
+                     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": "/tmp/passwords.json",
+                     "CHECK_USER": self.user, "CHECK_PASSWORD": self.password})
         except EngineError as exc:
             raise RuntimeError(exc.message) from None
         return self
@@ -380,6 +401,14 @@ class ApiServer:
                     raise RuntimeError(f"the API server exited: {self.logs()}")
             time.sleep(0.2)
 
+    def token(self) -> str:
+        """A JWT for the check's viewer, from the API server's own `POST /auth/token`."""
+        req = urllib.request.Request(self.url + "/auth/token", method="POST",
+                                     data=json.dumps({"username": self.user, "password": self.password}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)["access_token"]
+
     def logs(self) -> str:
         return (self.container.logs(tail=15) if self.container else "").strip()[-1500:]
 
@@ -388,9 +417,21 @@ class ApiServer:
             self.container.remove()
 
 
-def api_problem(health: dict, flavors: dict, build: dict) -> str | None:
+PLATFORM_ROUTES = ("/ml-platform/", "/ml-platform/pipelines", "/ml-platform/status", "/ml-platform/flavors",
+                   "/ml-platform/build")
+
+
+def anonymous_statuses(url: str) -> dict[str, int]:
+    """What each route of the plugin's page answers a request without credentials."""
+    return {path: _status(url + path, 10) for path in PLATFORM_ROUTES}
+
+
+def api_problem(health: dict, flavors: dict, build: dict, anonymous: dict[str, int] | None = None) -> str | None:
     if health.get("metadatabase", {}).get("status") != "healthy":
         return f"health: {health}"
+    open_routes = {p: s for p, s in (anonymous or {}).items() if s not in (401, 403)}
+    if open_routes:
+        return f"the platform page answers without credentials (want 401/403): {open_routes}"
     if not {"cpu-small", "gpu-a100"} <= set(flavors.get("flavors", {})):
         return f"/ml-platform/flavors: {flavors}"
     if not build.get("airflow_version"):
@@ -402,11 +443,13 @@ def check_api(engine: ContainerEngine, image: str, db_cache: Path | None = None)
     def ok():
         with ApiServer(engine, image, db_cache=db_cache) as api:
             health = api.wait_healthy()
-            flavors = _get_json(api.url + "/ml-platform/flavors", 10)[1]
-            build = _get_json(api.url + "/ml-platform/build", 10)[1]
-        return api_problem(health, flavors, build)
+            token = api.token()
+            flavors = _get_json(api.url + "/ml-platform/flavors", 10, token)[1]
+            build = _get_json(api.url + "/ml-platform/build", 10, token)[1]
+            anonymous = anonymous_statuses(api.url)
+        return api_problem(health, flavors, build, anonymous)
 
-    return [_judge("api", "API server healthy, plugin view answers", ok)]
+    return [_judge("api", "API server healthy, plugin view answers a viewer and refuses anonymous requests", ok)]
 
 
 # ---------------------------------------------------------------- the run make build does

@@ -131,11 +131,10 @@ def operators_file():
 
 
 def plugin_build_record():
-    # what the plugin's /ml-platform/build shows, read through the plugin
-    sys.path.insert(0, "/opt/airflow/plugins")
-    import ml_platform_plugin
+    # what the plugin's /ml-platform/build shows (ml_platform.views answers it from this record)
+    from ml_platform.buildinfo import build_record
 
-    return ml_platform_plugin.build_record()
+    return build_record()
 
 
 def plugins_cli():

@@ -30,7 +30,6 @@ from platformctl.stack.api import AirflowAPI
 from platformctl.stack.compose import Stack, compose_binary, compose_env
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
 PROJECT = f"mlp-follow-{uuid.uuid4().hex[:6]}"
 DAG = "follow_demo"
 REFRESH = 10  # the local environment's bundle refresh_interval

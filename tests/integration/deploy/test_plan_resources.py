@@ -7,14 +7,11 @@ import os
 import subprocess
 import sys
 
-import pytest
 import yaml
 
 from ml_platform.flavors import load_catalog
 from ml_platform.quantities import cpu_millicores, memory_bytes
 from tests.integration.helpers import working_tree_copy
-
-pytestmark = pytest.mark.integration
 
 
 def test_plan_shows_the_pod_and_the_docker_limits_each_job_would_get(image, docker, tmp_path):

@@ -17,7 +17,6 @@ import yaml
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
 
 BUNDLE = """
 import json, logging, os, sys

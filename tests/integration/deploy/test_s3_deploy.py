@@ -11,8 +11,6 @@ from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy, read_pointer, rollback
 from platformctl.deploy.store import S3Store, StoreError
 
-pytestmark = pytest.mark.integration
-
 
 def make_repo(root: Path, n: int) -> Path:
     (root / "dags").mkdir(parents=True)

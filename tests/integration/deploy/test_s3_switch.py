@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from platformctl.deploy.bundle import collect
@@ -17,7 +16,6 @@ from platformctl.deploy.deliver import deploy, read_pointer, rollback
 from platformctl.deploy.store import S3Store
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
 PREFIX = "airflow/s3test"
 
 

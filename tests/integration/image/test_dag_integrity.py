@@ -6,8 +6,6 @@ import pytest
 
 from platformctl.image import checks
 
-pytestmark = pytest.mark.integration
-
 
 def parse_in_image(code_facts, folder: str, backend: str) -> dict:
     """The probe's DagBag of folder with ML_PLATFORM_BACKEND=backend (AIRFLOW__CORE__UNIT_TEST_MODE=True)."""

@@ -10,8 +10,6 @@ from platformctl.lock.core import lock_filename
 from platformctl.lock.files import read_pins
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def python_version(labels) -> str:

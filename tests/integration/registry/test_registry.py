@@ -12,11 +12,9 @@ import uuid
 import pytest
 
 from platformctl.registry.auth import Credentials
-from platformctl.registry.errors import RegistryUnavailable
+from platformctl.errors import RegistryUnavailable
 from platformctl.registry.push import push_image
 from tests.integration.registry.conftest import PASSWORD, USER, tiny_image
-
-pytestmark = pytest.mark.integration
 
 
 def test_push_the_built_image_pull_it_back_and_repush_uploads_nothing(project, registry, docker, image):

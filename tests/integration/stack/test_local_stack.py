@@ -22,7 +22,6 @@ from platformctl.stack.compose import Stack
 from tests.conftest import ROOT
 from tests.integration.helpers import stack_cli
 
-pytestmark = pytest.mark.integration
 PROJECT = f"mlp-it-{uuid.uuid4().hex[:6]}"
 
 

@@ -25,7 +25,6 @@ from tests.conftest import ROOT
 from tests.integration.helpers import stack_cli
 from tests.integration.stack.test_local_stack import job_limits
 
-pytestmark = pytest.mark.integration
 PROJECT = f"mlp-v2-{uuid.uuid4().hex[:6]}"
 SINK = "alert-sink"
 SINK_CODE = """

@@ -13,8 +13,6 @@ import yaml
 
 from platformctl.studio.server import MAX_BODY, make_server
 
-pytestmark = pytest.mark.integration
-
 
 class Client:
     def __init__(self, url: str):

@@ -21,7 +21,6 @@ from tests.conftest import require
 from . import browser
 from .conftest import ROOT, copy_project
 
-pytestmark = pytest.mark.integration
 SHOTS = ROOT / "build"
 
 

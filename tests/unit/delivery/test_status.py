@@ -11,8 +11,7 @@ from platformctl.config import collect_overrides, load_config
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy
 from platformctl.deploy.live import open_store, resolve_environment
-from platformctl.errors import StatusIncomplete
-from platformctl.registry.errors import RegistryUnavailable
+from platformctl.errors import RegistryUnavailable, StatusIncomplete
 from platformctl.status import env_diff, status, status_lines
 from tests.unit.deploy.test_plan import mini_project
 
@@ -99,7 +98,9 @@ def test_drift_and_diff_between_two_environments(proj):
     assert {"field": "registry.repository", "from": None, "to": "r/stage"} in diff["config"]
 
 
-def test_unreachable_registry_is_one_line_per_environment_and_exit_52(proj, monkeypatch, capsys):
+def test_a_registry_outage_is_one_line_and_exit_52(proj, monkeypatch, capsys):
+    """Issue 33, defect 5: every unreadable part was printed twice (inline, then as error: lines) and one
+    registry outage once per environment: now once, naming the environments, and one line at the edge."""
     put(proj, "local", A)
     monkeypatch.setenv("PLATFORM_ROOT", str(proj))
     monkeypatch.setattr("platformctl.commands.status._factory", lambda cfg, auth: FakeRegistry({}, down=True))
@@ -107,9 +108,32 @@ def test_unreachable_registry_is_one_line_per_environment_and_exit_52(proj, monk
     out, err = capsys.readouterr()
     assert rc == StatusIncomplete.exit_code == 52
     assert "local: " in out and "bundle b-" in out and "stage: " in out and "not deployed yet" in out
-    lines = err.splitlines()
-    assert [ln.split(":")[1].strip() for ln in lines[:-1]] == ["qa", "stage", "local"]
-    assert all("registry unavailable" in ln for ln in lines[:-1]) and "could not be read" in lines[-1]
+    assert (out + err).count("registry unavailable") == 1
+    (line,) = [ln for ln in out.splitlines() if "unreadable" in ln]
+    assert line.startswith("unreadable: registry docker.io (") and all(e in line for e in ("qa", "stage", "local"))
+    assert err.splitlines() == ["error: 1 part(s) could not be read (listed above) (the rest above is what could "
+                                "be read; fix the access and run it again)"]
     rc = cli.main(["status", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert rc == 52 and data["environments"]["local"]["bundle"]["image_digest"] == A
+
+
+def test_an_unreadable_store_is_listed_once(proj, monkeypatch, capsys):
+    import platformctl.status as st
+    from platformctl.errors import StoreError
+
+    real = st.read_live
+
+    def read_live(store, prefix):
+        if "qa" in f"{prefix} {getattr(store, 'url', '')}":
+            raise StoreError(f"cannot read {prefix}/current.json: access denied")
+        return real(store, prefix)
+
+    monkeypatch.setattr(st, "read_live", read_live)
+    monkeypatch.setenv("PLATFORM_ROOT", str(proj))
+    monkeypatch.setattr("platformctl.commands.status._factory", lambda cfg, auth: FakeRegistry({}))
+    rc = cli.main(["status"])
+    out, err = capsys.readouterr()
+    assert rc == 52
+    (line,) = [ln for ln in (out + err).splitlines() if "qa: bundle store" in ln]
+    assert line.startswith("unreadable: qa: bundle store: ") and err.count("\n") == 1, out + err

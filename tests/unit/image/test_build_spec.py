@@ -14,7 +14,7 @@ def test_build_args_follow_the_configuration(repo):
     a = spec.build_args
     assert a["PY_TAG"] == "311" and a["PYTHON_VERSION"] == "3.11" and a["BASE_IMAGE"] == "local/py:3.11"
     assert a["AIRFLOW_VERSION"] == "3.3.2" and a["BASE_MODE"] == "python" and spec.target == "platform"
-    assert a["REVISION"] == v["revision"] and len(a["REVISION"]) == 40
+    assert a["REVISION"] == v.revision and len(a["REVISION"]) == 40
     assert spec.tags[1] == f"ml-platform-airflow:sha-{a['REVISION'][:7]}"
     assert "+" not in spec.tags[0]
 

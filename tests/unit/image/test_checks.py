@@ -114,13 +114,16 @@ def test_api_rule():
     assert checks.api_problem({"metadatabase": {"status": "unhealthy"}}, flavors, {"airflow_version": "3"})
     assert checks.api_problem(health, {"flavors": {"cpu-small": {}}}, {"airflow_version": "3"})
     assert checks.api_problem(health, flavors, {})
+    # the plugin's page must refuse a request without credentials (issue 33, defect 10)
+    assert checks.api_problem(health, flavors, {"airflow_version": "3"}, {"/ml-platform/": 401, "/ml-platform/build": 403}) is None
+    assert "without credentials" in checks.api_problem(health, flavors, {"airflow_version": "3"}, {"/ml-platform/": 200})
 
 
 # ---------------------------------------------------------------- which layers, which key
 def test_the_project_dockerfile_final_stage_adds_the_code_layers():
-    # the setuid strip (issue 20), entrypoint, flavors, plugins, DAGs and WORKDIR: the layers above the
-    # dependencies (a plugin or DAG edit changes the last four)
-    assert checks.final_stage_layers(ROOT / "Dockerfile") == 6
+    # the setuid strip (issue 20), entrypoint, flavors, plugins, DAGs, pipelines (issue 33) and WORKDIR: the
+    # layers above the dependencies (a plugin or pipeline edit changes the last four or five)
+    assert checks.final_stage_layers(ROOT / "Dockerfile") == 7
 
 
 def test_dependency_layers_are_those_below_the_final_stage(tmp_path):
@@ -164,7 +167,7 @@ def image(layers, iid="sha256:1"):
 
 
 DEPS = ["base", "airflow", "bytecode", "team", "operators"]
-CODE = ["hardening", "entrypoint", "flavors", "plugins", "dags", "workdir"]  # the final stage's layers
+CODE = ["hardening", "entrypoint", "flavors", "plugins", "dags", "pipelines", "workdir"]  # the final stage's layers
 
 
 def test_a_recorded_pass_on_the_same_layers_skips_deps_only(fake_probes):
@@ -172,7 +175,8 @@ def test_a_recorded_pass_on_the_same_layers_skips_deps_only(fake_probes):
     assert sorted(fake_probes) == ["api", "code", "deps"] and all(r.ok for r in runs)
     assert rec["deps"]["passed"] is True and rec["deps"]["layers"] == DEPS
     fake_probes.clear()
-    runs2, rec2 = run(image(DEPS + ["hardening", "entrypoint", "flavors", "plugins-2", "dags", "workdir"], "sha256:2"), rec)
+    runs2, rec2 = run(image(DEPS + ["hardening", "entrypoint", "flavors", "plugins-2", "dags", "pipelines", "workdir"],
+                            "sha256:2"), rec)
     assert sorted(fake_probes) == ["api", "code"]
     assert {r.group: bool(r.skipped) for r in runs2} == {"deps": True, "code": False, "api": False}
     assert rec2["deps"] == rec["deps"] and rec2["code"]["image_id"] == "sha256:2"

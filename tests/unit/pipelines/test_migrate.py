@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from platformctl.pipelines.errors import PipelineError
+from platformctl.errors import PipelineError
 from platformctl.pipelines.migrate import migrate_files, migrate_text
 from platformctl.pipelines.project import flavor_names, pipeline_files, render_all
 from platformctl.pipelines.validate import check

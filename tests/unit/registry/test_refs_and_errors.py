@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from platformctl.registry.auth import Credentials, authfile, from_environment
-from platformctl.registry.errors import RegistryAuthError, RegistryError, RegistryUnavailable
+from platformctl.errors import RegistryAuthError, RegistryError, RegistryUnavailable
 from platformctl.registry.refs import build_tags, is_local_registry, registry_host, release_tags
 from platformctl.registry.skopeo import classify, with_retries
 

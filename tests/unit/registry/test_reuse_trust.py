@@ -15,6 +15,7 @@ from platformctl.errors import ImageTestError
 from platformctl.commands import build as b
 from platformctl.image.build import ImageTestReport
 from platformctl.registry import reuse
+from platformctl.version import VersionInfo
 
 ROOT = Path(__file__).resolve().parents[3]
 DIGEST = "sha256:" + "cd" * 32
@@ -62,7 +63,7 @@ def _adopt(tmp_path, calls, monkeypatch, *, tests: str, run_tests: bool = True):
     cfg = load_config(ROOT, {})
     spec = type("Spec", (), {"tags": ["ml-platform-airflow:1.2.3", "ml-platform-airflow:sha-abcdef0"],
                              "build_args": {"BASE_IMAGE": "base", "LOCK_FINGERPRINT": "f" * 64}})()
-    vinfo = {"version": "1.2.3", "revision": "abcdef0" + "0" * 33, "created": "2026-01-01T00:00:00Z"}
+    vinfo = VersionInfo("1.2.3", "abcdef0" + "0" * 33, False, "2026-01-01T00:00:00Z")
     hit = {"digest": DIGEST, "labels": {"io.ml-platform.lock.fingerprint": "f" * 64}}
     return b._adopt(tmp_path, cfg, FakeEngine(calls), spec, vinfo, "e" * 64, hit, None, run_tests)
 

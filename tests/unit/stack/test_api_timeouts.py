@@ -9,7 +9,7 @@ import time
 import pytest
 
 from platformctl.stack.api import AirflowAPI
-from platformctl.stack.errors import StackError
+from platformctl.errors import StackError
 
 
 @pytest.fixture

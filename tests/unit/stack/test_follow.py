@@ -6,7 +6,7 @@ import pytest
 
 from platformctl.stack.api import log_text
 from platformctl.stack.compose import Stack, read_env
-from platformctl.stack.errors import RunFailed, StackError
+from platformctl.errors import RunFailed, StackError
 from platformctl.stack.follow import check, run_pipeline
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from platformctl.stack.api import AirflowAPI, _epoch
-from platformctl.stack.errors import StackError
+from platformctl.errors import StackError
 
 CHANGED = datetime(2026, 12, 3, 10, 0, 0, tzinfo=timezone.utc).timestamp()
 

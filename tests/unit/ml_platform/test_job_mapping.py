@@ -9,7 +9,7 @@ import pytest
 from ml_platform.errors import FlavorError, JobSpecError
 from ml_platform.job import JobOperator
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from ml_platform.flavors import load_catalog
 from ml_platform.job import JobOperator
 from ml_platform.quantities import cpu_millicores, memory_bytes
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 K8S_VERSION = "1.37.0"
 FLAVORS = load_catalog(ROOT / "flavors.yaml")
 

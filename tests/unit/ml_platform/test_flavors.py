@@ -9,7 +9,7 @@ from ml_platform.errors import FlavorError, PlatformConfigError
 from ml_platform.flavors import catalog_json_schema, load_catalog
 from ml_platform.quantities import cpu_millicores, memory_bytes
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GOOD = """flavors:
   small:
     description: s

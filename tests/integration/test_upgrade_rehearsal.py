@@ -1,0 +1,199 @@
+"""The upgrade rehearsal end to end (issue #36), for real: the shipped Airflow 3.3.2 -> 3.3.1 (a lower version:
+the same path as an upgrade), relocked with uv, the candidate image built and checked, DAGs parsed in both
+images, ruff AIR3, the current stack's database copied and migrated by the candidate, the smoke pipeline run on
+both stacks. ONE rehearsal (module fixture) feeds every check: it reuses the current image `make build` made
+and measures its own runtime. Then APPLY on a copy of the project (lock-check passes on the ordinary diff it
+writes) and the way back (3.3.1 -> 3.3.2: relock and comparison, the mirror of the way there).
+
+Bad input (no image needed; each is refused before any relock or build) is checked against the real index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from platformctl.config import load_config
+from platformctl.errors import StaleLockError, ToolMissingError, UpgradeInputError
+from platformctl.image.build import check_inputs
+from platformctl.lock.core import check_all, lock_filename
+from platformctl.lock.diff import diff_pins
+from platformctl.lock.files import read_pins
+from platformctl.output import captured
+from platformctl.record import BuildRecord
+from platformctl.upgrade.compare import compare
+from platformctl.upgrade.rehearse import READY, UpgradeRequest, apply, rehearse
+from platformctl.upgrade.relock import relock
+from platformctl.upgrade.scratch import make_scratch
+from tests.conftest import ROOT, require
+from tests.integration.helpers import working_tree_copy
+
+TARGET = "3.3.1"
+
+
+def _watched(root: Path) -> dict[str, str]:
+    paths = [root / "platform.yaml", root / "build/build-record.json", *sorted((root / "requirements").iterdir())]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def _current_build(docker: str) -> BuildRecord:
+    rec = BuildRecord.load(ROOT)
+    require(rec is not None and rec.tested, "no tested build of this tree: run make build first")
+    return rec
+
+
+@pytest.fixture(scope="module")
+def rehearsal(docker):
+    cfg = load_config(ROOT)
+    require(cfg.airflow_version == "3.3.2", "the rehearsal pair is 3.3.2 -> 3.3.1")
+    _current_build(docker)
+    before = _watched(ROOT)
+    t0 = time.perf_counter()
+    lines: list[str] = []
+    r = rehearse(ROOT, UpgradeRequest(TARGET), echo=lines.append)
+    from platformctl.upgrade import report
+
+    paths = report.write(r, ROOT)
+    seconds = time.perf_counter() - t0
+    print(f"\nupgrade rehearsal {r.from_version} -> {r.to_version}: {seconds:.0f}s\n" + "\n".join(lines))
+    return r, before, paths, lines
+
+
+def test_tree_stays_byte_identical(rehearsal):
+    _, before, _, _ = rehearsal
+    assert _watched(ROOT) == before
+
+
+def test_verdict_ready_every_step_ran(rehearsal):
+    r, _, _, lines = rehearsal
+    steps = {s.name: s.status for s in r.runner.steps}
+    assert steps == {n: "ok" for n in ("relock", "compare", "build", "image-checks", "parse", "lint",
+                                       "smoke-current", "migrate", "smoke-candidate")}, r.runner.steps
+    assert r.verdict == READY, (r.blockers, r.changes)
+    assert len(lines) == 1 + len(steps)  # the heading, then one line per step with its time
+    assert all(s.seconds > 0 for s in r.runner.steps if s.name != "compare")
+
+
+def test_report_matches_the_actual_lock_differences(rehearsal):
+    r, _, paths, _ = rehearsal
+    py = r.python
+    want = {}
+    for s in ("airflow", "team"):
+        old = read_pins((ROOT / "requirements" / lock_filename(s, py)).read_text())
+        new = read_pins((r.scratch.root / "requirements" / lock_filename(s, py)).read_text())
+        d = diff_pins(old, new)
+        want.update({n: (a, b) for n, (a, b) in {**d.upgraded, **d.downgraded}.items()})
+        want.update({n: (None, v) for n, v in d.added.items()})
+        want.update({n: (v, None) for n, v in d.removed.items()})
+    got = {c.name: (c.old, c.new) for v in r.comparison.groups.values() for c in v}
+    assert got == want and "apache-airflow" in got
+    assert [c.name for c in r.comparison.groups["airflow"]] == ["apache-airflow", "apache-airflow-core",
+                                                                 "apache-airflow-task-sdk"]
+    assert all(c.down for c in r.comparison.groups["airflow"])
+    md = paths[0].read_text()
+    for v in r.comparison.groups.values():
+        for c in v:
+            assert c.text() in md
+    assert "Verdict: **ready**" in md
+    assert r.comparison.size_current > 0 and r.comparison.size_candidate > 0
+    html = paths[1].read_text()
+    assert "<script" not in html and "apache-airflow 3.3.2 -&gt; 3.3.1 (patch, down)" in html
+
+
+def test_candidate_is_local_and_checked(rehearsal, docker):
+    r, _, _, _ = rehearsal
+    assert r.candidate_tag.endswith(f"upgrade-candidate-airflow-{TARGET}-py{r.python}")
+    labels = subprocess.run([docker, "image", "inspect", "-f", "{{json .Config.Labels}}", r.candidate.image_id],
+                            capture_output=True, text=True, check=True).stdout
+    assert f'"{TARGET}"' in labels or TARGET in labels
+    assert r.checks.ok and set(r.checks.groups) == {"deps", "code", "api"}
+    assert BuildRecord.load(ROOT).image_id != r.candidate.image_id  # the project's record names the current image
+
+
+def test_parse_and_lint(rehearsal):
+    r, _, _, _ = rehearsal
+    assert r.parse.dags_current == r.parse.dags_candidate > 0
+    assert r.parse.errors_candidate == {} and r.parse.changes == []
+    assert r.lint.findings == []
+
+
+def test_migration_of_the_copy(rehearsal):
+    r, _, _, _ = rehearsal
+    m = r.migration
+    assert m.ok and m.dump_bytes > 0 and m.revision_before
+    assert m.revision_after == m.candidate_head
+    assert any(s.startswith("airflow db migrate (candidate image): ok") for s in m.steps)
+    assert any(s.startswith("airflow db check-migrations (candidate image): ok") for s in m.steps)
+
+
+def test_smoke_runs_on_both(rehearsal, docker):
+    r, _, _, _ = rehearsal
+    cur, new = r.current_runs, r.candidate_runs
+    assert [x.pipeline for x in cur.runs] == [x.pipeline for x in new.runs] == ["example_etl"]
+    assert all(x.state == "success" and x.seconds > 0 for x in cur.runs + new.runs)
+    assert [j.task for j in cur.runs[0].jobs] == [j.task for j in new.runs[0].jobs]
+    # both stacks are gone, volumes included
+    for side in (cur.project, new.project):
+        ps = subprocess.run([docker, "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={side}"],
+                            capture_output=True, text=True, check=True).stdout
+        assert ps.strip() == ""
+
+
+def test_apply_writes_an_ordinary_diff_and_back(rehearsal, tmp_path):
+    """APPLY on a copy of the project: exactly platform.yaml, airflow.in and the locks change, lock-check passes
+    on the result; then the way back (3.3.1 -> 3.3.2) relocks to the mirror of the way there."""
+    r, _, _, _ = rehearsal
+    copy = working_tree_copy(tmp_path / "repo")
+    written = apply(r, copy)
+    changed = subprocess.run(["git", "diff", "--name-only"], cwd=copy, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert set(changed) <= set(written) and {"platform.yaml", "requirements/airflow.in"} <= set(changed)
+    cfg = load_config(copy)
+    assert cfg.airflow_version == TARGET
+    assert check_all(copy, cfg) == []  # make lock-check passes on the applied version
+    check_inputs(copy, cfg)  # and everything make build refuses before building (lock-check, render-check)
+
+    back = make_scratch(copy, TARGET, "3.3.2")
+    with captured():
+        res = relock(back.root, load_config(back.root))
+    assert res.ok
+    there = {c.name: (c.old, c.new) for v in r.comparison.groups.values() for c in v}
+    again = {c.name: (c.new, c.old) for v in compare(copy, back.root, r.python).groups.values() for c in v}
+    assert again == there
+
+
+# ---------------------------------------------------------------- bad input: one line, nothing written
+def test_version_not_on_the_index_names_the_nearest(docker):
+    _current_build(docker)
+    with pytest.raises(UpgradeInputError, match=r"3\.3\.9 is not on the package index.*nearest available: 3\.3\.2"):
+        rehearse(ROOT, UpgradeRequest("3.3.9"), echo=lambda *_: None)
+
+
+def test_python_the_target_does_not_support(docker):
+    _current_build(docker)
+    with pytest.raises(UpgradeInputError, match=r"does not support Python 3\.9"):
+        rehearse(ROOT, UpgradeRequest(TARGET, python="3.9"), echo=lambda *_: None)
+
+
+def test_stale_lock_and_no_engine(tmp_path, monkeypatch):
+    copy = working_tree_copy(tmp_path / "repo")
+    (copy / "requirements/team.in").write_text((copy / "requirements/team.in").read_text() + "rich\n")
+    with pytest.raises(StaleLockError, match="run make lock"):
+        rehearse(copy, UpgradeRequest(TARGET), echo=lambda *_: None)
+    subprocess.run(["git", "checkout", "-q", "requirements/team.in"], cwd=copy, check=True)
+    monkeypatch.setenv("DOCKER", str(tmp_path / "no-docker"))
+    with pytest.raises(ToolMissingError, match="does not exist"):
+        rehearse(copy, UpgradeRequest(TARGET), echo=lambda *_: None)
+
+
+def test_provider_the_target_cannot_take(docker):
+    _current_build(docker)
+    r = rehearse(ROOT, UpgradeRequest(TARGET, providers="apache-airflow-providers-amazon<1"), echo=lambda *_: None)
+    assert r.verdict == "blocked"
+    assert r.blockers[0].where.startswith("requirements/airflow.in:")
+    assert "apache-airflow-providers-amazon<1" in r.blockers[0].what
+    assert {s.name: s.status for s in r.runner.steps}["build"] == "not run"
