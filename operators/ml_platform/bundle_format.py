@@ -312,7 +312,7 @@ def load_signer(pem: bytes):
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a PEM private key without a password ({str(exc).splitlines()[0][:120]})") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"an ed25519 key is needed, this is {type(key).__name__.lstrip('_')}")
+        raise ValueError(f"an ed25519 key is needed, this is {type(key).__name__.lstrip('_')}")  # noqa: TRY004
     return CryptoSigner(key, SSlibKey.from_crypto(key.public_key()))
 
 

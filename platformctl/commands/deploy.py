@@ -10,18 +10,18 @@ from .. import git
 from ..config import collect_overrides, load_config
 from ..deploy.bundle import collect
 from ..deploy.deliver import check_version, deploy as deliver, gc as collect_garbage, rollback as switch_back
+from ..deploy.ledger import check_entry_id, line as ledger_line
 from ..deploy.managed import BUNDLE_NAME, require_image, write_config
 from ..deploy.policy import PolicyError, check_policy, job_uses
+from ..deploy.publish import check_image, ledger_for, refuse_unservable, release_image
+from ..deploy.signing import trust_for
 from ..deploy.store import local_store_path, open_store
 from ..environments import Environment, load_environment
+from ..errors import LedgerError
 from ..pipelines.project import render_all
 from ..record import BuildRecord
 from ..registry.records import PROMOTION
 from ..output import say
-from ..deploy.ledger import check_entry_id, line as ledger_line
-from ..deploy.publish import check_image, ledger_for, refuse_unservable, release_image
-from ..deploy.signing import trust_for
-from ..errors import LedgerError
 
 
 def image_info(root: Path, env: Environment, cfg) -> dict:

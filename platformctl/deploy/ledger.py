@@ -21,7 +21,7 @@ import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..errors import ConflictError, LedgerError, StoreError
 from .store import BundleStore
@@ -42,7 +42,8 @@ def actor(cwd=None) -> str:
         if os.environ.get(var):
             return f"{os.environ[var]} (ci: {var})"
     try:
-        p = subprocess.run(["git", "config", "user.email"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        p = subprocess.run(["git", "config", "user.email"], cwd=cwd, capture_output=True, text=True, timeout=10,
+                           check=False)
         if p.returncode == 0 and p.stdout.strip():
             return p.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
@@ -54,7 +55,7 @@ def actor(cwd=None) -> str:
 
 
 def new_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"e-{now.strftime('%Y%m%dT%H%M%S')}{now.microsecond // 1000:03d}Z-{uuid.uuid4().hex[:6]}"
 
 
@@ -114,7 +115,7 @@ class Ledger:
               who: str | None = None) -> Entry:
         """Write the entry before the change: LedgerError (the caller changes nothing) when it cannot."""
         assert action in ACTIONS, action
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         e = Entry(new_id(now), action, self.environment, who or actor(), now.strftime("%Y-%m-%dT%H:%M:%SZ"), commit,
                   image_digest, version, from_version, summary, key_id)
         doc = e.to_json()
@@ -126,7 +127,7 @@ class Ledger:
         """Write the entry's .done object after the change. A failure here is reported, never raised over
         the change's own outcome: the entry then shows as INCOMPLETE, which is what happened."""
         entry.result = result
-        entry.completed_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entry.completed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._create(self._key(entry.id, done=True), {"id": entry.id, "result": result,
                                                       "completed_at": entry.completed_at})
 

@@ -128,5 +128,14 @@ def pointer_refusal(store: BundleStore, env: Environment, pointer: dict | None) 
     return None
 
 
-__all__ = ["ImageCheck", "check_image", "refuse_unservable", "release_image", "ledger_for", "record_promotion",
-           "last_entry", "pointer_refusal", "parse_serves"]
+__all__ = [
+    "ImageCheck",
+    "check_image",
+    "last_entry",
+    "ledger_for",
+    "parse_serves",
+    "pointer_refusal",
+    "record_promotion",
+    "refuse_unservable",
+    "release_image",
+]

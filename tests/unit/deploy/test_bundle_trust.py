@@ -10,10 +10,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from securesystemslib.signer import CryptoSigner
-
 from ml_platform import bundle_format as fmt
 from ml_platform.bundle import BundleFault, PlatformDagBundle
+from securesystemslib.signer import CryptoSigner
+
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy, read_pointer, rollback
 from platformctl.deploy.ledger import Ledger
