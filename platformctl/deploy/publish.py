@@ -73,7 +73,8 @@ def ledger_for(store: BundleStore, env: Environment) -> Ledger:
     return Ledger(store, env.bundle.prefix, env.name)
 
 
-def record_promotion(root: Path, env: Environment, version: str, store_factory, run) -> tuple[dict, str]:
+def record_promotion(root: Path, env: Environment, version: str, store_factory, run,
+                     image_digest: str | None = None) -> tuple[dict, str]:
     """Run the promotion `run()` between a ledger entry and its completion. A store that cannot be reached
     at all (e.g. no S3 credentials on a release machine) is reported, not fatal: returns (result, note)."""
     try:
@@ -82,13 +83,12 @@ def record_promotion(root: Path, env: Environment, version: str, store_factory, 
     except PlatformError as exc:
         return run(), f"ledger: not written ({exc.one_line()})"
     ledger = ledger_for(store, env)
-    entry = ledger.begin("promote", version=None, summary=f"promote release {version}")
+    entry = ledger.begin("promote", version=None, image_digest=image_digest, summary=f"promote release {version}")
     try:
         out = run()
     except PlatformError as exc:
         ledger.complete(entry, f"failed: {exc.one_line()[:300]}")
         raise
-    entry.image_digest = out.get("digest")
     ledger.complete(entry, f"promoted {version} ({out.get('digest')})")
     return out, f"ledger: {entry.id}"
 

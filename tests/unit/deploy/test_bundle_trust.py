@@ -313,3 +313,37 @@ def test_a_malformed_allowed_key_is_named_with_its_line(tmp_path):
     with pytest.raises(SigningKeyError) as exc:
         load_environment(tmp_path, "dev")
     assert exc.value.where == "environments/dev.yaml:7" and "not-a-key" in exc.value.message
+
+
+def test_promote_is_recorded_around_the_promotion_and_a_failed_one_too(tmp_path):
+    from platformctl.deploy.publish import record_promotion
+    from platformctl.errors import ReleaseRefused
+
+    env = Environment(name=ENV, bundle=BundleStoreConfig(kind="local", path="store"))
+    store = LocalStore(tmp_path / "store")
+    seen = []
+
+    def promote():
+        seen.append(Ledger(store, "", ENV).history(5).incomplete)  # the entry exists before the promotion runs
+        return {"digest": "sha256:" + "f" * 64}
+
+    out, note = record_promotion(tmp_path, env, "1.2.0", lambda root, e: store, promote, "sha256:" + "f" * 64)
+    assert out["digest"].startswith("sha256:") and note.startswith("ledger: e-")
+    assert len(seen[0]) == 1
+
+    def refused():
+        raise ReleaseRefused("1.3.0 is not in the registry")
+
+    with pytest.raises(ReleaseRefused):
+        record_promotion(tmp_path, env, "1.3.0", lambda root, e: store, refused)
+    h = Ledger(store, "", ENV).history(5)
+    assert [(e.action, e.result.split(":")[0]) for e in h.entries] == [("promote", "failed"),
+                                                                      ("promote", "promoted 1.2.0 (sha256")]
+    assert h.entries[1].image_digest == "sha256:" + "f" * 64  # from the release record, before the promotion
+
+    class Down(LocalStore):
+        def check(self):
+            raise StoreError("no S3 credentials for s3://x")
+
+    out, note = record_promotion(tmp_path, env, "1.2.0", lambda root, e: Down(tmp_path / "x"), promote)
+    assert note.startswith("ledger: not written (no S3 credentials")
