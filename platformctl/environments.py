@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from .errors import ConfigError, SigningKeyError, UnsafePathError
+from .errors import ConfigError, ExecutorError, SigningKeyError, UnsafePathError
+from .executors import DEFAULT_EXECUTOR, EXECUTOR_PATTERN, executor_names, executor_problem
 from .yamlfile import line_of, read_yaml
 
 ENV_DIR = "environments"
@@ -309,6 +310,22 @@ class EnvironmentFile(_Model):
 
     _pools_ok = field_validator("pools")(lambda cls, v: _pool_names(v))
     _conns_ok = field_validator("connections")(lambda cls, v: _connection_ids(v))
+    executor: str = Field(
+        DEFAULT_EXECUTOR, json_schema_extra={"pattern": EXECUTOR_PATTERN},
+        examples=["CeleryExecutor", "KubernetesExecutor", "LocalExecutor", "CeleryExecutor,KubernetesExecutor"],
+        description="The Airflow executor this instance runs (the Helm values' `executor`): CeleryExecutor (the "
+                    "official chart's default), KubernetesExecutor, LocalExecutor, or several comma-separated "
+                    "(the first is the default), e.g. CeleryExecutor,KubernetesExecutor. The image must carry "
+                    "its provider: make lock-check, build and deploy refuse one that is not in the locks.")
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, v: str) -> str:
+        v = ",".join(executor_names(v))
+        problem = executor_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
     signing: SigningConfig = Field(default_factory=SigningConfig,
                                    description="Bundle signatures: allowed public keys, required or not.")
 
@@ -328,7 +345,8 @@ class Environment(EnvironmentFile):
 
 def local_environment() -> Environment:
     return Environment(name="local", description="this machine: bundles in a folder",
-                       bundle=BundleStoreConfig(kind="local", path=".platform/bundles/local", refresh_interval=10))
+                       bundle=BundleStoreConfig(kind="local", path=".platform/bundles/local", refresh_interval=10),
+                       executor=DEFAULT_EXECUTOR)
 
 
 def load_environment(root: Path, name: str) -> Environment:
@@ -350,7 +368,8 @@ def load_environment(root: Path, name: str) -> Environment:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(root)"
         line = line_of(text, err["loc"])
-        kind = UnsafePathError if tuple(err["loc"]) in _PATH_FIELDS else ConfigError
+        kind = (UnsafePathError if tuple(err["loc"]) in _PATH_FIELDS
+                else ExecutorError if tuple(err["loc"]) == ("executor",) else ConfigError)
         if err["loc"] and err["loc"][0] == "signing":  # a malformed allowed key: a signing-key error
             kind = SigningKeyError
         raise kind(f"{field}: {err['msg'].removeprefix('Value error, ')}",

@@ -18,6 +18,7 @@ from ..deploy.signing import trust_for
 from ..deploy.store import local_store_path, open_store
 from ..environments import Environment, load_environment
 from ..errors import LedgerError
+from ..executors import check_project as check_executors
 from ..pipelines.project import render_all
 from ..record import BuildRecord
 from ..registry.records import PROMOTION
@@ -80,8 +81,10 @@ def _summary(store, env: Environment, bundle) -> str:
 
 def deploy(root: Path, args) -> int:
     cfg = load_config(root, collect_overrides(args.sets))
-    env = load_environment(root, args.env)
+    # the local stack's STORE=s3 passes its environment and the store the host writes through (stack/fleet.py)
+    env = getattr(args, "environment", None) or load_environment(root, args.env)
     trust = trust_for(env)  # a missing or unallowed key stops here, before anything is rendered or uploaded
+    check_executors(root, cfg.image.python, [env.name])  # the instance could not start without its provider
     written, _ = render_all(root)  # renders and validates every pipeline first
     if written:
         say(f"rendered {len(written)} DAG file(s): {', '.join(written)}")
@@ -96,7 +99,7 @@ def deploy(root: Path, args) -> int:
     refuse_unservable(check, env, with_image)  # before the switch (and before any upload)
     if not check.known:
         say(f"  note: {check.line(env.name)}")
-    store = open_store(root, env)
+    store = getattr(args, "store", None) or open_store(root, env)
     if getattr(args, "apply_settings", True):  # pools and connections first: a failure stops before the switch
         from ..instance.sync import deploy_settings
 

@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 from ..config import collect_overrides, load_config
+from ..executors import check_project as check_executors
 from ..lock.core import assert_fresh, check_all, lock_all
 from ..output import say
 
@@ -25,7 +26,9 @@ def lock_check(root: Path, args) -> int:
         say(f"error: {p.line()}")
     if problems:
         assert_fresh(root, cfg)  # raises StaleLockError with the first problem
-    say(f"lock-check: {len(cfg.python_versions) * len(cfg.lock_sets)} lock files up to date")
+    check_executors(root, cfg.image.python)  # each environment's executor: its provider is in the image's locks
+    say(f"lock-check: {len(cfg.python_versions) * len(cfg.lock_sets)} lock files up to date; every environment's "
+        "executor has its provider locked")
     return 0
 
 

@@ -36,7 +36,7 @@ class LivePool:
 class SettingsAPI:
     base_url: str
     token: str | None = None
-    timeout: float = 15.0
+    timeout: float = 30.0
     setting: str = "managed.api_url"  # where the URL came from, named when it is unreachable
 
     @classmethod
@@ -48,8 +48,14 @@ class SettingsAPI:
 
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            r = requests.request(method, f"{self.base_url}/api/v2{path}", headers=headers, timeout=self.timeout,
-                                 **kw)
+            try:
+                r = requests.request(method, f"{self.base_url}/api/v2{path}", headers=headers,
+                                     timeout=self.timeout, **kw)
+            except requests.Timeout:
+                if method != "GET":  # a write is never repeated: it may have been applied
+                    raise
+                r = requests.request(method, f"{self.base_url}/api/v2{path}", headers=headers,
+                                     timeout=self.timeout, **kw)  # a busy API server: one more read
         except requests.RequestException as exc:
             raise InstanceUnreachable(f"the Airflow API at {self.base_url} is not reachable ({type(exc).__name__}) "
                                       f"during {method} {path}", f"check {self.setting} and that the instance is "

@@ -168,7 +168,7 @@ def _answers(url: str) -> bool:
     import requests
 
     try:
-        return requests.get(f"{url}/api/v2/monitor/health", timeout=3).status_code == 200
+        return requests.get(f"{url}/api/v2/monitor/health", timeout=15).status_code == 200  # refused at once if down
     except requests.RequestException:
         return False
 

@@ -161,7 +161,8 @@ def _rehearse(root: Path, req: UpgradeRequest, cfg: PlatformConfig, engine: Cont
         r.checks = check_candidate(scratch.root, tcfg, engine, r.candidate.image_id)
         if not r.checks.ok:
             raise UpgradeInputError("image checks failed: " + "; ".join(r.checks.failures)[:600])
-        return OK, ", ".join(f"{g} {v}" for g, v in r.checks.groups.items())
+        again = f" (try {len(r.checks.earlier) + 1}: the API server timed out before)" if r.checks.earlier else ""
+        return OK, ", ".join(f"{g} {v}" for g, v in r.checks.groups.items()) + again
 
     def s_parse():
         r.parse = parse_both(engine, rec.image_id, r.candidate.image_id, root)

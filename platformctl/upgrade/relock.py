@@ -79,7 +79,7 @@ class IndexCheck:
         if self.target not in every:
             raise UpgradeInputError(
                 f"apache-airflow {self.target} is not on the package index",
-                f"nearest available: {', '.join(nearest(self.target, every))} (make upgrade-test AIRFLOW=<one of them>)")
+                f"nearest available: {', '.join(nearest(self.target, every))}; make upgrade-test AIRFLOW=<one of them>")
         for_py = self._for_python.result()
         if for_py and self.target not in for_py:
             raise UpgradeInputError(

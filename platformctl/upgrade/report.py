@@ -77,7 +77,8 @@ def blocks(r: Rehearsal, root: Path) -> list[Block]:
 
     b.append(("h2", "Image checks on the candidate"))
     if r.checks:
-        b.append(("ul", [f"{g}: {v}" for g, v in r.checks.groups.items()] + r.checks.failures))
+        b.append(("ul", [f"{g}: {v}" for g, v in r.checks.groups.items()] + r.checks.failures
+                  + [f"an earlier try timed out: {e}" for e in r.checks.earlier]))
     else:
         b.append(("p", "Not run."))
 

@@ -106,6 +106,10 @@ def make_scratch(root: Path, from_version: str, to_version: str, *, python: str 
         if (root / extra).exists():
             (tree / extra).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / extra, tree / extra)
+    # the image checks' cache (the API check's migrated database per pins) outlives the scratch tree
+    (out / "image-checks").mkdir(exist_ok=True)
+    (tree / "build").mkdir(exist_ok=True)
+    (tree / "build/image-checks").symlink_to(out / "image-checks", target_is_directory=True)
     text_yaml, text_in = set_airflow((tree / PLATFORM_YAML).read_text(), (tree / AIRFLOW_IN).read_text(), to_version)
     if python:
         text_yaml = add_python(text_yaml, python)

@@ -137,7 +137,11 @@ def start(tree: Path, cfg: PlatformConfig, engine: ContainerEngine, project: str
             return stack
         except PortTaken:
             if attempt == 2:
+                down(stack)
                 raise
+        except BaseException:
+            down(stack)  # a stack that did not come up is not left behind
+            raise
     return stack
 
 

@@ -29,7 +29,6 @@ from platformctl.stack.compose import Stack
 from tests.conftest import ROOT
 from tests.integration.helpers import working_tree_copy
 
-pytestmark = pytest.mark.integration
 PROJECT = f"mlp-pools-{uuid.uuid4().hex[:6]}"
 PAIR = """\
 version: 2
@@ -140,7 +139,7 @@ def test_drift_in_status_then_deploy_restores_the_declared_pools(stack, copy):
     try:
         p = cli(copy, "deploy", "--env", "local", "--airflow-url", url)
         assert p.returncode == 0, p.stderr
-        assert "(delete handmade)" in p.stdout
+        assert "delete handmade" in p.stdout  # and the descriptions local.yaml no longer gives
         assert "handmade" not in pools(api)
         p = cli(copy, "status", "--env", "local")
         assert "  settings: as declared (2 pool(s)" in p.stdout, p.stdout
@@ -161,11 +160,11 @@ def test_missing_connection_refuses_plan_and_deploy_before_the_switch(stack, cop
                                                                 "host": "alerts.invalid"})
         p = cli(copy, "plan", "--env", "stackenv", "--no-resources")
         assert p.returncode == 51, p.stdout
-        assert "  MISSING connection warehouse (postgres), declared at environments/stackenv.yaml:7" in p.stdout
+        assert "  MISSING connection warehouse (postgres), declared at environments/stackenv.yaml:9" in p.stdout
         assert "refused: the instance lacks connection warehouse" in p.stderr
         p = cli(copy, "deploy", "--env", "stackenv")
         assert p.returncode == 25, p.stderr
-        assert "connection warehouse declared at environments/stackenv.yaml:7 is not on the instance" in p.stderr
+        assert "connection warehouse declared at environments/stackenv.yaml:9 is not on the instance" in p.stderr
         assert not (copy / ".platform/bundles/stackenv/current.json").exists()  # nothing switched
         # created (by whoever holds its secret): the plan passes, deploy goes through
         api._json("POST", "/connections", ok=(200, 201), json={"connection_id": "warehouse",
@@ -198,7 +197,7 @@ def test_a_pool_name_airflow_refuses_is_refused_before_the_api(stack, copy):
     try:
         p = cli(copy, "plan", "--env", "longpool", "--no-resources")
         assert p.returncode == 2, p.stderr
-        assert "environments/longpool.yaml:3: pools: pool name 'pppp" in p.stderr
+        assert "environments/longpool.yaml:2: pools: pool name 'pppp" in p.stderr
         assert "Airflow refuses more than 256" in p.stderr
     finally:
         env.unlink()

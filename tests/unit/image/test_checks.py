@@ -121,9 +121,9 @@ def test_api_rule():
 
 # ---------------------------------------------------------------- which layers, which key
 def test_the_project_dockerfile_final_stage_adds_the_code_layers():
-    # the setuid strip (issue 20), entrypoint, flavors, plugins, DAGs, pipelines (issue 33) and WORKDIR: the
-    # layers above the dependencies (a plugin or pipeline edit changes the last four or five)
-    assert checks.final_stage_layers(ROOT / "Dockerfile") == 7
+    # the setuid strip (issue 20), entrypoint, flavors, plugins, DAGs, pipelines (issue 33), the revision file
+    # and WORKDIR: the layers above the dependencies (a plugin or pipeline edit changes the last five or six)
+    assert checks.final_stage_layers(ROOT / "Dockerfile") == 8
 
 
 def test_dependency_layers_are_those_below_the_final_stage(tmp_path):
@@ -150,7 +150,7 @@ def test_the_key_follows_layers_pins_and_uv():
 def fake_probes(monkeypatch):
     calls = []
     monkeypatch.setattr(checks, "probe_deps", lambda cli, image, uv=None: calls.append("deps") or deps_facts())
-    monkeypatch.setattr(checks, "probe_code", lambda cli, image, ex=None: calls.append("code") or code_facts())
+    monkeypatch.setattr(checks, "probe_code", lambda cli, image, ex=None, executors=(): calls.append("code") or code_facts())
     monkeypatch.setattr(checks, "check_api", lambda cli, image, db=None: calls.append("api") or
                         [checks.Result("api", "API server healthy, plugin view answers", True)])
     monkeypatch.setattr(checks, "uv_version", lambda uv: "uv 0.13.9")
@@ -167,7 +167,7 @@ def image(layers, iid="sha256:1"):
 
 
 DEPS = ["base", "airflow", "bytecode", "team", "operators"]
-CODE = ["hardening", "entrypoint", "flavors", "plugins", "dags", "pipelines", "workdir"]  # the final stage's layers
+CODE = ["hardening", "entrypoint", "flavors", "plugins", "dags", "pipelines", "revision", "workdir"]  # the final stage's layers
 
 
 def test_a_recorded_pass_on_the_same_layers_skips_deps_only(fake_probes):
@@ -175,8 +175,8 @@ def test_a_recorded_pass_on_the_same_layers_skips_deps_only(fake_probes):
     assert sorted(fake_probes) == ["api", "code", "deps"] and all(r.ok for r in runs)
     assert rec["deps"]["passed"] is True and rec["deps"]["layers"] == DEPS
     fake_probes.clear()
-    runs2, rec2 = run(image(DEPS + ["hardening", "entrypoint", "flavors", "plugins-2", "dags", "pipelines", "workdir"],
-                            "sha256:2"), rec)
+    runs2, rec2 = run(image(DEPS + ["hardening", "entrypoint", "flavors", "plugins-2", "dags", "pipelines", "revision",
+                                    "workdir"], "sha256:2"), rec)
     assert sorted(fake_probes) == ["api", "code"]
     assert {r.group: bool(r.skipped) for r in runs2} == {"deps": True, "code": False, "api": False}
     assert rec2["deps"] == rec["deps"] and rec2["code"]["image_id"] == "sha256:2"

@@ -167,7 +167,7 @@ def auth_manager(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "vic:viewer")
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(tmp_path / "passwords.json"))
-    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "unit-test-secret")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "unit-test-secret-" + "x" * 64)
     monkeypatch.setattr(api_app._AuthManagerState, "instance", None)
     # token revocation is a metadata-DB lookup (no DB here; the in-image test runs it for real)
     monkeypatch.setattr("airflow.models.revoked_token.RevokedToken.is_revoked", classmethod(lambda cls, jti: False))
