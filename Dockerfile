@@ -252,6 +252,7 @@ ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
 ARG SOURCE
 ARG TITLE
+ARG ML_PLATFORM_SERVES
 # The commit, as a file too; and a RUN whose cache key holds the values above: buildah 1.28 serves an ENV or
 # LABEL step from its layer cache by the step's text alone (a new commit's image kept the last one's
 # revision, in its labels and its history), while a RUN step's key includes the build args in scope, so
@@ -272,6 +273,7 @@ LABEL io.ml-platform.sbom="application/vnd.cyclonedx+json, attached to this imag
       io.ml-platform.airflow.version="${AIRFLOW_VERSION}" \
       io.ml-platform.python.version="${PYTHON_VERSION}" \
       io.ml-platform.lock.fingerprint="${LOCK_FINGERPRINT}" \
+      io.ml-platform.serves="${ML_PLATFORM_SERVES}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"

@@ -63,10 +63,10 @@ release: $(VENV)/.synced ## make release VERSION=X.Y.Z: immutable release tags o
 promote: $(VENV)/.synced ## make promote ENV=prod VERSION=X.Y.Z: copy the release by digest to ENV's repository
 	$(RUN) promote --env $(ENV) --version $(VERSION)
 
-deploy: $(VENV)/.synced ## deliver the DAG bundle to ENV (make deploy ENV=dev) and write its Airflow config
-	$(RUN) deploy --env $(ENV)
+deploy: $(VENV)/.synced ## deliver the DAG bundle to ENV (make deploy ENV=dev [IMAGE=<release>]) and write its Airflow config
+	$(RUN) deploy --env $(ENV) $(if $(IMAGE),--image $(IMAGE))
 
-rollback: $(VENV)/.synced ## switch ENV back to its previous bundle, or TO=<version>
+rollback: $(VENV)/.synced ## switch ENV back to its previous bundle, or TO=<version> or TO=<ledger entry>
 	$(RUN) rollback --env $(ENV) $(if $(TO),--to $(TO))
 
 up: $(VENV)/.synced ## start the local Airflow stack (PostgreSQL + Airflow components) from the built image
@@ -137,6 +137,17 @@ bench-status: $(VENV)/.synced ## make status on a local registry + SeaweedFS aga
 .PHONY: migrate
 migrate: $(VENV)/.synced ## rewrite pipelines/*.yaml (or FILES=) to the current format version, comments kept; prints the diff
 	$(RUN) migrate $(FILES)
+
+# issue 38: bundle trust (signed versions, the deploy ledger)
+.PHONY: history signing-key bench-bundle-trust
+history: $(VENV)/.synced ## make history ENV=dev [LIMIT=20] [JSON=1]: the deploy ledger, newest first
+	$(RUN) history --env $(ENV) $(if $(LIMIT),--limit $(LIMIT)) $(if $(JSON),--json)
+
+signing-key: $(VENV)/.synced ## make signing-key OUT=path: a new ed25519 key pair for signing bundles (prints the public key)
+	$(RUN) signing-key --out $(OUT)
+
+bench-bundle-trust: $(VENV)/.synced ## make history over 1,000 ledger entries and signature verification on a 1,000-file version, vs naive
+	$(PY) bench/bundle_trust.py
 
 # issue 33: docs/commands.md generated from the CLI's parser, the Makefile and the exit codes
 # (.PHONY with the other targets at the top)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from .errors import ConfigError, ExecutorError, UnsafePathError
+from .errors import ConfigError, ExecutorError, SigningKeyError, UnsafePathError
 from .executors import DEFAULT_EXECUTOR, EXECUTOR_PATTERN, executor_names, executor_problem
 from .yamlfile import line_of, read_yaml
 
@@ -185,6 +185,35 @@ class ManagedAirflow(_Model):
                 confined_path(root, self.env_file, env_name, "managed.env_file"))
 
 
+def _allowed_key(v: str) -> str:
+    from ml_platform.bundle_format import key_problem
+
+    problem = key_problem(v)
+    if problem:
+        raise ValueError(f"{str(v)[:20]!r} {problem}")
+    return v.strip().lower()
+
+
+class SigningConfig(_Model):
+    """Bundle signatures (issue 38): who may publish a version here, and whether unsigned ones are served."""
+
+    require_signatures: bool = Field(
+        False, description="Serve only versions signed by an allowed key (make deploy / make rollback sign with "
+                           "ML_PLATFORM_SIGNING_KEY or ML_PLATFORM_SIGNING_KEY_FILE). false: unsigned versions "
+                           "are served; a signed one must still verify against allowed_keys.")
+    allowed_keys: list[Annotated[str, AfterValidator(_allowed_key)]] = Field(
+        default_factory=list, max_length=4,
+        description="Public keys allowed to sign this environment's bundles: 64 hex digits of a raw ed25519 "
+                    "public key each (make signing-key prints one). Two during a key rotation.")
+
+    @model_validator(mode="after")
+    def _need_keys(self) -> SigningConfig:
+        if self.require_signatures and not self.allowed_keys:
+            raise ValueError("require_signatures is true but allowed_keys is empty: list the public key(s) "
+                             "that sign this environment's bundles")
+        return self
+
+
 # ---- instance settings as code (#35): the pools and connections the instance must have
 class PoolSpec(_Model):
     """One Airflow pool as this environment's instance must have it (make deploy creates or updates it)."""
@@ -322,6 +351,8 @@ class EnvironmentFile(_Model):
         if problem:
             raise ValueError(problem)
         return v
+    signing: SigningConfig = Field(default_factory=SigningConfig,
+                                   description="Bundle signatures: allowed public keys, required or not.")
 
     signatures: SignaturePolicy = Field(default_factory=SignaturePolicy)
 
@@ -366,6 +397,8 @@ def load_environment(root: Path, name: str) -> Environment:
         line = line_of(text, err["loc"])
         kind = (UnsafePathError if tuple(err["loc"]) in _PATH_FIELDS
                 else ExecutorError if tuple(err["loc"]) == ("executor",) else ConfigError)
+        if err["loc"] and err["loc"][0] == "signing":  # a malformed allowed key: a signing-key error
+            kind = SigningKeyError
         raise kind(f"{field}: {err['msg'].removeprefix('Value error, ')}",
                    "see schemas/environment.schema.json", where=f"{rel}:{line}" if line else rel) from None
     if env.name != name:

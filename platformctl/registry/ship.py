@@ -130,6 +130,8 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
         "python_version": rec.python_version, "date": _now(),
         "previous": prev["version"] if prev else None,
     }
+    if rec.labels.get("io.ml-platform.serves"):  # what the image serves (issue 38): deploy IMAGE= checks it
+        record["serves"] = rec.labels["io.ml-platform.serves"]
     path = release_path(root, version)
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -193,6 +195,8 @@ def promote(root: Path, cfg: PlatformConfig, env_name: str, version: str, creds:
     out = {"environment": env_name, "version": version, "repository": dst_repo, "digest": digest,
            "source": f"{src_repo}@{digest}", "lock_fingerprint": rel["lock_fingerprint"],
            "commit": rel["commit"], "promoted_at": _now()}
+    if info["labels"].get("io.ml-platform.serves"):  # what the image serves (issue 38): make deploy checks it
+        out["serves"] = info["labels"]["io.ml-platform.serves"]
     path = root / PROMOTION.format(env=env_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
