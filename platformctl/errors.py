@@ -36,7 +36,7 @@ Exit codes (0 success; 2 is also argparse's usage error):
     27  InstanceUnreachable  the instance's API could not be reached for its settings (nothing applied)
     28  SigningKeyError      no signing key where one is required, a key that is not one, a key
                            the environment does not allow (before upload), a malformed allowed key
-    29  BundleSignatureRefused a stored version's signature does not verify (rollback, status)
+    29  BundleSignatureRefused  a stored version's signature does not verify (rollback, status)
     30  StackError           the local stack cannot be started, reached or stopped
         ApiTimeout, PortTaken  (kinds of StackError)
     31  RunFailed            a pipeline run on the local stack did not succeed
