@@ -81,6 +81,10 @@ FROM ${UV_IMAGE} AS uv
 # ---------------------------------------------------------------- python: Airflow from the lock
 FROM ${BASE_IMAGE} AS python-deps
 ARG PY_TAG
+# Set (to 0) by a reproducible build (ENGINE=podman): Python then writes checked-hash bytecode (buildah's
+# --timestamp 0 sets every file's mtime to 0, which would make timestamp pycs stale) and useradd a fixed
+# password-change date. Docker builds leave it unset. A constant, so it never breaks the layer cache.
+ARG SOURCE_DATE_EPOCH
 ARG AIRFLOW_UID
 ARG UV_VERSION
 USER 0
@@ -140,33 +144,42 @@ RUN --mount=type=bind,from=lock-airflow,source=/lock.txt,target=/tmp/locks/airfl
 # venv at the same path as Airflow's, in parallel with the Airflow step, and copied over it.
 FROM ${BASE_IMAGE} AS team-python
 ARG PY_TAG
+ARG SOURCE_DATE_EPOCH
 USER 0
 ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never
+# Copied, not bind-mounted from the stage: buildah 1.28 mounts nothing (a warning, not an error) from a
+# stage whose RUN step came from its cache, which would install no team package at all. Only /opt/venv of
+# this stage reaches the image.
+COPY --from=team-lock /team-only.txt /tmp/locks/team-only.txt
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
-    --mount=type=bind,from=team-lock,source=/team-only.txt,target=/tmp/locks/team-only.txt \
     --mount=type=cache,target=/root/.cache/uv,id=uv-py${PY_TAG} \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
     --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
+    --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh \
     --mount=type=tmpfs,target=/run/trust \
     set -eu; \
     . /tmp/index-env.sh; \
     /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
     if [ -s /tmp/locks/team-only.txt ]; then \
-      /opt/uv/uv pip install --quiet --python /opt/venv/bin/python --require-hashes --no-deps -r /tmp/locks/team-only.txt; fi
+      /opt/uv/uv pip install --quiet --python /opt/venv/bin/python --require-hashes --no-deps -r /tmp/locks/team-only.txt; fi; \
+    /bin/sh /tmp/uv-lib.sh drop-install-clocks /opt/venv
 
 # The operators package (the job operator and the flavor model), also built in parallel into a venv at
 # the same path. Its build backend is uv_build, which uv runs itself: offline, from the read-only source,
 # in milliseconds.
 FROM ${BASE_IMAGE} AS operators-python
+ARG SOURCE_DATE_EPOCH
 USER 0
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=bind,source=operators,target=/src/operators \
+    --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh \
     set -eu; \
     export UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never; \
     /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
     UV_COMPILE_BYTECODE=1 /opt/uv/uv pip install --quiet --offline --python /opt/venv/bin/python \
-      --no-deps --no-build-isolation /src/operators
+      --no-deps --no-build-isolation /src/operators; \
+    /bin/sh /tmp/uv-lib.sh drop-install-clocks /opt/venv
 
 FROM python-deps AS python-platform
 COPY --from=team-python /opt/venv/ /opt/venv/
@@ -239,6 +252,11 @@ ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
 ARG SOURCE
 ARG TITLE
+# The commit, as a file too; and a RUN whose cache key holds the values above: buildah 1.28 serves an ENV or
+# LABEL step from its layer cache by the step's text alone (a new commit's image kept the last one's
+# revision, in its labels and its history), while a RUN step's key includes the build args in scope, so
+# every step below follows them. One small layer per commit with either engine.
+RUN printf '%s\n' "${REVISION}" > /opt/airflow/platform/revision
 # The build, as the platform plugin shows it (/ml-platform/build): environment, not a file, so no step
 # here starts a container.
 ENV ML_PLATFORM_IMAGE_VERSION=${VERSION} \

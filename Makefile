@@ -153,3 +153,16 @@ upgrade-test: $(VENV)/.synced ## make upgrade-test AIRFLOW=3.3.1 [PYTHON=] [PROV
 
 bench-upgrade: $(VENV)/.synced ## relock + comparison for AIRFLOW= (default 3.3.1) against a naive full relock; WHOLE=1 times a whole rehearsal
 	$(PY) bench/upgrade.py $(if $(AIRFLOW),--airflow $(AIRFLOW)) $(if $(WHOLE),--whole)
+
+# Issue 39: building without a Docker daemon (ENGINE=podman), reproducibly.
+.PHONY: verify-reproducible
+verify-reproducible: $(VENV)/.synced ## build HEAD again with no cache (ENGINE=podman) and compare with the build record or REF=
+	$(RUN) verify-reproducible $(if $(REF),--ref $(REF))
+.PHONY: bench-engines
+bench-engines: $(VENV)/.synced ## podman (buildah) build against the Docker build: cold, plugin edit, reproducible rebuild
+	$(PY) bench/engines.py
+
+# ---- Fleet bundle fetch (issue #34, bundle-fetch part) ----
+.PHONY: bench-fleet
+bench-fleet: $(VENV)/.synced ## bundle store cost for a DAG processor + 1/2/4 workers behind a 20 ms store (SeaweedFS), vs one GET per file
+	$(PY) bench/fleet.py

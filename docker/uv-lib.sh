@@ -1,5 +1,6 @@
 # Shell helpers shared by the Dockerfile's install steps; sourced, not run:
 #   RUN --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh ... . /tmp/uv-lib.sh; ...
+# or run with a command: /bin/sh /tmp/uv-lib.sh drop-install-clocks /opt/venv
 # POSIX sh (the base's /bin/sh may be dash).
 
 # check_uv_version: fail when the mounted uv is not the version the tools lock pins (UV_VERSION, if set),
@@ -19,3 +20,16 @@ pick_python() {
     target="--system --break-system-packages"
     if [ -n "${VIRTUAL_ENV:-}" ]; then target=""; fi
 }
+
+# drop_install_clocks VENV: remove what uv writes with the install's wall-clock time in it, so that the same
+# lock installs the same bytes: `*.dist-info/uv_cache.json` (written for local wheels and source trees: the
+# operators package) and its line in the distribution's RECORD.
+drop_install_clocks() {
+    for f in "$1"/lib/python*/site-packages/*.dist-info/uv_cache.json; do
+        [ -e "$f" ] || continue
+        rm -f "$f"
+        sed -i '/uv_cache\.json,/d' "$(dirname "$f")/RECORD"
+    done
+}
+
+if [ "${1:-}" = drop-install-clocks ]; then drop_install_clocks "$2"; fi

@@ -1,7 +1,8 @@
-"""Thin CLI: parse, load configuration, dispatch to commands/<name>.py, turn errors into exit codes.
+"""Thin CLI: parse, dispatch to commands/<name>.py, turn errors into exit codes.
 
 Each module in platformctl.commands registers its own subcommands (`register(subparsers)`), setting
-`func(root, args) -> int` as the handler; COMMAND_MODULES lists them.
+`func(root, args) -> int` as the handler; COMMAND_MODULES lists them. The run's configuration is loaded
+once, on first use, through `args.context` (services.context.Context; handlers get it with context_of).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from .commands import COMMAND_MODULES
 from .errors import INTERRUPTED, PlatformError
 from .output import warn
+from .services.context import Context
 
 
 def _root() -> Path:
@@ -61,8 +63,10 @@ def report(exc: PlatformError) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    root = _root()
+    args.context = Context(root, list(args.sets))
     try:
-        return int(args.func(_root(), args) or 0)
+        return int(args.func(root, args) or 0)
     except PlatformError as exc:
         if args.traceback:
             raise

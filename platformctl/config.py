@@ -53,8 +53,9 @@ class ImageConfig(_Model):
         "or apache/airflow:<airflow_version>-python<python> (extend mode).",
     )
     python: str = Field("3.12", description="Python version inside the image; must be one of python_versions.")
-    engine: Literal["auto", "buildx", "docker-buildkit"] = Field(
-        "auto", description="How to build: docker buildx, or DOCKER_BUILDKIT=1 docker build; auto detects."
+    engine: Literal["auto", "buildx", "docker-buildkit", "podman"] = Field(
+        "auto", description="How to build: docker buildx, or DOCKER_BUILDKIT=1 docker build (auto detects "
+        "which); podman: without a Docker daemon, buildah builds (reproducibly) and podman runs the image checks."
     )
     docker: str | None = Field(None, description="Docker CLI to use (default: first one on PATH with BuildKit).")
     build_cache: Literal["off", "registry"] = Field(
@@ -106,6 +107,8 @@ class StackConfig(_Model):
         description="Job images built by make up: image tag -> build context (a directory with a Dockerfile).",
     )
     postgres_image: str = Field("ml-platform/postgres:15", description="Metadata database image, built locally.")
+    redis_image: str = Field("ml-platform/redis:7", description="Celery broker image (Debian's redis-server), built "
+                                                                "locally when the stack runs CeleryExecutor.")
     support_base_image: str | None = Field(
         None,
         description="Debian base for the postgres and job images (default: the platform's python base image).",

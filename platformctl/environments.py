@@ -15,7 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from .errors import ConfigError, UnsafePathError
+from .errors import ConfigError, ExecutorError, UnsafePathError
+from .executors import DEFAULT_EXECUTOR, EXECUTOR_PATTERN, executor_names, executor_problem
 from .yamlfile import line_of, read_yaml
 
 ENV_DIR = "environments"
@@ -184,6 +185,72 @@ class ManagedAirflow(_Model):
                 confined_path(root, self.env_file, env_name, "managed.env_file"))
 
 
+# ---- instance settings as code (#35): the pools and connections the instance must have
+class PoolSpec(_Model):
+    """One Airflow pool as this environment's instance must have it (make deploy creates or updates it)."""
+
+    slots: int | None = Field(None, description="Task slots: at most this many tasks of the pool run at once "
+                              "(a positive whole number; required unless removed).", examples=[4])
+    description: str = Field("", description="Shown in Airflow's pool list.")
+    include_deferred: bool = Field(False, description="Deferred tasks occupy slots too.")
+    removed: bool = Field(False, description="Delete the pool from the instance on the next deploy (only then is "
+                                             "a pool deleted; never while queued or running tasks use it).")
+
+    @field_validator("slots", mode="before")
+    @classmethod
+    def _slots(cls, v):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"slots {v!r} is not a positive whole number (e.g. slots: 4)")
+        return v
+
+    @model_validator(mode="after")
+    def _need_slots(self) -> PoolSpec:
+        if self.slots is None and not self.removed:
+            raise ValueError("slots is required (a positive whole number), or removed: true")
+        return self
+
+
+class ConnectionSpec(_Model):
+    """A connection the instance must have: its id and type only, never a secret (created by hand, by a
+    secrets backend or CI; make deploy checks it exists)."""
+
+    conn_type: str = Field(description="Airflow connection type, e.g. aws, http, postgres.",
+                           json_schema_extra={"pattern": r"^[A-Za-z0-9_.-]{1,500}$"}, examples=["postgres"])
+    description: str = Field("", description="What uses it (for the people creating it).")
+    api_visible: bool = Field(True, description="false when a secrets backend or an AIRFLOW_CONN_* variable "
+                                                "provides it: the REST API sees only connections in Airflow's "
+                                                "database, so make deploy/plan/status do not ask for it.")
+
+    @field_validator("conn_type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_.-]{1,500}$", v):
+            raise ValueError(f"conn_type {v!r} must be letters, digits, _ . - (e.g. postgres, aws, http)")
+        return v
+
+
+def _pool_names(v: dict) -> dict:
+    from ml_platform.flavors import pool_name_problem
+
+    for name, spec in v.items():
+        problem = pool_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        if name == "default_pool" and spec.removed:
+            raise ValueError("default_pool cannot be removed (Airflow refuses to delete it); set its slots instead")
+    return v
+
+
+def _connection_ids(v: dict | None) -> dict | None:
+    from .pipelines.model import CONN_ID_RE
+
+    for cid in v or {}:
+        if not isinstance(cid, str) or not CONN_ID_RE.match(cid):
+            raise ValueError(f"{cid!r} is not a valid Airflow connection id (letters, digits, _ - . : / # ! ( ) \\, "
+                             "at most 250)")
+    return v
+
+
 class EnvironmentFile(_Model):
     """What environments/<env>.yaml holds (its JSON Schema is the editors'): the name is the file's."""
 
@@ -201,6 +268,35 @@ class EnvironmentFile(_Model):
         default_factory=dict, description="airflow.cfg overrides: section -> key -> value.",
         examples=[{"core": {"load_examples": "False"}}])
     managed: ManagedAirflow = Field(default_factory=ManagedAirflow)
+    pools: dict[str, PoolSpec] = Field(
+        default_factory=dict, description="Airflow pools the instance must have: name -> slots, description, "
+        "include_deferred (removed: true deletes one). make deploy applies them before the bundle switch.",
+        examples=[{"gpu-a100": {"slots": 4, "description": "the cluster's four A100s"}}],
+        json_schema_extra={"propertyNames": {"pattern": r"^[A-Za-z0-9_.-]{1,256}$"}})
+    connections: dict[str, ConnectionSpec] | None = Field(
+        None, description="Connections the instance must have (ids and types; never secrets): make render refuses "
+        "a pipeline naming one not listed, make deploy refuses when one is missing on the instance. Absent: "
+        "connections are not managed here (make render warns about those the pipelines name).",
+        examples=[{"warehouse": {"conn_type": "postgres"}}])
+
+    _pools_ok = field_validator("pools")(lambda cls, v: _pool_names(v))
+    _conns_ok = field_validator("connections")(lambda cls, v: _connection_ids(v))
+    executor: str = Field(
+        DEFAULT_EXECUTOR, json_schema_extra={"pattern": EXECUTOR_PATTERN},
+        examples=["CeleryExecutor", "KubernetesExecutor", "LocalExecutor", "CeleryExecutor,KubernetesExecutor"],
+        description="The Airflow executor this instance runs (the Helm values' `executor`): CeleryExecutor (the "
+                    "official chart's default), KubernetesExecutor, LocalExecutor, or several comma-separated "
+                    "(the first is the default), e.g. CeleryExecutor,KubernetesExecutor. The image must carry "
+                    "its provider: make lock-check, build and deploy refuse one that is not in the locks.")
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, v: str) -> str:
+        v = ",".join(executor_names(v))
+        problem = executor_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("name")
     @classmethod
@@ -218,7 +314,8 @@ class Environment(EnvironmentFile):
 
 def local_environment() -> Environment:
     return Environment(name="local", description="this machine: bundles in a folder",
-                       bundle=BundleStoreConfig(kind="local", path=".platform/bundles/local", refresh_interval=10))
+                       bundle=BundleStoreConfig(kind="local", path=".platform/bundles/local", refresh_interval=10),
+                       executor=DEFAULT_EXECUTOR)
 
 
 def load_environment(root: Path, name: str) -> Environment:
@@ -240,7 +337,8 @@ def load_environment(root: Path, name: str) -> Environment:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(root)"
         line = line_of(text, err["loc"])
-        kind = UnsafePathError if tuple(err["loc"]) in _PATH_FIELDS else ConfigError
+        kind = (UnsafePathError if tuple(err["loc"]) in _PATH_FIELDS
+                else ExecutorError if tuple(err["loc"]) == ("executor",) else ConfigError)
         raise kind(f"{field}: {err['msg'].removeprefix('Value error, ')}",
                    "see schemas/environment.schema.json", where=f"{rel}:{line}" if line else rel) from None
     if env.name != name:

@@ -22,6 +22,8 @@ Exit codes (0 success; 2 is also argparse's usage error):
     15  MachineFileError     .platform/local.yaml cannot be read
     16  HostSetupError       an install or the engine start failed while preparing this host
     17  StudioError          the studio's front-end bundle is missing or stale
+    18  NotReproducible      make verify-reproducible: the rebuild is another image (first differing layer, files)
+    19  ReproducibleRefused  make verify-reproducible cannot say: Docker engine, dirty tree, nothing to compare with
     20  StoreError           the bundle store refused or failed an operation
     21  RollbackError        no version to roll back to / not a known version
     22  PolicyError          deploy refused: a flavor or image the environment forbids,
@@ -29,9 +31,13 @@ Exit codes (0 success; 2 is also argparse's usage error):
     23  ConflictError        another writer won: a conditional write lost (store)
         DeployConflict         or another deploy/rollback switched the pointer first
     24  AirflowAPIError      the managed instance's API refused or failed
+    25  InstanceSettingsError  pools/connections: a missing connection refuses the deploy, or the API refused a change
+    26  InstanceAuthError    the instance's API answered 401/403 to a settings call (set AIRFLOW_API_TOKEN)
+    27  InstanceUnreachable  the instance's API could not be reached for its settings (nothing applied)
     30  StackError           the local stack cannot be started, reached or stopped
         ApiTimeout, PortTaken  (kinds of StackError)
     31  RunFailed            a pipeline run on the local stack did not succeed
+    32  ExecutorError        an environment's executor is unknown, or its provider is not in the locks
     40  RegistryError        the registry refused or failed an operation
     41  RegistryAuthError    wrong or missing credentials (never retried)
     42  RegistryUnavailable  connection refused, timeouts, 5xx, after retries
@@ -285,6 +291,30 @@ class ReleaseRefused(PlatformError):
     exit_code = 43
 
 
+class ExecutorError(ConfigError):
+    """An environment's executor is not one Airflow has, or its provider/client is not in the image's locks."""
+
+    exit_code = 32
+
+
+# ------------------------------------------------------------------ instance settings (#35)
+class InstanceSettingsError(PlatformError):
+    """The instance's pools or connections differ in a way deploy refuses, or its API refused a change."""
+
+    exit_code = 25
+
+
+class InstanceAuthError(InstanceSettingsError):
+    """The instance's API answered 401/403 to a settings call (the hint names the setting to fix)."""
+
+    exit_code = 26
+
+
+class InstanceUnreachable(InstanceSettingsError):
+    """The instance's API could not be reached while reading or applying settings (nothing applied after)."""
+
+    exit_code = 27
+
 # ------------------------------------------------------------------ upgrade rehearsal (#36)
 class UpgradeInputError(PlatformError):
     """make upgrade-test: the target version, Python or a provider cannot be rehearsed (named, with what can)."""
@@ -308,3 +338,14 @@ class UpgradeApplyRefused(PlatformError):
     """make upgrade-test APPLY=1 with a verdict other than ready: the working tree was not touched."""
 
     exit_code = 63
+
+class NotReproducible(PlatformError):
+    """The same commit built again with no cache gave another image."""
+
+    exit_code = 18
+
+
+class ReproducibleRefused(PlatformError):
+    """verify-reproducible cannot answer for this tree or engine (said before anything is built)."""
+
+    exit_code = 19

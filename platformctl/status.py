@@ -38,6 +38,8 @@ class EnvStatus:
     # the same parts, for grouping: part (registry, bundle store), where (registry host, store), outage (a
     # registry that is down is one outage however many environments use it), message
     unreadable: list[dict] = field(default_factory=list)
+    settings: dict | None = None  # the instance's pools and connections against the file (#35); None: not read
+    settings_lines: list[str] = field(default_factory=list)
 
     def cannot_read(self, part: str, where: str, exc: PlatformError) -> None:
         self.errors.append(f"{self.name}: {part}: {exc.one_line()}")
@@ -89,6 +91,7 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
                 registry_errors.insert(0, exc)
     if registry_errors:
         st.cannot_read("registry", registry_host(repo), registry_errors[0])
+    _settings(root, env, st)
     st.deployed = None if store is None else live is not None
     if live:
         st.bundle = {"version": live.version, "commit": live.commit, "switched_at": live.switched_at,
@@ -114,6 +117,19 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
                             f"promoted to {newest} ({short(st.newest_release['digest'])}): "
                             f"run make deploy ENV={env.name}")
     return st, store, live
+
+
+def _settings(root: Path, env: Environment, st: EnvStatus) -> None:
+    """The instance's settings drift (pools, connections), when its API is configured (#35)."""
+    from .instance.sync import settings_state
+
+    try:
+        state = settings_state(root, env)
+    except PlatformError as exc:
+        st.cannot_read("instance settings", exc.where or "the instance's API", exc)
+        return
+    st.settings = state.to_json() if state.read else None
+    st.settings_lines = state.drift_lines()
 
 
 class _Tags:
@@ -248,6 +264,7 @@ def status_lines(s: Status) -> list[str]:
             out.append(f"  newest release promoted here: {e.newest_release['version']} "
                        f"({short(e.newest_release['digest'])})")
         out.extend(f"  FLAG: {f}" for f in e.flags)
+        out.extend(e.settings_lines)
     for d in s.drift:
         if "note" in d:
             continue

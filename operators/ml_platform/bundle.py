@@ -1,13 +1,15 @@
 """A versioned DAG bundle that follows an environment's live pointer (`make deploy` / `make rollback`).
 
 The store's layout and documents (``P/current.json`` -> ``P/bundles/<version>/``, the manifest, the version
-hash) are defined once in ``ml_platform.bundle_format``, shared with `make deploy`; nothing here writes
-to the store.
+hash, the per-version archive, the conditional pointer read) are defined once in
+``ml_platform.bundle_format``, shared with `make deploy`; nothing here writes to the store.
 
 The DAG processor (no ``version``) reads the pointer on each refresh and, when it names a version not
-yet on this machine, fetches it into ``<bundle storage>/<name>/versions/<version>/``: every file into a
-temporary directory, each checked against the manifest's sha256 (and the manifest against the version
-name, which is a hash of it), then one rename. A worker running a task of a DAG run started on ``b-1``
+yet on this machine, fetches it into ``<bundle storage>/<name>/versions/<version>/``: its archive (one
+GET; file by file, 16 at a time, for a version deployed before archives existed) into a temporary
+directory, every file checked against the manifest's sha256 (and the manifest against the version name,
+which is a hash of it), then one rename, under a machine-wide lock. When nothing changed, a refresh is
+one conditional GET of the pointer with no body. A worker running a task of a DAG run started on ``b-1``
 gets ``version="b-1"`` from Airflow and reads exactly ``b-1``'s files, whatever is live now.
 
 A refresh that cannot get a good version (store unreachable, manifest missing, a file whose sha256
@@ -26,18 +28,43 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion, get_bundle_tracking_dir
 
-from .bundle_format import MANIFEST, POINTER, FormatError, Manifest, Pointer, join as _join, manifest_key, \
-    pointer_key, safe_rel, version_of, version_prefix
+from .bundle_format import (
+    ARCHIVE,
+    MANIFEST,
+    POINTER,
+    POINTER_STATE,
+    ArchiveError,
+    FormatError,
+    Manifest,
+    Pointer,
+    archive_key,
+    manifest_key,
+    pointer_key,
+    read_archive,
+    safe_rel,
+    version_of,
+    version_prefix,
+)
+from .bundle_format import join as _join
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BundleFault", "PlatformDagBundle", "compile_version", "preload_for_parsing", "version_of",
-           "MANIFEST", "POINTER"]
+__all__ = [
+    "MANIFEST",
+    "POINTER",
+    "BundleFault",
+    "PlatformDagBundle",
+    "compile_version",
+    "preload_for_parsing",
+    "version_of",
+]
 LAST_GOOD = "live-version"  # in base_dir: the version this machine served last (survives restarts)
+FETCH_WORKERS = 16  # parallel GETs for a version without an archive (deployed before archives existed)
 # imported lazily by Airflow's DAG serialization in each parsing child (every task is checked against them)
 SERIALIZATION_IMPORTS = ("airflow.providers.standard.operators.trigger_dagrun",
                          "airflow.providers.standard.sensors.external_task")
@@ -61,9 +88,25 @@ def compile_version(folder: Path) -> None:
 
 
 class _FolderReader:
+    workers = FETCH_WORKERS
+
     def __init__(self, root: str):
         self.root = Path(root)
         self.where = f"folder {root}"
+
+    def get_if_changed(self, key: str, etag: str | None) -> tuple[bytes | None, str | None, bool]:
+        """(data, etag, changed): a file's identity (inode, size, mtime) stands for the S3 ETag."""
+        p = self.root / key
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return self.get(key), None, True
+        except OSError as exc:
+            raise BundleFault(f"cannot read {p}: {exc}") from None
+        tag = f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+        if etag is not None and tag == etag:
+            return None, etag, False
+        return self.get(key), tag, True
 
     def get(self, key: str) -> bytes | None:
         p = self.root / key
@@ -78,6 +121,8 @@ class _FolderReader:
 
 
 class _S3Reader:
+    workers = FETCH_WORKERS
+
     def __init__(self, bucket: str, aws_conn_id: str | None, endpoint_url: str | None):
         self.bucket, self.aws_conn_id, self.endpoint_url = bucket, aws_conn_id, endpoint_url
         self.where = f"s3://{bucket}" + (f" at {endpoint_url}" if endpoint_url else "")
@@ -87,25 +132,48 @@ class _S3Reader:
     def client(self):
         if self._client is None:
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from botocore.config import Config
 
             hook = S3Hook(aws_conn_id=self.aws_conn_id)
+            # a connection per parallel GET: a smaller pool would log "connection pool is full" per file
+            config = hook.config.merge(Config(max_pool_connections=max(self.workers, 10)))
             if self.endpoint_url:  # the connection's credentials and settings, this store's endpoint
                 self._client = hook.get_session(region_name=hook.region_name).client(
-                    "s3", endpoint_url=self.endpoint_url, config=hook.config, verify=hook.verify)
+                    "s3", endpoint_url=self.endpoint_url, config=config, verify=hook.verify)
             else:
-                self._client = hook.conn
+                self._client = hook.get_client_type(region_name=hook.region_name, config=config)
         return self._client
+
+    @staticmethod
+    def _code(exc: Exception) -> str:
+        return str(((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code") or "")
+
+    def _fault(self, exc: Exception, key: str) -> BundleFault:
+        code = self._code(exc)
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return BundleFault(f"cannot read {key} from {self.where} ({code or type(exc).__name__}: {detail}); "
+                           f"check the store and the connection '{self.aws_conn_id}'")
 
     def get(self, key: str) -> bytes | None:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except Exception as exc:  # noqa: BLE001 - turned into one clear line
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404"):
+            if self._code(exc) in ("NoSuchKey", "404"):
                 return None
-            raise BundleFault(f"cannot read s3://{self.bucket}/{key} ({code or type(exc).__name__}: "
-                              f"{str(exc)[:200]}); check the connection '{self.aws_conn_id}' and the "
-                              f"endpoint") from None
+            raise self._fault(exc, key) from None
+
+    def get_if_changed(self, key: str, etag: str | None) -> tuple[bytes | None, str | None, bool]:
+        """(data, etag, changed): one GET with If-None-Match; a 304 has no body."""
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=key, **({"IfNoneMatch": etag} if etag else {}))
+            return r["Body"].read(), r.get("ETag"), True
+        except Exception as exc:  # noqa: BLE001 - turned into one clear line
+            code = self._code(exc)
+            if code in ("304", "NotModified"):
+                return None, etag, False
+            if code in ("NoSuchKey", "404"):
+                return None, None, True
+            raise self._fault(exc, key) from None
 
 
 def preload_for_parsing() -> tuple[type, str | None]:
@@ -143,6 +211,11 @@ class PlatformDagBundle(BaseDagBundle):
     """
 
     supports_versioning = True
+    # how versions are read (bench/fleet's naive side turns these off: one GET per file, sequential,
+    # and an unconditional pointer GET)
+    use_archive = True
+    fetch_workers = FETCH_WORKERS
+    conditional_pointer = True
 
     def __init__(self, *, prefix: str = "", store: str = "s3", bucket_name: str | None = None,
                  aws_conn_id: str | None = "aws_default", endpoint_url: str | None = None,
@@ -160,7 +233,9 @@ class PlatformDagBundle(BaseDagBundle):
             self._reader = _S3Reader(bucket_name, aws_conn_id, endpoint_url)
         else:
             raise ValueError(f"bundle '{self.name}': store must be 's3' or 'local', not {store!r}")
+        self._reader.workers = self.fetch_workers
         self._live: str | None = None  # the version this (DAG processor) instance serves
+        self._etag: tuple[str, str] | None = None  # (version, ETag) of the pointer last acted on
 
     def __repr__(self) -> str:
         return f"<PlatformDagBundle(name={self.name!r}, store={self._reader.where!r}, prefix={self.prefix!r}, " \
@@ -249,20 +324,48 @@ class PlatformDagBundle(BaseDagBundle):
             return None
         return v if v and (self.versions_dir / v).is_dir() else None
 
+    def _pointer_etag(self, serving: str | None) -> str | None:
+        """The ETag of the pointer this machine last acted on, if it named the version served now."""
+        if not self.conditional_pointer or serving is None:
+            return None
+        if self._etag is not None and self._etag[0] == serving:
+            return self._etag[1]
+        try:
+            state = json.loads((self.base_dir / POINTER_STATE).read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(state, dict) and state.get("version") == serving and isinstance(state.get("etag"), str):
+            return state["etag"]
+        return None
+
+    def _remember_pointer(self, version: str, etag: str | None) -> None:
+        if not etag or not self.conditional_pointer or self._etag == (version, etag):
+            return
+        self._etag = (version, etag)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.base_dir / f".{POINTER_STATE}.{os.getpid()}"
+        tmp.write_text(json.dumps({"version": version, "etag": etag}) + "\n")
+        os.replace(tmp, self.base_dir / POINTER_STATE)
+
     def _follow_pointer(self, *, initial: bool) -> None:
         serving = self._live or self._last_good()
+        key = pointer_key(self.prefix)
         try:
-            raw = self._reader.get(pointer_key(self.prefix))
-            if raw is None:
-                raise BundleFault(f"no {POINTER} under '{self.prefix}' in {self._reader.where}: nothing is deployed "
-                                  f"(run make deploy)")
-            try:
-                wanted = Pointer.parse(raw, self.prefix).version
-            except FormatError:
-                raise BundleFault(f"{pointer_key(self.prefix)} in {self._reader.where} is not a pointer "
-                                  f"(no 'version'); run make deploy or make rollback to rewrite it") from None
-            if wanted != serving:
-                self._fetch(wanted)
+            # one conditional GET: when the pointer is the one already acted on, 304 and no body
+            raw, etag, changed = self._reader.get_if_changed(key, self._pointer_etag(serving))
+            if not changed:
+                wanted = serving
+            else:
+                if raw is None:
+                    raise BundleFault(f"no {POINTER} under '{self.prefix}' in {self._reader.where}: nothing is "
+                                      f"deployed (run make deploy)")
+                try:
+                    wanted = Pointer.parse(raw, self.prefix).version
+                except FormatError:
+                    raise BundleFault(f"{key} in {self._reader.where} is not a pointer (no 'version'); run make "
+                                      f"deploy or make rollback to rewrite it") from None
+                if wanted != serving:
+                    self._fetch(wanted)
         except BundleFault as exc:
             if serving is None:
                 raise BundleFault(f"bundle '{self.name}': {exc}") from None
@@ -270,6 +373,7 @@ class PlatformDagBundle(BaseDagBundle):
             log.error("bundle '%s': keeping %s live: %s", self.name, serving, exc)
             self._live = serving
             return
+        self._remember_pointer(wanted, etag)  # only now: a version that failed to fetch is tried again
         if wanted != self._live:
             if self._live:
                 log.info("bundle '%s': %s is live (was %s)", self.name, wanted, self._live)
@@ -284,54 +388,126 @@ class PlatformDagBundle(BaseDagBundle):
         os.replace(tmp, self.base_dir / LAST_GOOD)
 
     def _fetch(self, version: str) -> Path:
-        """Make versions/<version>/ hold exactly that version's verified files (once per machine)."""
+        """Make versions/<version>/ hold exactly that version's verified files (once per machine).
+
+        fetch (the manifest, then the archive or the files, into memory) -> verify (exactly the
+        manifest's files, each sha256, the manifest hashing to the version) -> activate (written into a
+        temporary directory, compiled, one rename).
+        Under the bundle's machine-wide lock: two processes wanting one version fetch it once."""
         final = self.versions_dir / version
         if final.is_dir():
             return final
         with self.lock():
             if final.is_dir():  # another process fetched it meanwhile
                 return final
-            vprefix = version_prefix(self.prefix, version)
-            mkey = manifest_key(self.prefix, version)
-            raw = self._reader.get(mkey)
-            if raw is None:
-                raise BundleFault(f"{version} has no {MANIFEST} in {self._reader.where} (an unfinished upload, or "
-                                  f"removed by make gc); deploy again or roll back to a complete version")
-            try:
-                manifest = Manifest.parse(raw, mkey)
-                files, content_version = manifest.files, manifest.content_version()
-            except FormatError:
-                raise BundleFault(f"{mkey} is not a bundle manifest; deploy again") from None
-            if content_version != version:
-                raise BundleFault(f"{mkey} does not hash to {version} (it was changed after the "
-                                  f"deploy); deploy again")
+            t0 = time.perf_counter()
             self.versions_dir.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=self.versions_dir))
-            try:
-                for rel, meta in sorted(files.items()):
-                    pure = safe_rel(rel)
-                    if pure is None:
-                        raise BundleFault(f"{version}: the manifest names an unsafe path {rel!r}; deploy again")
-                    data = self._reader.get(_join(vprefix, rel))
-                    if data is None:
-                        raise BundleFault(f"{version}: file {rel} is missing from the store; deploy again")
-                    digest = hashlib.sha256(data).hexdigest()
-                    if digest != meta.sha256:
-                        raise BundleFault(f"{version}: file {rel} has sha256 {digest[:12]}..., the manifest says "
-                                          f"{meta.sha256[:12]}... (changed in the store after the deploy); "
-                                          f"deploy again or roll back")
-                    dest = tmp.joinpath(*pure.parts)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dest.write_bytes(data)
-                (tmp / MANIFEST).write_bytes(raw)
-                compile_version(tmp)
-                os.chmod(tmp, 0o755)
-                os.rename(tmp, final)  # complete and verified, or not there at all
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            log.info("bundle '%s': fetched %s (%d files, sha256 verified)", self.name, version, len(files))
+            self._remove_abandoned_staging()
+            raw, manifest = self._read_manifest(version)
+            files, how = self._download(version, manifest)
+            self._verify(version, manifest, files)
+            self._activate(version, raw, files, final)
+            log.info("bundle '%s': fetched %s (%d files %s, sha256 verified, %.2f s)", self.name, version,
+                     len(manifest.files), how, time.perf_counter() - t0)
         return final
+
+    def _remove_abandoned_staging(self) -> None:
+        """Temporary directories left by a fetch that was killed: only the lock holder stages, so under the
+        lock every one of them is abandoned."""
+        for p in self.versions_dir.iterdir():
+            if p.name.startswith(".b-") and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+    def _read_manifest(self, version: str) -> tuple[bytes, Manifest]:
+        mkey = manifest_key(self.prefix, version)
+        raw = self._reader.get(mkey)
+        if raw is None:
+            raise BundleFault(f"{version} has no {MANIFEST} in {self._reader.where} (an unfinished upload, or "
+                              f"removed by make gc); deploy again or roll back to a complete version")
+        try:
+            manifest = Manifest.parse(raw, mkey)
+        except FormatError:
+            raise BundleFault(f"{mkey} is not a bundle manifest; deploy again") from None
+        if manifest.content_version() != version:
+            raise BundleFault(f"{mkey} does not hash to {version} (it was changed after the deploy); deploy again")
+        for rel in manifest.files:
+            if safe_rel(rel) is None:
+                raise BundleFault(f"{version}: the manifest names an unsafe path {rel!r}; deploy again")
+        return raw, manifest
+
+    def _download(self, version: str, manifest: Manifest) -> tuple[dict[str, bytes], str]:
+        """The version's files (path -> bytes, in memory: a bundle is DAG files and YAML): from its archive
+        (one GET), or, for a version deployed before archives existed or whose archive does not match its
+        manifest, one GET per file, `fetch_workers` at a time. Nothing is checked against the manifest's
+        sha256 here: that is _verify's."""
+        entry = manifest.extra.get("archive")
+        if self.use_archive and isinstance(entry, dict) and entry.get("name") == ARCHIVE:
+            data = self._reader.get(archive_key(self.prefix, version))
+            try:
+                if data is None:
+                    raise ArchiveError(f"{ARCHIVE} is missing from the store")
+                return read_archive(data, entry, set(manifest.files)), "from its archive"
+            except ArchiveError as exc:
+                log.warning("bundle '%s': %s: %s; reading its files one by one", self.name, version, exc)
+        return self._download_files(version, sorted(manifest.files)), f"file by file, {self.fetch_workers} at a time"
+
+    def _download_files(self, version: str, rels: list[str]) -> dict[str, bytes]:
+        vprefix = version_prefix(self.prefix, version)
+        out: dict[str, bytes] = {}
+
+        def one(rel: str) -> None:
+            data = self._reader.get(_join(vprefix, rel))
+            if data is None:
+                raise BundleFault(f"{version}: file {rel} is missing from the store; deploy again")
+            out[rel] = data
+
+        if self.fetch_workers <= 1:
+            for rel in rels:
+                one(rel)
+            return out
+        with ThreadPoolExecutor(max_workers=self.fetch_workers, thread_name_prefix="bundle-fetch") as pool:
+            futures = [pool.submit(one, rel) for rel in rels]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f in done and f.exception() is not None), None)
+            if failed is not None:  # the first failure: stop, do not pile up one error per file
+                for f in futures:
+                    f.cancel()
+                raise failed.exception()
+        return out
+
+    def _verify(self, version: str, manifest: Manifest, files: dict[str, bytes]) -> None:
+        """Exactly the files the manifest names, each with its sha256 (the manifest was checked against
+        the version's hash when it was read). The place for a signature check of the manifest."""
+        extra = sorted(files.keys() - manifest.files.keys())
+        if extra:
+            raise BundleFault(f"{version}: {extra[0]} is not in the manifest")
+        for rel, meta in manifest.files.items():
+            if rel not in files:
+                raise BundleFault(f"{version}: file {rel} was not fetched; deploy again")
+            digest = hashlib.sha256(files[rel]).hexdigest()
+            if digest != meta.sha256:
+                raise BundleFault(f"{version}: file {rel} has sha256 {digest[:12]}..., the manifest says "
+                                  f"{meta.sha256[:12]}... (changed in the store after the deploy); "
+                                  f"deploy again or roll back")
+
+    def _activate(self, version: str, raw_manifest: bytes, files: dict[str, bytes], final: Path) -> None:
+        """Verified files into a temporary directory beside the final one, their bytecode, one rename."""
+        tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=self.versions_dir))
+        try:
+            made: set[Path] = set()
+            for rel, data in files.items():
+                dest = tmp / rel  # checked by safe_rel when the manifest was read
+                if dest.parent not in made:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(dest.parent)
+                dest.write_bytes(data)
+            (tmp / MANIFEST).write_bytes(raw_manifest)
+            compile_version(tmp)
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, final)  # complete and verified, or not there at all
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     def _prune(self) -> None:
         """Drop fetched versions this machine no longer needs: not live, not among the `keep_local` newest,

@@ -12,6 +12,8 @@ store's root)::
     P/deploy.lock                                a deploy's lock object (only on stores without
                                                  conditional writes)
     P/bundles/<version>/<files>                  the bundle's files (immutable once complete)
+    P/bundles/<version>/bundle.tar.gz            every file of the version in one deterministic archive
+                                                 (written before the manifest; see "Archive" below)
     P/bundles/<version>/bundle-manifest.json     every file's sha256 and size; written after every
                                                  file: a version is complete only once it exists
 
@@ -22,7 +24,8 @@ a manifest whose files do not hash to its version was changed after the deploy.
 Manifest (JSON object, serialized by ``to_bytes``)::
 
     {"version": "b-...", "created": "2026-01-01T00:00:00Z", "image_digest": "sha256:..." | null,
-     "commit": "<git sha>" | null, "files": {"<rel path>": {"sha256": "<hex>", "size": <int>}, ...}}
+     "commit": "<git sha>" | null, "files": {"<rel path>": {"sha256": "<hex>", "size": <int>}, ...},
+     "archive": {"name": "bundle.tar.gz", "sha256": "<hex>", "size": <int>}}   (versions deployed since #34)
 
 Pointer (JSON object, ``current.json``)::
 
@@ -36,9 +39,12 @@ with a message naming what is wrong; each side turns it into its own error type.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import re
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Mapping
@@ -244,3 +250,77 @@ def switched_pointer(prefix: str, manifest: Mapping[str, Any] | Manifest, versio
     else:
         image_digest, commit = manifest.get("image_digest"), manifest.get("commit")
     return Pointer(version, version_prefix(prefix, version), switched_at, switch_id, image_digest, commit, history)
+
+
+# ------------------------------------------------------------------------------------ archive (#34)
+# Layout under a version's prefix, beside the version's individual files (which stay the source of truth):
+#   P/bundles/<version>/bundle.tar.gz  every file of the manifest, nothing else; written before the manifest,
+#                                      so a version whose manifest names an archive has it
+# The archive is deterministic: members sorted by path, regular files only, mode 0644, uid/gid 0, no owner
+# names, mtime 0, PAX format; gzip with mtime 0 and no file name: the same files give the same bytes. A
+# reader checks the archive's sha256 against the manifest's "archive" entry, takes only regular-file members
+# the manifest names (each once), and still checks every file's sha256 against the manifest after
+# extraction. A version deployed before archives existed has no "archive" entry: it is read file by file.
+#
+# Conditional pointer reads: a reader keeps the ETag of the pointer it last acted on (in memory and in
+# POINTER_STATE under its bundle folder, with the version it named) and reads the pointer with
+# If-None-Match: when nothing changed the store answers 304 with no body. The ETag is kept only once the
+# version it named is served, so a version that failed to fetch is read and tried again next time.
+ARCHIVE = "bundle.tar.gz"
+POINTER_STATE = "live-pointer.json"  # in the bundle's base dir: {"version", "etag"} of the pointer acted on
+
+
+class ArchiveError(ValueError):
+    """The archive does not match its manifest (the reader falls back to the version's individual files)."""
+
+
+def build_archive(files: dict[str, bytes]) -> bytes:
+    """The deterministic archive of `files` (path -> content)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for rel in sorted(files):
+            data = files[rel]
+            info = tarfile.TarInfo(rel)
+            info.size, info.mtime, info.mode, info.type = len(data), 0, 0o644, tarfile.REGTYPE
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def archive_entry(data: bytes) -> dict:
+    """The manifest's "archive" entry for these archive bytes."""
+    return {"name": ARCHIVE, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def read_archive(data: bytes, entry: dict, names: set[str]) -> dict[str, bytes]:
+    """The files of an archive whose manifest entry is `entry` and whose manifest names exactly `names`.
+    ArchiveError when the archive is not the one the manifest names or holds anything else. The caller
+    still checks each file's sha256."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry.get("sha256"):
+        raise ArchiveError(f"{ARCHIVE} has sha256 {digest[:12]}..., the manifest says "
+                           f"{str(entry.get('sha256'))[:12]}...")
+    out: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for member in tar:
+                if not member.isreg():
+                    raise ArchiveError(f"{ARCHIVE} holds {member.name!r}, which is not a regular file")
+                if member.name not in names or member.name in out or safe_rel(member.name) is None:
+                    raise ArchiveError(f"{ARCHIVE} holds {member.name!r}, which the manifest does not name once")
+                f = tar.extractfile(member)
+                out[member.name] = f.read() if f else b""
+    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ArchiveError(f"{ARCHIVE} cannot be read ({type(exc).__name__}: {exc})") from None
+    missing = names - out.keys()
+    if missing:
+        raise ArchiveError(f"{ARCHIVE} lacks {len(missing)} file(s) of the manifest, e.g. {sorted(missing)[0]}")
+    return out
+
+
+def archive_key(prefix: str, version: str) -> str:
+    return join(version_prefix(prefix, version), ARCHIVE)

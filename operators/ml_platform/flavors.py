@@ -30,6 +30,25 @@ MAX_CPU_CORES = 1024
 MAX_MEMORY = 64 * 2**40  # 64Ti
 MAX_EPHEMERAL = 2**50  # 1Pi
 MAX_GPUS = 64
+# An Airflow pool name as the platform accepts it: Airflow's API refuses an empty name or one longer than 256
+# characters (PoolBody.pool max_length), and its metrics rename a name with other characters than these.
+POOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,256}$"
+
+
+def pool_name_problem(name: object) -> str | None:
+    """Why `name` is not a pool name the platform declares, or None."""
+    import re
+
+    if not isinstance(name, str):
+        return f"{name!r} is not a pool name (text: letters, digits, _ . -)"
+    if not name:
+        return "a pool name must not be empty (Airflow refuses it)"
+    if len(name) > 256:
+        return f"pool name '{name[:40]}...' is {len(name)} characters long: Airflow refuses more than 256"
+    if not re.match(POOL_NAME_PATTERN, name):
+        return (f"pool name {name!r} may hold only letters, digits, _ . - (Airflow's metrics rename other "
+                "characters)")
+    return None
 
 
 class _Model(BaseModel):
@@ -116,6 +135,17 @@ class Flavor(_Model):
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
     priority_class: str | None = None
+    pool: str | None = Field(None, description="Airflow pool this flavor's jobs run in unless they name their own "
+                             "(bounds how many run at once: declare it in environments/<env>.yaml pools).",
+                             json_schema_extra={"pattern": POOL_NAME_PATTERN}, examples=["gpu-a100"])
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, v):
+        problem = pool_name_problem(v) if v is not None else None
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("ephemeral_storage", mode="before")
     @classmethod

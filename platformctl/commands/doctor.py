@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import machine
-from ..config import CONFIG_FILE, collect_overrides, load_config_with_sources
+from ..config import CONFIG_FILE
 from ..errors import ToolMissingError
-from ..host.plan import NEEDS, TOOLS, decide
+from ..engine.podman import CONTAINERS_CONF
+from ..host.plan import NEEDS, TOOLS, decide, needs_for
 from ..host.probe import probe
 from ..host.setup import install_allowed
 from ..output import say
+from ..services.context import context_of
 
 SHOWN = ("image.python", "image.base_image", "image.base_mode", "image.docker", "image.engine",
          "image.build_secrets", "registry.repository", "setup.install", "setup.ca_bundle")
@@ -24,7 +26,7 @@ def _value(cfg, dotted: str):
 
 
 def doctor(root: Path, args) -> int:
-    cfg, sources = load_config_with_sources(root, collect_overrides(args.sets))
+    cfg, sources = context_of(root, args).config_with_sources()
     facts = probe(cfg.image.docker, cfg.image.engine)
     who = "root" if facts.root else "not root"
     say(f"host: {facts.os_name or 'unknown OS'}, {who}, {'apt' if facts.apt else 'no apt'}, "
@@ -38,8 +40,15 @@ def doctor(root: Path, args) -> int:
         ok = name in facts.commands
         used = ", ".join(c for c, needs in NEEDS.items() if name in needs) or "build, when a base must be made"
         say(f"  {'ok' if ok else 'missing':8} {name:28} {tool.purpose} [{used}]")
+    if cfg.image.engine == "podman":
+        say(f"  {'engine':8} {'image.engine podman':28} buildah builds (reproducible: make verify-reproducible), "
+            f"podman runs the checks; containers.conf: {CONTAINERS_CONF}")
+    else:
+        say(f"  {'engine':8} {'image.engine ' + cfg.image.engine:28} Docker BuildKit: builds are not reproducible "
+            "(20.10's BuildKit ignores SOURCE_DATE_EPOCH); ENGINE=podman builds without a daemon, bit for bit")
     worst = 0
-    for command, needs in NEEDS.items():
+    for command in NEEDS:
+        needs = needs_for(command, cfg.image.engine)
         plan = decide(facts, needs, install_allowed(cfg))
         if plan.empty:
             continue

@@ -3,13 +3,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..config import collect_overrides, load_config
+from ..executors import check_project as check_executors
 from ..lock.core import assert_fresh, check_all, lock_all
 from ..output import say
+from ..services.context import context_of
 
 
 def lock(root: Path, args) -> int:
-    cfg = load_config(root, collect_overrides(args.sets))
+    cfg = context_of(root, args).config
     t0 = time.perf_counter()
     results = lock_all(root, cfg, upgrade=args.upgrade, upgrade_packages=tuple(args.upgrade_package))
     changed = sum(r.changed for r in results)
@@ -19,13 +20,15 @@ def lock(root: Path, args) -> int:
 
 
 def lock_check(root: Path, args) -> int:
-    cfg = load_config(root, collect_overrides(args.sets))
+    cfg = context_of(root, args).config
     problems = check_all(root, cfg)
     for p in problems:
         say(f"error: {p.line()}")
     if problems:
         assert_fresh(root, cfg)  # raises StaleLockError with the first problem
-    say(f"lock-check: {len(cfg.python_versions) * len(cfg.lock_sets)} lock files up to date")
+    check_executors(root, cfg.image.python)  # each environment's executor: its provider is in the image's locks
+    say(f"lock-check: {len(cfg.python_versions) * len(cfg.lock_sets)} lock files up to date; every environment's "
+        "executor has its provider locked")
     return 0
 
 

@@ -4,31 +4,25 @@ from __future__ import annotations
 
 import json
 
-from ..config import collect_overrides, load_config
-from ..engine import available
-from ..deploy.live import env_repository, resolve_environment
-from ..deploy.plan import lines, make_plan
-from ..registry.auth import authfile, from_environment
-from ..registry.skopeo import Skopeo
 from ..output import say, warn
+from ..services import inspect
+from ..services.context import context_of
+from ..deploy.plan import lines
 
 
 def cmd_plan(root, args) -> int:
-    cfg = load_config(root, collect_overrides(args.sets))
-    env = resolve_environment(root, args.env)
-    repo = env_repository(env, cfg)
-    with authfile(from_environment(), repo) as auth:
-        def skopeo() -> Skopeo:  # one try per call: a plan reports an unreachable registry, it does not wait
-            return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts), attempts=1)
-
-        plan = make_plan(root, cfg, env, version=args.version, skopeo_factory=skopeo,
-                         engine=available(cfg.image.docker), resources=not args.no_resources)
+    plan = inspect.plan(root, context_of(root, args).config, args.env, version=args.version,
+                        resources=not args.no_resources, airflow_url=args.airflow_url)
     if args.json:
         say(json.dumps(plan.to_json(), indent=2, sort_keys=True))
     else:
         say("\n".join(lines(plan)))
-    if plan.refused:
-        warn(f"error: plan for {env.name} refused: deploy would refuse {len(plan.policy)} job(s)"
+    missing = plan.settings.get("missing", [])
+    if missing:
+        warn(f"error: plan for {plan.environment} refused: the instance lacks connection {', '.join(missing)} "
+             f"(create it there, or change connections in environments/{plan.environment}.yaml)")
+    elif plan.refused:
+        warn(f"error: plan for {plan.environment} refused: deploy would refuse {len(plan.policy)} job(s)"
             + (f" ({plan.policy[0]['reason']})" if plan.policy else "")
             + "; change the pipelines or the environment's allowed lists")
     if args.fail_on == "refused" and not plan.refused:
@@ -47,4 +41,6 @@ def register(sub) -> None:
                         "non-zero only when deploy would refuse (for CI, where make turns every failure into 2)")
     p.add_argument("--no-resources", action="store_true",
                    help="skip the per-job pods/limits (they need the image and a Docker engine)")
+    p.add_argument("--airflow-url", default=None, help="read the instance's pools and connections from this "
+                   "Airflow API (default: the environment's managed.api_url; local: the running local stack)")
     p.set_defaults(func=cmd_plan)

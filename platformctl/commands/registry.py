@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..config import collect_overrides, load_config
 from ..registry.auth import from_environment
 from ..registry.ship import promote, push, release
 from ..output import say
+from ..services.context import context_of
 
 
 def _progress():
@@ -21,19 +21,19 @@ def _progress():
 
 
 def cmd_push(root, args) -> int:
-    cfg = load_config(root, collect_overrides(args.sets))
+    cfg = context_of(root, args).config
     push(root, cfg, from_environment(), echo=say, progress=_progress())
     return 0
 
 
 def cmd_release(root, args) -> int:
-    cfg = load_config(root, collect_overrides(args.sets))
+    cfg = context_of(root, args).config
     release(root, cfg, args.version, from_environment(), echo=say)
     return 0
 
 
 def cmd_promote(root, args) -> int:
-    cfg = load_config(root, collect_overrides(args.sets))
+    cfg = context_of(root, args).config
     promote(root, cfg, args.env, args.version, from_environment(), echo=say)
     return 0
 

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import json
 
-from ..config import collect_overrides, load_config
 from ..errors import StatusIncomplete
 from ..output import say
-from ..registry.auth import authfile, from_environment
-from ..registry.skopeo import Skopeo
-from ..status import diff_lines, env_diff, status, status_lines, unreadable_lines
+from ..services import inspect
+from ..services.context import context_of
+from ..status import diff_lines, status_lines, unreadable_lines
 
-
-def _factory(cfg, auth):
-    def skopeo() -> Skopeo:  # one try per call: status reports an unreachable registry, it does not wait
-        return Skopeo(authfile=auth, insecure_hosts=set(cfg.registry.insecure_hosts), attempts=1)
-
-    return skopeo
+_factory = inspect.skopeo_factory  # the registry client factory (tests replace it)
 
 
 def _finish(unreadable: list[dict]) -> int:
@@ -27,27 +21,14 @@ def _finish(unreadable: list[dict]) -> int:
     return 0
 
 
-def _repos(root, cfg, names):
-    from ..deploy.live import env_repository, resolve_environment
-
-    return [env_repository(resolve_environment(root, n), cfg) for n in names]
-
-
 def cmd_status(root, args) -> int:
-    from ..deploy.live import environment_names
-
-    cfg = load_config(root, collect_overrides(args.sets))
-    names = args.env or environment_names(root)
-    with authfile(from_environment(), *_repos(root, cfg, names)) as auth:
-        s = status(root, cfg, _factory(cfg, auth), names)
+    s = inspect.status(root, context_of(root, args).config, args.env, factory=_factory)
     say(json.dumps(s.to_json(), indent=2, sort_keys=True) if args.json else "\n".join(status_lines(s)))
     return _finish(s.unreadable)
 
 
 def cmd_diff(root, args) -> int:
-    cfg = load_config(root, collect_overrides(args.sets))
-    with authfile(from_environment(), *_repos(root, cfg, [args.from_env, args.to_env])) as auth:
-        d = env_diff(root, cfg, _factory(cfg, auth), args.from_env, args.to_env)
+    d = inspect.diff(root, context_of(root, args).config, args.from_env, args.to_env, factory=_factory)
     say(json.dumps(d, indent=2, sort_keys=True) if args.json else "\n".join(diff_lines(d)))
     return _finish(d["unreadable"])
 

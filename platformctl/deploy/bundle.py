@@ -10,7 +10,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml_platform.bundle_format import MANIFEST, VERSION_RE, FileEntry, Manifest, to_bytes, version_hash
+from ml_platform.bundle_format import (MANIFEST, VERSION_RE, FileEntry, Manifest, archive_entry, build_archive, to_bytes,
+                                       version_hash)
 
 from .store import md5_hex
 
@@ -41,9 +42,16 @@ class Bundle:
     def size(self) -> int:
         return sum(f.size for f in self.files.values())
 
-    def manifest(self, created: str) -> dict:
-        return Manifest.build({rel: FileEntry(f.sha256, f.size) for rel, f in self.files.items()},
-                              image_digest=self.image_digest, commit=self.commit, created=created).to_dict()
+    def archive(self) -> bytes:
+        """The version's deterministic archive (bundle_format.build_archive): one GET per machine."""
+        return build_archive({rel: f.data for rel, f in self.files.items()})
+
+    def manifest(self, created: str, archive: bytes | None = None) -> dict:
+        out = Manifest.build({rel: FileEntry(f.sha256, f.size) for rel, f in self.files.items()},
+                             image_digest=self.image_digest, commit=self.commit, created=created).to_dict()
+        if archive is not None:  # not part of the version's hash: the files are
+            out["archive"] = archive_entry(archive)
+        return out
 
 
 def _skip(p: Path) -> bool:

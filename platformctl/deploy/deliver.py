@@ -1,6 +1,7 @@
 """Deploy and roll back bundles in a store.
 
-The store's layout and documents (pointer, manifest, version hash) are ml_platform.bundle_format's.
+The store's layout and documents (pointer, manifest, version hash, the per-version archive) are
+ml_platform.bundle_format's. A version's files, then its archive, then its manifest, then the pointer.
 
 A reader follows the pointer, so it never sees a half-uploaded bundle; an interrupted deploy leaves
 the previous version live and complete. Unchanged files are copied inside the store (no upload).
@@ -23,13 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ml_platform.bundle_format import (DEPLOY_LOCK as LOCK, MANIFEST, POINTER, VERSION_RE, bundles_prefix,
-                                       join as _join, lock_key, manifest_key, pointer_key, switched_pointer,
-                                       version_prefix)
+from ml_platform.bundle_format import (DEPLOY_LOCK as LOCK, MANIFEST, POINTER, VERSION_RE, archive_key,
+                                       bundles_prefix, join as _join, lock_key, manifest_key, pointer_key,
+                                       switched_pointer, version_prefix)
 
 from ..errors import DeployConflict, RollbackError
 from .bundle import Bundle, manifest_bytes
-from .store import BundleStore, ConflictError
+from .store import BundleStore, ConflictError, md5_hex
 
 __all__ = ["LOCK", "POINTER", "version_prefix", "DeployResult", "GcResult", "check_version", "deploy", "gc",
            "read_pointer", "read_pointer_tagged", "rollback", "DeployConflict", "RollbackError"]
@@ -176,11 +177,16 @@ def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0) -> 
         key, f = item
         store.copy(live_files[f.sha256], key)
 
+    archive = bundle.archive()
+    akey = archive_key(prefix, version)
+    have = existing.get(akey)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(copy, copies))
         list(pool.map(upload, uploads))
+    if not (have and have.etag == md5_hex(archive) and have.size == len(archive)):
+        store.put(akey, archive)  # before the manifest: a complete version has its archive
 
-    manifest = bundle.manifest(_now())
+    manifest = bundle.manifest(_now(), archive)
     store.put(mkey, manifest_bytes(manifest))  # the version is complete only now
     _switch(store, prefix, version, manifest, current, etag)  # and live only now
     return DeployResult(version, vprefix, len(uploads), sum(f.size for _, f in uploads), len(copies), False,

@@ -47,6 +47,7 @@ def connection_var(env: Environment) -> dict[str, str]:
 
 def env_vars(env: Environment, live_prefix: str | None, image: dict, local_path: str | None = None) -> dict[str, str]:
     out = {"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundle_config(env, live_prefix, local_path)),
+           "AIRFLOW__CORE__EXECUTOR": env.executor,
            "ML_PLATFORM_ENVIRONMENT": env.name, "ML_PLATFORM_IMAGE": image_ref(image)}
     out.update(connection_var(env))
     if env.allowed_flavors is not None:
@@ -75,8 +76,8 @@ def require_image(env: Environment, image: dict) -> None:
 
 
 def helm_values(env: Environment, live_prefix: str | None, image: dict, local_path: str | None = None) -> dict:
-    """Values for the official chart (apache-airflow/airflow): Airflow version, images.airflow, the DAG
-    bundle list, the bundle's connection and its credentials secret (by name)."""
+    """Values for the official chart (apache-airflow/airflow): Airflow version, images.airflow, the executor,
+    the DAG bundle list, the bundle's connection and its credentials secret (by name)."""
     require_image(env, image)
     airflow_image = {"repository": image["repository"], "tag": image["tag"], "pullPolicy": env.registry.pull_policy}
     if env.registry.tag_policy == "digest" and image.get("digest"):
@@ -93,6 +94,8 @@ def helm_values(env: Environment, live_prefix: str | None, image: dict, local_pa
         values["airflowVersion"] = image["airflow_version"]
         values["defaultAirflowTag"] = image["airflow_version"]
     values["images"] = {"airflow": airflow_image}
+    # named, never the chart's default: the image's checks load exactly this executor (chart 1.22: Celery)
+    values["executor"] = env.executor
     if env.managed.chart_has_bundle_list:
         # the chart renders [dag_processor] dag_bundle_config_list from this list itself
         values["dagProcessor"] = {"dagBundleConfigList": bundles}

@@ -23,10 +23,10 @@ from ..errors import PLAN_CHANGES, PlanRefused, PlatformError
 from ..lock.core import REQ_DIR, lock_filename
 from ..lock.diff import diff_pins
 from ..lock.files import read_pins
-from ..record import IMAGE_SETS, BuildRecord
-from ..registry.records import PROMOTION, load_release
+from ..record import IMAGE_SETS
 from .bundle import Bundle, BundleFile, collect
-from .live import (LiveBundle, RegistryView, env_repository, inspect_digest, live_job_uses, open_store, read_live,
+from .images import environment_image
+from .live import (LiveBundle, RegistryView, inspect_digest, live_job_uses, open_store, read_live,
                    read_registry)
 from .pods import K8S_SCHEMA_VERSION, ResourcesResult, in_image
 from .policy import job_uses, violations
@@ -45,23 +45,7 @@ def short(digest: str | None) -> str:
 # -------------------------------------------------------------------------------------- the pieces
 def next_image(root: Path, cfg: PlatformConfig, env: Environment, version: str | None) -> dict:
     """The image deploy would point the instance at (after promote VERSION, when given)."""
-    repo = env_repository(env, cfg)
-    if version:
-        rel = load_release(root, version)
-        return {"repository": repo, "tag": version, "digest": rel["digest"], "image_id": None,
-                "revision": rel["commit"], "release": version, "source": f"release {version}"}
-    promoted = root / PROMOTION.format(env=env.name)
-    if promoted.exists():
-        p = json.loads(promoted.read_text())
-        return {"repository": p["repository"], "tag": p["version"], "digest": p["digest"], "image_id": None,
-                "revision": p.get("commit"), "release": p["version"], "source": f"promoted release {p['version']}"}
-    rec = BuildRecord.load(root)
-    if rec is None:
-        return {"repository": repo, "tag": None, "digest": None, "image_id": None, "revision": None,
-                "release": None, "source": "no build (run make build)"}
-    return {"repository": repo, "tag": rec.version_tag, "digest": rec.digest, "image_id": rec.image_id,
-            "revision": rec.revision, "release": None,
-            "source": f"build {rec.version}" + ("" if rec.digest else " (not pushed)")}
+    return environment_image(root, cfg, env, version).as_dict()
 
 
 def next_bundle(root: Path, image_key: str | None) -> Bundle:
@@ -111,14 +95,16 @@ class Plan:
     policy: list[dict]
     resources: dict
     notes: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)  # instance settings (#35): SettingsState.to_json()
 
     @property
     def refused(self) -> bool:
-        return bool(self.policy) or self.bundle.get("empty", False)
+        return bool(self.policy) or self.bundle.get("empty", False) or bool(self.settings.get("refused"))
 
     @property
     def changes(self) -> bool:
-        return self.bundle["live_version"] != self.bundle["next_version"] or self.image.get("promote_copies", False)
+        return (self.bundle["live_version"] != self.bundle["next_version"] or self.image.get("promote_copies", False)
+                or any(c["action"] not in ("keep", "ensure") for c in self.settings.get("changes", [])))
 
     @property
     def exit_code(self) -> int:
@@ -144,8 +130,10 @@ def _diff_files(live: LiveBundle | None, nxt: Bundle) -> dict:
 
 
 def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str | None = None,
-              skopeo_factory=None, engine: ContainerEngine | None = None, resources: bool = True) -> Plan:
-    """skopeo_factory() -> Skopeo (or raises); engine: the container engine to run the image's pod builder in."""
+              skopeo_factory=None, engine: ContainerEngine | None = None, resources: bool = True,
+              airflow_url: str | None = None) -> Plan:
+    """skopeo_factory() -> Skopeo (or raises); engine: the container engine to run the image's pod builder in;
+    airflow_url: the instance's API for its pools and connections (default: the environment's)."""
     notes: list[str] = []
     nxt = next_image(root, cfg, env, version)
     key = nxt["digest"] or nxt["image_id"]
@@ -217,8 +205,13 @@ def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str
                    jobs={k: asdict(v) for k, v in r.jobs.items()})
         if not r.computed:
             notes.append(f"per-job resources not computed: {r.reason}")
+    from ..instance.sync import plan_json, plan_settings
+
+    settings, note = plan_settings(root, env, airflow_url)
+    if note:
+        notes.append(note)
     return Plan(env.name, f"promote {version} + deploy" if version else "deploy", image, bundle_info, policy, res,
-                notes)
+                notes, plan_json(settings))
 
 
 # ------------------------------------------------------------------------------------------- text
@@ -299,5 +292,9 @@ def lines(plan: Plan) -> list[str]:
                        f"limits {_qty(f['resources'].get('limits', {}))}{extra} ({valid})")
     else:
         out.append(f"resources: not computed ({r['reason']})")
+    if p.settings:
+        from ..instance.sync import settings_plan_lines
+
+        out.extend(settings_plan_lines(p.settings))
     out.extend(f"note: {n}" for n in p.notes)
     return out

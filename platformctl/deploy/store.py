@@ -290,7 +290,6 @@ def open_store(root: Path, env: Environment) -> BundleStore:
     return S3Store(b.bucket, endpoint_url=b.endpoint_url, region=b.region)  # type: ignore[arg-type]
 
 
-def local_store_path(root: Path, env: Environment) -> str | None:
+def folder_of(store: BundleStore) -> str | None:
     """A folder store's absolute path (the bundle in Airflow reads the pointer under it); None for S3."""
-    store = open_store(root, env)
     return str(store.root.resolve()) if isinstance(store, LocalStore) else None

@@ -4,7 +4,8 @@ The shape is repo2docker's (`repo2docker/engine.py`): build, inspect, tag, push,
 image id lookup the build uses to tell whether the engine has an image. Engine-specific formats stop here:
 a push reports `PushEvent`s, credentials come in as `RegistryAuth`, a failure that is the engine's is an
 EngineError / BuildError with a hint, whatever the engine. Docker (CLI, BuildKit) is the one implementation
-(engine/docker.py); a daemonless one (buildah/podman) is another subclass, chosen by `engine.detect`.
+(engine/docker.py), the daemonless one (buildah builds, podman runs: engine/podman.py) is the other; the
+configuration's image.engine chooses (`engine.detect`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..errors import EngineError
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class BuildSpec:
     cache_from: tuple[str, ...] = ()
     inline_cache: bool = False
     cache_auth: RegistryAuth | None = None  # credentials to read cache_from with
+    no_cache: bool = False  # build every step again (make verify-reproducible)
 
 
 @dataclass(frozen=True)
@@ -191,3 +195,16 @@ class ContainerEngine(ABC):
     def socket_gid(self) -> int:
         """The group id owning the engine's socket (a container that drives the engine runs with it), 0 if none."""
         return 0
+
+    def import_from_docker(self, ref: str) -> bool:
+        """Copy image ref from a local Docker engine into this engine's storage, if that engine runs and has
+        it (the daemonless engine does; Docker already has what it has). False when nothing was copied."""
+        return False
+
+    def save_oci_layout(self, ref: str, dest: Path) -> Path:
+        """Image ref written as an OCI image layout in dest, layers uncompressed (make verify-reproducible)."""
+        raise EngineError(f"the {self.name} engine cannot write an OCI layout here", "use ENGINE=podman")
+
+    def remove_image(self, ref: str) -> None:
+        """Remove the local name ref (the image stays while another name holds it); a missing one is no error."""
+        raise EngineError(f"the {self.name} engine does not remove images here")

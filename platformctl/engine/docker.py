@@ -222,6 +222,8 @@ class DockerEngine(ContainerEngine):
             cmd += ["-t", t]
         for ref in spec.cache_from:  # a missing cache image is a warning in BuildKit's log, not a failure
             cmd += ["--cache-from", ref]
+        if spec.no_cache:
+            cmd += ["--no-cache"]
         if spec.inline_cache:
             # the cache metadata goes into the image's config (both the 20.10 builder and buildx's docker
             # driver export it this way; a docker-container driver cannot see the local base images)

@@ -29,14 +29,27 @@ TOOLS: dict[str, Tool] = {t.command: t for t in (
     Tool("openssl", "openssl", "the private-index test's certificates"),
     Tool("chromium", "chromium", "the studio's browser tests"),
     Tool("chromedriver", "chromium-driver", "drives the browser in the studio's tests"),
+    Tool("podman", "podman", "runs containers without a Docker daemon (image.engine podman)"),
+    Tool("buildah", "buildah", "builds the image without a Docker daemon, reproducibly (image.engine podman)"),
 )}
 
-# What each command needs besides the engine. debootstrap is asked for only when a base must be made.
+# What each command needs besides the engine. debootstrap is asked for only when a base must be made. The
+# tests need both engines: the image suite also runs on an image built by podman.
 NEEDS: dict[str, tuple[str, ...]] = {
     "build": (ENGINE, "git", "make", "skopeo"),
-    "test": (ENGINE, "git", "make", "skopeo", "docker-registry", "htpasswd", "openssl", "chromium", "chromedriver"),
+    "test": (ENGINE, "git", "make", "skopeo", "docker-registry", "htpasswd", "openssl", "chromium", "chromedriver",
+             "podman", "buildah"),
     "run": (ENGINE, "git"),
 }
+DAEMONLESS = ("podman", "buildah")  # the tools of image.engine podman (set-up installs them; nothing runs here)
+
+
+def needs_for(command: str, engine: str) -> tuple[str, ...]:
+    """What `command` needs with image.engine `engine`: podman builds need no Docker engine at all."""
+    needs = NEEDS[command]
+    if engine == "podman" and command != "test":
+        needs = tuple(dict.fromkeys(n for x in needs for n in (DAEMONLESS if x == ENGINE else (x,))))
+    return needs
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ def os_name(os_release: Path = Path("/etc/os-release")) -> str:
 
 
 def probe(docker: str | None = None, engine_mode: str = "auto") -> HostFacts:
-    found, info, _ = find_buildkit_cli(docker, engine_mode)
+    # podman builds need no Docker CLI; the Docker facts are still read for the commands that need both
+    found, info, _ = find_buildkit_cli(docker, "auto" if engine_mode == "podman" else engine_mode)
     dockerd = daemon_installed()
     if info is None:  # no BuildKit CLI: is an engine up all the same?
         info = any_cli_info(docker)

@@ -17,7 +17,7 @@ from ..errors import ConfigError, EngineError, HostSetupError, ToolMissingError
 from ..engine import ContainerEngine, connect, detect
 from ..engine.docker import start_daemon
 from ..wait import wait_until
-from .plan import NEEDS, BaseChoice, HostFacts, Plan, choose_base, decide
+from .plan import BaseChoice, HostFacts, Plan, choose_base, decide, needs_for
 from .probe import probe
 from ..output import say
 
@@ -188,6 +188,8 @@ def ensure_base(root: Path, cfg: PlatformConfig, user_set: set[str], engine: Con
         return {}
     if choice.action == "refuse":
         raise HostSetupError(choice.why)
+    if engine.image_id(choice.image) is None and engine.import_from_docker(choice.image):
+        echo(f"base image: copied {choice.image} from the local Docker engine into podman's storage")
     if engine.image_id(choice.image) is None:
         ensure_tools(root, cfg, ("debootstrap",), echo)
         echo(f"base image: {choice.why}; making {choice.image} with debootstrap (once, a few minutes)")
@@ -230,11 +232,11 @@ def prepare(root: Path, overrides: dict[str, Any], command: str = "build", echo:
     cfg, sources = load_config_with_sources(root, overrides)
     if preflight:
         preflight(root, cfg)
-    ensure_tools(root, cfg, NEEDS[command], echo)
+    ensure_tools(root, cfg, needs_for(command, cfg.image.engine), echo)
     engine = detect(cfg.image.docker, cfg.image.engine)
     user_set = {k for k, s in sources.items() if s != machine.SOURCE}
     settings: dict[str, Any] = {}
-    if "image.docker" not in user_set:
+    if "image.docker" not in user_set and engine.name == "docker":
         settings["image.docker"] = engine.cli
     settings.update(ensure_base(root, cfg, user_set, engine, echo))
     settings.update(host_ca_settings(cfg))

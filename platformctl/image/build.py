@@ -10,6 +10,7 @@ from pathlib import Path
 from ..config import PlatformConfig, collect_overrides, load_config
 from ..engine import BuildSpec, ContainerEngine
 from ..errors import BuildError, ConfigError, ImageTestError
+from ..executors import check_project as check_executors
 from ..lock import header as hdr
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..pipelines.project import render_check
@@ -147,6 +148,7 @@ def check_inputs(root: Path, cfg: PlatformConfig, timings: dict | None = None) -
     """What make build refuses before it touches the host or the engine (timings: seconds of each, filled in)."""
     t = time.perf_counter()
     assert_fresh(root, cfg)
+    check_executors(root, cfg.image.python)  # every environment's executor loads from these locks
     t1 = time.perf_counter()
     render_check(root)  # the DAGs baked into the image are the ones the pipelines describe
     if timings is not None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import ResolutionError, ToolMissingError
-from ..output import say
 
 
 @dataclass(frozen=True)

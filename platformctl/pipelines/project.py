@@ -18,11 +18,20 @@ DAGS = "dags"
 
 
 def flavor_names(root: Path) -> list[str]:
+    return sorted(_catalog(root).flavors)
+
+
+def flavor_pools(root: Path) -> dict[str, str]:
+    """flavor -> the pool its jobs run in unless they name one (flavors.yaml `pool:`)."""
+    return {n: f.pool for n, f in _catalog(root).flavors.items() if f.pool}
+
+
+def _catalog(root: Path):
     from ml_platform.errors import CatalogFileError, PlatformConfigError
     from ml_platform.flavors import load_catalog
 
     try:
-        return load_catalog(root / "flavors.yaml").names()
+        return load_catalog(root / "flavors.yaml")
     except CatalogFileError as exc:
         raise InputFileError(str(exc).replace(f"{root}/", ""), "fix flavors.yaml first") from None
     except PlatformConfigError as exc:
@@ -41,6 +50,18 @@ def check_all(root: Path) -> list[Checked]:
         c = next(c for c in checked if c.file == prob.file)
         c.problems.append(prob)
         c.pipeline = None
+    if checked:
+        from ..instance.check import settings_problems  # pools and connections every environment must have
+
+        unchecked: list[Problem] = []
+        for prob in settings_problems(root, checked, flavor_pools(root), unchecked):
+            c = next((c for c in checked if c.file == prob.file), None)
+            if c is None:  # an environment file's own problem: reported with the first pipeline's
+                c = checked[0]
+            c.problems.append(prob)
+            c.pipeline = None
+        for w in unchecked:
+            next(c for c in checked if c.file == w.file).warnings.append(w)
     asset_warnings(checked)
     return checked
 
@@ -96,7 +117,8 @@ def rendered(root: Path, template: str | None = None, warnings: list[Problem] | 
     if not checked:
         return {}
     tpl = template_path(root, template)
-    return {f"{DAGS}/{output_name(c.pipeline)}": render_one(c, tpl) for c in checked if c.pipeline}
+    pools = flavor_pools(root)
+    return {f"{DAGS}/{output_name(c.pipeline)}": render_one(c, tpl, pools) for c in checked if c.pipeline}
 
 
 def generated_files(root: Path) -> list[Path]:

@@ -103,14 +103,17 @@ def _order(p: PipelineV1 | PipelineV2) -> list[str]:
     return done
 
 
-def job_views(p: PipelineV1 | PipelineV2) -> list[JobView]:
+def job_views(p: PipelineV1 | PipelineV2, flavor_pools: dict[str, str] | None = None) -> list[JobView]:
+    """flavor_pools: flavor -> its default pool (flavors.yaml), taken by a job that names no pool itself."""
     d = p.defaults
+    flavor_pools = flavor_pools or {}
     sources = {j.map.over.output for j in p.jobs.values()
                if getattr(j, "map", None) is not None and isinstance(j.map.over, MapOutput)}
     out = []
     for name in _order(p):
         j = p.jobs[name]
         env = {**d.env, **j.env}
+        flavor = j.resource_flavor or d.resource_flavor or ""
         extra = {}
         if isinstance(p, PipelineV2):
             m = j.map
@@ -123,11 +126,10 @@ def job_views(p: PipelineV1 | PipelineV2) -> list[JobView]:
             elif m is not None:
                 extra.update(map_items=[{**env, m.as_: _item(v)} for v in m.over], map_as=m.as_)
         out.append(JobView(
-            name=name, docker_image=j.docker_image or d.docker_image or "", resource_flavor=j.resource_flavor or
-            d.resource_flavor or "", command=j.command, arguments=j.arguments, env=env,
+            name=name, docker_image=j.docker_image or d.docker_image or "", resource_flavor=flavor, command=j.command, arguments=j.arguments, env=env,
             retries=j.retries if j.retries is not None else d.retries,
             timeout=j.timeout if j.timeout is not None else d.timeout, trigger_rule=j.trigger_rule,
-            pool=j.pool or d.pool, upstream=list(j.depends_on), **extra))
+            pool=j.pool or d.pool or flavor_pools.get(flavor), upstream=list(j.depends_on), **extra))
     return out
 
 
@@ -199,12 +201,13 @@ def dag_view(p: PipelineV1 | PipelineV2) -> dict:
     }
 
 
-def render_one(checked: Checked, template: Path) -> str:
+def render_one(checked: Checked, template: Path, flavor_pools: dict[str, str] | None = None) -> str:
     p = checked.pipeline
     assert p is not None
     text = _env(template.parent).get_template(template.name).render(
         mark=GENERATED_MARK, source=checked.file, sha256=checked.sha256, format_version=checked.source_version or CURRENT,
-        dag=p.dag, start=(p.dag.start_date.year, p.dag.start_date.month, p.dag.start_date.day), jobs=job_views(p),
+        dag=p.dag, start=(p.dag.start_date.year, p.dag.start_date.month, p.dag.start_date.day),
+        jobs=job_views(p, flavor_pools),
         d=dag_view(p), seconds=_seconds)
     ast.parse(text)  # a template that emits broken Python is caught here, not by Airflow
     return text

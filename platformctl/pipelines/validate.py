@@ -36,6 +36,23 @@ class Checked:
     warnings: list[Problem] = field(default_factory=list)
     produces: list[str] = field(default_factory=list)  # assets this pipeline's jobs update
     consumes: list[tuple[str, int | None]] = field(default_factory=list)  # assets its schedule waits for
+    # what the instance must have (#35; checked against every environment by platformctl.instance.check)
+    job_settings: list[JobSettings] = field(default_factory=list)
+    dag_connections: list[tuple[str, str, int | None]] = field(default_factory=list)  # (conn id, field, line)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """One job's pool and connections as written: its effective flavor, the pool it names itself (job or
+    defaults; None: its flavor's), and each connection of secrets_from_connections, with lines."""
+
+    job: str
+    flavor: str | None
+    flavor_line: int | None
+    pool: str | None
+    pool_field: str | None
+    pool_line: int | None
+    connections: tuple[tuple[str, str, int | None], ...] = ()  # (conn id, field, line)
 
 
 def _model_at(version: int, loc: tuple) -> type[BaseModel] | None:
@@ -273,6 +290,7 @@ def _semantic(file: str, loaded: Loaded, parts: _Parts, flavors: list[str], resu
     d = parts.defaults
     names = list(parts.raw_jobs)
     if parts.dag is not None:
+        _record_dag_connections(result, line, parts.dag)
         if isinstance(parts.dag.schedule, str) or parts.dag.schedule is None:
             msg = _check_schedule(parts.dag.schedule)
             if msg:
@@ -292,7 +310,7 @@ def _semantic(file: str, loaded: Loaded, parts: _Parts, flavors: list[str], resu
         if not ID_RE.match(name):
             out.append(Problem(file, line(base), f"jobs.{name}", "is not a valid task id (letters, digits, _ . -)"))
         if name in groups:
-            out.append(Problem(file, line(base), f"jobs.{name}", f"has the name of a group: rename the job or the "
+            out.append(Problem(file, line(base), f"jobs.{name}", "has the name of a group: rename the job or the "
                                                                  "group (they share the graph's namespace)"))
         image = job.docker_image or d.docker_image
         if image or parts.defaults_ok:
@@ -344,6 +362,7 @@ def _semantic(file: str, loaded: Loaded, parts: _Parts, flavors: list[str], resu
             if m.as_ in job.env or m.as_ in d.env:
                 out.append(Problem(file, line(base + ("map",)), f"jobs.{name}.map.as",
                                    f"'{m.as_}' is also set in env: the item would replace it (choose another name)"))
+        _record_settings(result, line, d, name, job, flavor)
         for i, asset in enumerate(getattr(job, "outlets", []) or []):
             msg = _check_asset(asset)
             if msg:
@@ -354,6 +373,30 @@ def _semantic(file: str, loaded: Loaded, parts: _Parts, flavors: list[str], resu
         out.append(Problem(file, line(("jobs", cycle[0], "depends_on")), "jobs",
                            "have a dependency cycle: " + " -> ".join(cycle)))
     return out
+
+
+def _record_settings(result: Checked, line, d, name: str, job, flavor: str | None) -> None:
+    base = ("jobs", name)
+    f_where = base + ("resource_flavor",) if job.resource_flavor else ("defaults", "resource_flavor")
+    p_where = base + ("pool",) if job.pool else ("defaults", "pool") if d.pool else None
+    conns = []
+    own = getattr(job, "secrets_from_connections", {}) or {}
+    for var, conn in {**(getattr(d, "secrets_from_connections", {}) or {}), **own}.items():
+        where = base + ("secrets_from_connections", var) if var in own else ("defaults", "secrets_from_connections",
+                                                                             var)
+        conns.append((conn, ".".join(where), line(where)))
+    result.job_settings.append(JobSettings(name, flavor, line(f_where) or line(base), job.pool or d.pool,
+                                           ".".join(p_where) if p_where else None,
+                                           line(p_where) if p_where else None, tuple(conns)))
+
+
+def _record_dag_connections(result: Checked, line, dag) -> None:
+    notify = getattr(dag, "notify", None)
+    for when in ("on_failure", "on_success"):
+        n = getattr(notify, when, None) if notify is not None else None
+        if n is not None:
+            loc = ("dag", "notify", when, "connection")
+            result.dag_connections.append((n.connection, ".".join(loc), line(loc)))
 
 
 def check(file: str, raw: bytes, flavors: list[str], load: Callable[[bytes], Loaded] = load_yaml) -> Checked:

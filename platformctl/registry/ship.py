@@ -12,6 +12,7 @@ from .. import git
 from ..config import PlatformConfig
 from ..engine import ContainerEngine, connect
 from ..environments import load_environment
+from ..executors import check_project as check_executors
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
 from ..record import CACHE_TAG, IMAGE_SETS
 from .auth import Credentials, authfile
@@ -50,7 +51,7 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=say
         tags.append(CACHE_TAG)  # moving: the next build anywhere reads BuildKit's cache (inline) from it
     echo(f"pushing {rec.image} to {repo} as {', '.join(tags)}")
     res = push_image(rec.image_id, repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
-                     echo=echo, engine=engine or connect(cfg.image.docker))
+                     echo=echo, engine=engine or connect(cfg.image.docker, cfg.image.engine))
     with authfile(creds, repo) as auth:
         sk = _skopeo(cfg, auth, echo)
         for t in tags:
@@ -85,6 +86,7 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
     if tag_commit:
         raise ReleaseRefused(f"git tag v{version} already exists (commit {tag_commit[:7]})", "choose a new version")
     assert_fresh(root, cfg)  # a stale lock is refused before anything else
+    check_executors(root, cfg.image.python)
     rec = load_build(root)
     assert_shippable(root, rec)
     repo = cfg.registry.repository

@@ -23,7 +23,12 @@ STATE_DIR = ".platform"
 # Written to the state file; compose lets the process environment override an --env-file, so these
 # are removed from the environment compose runs in (an exported AIRFLOW_PORT must not move the stack).
 STATE_KEYS = ("STACK_PROJECT", "PLATFORM_IMAGE", "POSTGRES_IMAGE", "AIRFLOW_PORT", "DOCKER_GID", "REPO_DIR",
-              "ALLOWED_FLAVORS", "BUNDLE_STORE", "DEPLOY_ENV_FILE", "POSTGRES_PASSWORD", "FERNET_KEY", "JWT_SECRET")
+              "ALLOWED_FLAVORS", "BUNDLE_STORE", "DEPLOY_ENV_FILE", "POSTGRES_PASSWORD", "FERNET_KEY", "JWT_SECRET",
+              # the shape (#34): executor, fleet size, broker image, the store and its server
+              "EXECUTOR", "WORKERS", "SCHEDULERS", "REDIS_IMAGE", "STORE", "S3_PORT", "S3_ACCESS_KEY", "S3_SECRET_KEY",
+              "S3_CONFIG", "WEED_BIN", "SUPPORT_BASE_IMAGE", "TI_HEARTBEAT_TIMEOUT")
+LOCAL_EXECUTOR = "LocalExecutor"
+STORES = ("folder", "s3")
 
 
 def compose_env() -> dict[str, str]:
@@ -63,6 +68,47 @@ def read_env(path: Path) -> dict[str, str]:
     return {k: v or "" for k, v in dotenv_values(path, interpolate=False).items()}
 
 
+@dataclass(frozen=True)
+class Shape:
+    """How the stack is laid out (`make up EXECUTOR= WORKERS= STORE=`): the managed instance's shape by
+    default (Celery, 2 workers, 2 schedulers), LocalExecutor's small stack on request; the folder store or
+    SeaweedFS (s3)."""
+
+    executor: str = "CeleryExecutor"
+    workers: int = 2
+    schedulers: int = 2
+    store: str = "folder"
+
+    @property
+    def celery(self) -> bool:
+        return "CeleryExecutor" in self.executor.split(",")
+
+    def overlays(self) -> list[str]:
+        """The compose files layered on compose.yaml (names, next to it)."""
+        out = [] if self.celery else ["compose.local-executor.yaml"]
+        out.append("compose.s3.yaml" if self.store == "s3" else "compose.folder-store.yaml")
+        return out
+
+    def profiles(self) -> list[str]:
+        return ["celery"] if self.celery else []
+
+    def describe(self) -> str:
+        if self.celery:
+            parts = ["postgres", "redis", f"{self.schedulers} schedulers", f"{self.workers} Celery workers"]
+        else:
+            parts = ["postgres", "1 scheduler running the tasks (LocalExecutor)"]
+        parts += ["dag-processor", "triggerer", "api-server",
+                  "SeaweedFS (S3 store)" if self.store == "s3" else "folder store"]
+        return ", ".join(parts)
+
+    @classmethod
+    def from_state(cls, state: dict[str, str]) -> Shape:
+        if not state.get("EXECUTOR"):  # a state file from before the shape existed: today's small stack
+            return cls(LOCAL_EXECUTOR, 0, 1, "folder")
+        return cls(state["EXECUTOR"], int(state.get("WORKERS") or 0), int(state.get("SCHEDULERS") or 1),
+                   state.get("STORE") or "folder")
+
+
 @dataclass
 class Stack:
     root: Path
@@ -84,7 +130,9 @@ class Stack:
         return f"http://127.0.0.1:{port}"
 
     def write_state(self, *, platform_image: str, postgres_image: str, port: int | None,
-                    allowed_flavors: str = "", bundle_store: str = "", deploy_env_file: str = "") -> dict[str, str]:
+                    allowed_flavors: str = "", bundle_store: str = "", deploy_env_file: str = "",
+                    shape: Shape | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The state file compose reads. `extra`: the shape's own values (REDIS_IMAGE, S3_*, WEED_BIN, ...)."""
         old = self.state()
         if port is None:
             prev = int(old.get("AIRFLOW_PORT", "0") or 0)
@@ -106,15 +154,31 @@ class Stack:
             "FERNET_KEY": old.get("FERNET_KEY") or base64.urlsafe_b64encode(os.urandom(32)).decode(),
             "JWT_SECRET": old.get("JWT_SECRET") or secrets.token_hex(32),
         }
+        shape = shape or Shape()
+        env.update({"EXECUTOR": shape.executor, "WORKERS": str(shape.workers), "SCHEDULERS": str(shape.schedulers),
+                    "STORE": shape.store, "REDIS_IMAGE": "", "S3_PORT": "", "S3_CONFIG": "", "WEED_BIN": "",
+                    "SUPPORT_BASE_IMAGE": "", "TI_HEARTBEAT_TIMEOUT": os.environ.get("TI_HEARTBEAT_TIMEOUT") or old.get("TI_HEARTBEAT_TIMEOUT") or "60",
+                    "S3_ACCESS_KEY": old.get("S3_ACCESS_KEY") or "stack" + secrets.token_hex(6),
+                    "S3_SECRET_KEY": old.get("S3_SECRET_KEY") or secrets.token_hex(20)})
+        env.update(extra or {})
         self.env_file.parent.mkdir(parents=True, exist_ok=True)
         self.env_file.write_text("# written by `python build.py up`; secrets are local to this stack\n"
                                  + "".join(f"{k}={v}\n" for k, v in env.items()))
         self.env_file.chmod(0o600)
         return env
 
+    def shape(self) -> Shape:
+        return Shape.from_state(self.state())
+
+    def compose_files(self, shape: Shape | None = None) -> list[Path]:
+        base = self.root / self.compose_file
+        return [base, *(base.with_name(name) for name in (shape or self.shape()).overlays())]
+
     def _cmd(self, *args: str) -> list[str]:
-        return [*compose_binary(), "-p", self.project, "-f", str(self.root / self.compose_file),
-                "--env-file", str(self.env_file), *args]
+        shape = self.shape()
+        files = [a for f in self.compose_files(shape) for a in ("-f", str(f))]
+        profiles = [a for p in shape.profiles() for a in ("--profile", p)]
+        return [*compose_binary(), "-p", self.project, *files, *profiles, "--env-file", str(self.env_file), *args]
 
     def compose(self, *args: str, capture: bool = False, check: bool = True) -> subprocess.CompletedProcess:
         p = subprocess.run(self._cmd(*args), cwd=self.root, text=True, env=compose_env(),
@@ -132,9 +196,11 @@ class Stack:
         p = self.compose("ps", "-q", "api-server", capture=True, check=False)
         return p.returncode == 0 and bool(p.stdout.strip())
 
-    def up(self, wait_timeout: int = 300) -> None:
-        """compose up --wait, streaming its output; PortTaken when the API port was grabbed meanwhile."""
-        proc = subprocess.Popen(self._cmd("up", "-d", "--wait", "--wait-timeout", str(wait_timeout)), cwd=self.root,
+    def up(self, wait_timeout: int = 300, services: list[str] = ()) -> None:
+        """compose up --wait (of `services`, default all), streaming its output; PortTaken when the API port
+        was grabbed meanwhile."""
+        proc = subprocess.Popen(self._cmd("up", "-d", "--wait", "--wait-timeout", str(wait_timeout), *services),
+                                cwd=self.root,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=compose_env())
         out = []
         assert proc.stdout is not None

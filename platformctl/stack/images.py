@@ -1,4 +1,4 @@
-"""Images the local stack needs besides the platform image: PostgreSQL and the example job images.
+"""Images the local stack needs besides the platform image: PostgreSQL, Redis and the example job images.
 
 All are built locally from the project's own files on a Debian base (no Docker Hub), by content:
 an image whose context is unchanged is reused by BuildKit's cache.
@@ -15,6 +15,7 @@ from ..errors import StackError
 from ..output import say
 
 POSTGRES_CONTEXT = "stack/postgres"
+REDIS_CONTEXT = "stack/redis"
 
 
 def support_base(cfg: PlatformConfig) -> str:
@@ -41,11 +42,14 @@ def build_image(engine: ContainerEngine, tag: str, context: Path, base: str, log
                          f"BASE_IMAGE=); {exc.hint}") from None
 
 
-def build_support_images(root: Path, cfg: PlatformConfig, engine: ContainerEngine, *, echo=say) -> list[str]:
+def build_support_images(root: Path, cfg: PlatformConfig, engine: ContainerEngine, *, echo=say,
+                         redis: bool = False) -> list[str]:
+    """PostgreSQL, Redis (the Celery broker, when redis) and the job images."""
     base = support_base(cfg)
     ca = cfg.image.build_secrets.get("ca_bundle")
     built = []
-    for tag, ctx in [(cfg.stack.postgres_image, POSTGRES_CONTEXT), *cfg.stack.job_images.items()]:
+    wanted = [(cfg.stack.postgres_image, POSTGRES_CONTEXT)] + ([(cfg.stack.redis_image, REDIS_CONTEXT)] if redis else [])
+    for tag, ctx in [*wanted, *cfg.stack.job_images.items()]:
         echo(f"  image {tag} from {ctx}")
         build_image(engine, tag, root / ctx, base, root / "build", ca_bundle=ca)
         built.append(tag)

@@ -204,7 +204,8 @@ def preview(root: Path, catalog: Catalog, file: str, text: str) -> dict:
         return {"dag_file": None, "python": None, "totals": None,
                 "problems": [str(p) for p in checked.problems]}
     try:
-        python = render_one(checked, template_path(root, None))
+        python = render_one(checked, template_path(root, None),
+                            {n: f["pool"] for n, f in catalog.flavors.items() if f.get("pool")})  # as make render
     except PlatformError as exc:
         return {"dag_file": None, "python": None, "totals": None, "problems": [str(exc)]}
     return {"dag_file": f"dags/{checked.pipeline.dag.name}.py", "python": python,

@@ -10,7 +10,6 @@ lower Airflow first takes the copy down to the candidate's schema head with the 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import re
 import subprocess
@@ -108,11 +107,12 @@ def down(stack: Stack) -> None:
 
 def _deploy_bundle(tree: Path) -> tuple[str, str]:
     """The local environment's bundle of the scratch tree (its store and the Airflow config the stack reads)."""
-    from ..commands.stack import deploy_local  # the one deploy path `make up` uses (moves to the service layer)
+    from ..config import collect_overrides, load_config
+    from ..services.stack import deploy_local  # the one deploy path `make up` uses
 
     with _quiet(tree.parent / "stack.log"):
-        _, store_dir, env_file, _ = deploy_local(tree, argparse.Namespace(sets=[]))
-    return store_dir, env_file
+        deployed = deploy_local(tree, load_config(tree, collect_overrides()))
+    return deployed.store_path or "", str(deployed.env_file)
 
 
 def start(tree: Path, cfg: PlatformConfig, engine: ContainerEngine, project: str, image: str, *,

@@ -8,7 +8,7 @@ import pytest
 
 from platformctl.config import collect_overrides, load_config
 from platformctl.errors import BuildError, EngineError, ToolMissingError
-from platformctl.commands.build import build_image
+from platformctl.services.build import build_image
 from platformctl.engine import DockerEngine
 from tests.integration.helpers import working_tree_copy
 

@@ -13,7 +13,7 @@ from platformctl.config import load_config
 from platformctl.errors import ResolutionError
 from platformctl.lock import core
 from platformctl.lock.files import read_pins
-from platformctl.lock.resolvers import PipToolsResolver, UvResolver, find_interpreter
+from platformctl.lock.resolvers import UvResolver, find_interpreter
 from tests.conftest import ROOT, require
 
 UV = str(Path(sys.executable).parent / "uv")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 from platformctl.config import collect_overrides, load_config
-from platformctl.commands.build import build_image
+from platformctl.services.build import build_image
 from platformctl.lock import core
 from platformctl.lock.files import read_pins
 from platformctl.lock.resolvers import UvResolver

@@ -7,13 +7,14 @@ dependency (`requires_access_dag("GET")`, as `GET /api/v2/dags`): a FastAPI app 
 mounted without Airflow's authentication. The user is the one of the request's bearer token
 (`Authorization: Bearer`, from `POST /auth/token`) or of the UI's `_token` cookie (set at login, sent by the
 browser with the page the Browse menu opens): 401 without either, 403 for a user without the permission.
+The pipelines shown are those the user may read (per DAG, as the API's DAG list filters them).
 """
 
 from __future__ import annotations
 
 import os
 
-from airflow.api_fastapi.core_api.security import requires_access_dag
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader
@@ -50,9 +51,27 @@ def build() -> dict:
     return rec
 
 
+def _may_read(user, dag_id: str) -> bool:
+    """Whether the auth manager lets this user read this DAG (a DAG-level permission, a team)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.configuration import conf
+
+    team = None
+    if conf.getboolean("core", "multi_team", fallback=False):
+        from airflow.models.dag import DagModel
+
+        team = DagModel.get_team_name(dag_id)
+    return get_auth_manager().is_authorized_dag(method="GET", user=user, details=DagDetails(id=dag_id, team_name=team))
+
+
+def readable_pipelines(user) -> list[_pipelines.Pipeline]:
+    return [p for p in _pipelines.running_pipelines() if _may_read(user, p.dag_id)]
+
+
 @app.get("/pipelines")
-def pipelines() -> dict:
-    return {"pipelines": [p.as_dict() for p in _pipelines.running_pipelines()]}
+def pipelines(user: GetUserDep) -> dict:
+    return {"pipelines": [p.as_dict() for p in readable_pipelines(user)]}
 
 
 @app.get("/status")
@@ -65,9 +84,9 @@ def status() -> dict:
 
 
 @app.get("/", response_class=HTMLResponse)
-def index() -> str:
+def index(user: GetUserDep) -> str:
     fl = flavors()
-    pipes = _pipelines.running_pipelines()
+    pipes = readable_pipelines(user)
     return _templates.get_template("index.html").render(
         status=status(), flavors=fl, build=build_record(),
         pipelines=[(p, layout(p, fl["flavors"], fl["allowed"])) for p in pipes])

@@ -1,6 +1,6 @@
 """What the platform page shows of the running DAG bundle, read from the bundle's own files: each
 pipeline's YAML (`pipelines/*.yaml`, shipped in every bundle version next to the DAGs rendered from it)
-and the version's manifest (`bundle-manifest.json`: version, commit, when, which files). Nothing is
+and the version's manifest (bundle_format.MANIFEST: version, commit, when, which files). Nothing is
 imported or executed: a page view runs no DAG code.
 
 Where: each DAG bundle Airflow is configured with (its local folder on this machine: the platform
@@ -16,8 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import yamlsafe
-
-MANIFEST = "bundle-manifest.json"  # the name PlatformDagBundle writes into each fetched version
+from ..bundle_format import MANIFEST  # the name PlatformDagBundle writes into each fetched version
 
 
 @dataclass(frozen=True)

@@ -144,11 +144,13 @@ def dag_folders(examples: Path | None) -> list[tuple[str, str]]:
     return folders
 
 
-def probe_code(engine: ContainerEngine, image: str, examples: Path | None = None) -> dict:
-    """examples: the project's examples/dags (the job operator with every default flavor), parsed as well."""
+def probe_code(engine: ContainerEngine, image: str, examples: Path | None = None, executors: list[str] = ()) -> dict:
+    """examples: the project's examples/dags (the job operator with every default flavor), parsed as well;
+    executors: the environments' executor settings, each loaded through Airflow's ExecutorLoader."""
     volumes = [f"{examples}:{EXAMPLES}:ro"] if examples is not None else []
-    return probe(engine, image, {"groups": ["code"], "dag_folders": dag_folders(examples)}, volumes=volumes,
-                 env={"AIRFLOW__CORE__UNIT_TEST_MODE": "True"})
+    return probe(engine, image, {"groups": ["code"], "dag_folders": dag_folders(examples),
+                                 "executors": list(executors)},
+                 volumes=volumes, env={"AIRFLOW__CORE__UNIT_TEST_MODE": "True"})
 
 
 # ---------------------------------------------------------------- rules (facts -> results)
@@ -223,6 +225,19 @@ def build_record_problem(rec: dict | None, labels: dict[str, str], python_versio
     return None
 
 
+def executors_problem(loaded: dict, wanted: list[str]) -> str | None:
+    """Every configured executor setting resolved to as many classes as it names, none failing."""
+    from ...executors import EXECUTOR_CLASSES, executor_names
+
+    bad = {}
+    for setting in wanted:
+        got = loaded.get(setting)
+        want = [EXECUTOR_CLASSES.get(n, n) for n in executor_names(setting)]
+        if got != want:
+            bad[setting] = got
+    return f"executors do not load in the image: {bad}" if bad else None
+
+
 def dagbag_problem(result: dict, expected: set[str] | None) -> str | None:
     if result["errors"]:
         return f"import errors: {result['errors']}"
@@ -279,7 +294,7 @@ def judge_deps(facts: dict, pins: dict[str, str]) -> list[Result]:
 
 
 def judge_code(facts: dict, *, airflow_version: str, labels: dict[str, str], baked_dags: set[str],
-               examples: bool) -> list[Result]:
+               examples: bool, executors: list[str] = ()) -> list[Result]:
     def airflow_ok():
         v = _fact(facts, "code", "airflow_version")
         if v != airflow_version or labels.get("io.ml-platform.airflow.version") != airflow_version:
@@ -300,6 +315,9 @@ def judge_code(facts: dict, *, airflow_version: str, labels: dict[str, str], bak
            _judge("code", "plugin loads", lambda: plugin_problem(_fact(facts, "code", "plugins_cli"))),
            _judge("code", "build record", lambda: build_record_problem(
                _fact(facts, "code", "build_record"), labels, _fact(facts, "code", "python_version")))]
+    if executors:
+        out.append(_judge("code", "executors load (" + "; ".join(executors) + ")",
+                          lambda: executors_problem(_fact(facts, "code", "executors"), list(executors))))
     for folder, backend in dag_folders(Path() if examples else None):
         expected = baked_dags if folder == BAKED_DAGS else None
 
@@ -462,12 +480,15 @@ class Expect:
     baked_dags: set[str]
     examples: Path | None
     dockerfile: Path
+    executors: list[str] = field(default_factory=list)  # every environment's executor setting
 
     @classmethod
     def from_project(cls, root: Path, python: str, airflow_version: str) -> Expect:
         examples = root / "examples" / "dags"
+        from ...executors import configured_executors
+
         return cls(expected_pins(root, python), airflow_version, {f.stem for f in (root / "dags").glob("*.py")},
-                   examples if examples.is_dir() else None, root / "Dockerfile")
+                   examples if examples.is_dir() else None, root / "Dockerfile", configured_executors(root))
 
 
 def uv_version(uv: str) -> str:
@@ -495,8 +516,9 @@ def run_checks(engine: ContainerEngine, image: str, info: dict, expect: Expect, 
         return GroupRun(group, results, round(time.perf_counter() - t0, 2))
 
     jobs = {
-        "code": lambda: judge_code(probe_code(engine, image, expect.examples), airflow_version=expect.airflow_version,
-                                   labels=labels, baked_dags=expect.baked_dags, examples=expect.examples is not None),
+        "code": lambda: judge_code(probe_code(engine, image, expect.examples, expect.executors),
+                                   airflow_version=expect.airflow_version, labels=labels, baked_dags=expect.baked_dags,
+                                   examples=expect.examples is not None, executors=expect.executors),
         "api": lambda: check_api(engine, image, None if full or cache_dir is None else cache_dir / f"api-db-{db_key[7:23]}"),
     }
     if not reuse:

@@ -11,8 +11,8 @@ build and the tests both call. The last stdout line is `PLATFORM-CHECKS <json>`:
 deps: what the dependency layers hold (distributions and versions, `uv pip check`, bytecode freshness of
       every module of the venv, installer leftovers). Needs root (/root/.cache) and uv mounted at spec["uv"].
 code: what the code layers do, with Airflow imported once: the Airflow version, the user, the operators
-      package, the plugin's build record, `airflow plugins --output json` (in process), and a DagBag of
-      every (folder, backend) pair.
+      package, the plugin's build record, `airflow plugins --output json` (in process), each configured
+      executor's class loaded through ExecutorLoader, and a DagBag of every (folder, backend) pair.
 """
 
 import contextlib
@@ -148,6 +148,31 @@ def plugins_cli():
     return buf.getvalue()
 
 
+def executors(settings):
+    """Each executor setting (an environment's `executor`, e.g. "CeleryExecutor,KubernetesExecutor") as the
+    scheduler and workers load it: [core] executor set to it, then Airflow's ExecutorLoader resolves the names
+    and imports each class. {setting: [class paths]} or {setting: "ERROR ..."} with the import's error."""
+    from airflow.executors import executor_loader as el
+
+    out = {}
+    for setting in settings:
+        os.environ["AIRFLOW__CORE__EXECUTOR"] = setting
+        for cache in (el._executor_names, el._alias_to_executors_per_team, el._module_to_executors_per_team,
+                      el._classname_to_executors_per_team, el._team_name_to_executors):
+            cache.clear()
+        try:
+            names = el.ExecutorLoader.get_executor_names(validate_teams=False)
+            classes = []
+            for name in names:
+                cls, _ = el.ExecutorLoader.import_executor_cls(name)
+                classes.append(f"{cls.__module__}.{cls.__qualname__}")
+            out[setting] = classes
+        except Exception as exc:  # noqa: BLE001 - the host judges it, with the reason
+            out[setting] = f"ERROR {type(exc).__name__}: {str(exc)[:500]}"
+    os.environ.pop("AIRFLOW__CORE__EXECUTOR", None)
+    return out
+
+
 def dagbag(folder, backend):
     from airflow.dag_processing.dagbag import DagBag
 
@@ -181,6 +206,7 @@ def main(spec):
         fact("code", "operators_file", operators_file)
         fact("code", "build_record", plugin_build_record)
         fact("code", "plugins_cli", plugins_cli)
+        fact("code", "executors", executors, spec.get("executors", []))
         for folder, backend in spec.get("dag_folders", []):
             fact("code", f"dagbag:{folder}:{backend}", dagbag, folder, backend)
     facts["seconds"], facts["errors"] = seconds, errors

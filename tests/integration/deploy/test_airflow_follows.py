@@ -28,6 +28,7 @@ from platformctl.deploy.deliver import deploy, read_pointer
 from platformctl.deploy.store import LocalStore
 from platformctl.stack.api import AirflowAPI
 from platformctl.stack.compose import Stack, compose_binary, compose_env
+from tests.bundle_tamper import tamper
 from tests.conftest import ROOT
 
 PROJECT = f"mlp-follow-{uuid.uuid4().hex[:6]}"
@@ -84,7 +85,9 @@ def repo(image) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(repo, image, docker):
-    p = cli(repo, "up", "--image", image, project=True)
+    # the small stack: this checks the DAG processor following the pointer; the Celery shape (workers
+    # fetching pinned versions themselves) is tests/integration/stack/test_fleet_faults.py's
+    p = cli(repo, "up", "--image", image, "--executor", "LocalExecutor", project=True)
     try:
         assert p.returncode == 0, f"make up failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
         assert "deploying the bundle to the local environment" in p.stdout
@@ -213,7 +216,8 @@ class TamperBeforeSwitch(LocalStore):
         if key.endswith("current.json"):
             version = json.loads(data)["version"]
             target = self.root / "bundles" / version / f"dags/{DAG}.py"
-            target.write_text(target.read_text() + "\nprint('tampered')\n")
+            tamper(lambda k: (self.root / k).read_bytes(), lambda k, d: (self.root / k).write_bytes(d),
+                   f"bundles/{version}", f"dags/{DAG}.py", target.read_bytes() + b"\nprint('tampered')\n")
         super().put_if(key, data, etag)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.bundle_tamper import tamper
 from tests.conftest import ROOT
 
 
@@ -118,7 +119,9 @@ def test_the_bundle_in_the_image_follows_s3_and_refuses_tampering(docker, image,
     deploy(repo_copy, s3_env)
     client = s3_env.client()
     v2 = json.loads(client.get_object(Bucket=bucket, Key="airflow/s3test/current.json")["Body"].read())["version"]
-    client.put_object(Bucket=bucket, Key=f"airflow/s3test/bundles/{v2}/dags/p.py", Body=b"VALUE = 'evil'\n")
+    tamper(lambda k: client.get_object(Bucket=bucket, Key=k)["Body"].read(),
+           lambda k, d: client.put_object(Bucket=bucket, Key=k, Body=d),
+           f"airflow/s3test/bundles/{v2}", "dags/p.py", b"VALUE = 'evil'\n")  # the file and its archive
 
     # a restarted DAG processor (same bundle storage): the last good version serves, one line names the file
     second, log = in_image(docker, image, storage, repo_copy, s3_env, PINNED=f"{v1},{v2}")

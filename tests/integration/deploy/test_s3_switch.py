@@ -3,7 +3,6 @@ and config files that stay byte-identical through deploys and a rollback."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys

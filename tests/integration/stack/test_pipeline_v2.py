@@ -46,7 +46,9 @@ def cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def stack(docker: str, image: str):
     sink = f"{PROJECT}-sink"
-    p = cli("up", "--image", image)
+    # the small stack (make up EXECUTOR=LocalExecutor): v2's features do not depend on the executor, and
+    # test_local_stack and test_fleet_faults run the Celery shape
+    p = cli("up", "--image", image, "--executor", "LocalExecutor")
     try:
         assert p.returncode == 0, f"make up failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
         subprocess.run([docker, "run", "-d", "--name", sink, "--network", f"{PROJECT}_default",

@@ -119,8 +119,11 @@ def test_environment_errors_name_file_and_line(tmp_path):
 
 
 def test_deploy_uses_the_promoted_release_over_the_local_build(tmp_path):
-    from platformctl.commands.deploy import image_info
     from platformctl.config import load_config
+    from platformctl.deploy.images import environment_image
+
+    def image_info(root, env, cfg):  # what deploy writes into the managed config
+        return environment_image(root, cfg, env).for_deploy()
 
     env = load_environment(ROOT, "prod")
     cfg = load_config(ROOT, {})

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from ml_platform.bundle import BundleFault, PlatformDagBundle, version_of
+from ml_platform.bundle_format import ARCHIVE
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy, rollback
 from platformctl.deploy.store import LocalStore
+from tests.bundle_tamper import tamper
 
 PREFIX = "airflow/test"
 
@@ -49,6 +51,15 @@ def ship(store, tmp_path, value) -> str:
 def bundle(store, **kw) -> PlatformDagBundle:
     return PlatformDagBundle(name="ml-platform", store="local", store_path=str(store.root), prefix=PREFIX,
                              refresh_interval=10, **kw)
+
+
+def make_legacy(store, version: str) -> None:
+    """The version as deployed before archives existed: no archive, no "archive" entry in its manifest."""
+    vdir = store.root / PREFIX / "bundles" / version
+    (vdir / ARCHIVE).unlink()
+    m = json.loads((vdir / "bundle-manifest.json").read_text())
+    del m["archive"]
+    (vdir / "bundle-manifest.json").write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
 
 
 def demo_value(b: PlatformDagBundle) -> str:
@@ -117,12 +128,22 @@ def test_fetched_dag_files_load_from_bytecode_without_compiling(store, tmp_path,
     assert ns["VALUE"] == "v1"
 
 
-def test_tampered_file_is_refused_and_last_good_keeps_serving(store, tmp_path, caplog):
+def store_io(store):
+    def put(key, data):
+        (store.root / key).write_bytes(data)
+
+    return (lambda key: (store.root / key).read_bytes()), put
+
+
+@pytest.mark.parametrize("layout", ["archive", "files"])
+def test_tampered_file_is_refused_and_last_good_keeps_serving(store, tmp_path, caplog, layout):
     v1 = ship(store, tmp_path, "v1")
     proc = bundle(store)
     proc.initialize()
     v2 = ship(store, tmp_path, "v2")
-    (store.root / PREFIX / "bundles" / v2 / "dags/demo.py").write_text("# airflow dag\nVALUE = 'evil'\n")
+    if layout == "files":
+        make_legacy(store, v2)
+    tamper(*store_io(store), f"{PREFIX}/bundles/{v2}", "dags/demo.py", b"# airflow dag\nVALUE = 'evil'\n")
     with caplog.at_level(logging.ERROR, logger="ml_platform.bundle"):
         proc.refresh()
     assert proc.get_current_version().version == v1 and demo_value(proc) == "v1"

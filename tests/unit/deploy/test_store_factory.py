@@ -4,11 +4,22 @@ stores/qa while plan and status read stores/{env})."""
 
 from __future__ import annotations
 
+import pytest
+
 from platformctl.config import load_config
 from platformctl.deploy import live, store
 from platformctl.deploy.live import resolve_environment
 from platformctl.status import status
-from tests.unit.deploy.test_plan import plan_of, proj, run_cli  # noqa: F401 - proj is a fixture
+from tests.unit.deploy.test_plan import mini_project, plan_of, run_cli
+
+
+@pytest.fixture
+def proj(tmp_path, monkeypatch):
+    root = mini_project(tmp_path / "proj")
+    monkeypatch.setenv("PLATFORM_ROOT", str(root))
+    for var in ("REGISTRY", "PYTHON", "BASE_IMAGE", "DOCKER"):
+        monkeypatch.delenv(var, raising=False)
+    return root
 
 
 class EmptyRegistry:

@@ -20,6 +20,8 @@ ALLOWED = {
     # host set-up makes the base image with scripts/make-base-image.sh, the standalone script (documented to be
     # run by hand too); it is told which CLI the engine uses instead of looking one up itself
     ("platformctl/host/setup.py", '"DOCKER": engine.cli'),
+    # host set-up's plan names the daemonless engine's tools, to install them: packages, not a run
+    ("platformctl/host/plan.py", 'DAEMONLESS = ("podman", "buildah")'),
 }
 
 

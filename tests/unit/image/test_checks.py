@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from platformctl.engine import DockerEngine
 from platformctl.image import checks
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -121,9 +122,9 @@ def test_api_rule():
 
 # ---------------------------------------------------------------- which layers, which key
 def test_the_project_dockerfile_final_stage_adds_the_code_layers():
-    # the setuid strip (issue 20), entrypoint, flavors, plugins, DAGs, pipelines (issue 33) and WORKDIR: the
-    # layers above the dependencies (a plugin or pipeline edit changes the last four or five)
-    assert checks.final_stage_layers(ROOT / "Dockerfile") == 7
+    # the setuid strip (issue 20), entrypoint, flavors, plugins, DAGs, pipelines (issue 33), the revision file
+    # and WORKDIR: the layers above the dependencies (a plugin or pipeline edit changes the last five or six)
+    assert checks.final_stage_layers(ROOT / "Dockerfile") == 8
 
 
 def test_dependency_layers_are_those_below_the_final_stage(tmp_path):
@@ -149,9 +150,9 @@ def test_the_key_follows_layers_pins_and_uv():
 @pytest.fixture
 def fake_probes(monkeypatch):
     calls = []
-    monkeypatch.setattr(checks, "probe_deps", lambda cli, image, uv=None: calls.append("deps") or deps_facts())
-    monkeypatch.setattr(checks, "probe_code", lambda cli, image, ex=None: calls.append("code") or code_facts())
-    monkeypatch.setattr(checks, "check_api", lambda cli, image, db=None: calls.append("api") or
+    monkeypatch.setattr(checks, "probe_deps", lambda engine, image, uv=None: calls.append("deps") or deps_facts())
+    monkeypatch.setattr(checks, "probe_code", lambda engine, image, ex=None, executors=(): calls.append("code") or code_facts())
+    monkeypatch.setattr(checks, "check_api", lambda engine, image, db=None: calls.append("api") or
                         [checks.Result("api", "API server healthy, plugin view answers", True)])
     monkeypatch.setattr(checks, "uv_version", lambda uv: "uv 0.13.9")
     return calls
@@ -159,7 +160,7 @@ def fake_probes(monkeypatch):
 
 def run(info, previous=None, full=False, dockerfile=ROOT / "Dockerfile"):
     expect = checks.Expect(PINS, "3.3.2", {"a", "b"}, Path("/examples"), dockerfile)
-    return checks.run_checks("docker", "img", info, expect, previous=previous, full=full, uv="/uv")
+    return checks.run_checks(DockerEngine("docker", "unprobed"), "img", info, expect, previous=previous, full=full, uv="/uv")
 
 
 def image(layers, iid="sha256:1"):
@@ -167,7 +168,7 @@ def image(layers, iid="sha256:1"):
 
 
 DEPS = ["base", "airflow", "bytecode", "team", "operators"]
-CODE = ["hardening", "entrypoint", "flavors", "plugins", "dags", "pipelines", "workdir"]  # the final stage's layers
+CODE = ["hardening", "entrypoint", "flavors", "plugins", "dags", "pipelines", "revision", "workdir"]  # the final stage's layers
 
 
 def test_a_recorded_pass_on_the_same_layers_skips_deps_only(fake_probes):
@@ -175,8 +176,8 @@ def test_a_recorded_pass_on_the_same_layers_skips_deps_only(fake_probes):
     assert sorted(fake_probes) == ["api", "code", "deps"] and all(r.ok for r in runs)
     assert rec["deps"]["passed"] is True and rec["deps"]["layers"] == DEPS
     fake_probes.clear()
-    runs2, rec2 = run(image(DEPS + ["hardening", "entrypoint", "flavors", "plugins-2", "dags", "pipelines", "workdir"],
-                            "sha256:2"), rec)
+    runs2, rec2 = run(image(DEPS + ["hardening", "entrypoint", "flavors", "plugins-2", "dags", "pipelines", "revision",
+                                    "workdir"], "sha256:2"), rec)
     assert sorted(fake_probes) == ["api", "code"]
     assert {r.group: bool(r.skipped) for r in runs2} == {"deps": True, "code": False, "api": False}
     assert rec2["deps"] == rec["deps"] and rec2["code"]["image_id"] == "sha256:2"

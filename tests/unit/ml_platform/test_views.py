@@ -27,7 +27,11 @@ def client(monkeypatch):
     for var in views.BUILD_ENV.values():
         monkeypatch.delenv(var, raising=False)
     (auth,) = views.app.router.dependencies
+    from airflow.api_fastapi.core_api.security import get_user
+
     views.app.dependency_overrides[auth.dependency] = lambda: None
+    views.app.dependency_overrides[get_user] = lambda: "a user"
+    monkeypatch.setattr(views, "_may_read", lambda user, dag_id: True)
     yield TestClient(views.app)
     views.app.dependency_overrides.clear()
 
@@ -163,7 +167,7 @@ def auth_manager(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "vic:viewer")
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(tmp_path / "passwords.json"))
-    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "unit-test-secret")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "unit-test-secret-" + "x" * 64)
     monkeypatch.setattr(api_app._AuthManagerState, "instance", None)
     # token revocation is a metadata-DB lookup (no DB here; the in-image test runs it for real)
     monkeypatch.setattr("airflow.models.revoked_token.RevokedToken.is_revoked", classmethod(lambda cls, jti: False))
@@ -187,3 +191,27 @@ def test_every_route_requires_a_user_allowed_to_read_dags(auth_manager, monkeypa
         assert anonymous.get(route, headers={"Authorization": "Bearer not-a-jwt"}).status_code == 403, route
         assert anonymous.get(route, headers={"Authorization": f"Bearer {token}"}).status_code == 200, route
     assert TestClient(views.app, cookies={"_token": token}).get("/").status_code == 200
+
+
+def test_the_page_shows_only_the_dags_the_user_may_read(auth_manager, bundle, monkeypatch):
+    """A DAG-level permission (FAB's per-DAG access, a team) hides that pipeline, as the API's DAG list does."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    monkeypatch.setenv("ML_PLATFORM_FLAVORS", str(ROOT / "flavors.yaml"))
+    shutil.copy(ROOT / "pipelines/churn_features.yaml", bundle / "pipelines/churn_features.yaml")
+    manifest = json.loads((bundle / "bundle-manifest.json").read_text())
+    manifest["files"]["pipelines/churn_features.yaml"] = {}
+    (bundle / "bundle-manifest.json").write_text(json.dumps(manifest))
+    token = auth_manager.generate_jwt(SimpleAuthManagerUser(username="vic", role="viewer"))
+    c = TestClient(views.app, headers={"Authorization": f"Bearer {token}"})
+    assert [p["dag_id"] for p in c.get("/pipelines").json()["pipelines"]] == ["churn_features", "example_etl"]
+    real = type(auth_manager).is_authorized_dag
+
+    def no_etl(self, *, method, user, access_entity=None, details=None):
+        return (details is None or details.id != "example_etl") and real(
+            self, method=method, user=user, access_entity=access_entity, details=details)
+
+    monkeypatch.setattr(type(auth_manager), "is_authorized_dag", no_etl)
+    assert [p["dag_id"] for p in c.get("/pipelines").json()["pipelines"]] == ["churn_features"]
+    page = c.get("/").text
+    assert "graph-churn_features" in page and "example_etl" not in page

@@ -55,6 +55,16 @@ def test_hostile_values_render_import_and_round_trip_without_executing(repo, tmp
                  "b": {"arguments": [HOSTILE_VALUES[1]], "depends_on": ["a"]}},
     }
     (repo / "pipelines/hostile.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
+    # a pool must exist in every environment (#35) and a pool name is letters, digits, _ . -: a hostile one
+    # cannot be declared, so it is refused at render with one line; a declared pool renders as data
+    with pytest.raises(PipelineError) as exc:
+        render_all(repo)
+    assert [p.field for p in exc.value.problems] == ["jobs.a.pool"] and "not a pool of local" in str(
+        exc.value.problems[0])
+    (repo / "environments").mkdir()
+    (repo / "environments/local.yaml").write_text("bundle: {kind: local}\npools: {etl.pool-1: {slots: 2}}\n")
+    doc["jobs"]["a"]["pool"] = "etl.pool-1"
+    (repo / "pipelines/hostile.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
     render_all(repo)
     text = (repo / "dags/hostile.py").read_text()
     assert "import os\n" not in text.replace("import os;", "")
@@ -79,7 +89,7 @@ print("RESULT " + json.dumps({{"cmds": a.cmds, "env": a.env_vars if isinstance(a
     got = json.loads(next(ln for ln in p.stdout.splitlines() if ln.startswith("RESULT "))[7:])
     assert got["cmds"] == HOSTILE_VALUES
     assert got["env"] == {f"V{i}": v for i, v in enumerate(HOSTILE_VALUES)}
-    assert got["pool"] == HOSTILE_VALUES[2] and got["args"] == [HOSTILE_VALUES[1]]
+    assert got["pool"] == "etl.pool-1" and got["args"] == [HOSTILE_VALUES[1]]
     assert got["owner"] == HOSTILE_VALUES[0] and got["tags"] == sorted(HOSTILE_VALUES)
     assert got["desc"] == HOSTILE_VALUES[1] and got["up"] == ["a"]
     assert not marker.exists()

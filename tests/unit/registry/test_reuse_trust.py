@@ -12,7 +12,7 @@ import pytest
 
 from platformctl.config import load_config
 from platformctl.errors import ImageTestError
-from platformctl.commands import build as b
+from platformctl.services import build as b
 from platformctl.image.build import ImageTestReport
 from platformctl.registry import reuse
 from platformctl.version import VersionInfo
