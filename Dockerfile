@@ -252,6 +252,7 @@ ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
 ARG SOURCE
 ARG TITLE
+ARG ML_PLATFORM_SERVES
 # The commit, as a file too; and a RUN whose cache key holds the values above: buildah 1.28 serves an ENV or
 # LABEL step from its layer cache by the step's text alone (a new commit's image kept the last one's
 # revision, in its labels and its history), while a RUN step's key includes the build args in scope, so
@@ -265,11 +266,14 @@ ENV ML_PLATFORM_IMAGE_VERSION=${VERSION} \
     ML_PLATFORM_AIRFLOW_VERSION=${AIRFLOW_VERSION} \
     ML_PLATFORM_PYTHON_VERSION=${PYTHON_VERSION} \
     ML_PLATFORM_LOCK_FINGERPRINT=${LOCK_FINGERPRINT}
-LABEL org.opencontainers.image.title="${TITLE}" \
+# issue 37: where this image's SBOM is (made from the built image, so found by the image's digest, not in it)
+LABEL io.ml-platform.sbom="application/vnd.cyclonedx+json, attached to this image's digest: <repository>:sha256-<digest hex>.sbom (OCI subject: the image), provenance: .att" \
+      org.opencontainers.image.title="${TITLE}" \
       org.opencontainers.image.source="${SOURCE}" \
       io.ml-platform.airflow.version="${AIRFLOW_VERSION}" \
       io.ml-platform.python.version="${PYTHON_VERSION}" \
       io.ml-platform.lock.fingerprint="${LOCK_FINGERPRINT}" \
+      io.ml-platform.serves="${ML_PLATFORM_SERVES}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"

@@ -63,10 +63,10 @@ release: $(VENV)/.synced ## make release VERSION=X.Y.Z: immutable release tags o
 promote: $(VENV)/.synced ## make promote ENV=prod VERSION=X.Y.Z: copy the release by digest to ENV's repository
 	$(RUN) promote --env $(ENV) --version $(VERSION)
 
-deploy: $(VENV)/.synced ## deliver the DAG bundle to ENV (make deploy ENV=dev) and write its Airflow config
-	$(RUN) deploy --env $(ENV)
+deploy: $(VENV)/.synced ## deliver the DAG bundle to ENV (make deploy ENV=dev [IMAGE=<release>]) and write its Airflow config
+	$(RUN) deploy --env $(ENV) $(if $(IMAGE),--image $(IMAGE))
 
-rollback: $(VENV)/.synced ## switch ENV back to its previous bundle, or TO=<version>
+rollback: $(VENV)/.synced ## switch ENV back to its previous bundle, or TO=<version> or TO=<ledger entry>
 	$(RUN) rollback --env $(ENV) $(if $(TO),--to $(TO))
 
 up: $(VENV)/.synced ## start the local Airflow stack (PostgreSQL + Airflow components) from the built image
@@ -138,6 +138,17 @@ bench-status: $(VENV)/.synced ## make status on a local registry + SeaweedFS aga
 migrate: $(VENV)/.synced ## rewrite pipelines/*.yaml (or FILES=) to the current format version, comments kept; prints the diff
 	$(RUN) migrate $(FILES)
 
+# issue 38: bundle trust (signed versions, the deploy ledger)
+.PHONY: history signing-key bench-bundle-trust
+history: $(VENV)/.synced ## make history ENV=dev [LIMIT=20] [JSON=1]: the deploy ledger, newest first
+	$(RUN) history --env $(ENV) $(if $(LIMIT),--limit $(LIMIT)) $(if $(JSON),--json)
+
+signing-key: $(VENV)/.synced ## make signing-key OUT=path: a new ed25519 key pair for signing bundles (prints the public key)
+	$(RUN) signing-key --out $(OUT)
+
+bench-bundle-trust: $(VENV)/.synced ## make history over 1,000 ledger entries and signature verification on a 1,000-file version, vs naive
+	$(PY) bench/bundle_trust.py
+
 # issue 33: docs/commands.md generated from the CLI's parser, the Makefile and the exit codes
 # (.PHONY with the other targets at the top)
 docs: $(VENV)/.synced ## write docs/commands.md from the CLI's parser, the Makefile's targets and the exit codes
@@ -166,3 +177,16 @@ bench-engines: $(VENV)/.synced ## podman (buildah) build against the Docker buil
 .PHONY: bench-fleet
 bench-fleet: $(VENV)/.synced ## bundle store cost for a DAG processor + 1/2/4 workers behind a 20 ms store (SeaweedFS), vs one GET per file
 	$(PY) bench/fleet.py
+# ---- issue 37: trust the image (SBOM, provenance, signatures, vulnerability gate); see docs/supply-chain.md
+.PHONY: sbom audit verify-image bench-supply
+sbom: $(VENV)/.synced ## where the image's SBOM (CycloneDX) is, and a summary; FORCE=1 makes it again
+	$(RUN) sbom $(if $(FORCE),--force)
+
+audit: $(VENV)/.synced ## pip-audit every lock against the OSV service (audit.osv_url), gated by audit.yaml [JSON=1]
+	$(RUN) audit $(if $(JSON),--json)
+
+verify-image: $(VENV)/.synced ## make verify-image ENV=prod DIGEST=sha256:...: signature (skopeo), SBOM, provenance
+	$(RUN) verify-image --env $(ENV) --digest $(DIGEST) $(if $(REPOSITORY),--repository $(REPOSITORY))
+
+bench-supply: $(VENV)/.synced ## cost of SBOM + provenance + signature on make push, and of make audit (local OSV)
+	$(PY) bench/supply.py

@@ -134,6 +134,35 @@ class UpgradeConfig(_Model):
         default_factory=lambda: ["example_etl"],
         description="Pipelines run on a stack of the current image and of the candidate (states and durations "
         "compared); the current stack's database, after these runs, is the one the candidate migrates.")
+class SigningConfig(_Model):
+    """Image signatures (issue 37): GPG simple signing with skopeo, signatures in a lookaside store."""
+
+    key: str | None = Field(
+        None, description="Fingerprint of the GPG key make push signs the pushed digest with (PLATFORM_SIGNING_KEY "
+        "overrides it; the key is the keyring's at GNUPGHOME, or the armored secret key in "
+        "PLATFORM_SIGNING_KEY_FILE, passphrase in PLATFORM_SIGNING_PASSPHRASE_FILE). null: push does not sign.")
+    lookaside: str = Field(
+        ".platform/signatures", description="Lookaside signature store: a folder (relative to the repository, or "
+        "absolute) where make push writes signatures and release/promote/deploy/status read them. Share it "
+        "(a bucket synced to it, a web server's folder) between the machines that push and promote.")
+
+
+class SbomConfig(_Model):
+    """The image's SBOM (issue 37)."""
+
+    on_build: bool = Field(False, description="make build makes the SBOM of a tested image (~10-40 s for the "
+                           "Airflow image); false: make push makes it once per image (make sbom any time).")
+
+
+class AuditConfig(_Model):
+    """make audit (issue 37): pip-audit over every lock against an OSV service."""
+
+    osv_url: str = Field("https://api.osv.dev", description="OSV-compatible service (its /v1/query is asked per "
+                         "pin); AUDIT_OSV_URL overrides it.")
+    policy: str = Field("audit.yaml", description="The audit policy (fail_at severity, allowlist with id, reason, "
+                        "expires), relative to the repository.")
+    on_build: bool = Field(False, description="make build runs make audit first (and fails with it).")
+    timeout: int = Field(15, ge=1, le=300, description="Seconds per request to the OSV service.")
 
 
 class PlatformConfig(_Model):
@@ -160,6 +189,9 @@ class PlatformConfig(_Model):
     stack: StackConfig = Field(default_factory=StackConfig)
     setup: SetupConfig = Field(default_factory=SetupConfig)
     upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
+    signing: SigningConfig = Field(default_factory=SigningConfig)
+    sbom: SbomConfig = Field(default_factory=SbomConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("airflow_version")
     @classmethod
@@ -222,6 +254,9 @@ ENV_OVERRIDES: dict[str, str] = {
     "INDEX_URL_FILE": "image.build_secrets.index_url",
     "UV_IMAGE": "image.uv_image",
     "BUILD_CACHE": "image.build_cache",
+    "PLATFORM_SIGNING_KEY": "signing.key",
+    "SIGNATURES": "signing.lookaside",
+    "AUDIT_OSV_URL": "audit.osv_url",
 }
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from .errors import ConfigError, ExecutorError, UnsafePathError
+from .errors import ConfigError, ExecutorError, SigningKeyError, UnsafePathError
 from .executors import DEFAULT_EXECUTOR, EXECUTOR_PATTERN, executor_names, executor_problem
 from .yamlfile import line_of, read_yaml
 
@@ -185,6 +185,35 @@ class ManagedAirflow(_Model):
                 confined_path(root, self.env_file, env_name, "managed.env_file"))
 
 
+def _allowed_key(v: str) -> str:
+    from ml_platform.bundle_format import key_problem
+
+    problem = key_problem(v)
+    if problem:
+        raise ValueError(f"{str(v)[:20]!r} {problem}")
+    return v.strip().lower()
+
+
+class SigningConfig(_Model):
+    """Bundle signatures (issue 38): who may publish a version here, and whether unsigned ones are served."""
+
+    require_signatures: bool = Field(
+        False, description="Serve only versions signed by an allowed key (make deploy / make rollback sign with "
+                           "ML_PLATFORM_SIGNING_KEY or ML_PLATFORM_SIGNING_KEY_FILE). false: unsigned versions "
+                           "are served; a signed one must still verify against allowed_keys.")
+    allowed_keys: list[Annotated[str, AfterValidator(_allowed_key)]] = Field(
+        default_factory=list, max_length=4,
+        description="Public keys allowed to sign this environment's bundles: 64 hex digits of a raw ed25519 "
+                    "public key each (make signing-key prints one). Two during a key rotation.")
+
+    @model_validator(mode="after")
+    def _need_keys(self) -> SigningConfig:
+        if self.require_signatures and not self.allowed_keys:
+            raise ValueError("require_signatures is true but allowed_keys is empty: list the public key(s) "
+                             "that sign this environment's bundles")
+        return self
+
+
 # ---- instance settings as code (#35): the pools and connections the instance must have
 class PoolSpec(_Model):
     """One Airflow pool as this environment's instance must have it (make deploy creates or updates it)."""
@@ -251,6 +280,31 @@ def _connection_ids(v: dict | None) -> dict | None:
     return v
 
 
+class SignaturePolicy(_Model):
+    """Image signatures this environment requires (issue 37): checked by skopeo with a generated policy.json."""
+
+    required: bool = Field(False, description="release, promote and deploy refuse an image digest without a valid "
+                           "signature from one of `keys`.")
+    keys: list[str] = Field(default_factory=list, description="Armored GPG public keys allowed to sign images for "
+                            "this environment (paths in the repository, e.g. keys/prod/release-2026.asc); two "
+                            "while a key is rotated.", max_length=8)
+
+    @field_validator("keys")
+    @classmethod
+    def _key_paths(cls, v: list[str]) -> list[str]:
+        for k in v:
+            problem = path_template_problem(k)
+            if problem:
+                raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _need_keys(self) -> SignaturePolicy:
+        if self.required and not self.keys:
+            raise ValueError("signatures.required needs at least one public key in signatures.keys")
+        return self
+
+
 class EnvironmentFile(_Model):
     """What environments/<env>.yaml holds (its JSON Schema is the editors'): the name is the file's."""
 
@@ -297,6 +351,10 @@ class EnvironmentFile(_Model):
         if problem:
             raise ValueError(problem)
         return v
+    signing: SigningConfig = Field(default_factory=SigningConfig,
+                                   description="Bundle signatures: allowed public keys, required or not.")
+
+    signatures: SignaturePolicy = Field(default_factory=SignaturePolicy)
 
     @field_validator("name")
     @classmethod
@@ -339,6 +397,8 @@ def load_environment(root: Path, name: str) -> Environment:
         line = line_of(text, err["loc"])
         kind = (UnsafePathError if tuple(err["loc"]) in _PATH_FIELDS
                 else ExecutorError if tuple(err["loc"]) == ("executor",) else ConfigError)
+        if err["loc"] and err["loc"][0] == "signing":  # a malformed allowed key: a signing-key error
+            kind = SigningKeyError
         raise kind(f"{field}: {err['msg'].removeprefix('Value error, ')}",
                    "see schemas/environment.schema.json", where=f"{rel}:{line}" if line else rel) from None
     if env.name != name:

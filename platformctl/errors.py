@@ -34,6 +34,9 @@ Exit codes (0 success; 2 is also argparse's usage error):
     25  InstanceSettingsError  pools/connections: a missing connection refuses the deploy, or the API refused a change
     26  InstanceAuthError    the instance's API answered 401/403 to a settings call (set AIRFLOW_API_TOKEN)
     27  InstanceUnreachable  the instance's API could not be reached for its settings (nothing applied)
+    28  SigningKeyError      no signing key where one is required, a key that is not one, a key
+                           the environment does not allow (before upload), a malformed allowed key
+    29  BundleSignatureRefused  a stored version's signature does not verify (rollback, status)
     30  StackError           the local stack cannot be started, reached or stopped
         ApiTimeout, PortTaken  (kinds of StackError)
     31  RunFailed            a pipeline run on the local stack did not succeed
@@ -42,9 +45,16 @@ Exit codes (0 success; 2 is also argparse's usage error):
     41  RegistryAuthError    wrong or missing credentials (never retried)
     42  RegistryUnavailable  connection refused, timeouts, 5xx, after retries
     43  ReleaseRefused       a push, release or promotion the rules forbid
+    44  SigningError         no signing key, a wrong passphrase, gpg/skopeo could not sign
+    45  SignatureRefused     an image digest without a valid signature from an allowed key
+    46  SbomError            the SBOM/provenance cannot be made, attached, or does not match the image
+    47  AuditFailed          make audit: a vulnerability at/above the policy's severity, an expired allowlist entry
+    48  AuditError           make audit could not run: bad policy, OSV service down or answering garbage
     50  PLAN_CHANGES         make plan: something would change (an answer, not a failure)
     51  PlanRefused          make plan: deploy would refuse
     52  StatusIncomplete     make status / diff could not read some environment
+    53  ImageCannotServe     deploy refused: the environment's image cannot serve the bundle
+    54  LedgerError          a deploy ledger entry cannot be written or is not there
     60  UpgradeInputError    make upgrade-test: a version/Python/provider the target cannot take (#36)
     61  UpgradeBlocked       make upgrade-test: the rehearsal's verdict is blocked
     62  UpgradeNeedsChanges  make upgrade-test: the verdict is needs changes (listed in the report)
@@ -349,3 +359,58 @@ class ReproducibleRefused(PlatformError):
     """verify-reproducible cannot answer for this tree or engine (said before anything is built)."""
 
     exit_code = 19
+# ------------------------------------------------------------------ supply chain (issue 37)
+class SigningError(PlatformError):
+    """No signing key configured, a wrong passphrase, or gpg/skopeo could not sign."""
+
+    exit_code = 44
+
+
+class SignatureRefused(PlatformError):
+    """An image digest without a valid signature from a key the environment allows (checked by skopeo)."""
+
+    exit_code = 45
+
+
+class SbomError(PlatformError):
+    """The SBOM or provenance cannot be made or attached, or an attached one does not match the image."""
+
+    exit_code = 46
+
+
+class AuditFailed(PlatformError):
+    """make audit found a vulnerability at or above the policy's severity, or an expired allowlist entry."""
+
+    exit_code = 47
+
+
+class AuditError(PlatformError):
+    """make audit could not run: an invalid policy, the OSV service down or answering garbage."""
+
+    exit_code = 48
+
+
+
+# ------------------------------------------------------------------ bundle trust (issue 38)
+class SigningKeyError(PlatformError):
+    """No signing key where one is required, or a key that does not fit the environment's allowed keys."""
+
+    exit_code = 28
+
+
+class BundleSignatureRefused(PlatformError):
+    """A stored version's signature does not verify against the environment's allowed keys."""
+
+    exit_code = 29
+
+
+class ImageCannotServe(PlatformError):
+    """The environment's image cannot serve the bundle (pipeline format or ml_platform version)."""
+
+    exit_code = 53
+
+
+class LedgerError(PlatformError):
+    """A deploy ledger entry cannot be written (nothing is switched), read, or found."""
+
+    exit_code = 54

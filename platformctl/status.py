@@ -40,6 +40,8 @@ class EnvStatus:
     unreadable: list[dict] = field(default_factory=list)
     settings: dict | None = None  # the instance's pools and connections against the file (#35); None: not read
     settings_lines: list[str] = field(default_factory=list)
+    last_entry: dict | None = None  # the deploy ledger's newest entry (issue 38)
+    refused: str | None = None  # why the instance refuses the live pointer's version (signature), if it does
 
     def cannot_read(self, part: str, where: str, exc: PlatformError) -> None:
         self.errors.append(f"{self.name}: {part}: {exc.one_line()}")
@@ -62,6 +64,7 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
         store = open_store(root, env)
         st.store = store.url
         live = read_live(store, env.bundle.prefix)
+        _trust_facts(store, env, st)
         info = None
         if live and live.image_digest:
             try:
@@ -108,6 +111,8 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
                     "releases_read": len(view.releases),
                     "version": info.version if info else None, "revision": info.revision if info else None,
                     "python": info.python if info else None}
+        if info is not None:  # issue 37: is the running digest signed, and by which key
+            st.image["signature"] = _signature(root, cfg, env, skopeo_factory, repo, live.image_digest)
         if info is None:
             st.flags.append(f"the bundle was built for image {short(live.image_digest)}, which {repo} does "
                             f"not have (a local, unpushed build?)")
@@ -117,6 +122,19 @@ def env_status(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory
                             f"promoted to {newest} ({short(st.newest_release['digest'])}): "
                             f"run make deploy ENV={env.name}")
     return st, store, live
+
+
+def _trust_facts(store, env: Environment, st: EnvStatus) -> None:
+    """The ledger's last entry and whether the instance would refuse the live version (issue 38)."""
+    from .deploy.deliver import read_pointer
+    from .deploy.publish import last_entry, pointer_refusal
+
+    e = last_entry(store, env)
+    st.last_entry = e.to_json() if e else None
+    try:
+        st.refused = pointer_refusal(store, env, read_pointer(store, env.bundle.prefix))
+    except (PlatformError, ValueError) as exc:
+        st.refused = f"cannot check: {exc}"
 
 
 def _settings(root: Path, env: Environment, st: EnvStatus) -> None:
@@ -130,6 +148,15 @@ def _settings(root: Path, env: Environment, st: EnvStatus) -> None:
         return
     st.settings = state.to_json() if state.read else None
     st.settings_lines = state.drift_lines()
+
+
+def _signature(root: Path, cfg: PlatformConfig, env: Environment, skopeo_factory, repo: str, digest: str) -> dict:
+    from .supply.service import signature_status
+
+    try:
+        return signature_status(root, cfg, env, skopeo_factory(), repo, digest)
+    except PlatformError as exc:
+        return {"required": env.signatures.required, "signed": None, "key": None, "note": exc.one_line()}
 
 
 class _Tags:
@@ -260,9 +287,21 @@ def status_lines(s: Status) -> list[str]:
                 what += f" (not among the {i['releases_read']} newest releases)"
             out.append(f"  image {short(i['digest'])}: {what}"
                        + (f", commit {i['revision'][:7]}" if i.get("revision") else ""))
+            sig = i.get("signature")
+            if sig:
+                out.append("  signature: " + (f"signed by {sig['key']}" if sig["signed"] and sig["key"] else
+                                              "signed (not checked: no policy)" if sig["signed"] else
+                                              f"NOT SIGNED ({sig['note']})")
+                           + (" (required here)" if sig["required"] else ""))
         if e.newest_release:
             out.append(f"  newest release promoted here: {e.newest_release['version']} "
                        f"({short(e.newest_release['digest'])})")
+        if e.refused:
+            out.append(f"  REFUSED by the instance (the last good version stays live there): {e.refused}")
+        if e.last_entry:
+            from .deploy.ledger import Entry, line
+
+            out.append(f"  last ledger entry: {line(Entry(**e.last_entry))}")
         out.extend(f"  FLAG: {f}" for f in e.flags)
         out.extend(e.settings_lines)
     for d in s.drift:

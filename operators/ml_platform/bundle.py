@@ -33,6 +33,7 @@ from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion, get_bundle_tracking_dir
 
+from . import bundle_format as trust
 from .bundle_format import (
     ARCHIVE,
     MANIFEST,
@@ -208,6 +209,10 @@ class PlatformDagBundle(BaseDagBundle):
     :param endpoint_url: S3-compatible endpoint (else the connection's, else AWS)
     :param store_path: the folder holding the store (``store: local``)
     :param keep_local: fetched versions kept on this machine besides the live one and those in use
+    :param environment: the environment's name, which signed statements must name (issue 38)
+    :param allowed_keys: public keys (hex ed25519) allowed to sign versions; checked when given
+    :param require_signatures: refuse unsigned versions (else an unsigned version is served, a signed one
+        must verify against allowed_keys)
     """
 
     supports_versioning = True
@@ -219,10 +224,20 @@ class PlatformDagBundle(BaseDagBundle):
 
     def __init__(self, *, prefix: str = "", store: str = "s3", bucket_name: str | None = None,
                  aws_conn_id: str | None = "aws_default", endpoint_url: str | None = None,
-                 store_path: str | None = None, keep_local: int = 3, **kwargs) -> None:
+                 store_path: str | None = None, keep_local: int = 3, environment: str | None = None,
+                 allowed_keys: list[str] | None = None, require_signatures: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.prefix = prefix.strip("/")
         self.keep_local = keep_local
+        self.environment = environment or ""
+        self.allowed_keys = [k.strip().lower() for k in allowed_keys or []]
+        for k in self.allowed_keys:
+            if trust.key_problem(k):
+                raise ValueError(f"bundle '{self.name}': allowed key {k[:20]!r} {trust.key_problem(k)}")
+        self.require_signatures = bool(require_signatures)
+        if self.require_signatures and not self.allowed_keys:
+            raise ValueError(f"bundle '{self.name}': require_signatures needs allowed_keys")
+        self._refused: tuple[str, str] | None = None  # the last (version, reason) logged: logged once
         if store == "local":
             if not store_path:
                 raise ValueError(f"bundle '{self.name}': store 'local' needs store_path")
@@ -313,7 +328,24 @@ class PlatformDagBundle(BaseDagBundle):
             return out
         out["live"] = {k: pointer.get(k) for k in ("version", "switched_at", "commit", "image_digest")}
         out["live"]["history"] = list(pointer.get("history") or [])[:5]
+        out["signatures"] = ("required" if self.require_signatures else "checked when present" if self.allowed_keys
+                             else "not checked")
+        out["refused"] = self.refusal(pointer)
         return out
+
+    def refusal(self, pointer: dict) -> str | None:
+        """Why the version `pointer` names would not be served here (signature, image), or None: the checks
+        the DAG processor makes before activating it, without fetching its files."""
+        version = pointer.get("version")
+        try:
+            statement = self._verify_pointer(pointer)
+            raw = self._reader.get(manifest_key(self.prefix, str(version)))
+            if raw is None:
+                return f"{version} has no {MANIFEST}"
+            self._verify_version(str(version), raw, json.loads(raw), statement)
+        except (BundleFault, ValueError) as exc:
+            return str(exc)
+        return None
 
     # --- the work -----------------------------------------------------------------------------------
     def _last_good(self) -> str | None:
@@ -350,6 +382,7 @@ class PlatformDagBundle(BaseDagBundle):
     def _follow_pointer(self, *, initial: bool) -> None:
         serving = self._live or self._last_good()
         key = pointer_key(self.prefix)
+        wanted = None
         try:
             # one conditional GET: when the pointer is the one already acted on, 304 and no body
             raw, etag, changed = self._reader.get_if_changed(key, self._pointer_etag(serving))
@@ -360,19 +393,25 @@ class PlatformDagBundle(BaseDagBundle):
                     raise BundleFault(f"no {POINTER} under '{self.prefix}' in {self._reader.where}: nothing is "
                                       f"deployed (run make deploy)")
                 try:
-                    wanted = Pointer.parse(raw, self.prefix).version
+                    parsed = Pointer.parse(raw, self.prefix)
+                    pointer, wanted = parsed.to_dict(), parsed.version
                 except FormatError:
                     raise BundleFault(f"{key} in {self._reader.where} is not a pointer (no 'version'); run make "
                                       f"deploy or make rollback to rewrite it") from None
                 if wanted != serving:
-                    self._fetch(wanted)
+                    statement = self._verify_pointer(pointer)  # before anything of the version is read
+                    final = self._fetch(wanted, statement)
+                    self._verify_local(wanted, final, statement)
         except BundleFault as exc:
             if serving is None:
                 raise BundleFault(f"bundle '{self.name}': {exc}") from None
-            # one line; the last good version keeps serving
-            log.error("bundle '%s': keeping %s live: %s", self.name, serving, exc)
+            # one line per refused version and reason; the last good version keeps serving
+            if self._refused != (str(wanted), str(exc)):
+                log.error("bundle '%s': keeping %s live: %s", self.name, serving, exc)
+                self._refused = (str(wanted), str(exc))
             self._live = serving
             return
+        self._refused = None
         self._remember_pointer(wanted, etag)  # only now: a version that failed to fetch is tried again
         if wanted != self._live:
             if self._live:
@@ -381,13 +420,58 @@ class PlatformDagBundle(BaseDagBundle):
             self._write_last_good(wanted)
             self._prune()
 
+    # --- the verify step between fetch and activate (issue 38) ----------------------------------------
+    @property
+    def _checks_signatures(self) -> bool:
+        return self.require_signatures or bool(self.allowed_keys)
+
+    def _verify_pointer(self, pointer: dict) -> dict | None:
+        """The pointer's signed statement (None: not checked here, or unsigned where that is allowed)."""
+        if not self._checks_signatures or (pointer.get("envelope") is None and not self.require_signatures):
+            return None
+        try:
+            return trust.check_pointer(pointer, self.allowed_keys, environment=self.environment).statement
+        except trust.TrustFault as exc:
+            raise BundleFault(f"{pointer.get('version')}: refused: {exc}") from None
+
+    def _verify_version(self, version: str, raw: bytes, manifest: dict, statement: dict | None) -> None:
+        """Before a version's files are activated: its manifest's signature (when checked here) and whether
+        this image can serve it. BundleFault naming the version and the reason otherwise."""
+        if self._checks_signatures:
+            sig = self._reader.get(trust.manifest_signature_key(self.prefix, version))
+            if sig is not None or self.require_signatures:
+                try:
+                    envelope = json.loads(sig) if sig is not None else None
+                    trust.check_manifest(envelope, self.allowed_keys, environment=self.environment, version=version,
+                                         manifest_raw=raw, pointer_statement=statement)
+                except ValueError:
+                    raise BundleFault(f"{version}: refused: its {trust.MANIFEST_SIGNATURE} is not JSON") from None
+                except trust.TrustFault as exc:
+                    raise BundleFault(f"{version}: refused: {exc}") from None
+        problem = trust.this_image_problem(manifest)
+        if problem:
+            raise BundleFault(f"{version}: refused: this image cannot serve it: {problem}")
+
+    def _verify_local(self, version: str, final: Path, statement: dict | None) -> None:
+        """A version fetched earlier on this machine (verified then): the signed pointer must name its manifest."""
+        if statement is None:
+            return
+        try:
+            digest = trust.sha256_hex((final / MANIFEST).read_bytes())
+        except OSError as exc:
+            raise BundleFault(f"{version}: cannot read the fetched manifest ({exc.strerror})") from None
+        if statement.get("manifest_sha256") != digest:
+            raise BundleFault(f"{version}: refused: the signed pointer names another manifest (sha256 "
+                              f"{str(statement.get('manifest_sha256'))[:12]}..., this one has {digest[:12]}...; "
+                              f"replayed or tampered)")
+
     def _write_last_good(self, version: str) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.base_dir / f".{LAST_GOOD}.{os.getpid()}"
         tmp.write_text(version + "\n")
         os.replace(tmp, self.base_dir / LAST_GOOD)
 
-    def _fetch(self, version: str) -> Path:
+    def _fetch(self, version: str, statement: dict | None = None) -> Path:
         """Make versions/<version>/ hold exactly that version's verified files (once per machine).
 
         fetch (the manifest, then the archive or the files, into memory) -> verify (exactly the
@@ -404,6 +488,7 @@ class PlatformDagBundle(BaseDagBundle):
             self.versions_dir.mkdir(parents=True, exist_ok=True)
             self._remove_abandoned_staging()
             raw, manifest = self._read_manifest(version)
+            self._verify_version(version, raw, manifest.to_dict(), statement)  # signature and image, before any file
             files, how = self._download(version, manifest)
             self._verify(version, manifest, files)
             self._activate(version, raw, files, final)

@@ -4,4 +4,4 @@ To add a command: write platformctl/commands/<name>.py with register(), and list
 """
 
 COMMAND_MODULES = ["doctor", "lock", "render", "build", "schema", "deploy", "stack", "registry", "studio", "plan",
-                   "status", "migrate", "docs", "upgrade", "reproducible"]
+                   "status", "migrate", "docs", "upgrade", "reproducible", "supply"]

@@ -33,8 +33,22 @@ def cmd_release(root, args) -> int:
 
 
 def cmd_promote(root, args) -> int:
+    from ..deploy.publish import record_promotion
+    from ..deploy.store import open_store
+    from ..environments import load_environment
+    from ..errors import PlatformError
+    from ..registry.records import load_release
+
     cfg = context_of(root, args).config
-    promote(root, cfg, args.env, args.version, from_environment(), echo=say)
+    env = load_environment(root, args.env)
+    try:
+        digest = load_release(root, args.version).get("digest")
+    except PlatformError:
+        digest = None  # promote names what is wrong with the version itself
+    _, note = record_promotion(root, env, args.version, open_store,  # the ledger entry around it (issue 38)
+                               lambda: promote(root, cfg, args.env, args.version, from_environment(), echo=say),
+                               image_digest=digest)
+    say(f"  {note}")
     return 0
 
 

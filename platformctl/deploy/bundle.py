@@ -7,6 +7,7 @@ redeploy of an unchanged bundle is recognised without uploading anything.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,8 @@ class Bundle:
     files: dict[str, BundleFile]
     image_digest: str | None
     commit: str | None
+    # what the DAGs were rendered for (issue 38): {"ml_platform_version": "0.1.0", "pipeline_formats": [1, 2]}
+    needs: dict = field(default_factory=dict, compare=False)
 
     @property
     def version(self) -> str:
@@ -51,7 +54,7 @@ class Bundle:
                              image_digest=self.image_digest, commit=self.commit, created=created).to_dict()
         if archive is not None:  # not part of the version's hash: the files are
             out["archive"] = archive_entry(archive)
-        return out
+        return {**out, **self.needs}  # what the DAGs were rendered for (issue 38): extra keys
 
 
 def _skip(p: Path) -> bool:
@@ -70,7 +73,38 @@ def collect(root: Path, include: tuple[str, ...] = DEFAULT_INCLUDE, *, image_dig
             data = p.read_bytes()
             rel = p.relative_to(root).as_posix()
             files[rel] = BundleFile(rel, hashlib.sha256(data).hexdigest(), md5_hex(data), len(data), data)
-    return Bundle(files, image_digest, commit)
+    return Bundle(files, image_digest, commit, needs_of(root, files))
+
+
+def needs_of(root: Path, files: dict[str, BundleFile]) -> dict:
+    """What the bundle's DAGs were rendered for: the repository's ml_platform version and the format versions
+    of its pipelines (a file without `version` is format 1)."""
+    from ml_platform.yamlsafe import YamlFileError, loads
+
+    formats = set()
+    for rel, f in files.items():
+        if rel.startswith("pipelines/") and rel.endswith((".yaml", ".yml")):
+            try:
+                doc, _ = loads(f.data)
+            except YamlFileError:
+                continue  # validated before deploy; an unreadable file names no format
+            v = doc.get("version", 1) if isinstance(doc, dict) else 1
+            formats.add(v if isinstance(v, int) else 1)
+    return {"ml_platform_version": ml_platform_version(root), "pipeline_formats": sorted(formats)}
+
+
+_VERSION_LINE = re.compile(r"^__version__\s*=\s*[\"']([^\"']+)[\"']", re.M)
+
+
+def ml_platform_version(root: Path) -> str:
+    """The operator package version in this repository (operators/ml_platform), else the one imported."""
+    init = root / "operators" / "ml_platform" / "__init__.py"
+    m = _VERSION_LINE.search(init.read_text()) if init.is_file() else None
+    if m:
+        return m.group(1)
+    from ml_platform import __version__
+
+    return __version__
 
 
 manifest_bytes = to_bytes  # every JSON object in the store (manifest, pointer, lock) is written this way

@@ -27,9 +27,12 @@ from datetime import datetime, timezone
 from ml_platform.bundle_format import (DEPLOY_LOCK as LOCK, MANIFEST, POINTER, VERSION_RE, archive_key,
                                        bundles_prefix, join as _join, lock_key, manifest_key, pointer_key,
                                        switched_pointer, version_prefix)
+from ml_platform.bundle_format import MANIFEST_SIGNATURE, sha256_hex
 
-from ..errors import DeployConflict, RollbackError
+from ..errors import DeployConflict, PlatformError, RollbackError
 from .bundle import Bundle, manifest_bytes
+from .ledger import Entry, Ledger
+from .signing import Trust
 from .store import BundleStore, ConflictError, md5_hex
 
 __all__ = ["LOCK", "POINTER", "version_prefix", "DeployResult", "GcResult", "check_version", "deploy", "gc",
@@ -50,6 +53,8 @@ class DeployResult:
     copied_files: int
     already_live: bool
     seconds: float
+    entry: str | None = None  # the ledger entry (issue 38)
+    key_id: str | None = None  # the key that signed the manifest and pointer (None: unsigned)
 
 
 def check_version(to: str | None) -> None:
@@ -111,11 +116,22 @@ def _now() -> str:
 
 
 def _switch(store: BundleStore, prefix: str, version: str, manifest: dict, previous: dict | None,
-            etag: str | None) -> None:
-    """Make `version` live, only if the pointer is still the one read (etag) when the command started."""
+            etag: str | None, *, manifest_raw: bytes | None = None, trust: Trust | None = None,
+            entry: Entry | None = None) -> None:
+    """Make `version` live, only if the pointer is still the one read (etag) when the command started.
+    With a signer, the pointer carries a DSSE envelope over what it says, bound to the environment and the
+    manifest's sha256 (ml_platform.bundle_format)."""
     pointer = switched_pointer(prefix, manifest, version, previous, switched_at=_now(),
                                switch_id=uuid.uuid4().hex,  # every switch writes new bytes: an ETag is never reused
                                history_limit=HISTORY_LIMIT).to_dict()
+    if manifest_raw is not None:
+        pointer["manifest_sha256"] = sha256_hex(manifest_raw)
+    if entry is not None:
+        pointer["ledger_entry"] = entry.id
+    if trust is not None and trust.signer is not None:
+        statement = {k: pointer.get(k) for k in ("version", "prefix", "switched_at", "switch_id",
+                                                  "manifest_sha256", "ledger_entry")}
+        pointer["envelope"] = trust.sign_pointer(statement)
     key = pointer_key(prefix)
     if store.conditional_writes():
         try:
@@ -128,29 +144,62 @@ def _switch(store: BundleStore, prefix: str, version: str, manifest: dict, previ
         store.put(key, manifest_bytes(pointer))
 
 
-def deploy(store: BundleStore, prefix: str, bundle: Bundle, *, workers: int = 16,
-           on_progress=None) -> DeployResult:
+def deploy(store: BundleStore, prefix: str, bundle: Bundle, *, workers: int = 16, on_progress=None,
+           trust: Trust | None = None, ledger: Ledger | None = None, summary: str = "") -> DeployResult:
+    """Upload `bundle` (files, manifest, the manifest's signature) and switch the pointer to it (signed).
+    With a ledger: its entry is written before the switch (LedgerError: nothing switched) and completed after."""
     t0 = time.perf_counter()
     store.check()
     version = bundle.version
     vprefix = version_prefix(prefix, version)
     current, etag = read_pointer_tagged(store, prefix)
+    key_id = trust.key_id if trust else None
     if current and current.get("version") == version:
-        return DeployResult(version, vprefix, 0, 0, 0, True, time.perf_counter() - t0)
+        entry = None
+        if ledger is not None:
+            entry = ledger.begin("deploy", version=version, from_version=version, commit=bundle.commit,
+                                 image_digest=bundle.image_digest, summary=summary, key_id=key_id)
+            ledger.complete(entry, "already live: nothing switched")
+        return DeployResult(version, vprefix, 0, 0, 0, True, time.perf_counter() - t0,
+                            entry.id if entry else None, key_id)
     with _exclusive(store, prefix, version):
-        return _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0)
+        return _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0, trust, ledger, summary)
 
 
-def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0) -> DeployResult:
+def _switch_recorded(store, prefix, version, manifest, current, etag, manifest_raw, trust, ledger, entry) -> None:
+    """_switch, with the ledger entry (written before by the caller) completed after: its result either way."""
+    try:
+        _switch(store, prefix, version, manifest, current, etag, manifest_raw=manifest_raw, trust=trust, entry=entry)
+    except PlatformError as exc:
+        if ledger is not None and entry is not None:
+            ledger.complete(entry, f"failed: {exc.one_line()[:300]}")
+        raise
+    if ledger is not None and entry is not None:
+        ledger.complete(entry, "switched")
+
+
+def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0, trust=None, ledger=None,
+             summary="") -> DeployResult:
     version = bundle.version
     vprefix = version_prefix(prefix, version)
     existing = store.list(vprefix + "/")
     mkey = manifest_key(prefix, version)
-    if mkey in existing:  # complete from an earlier deploy (e.g. rolled back from): just switch
-        manifest = json.loads(store.get(mkey) or b"{}")
-        _switch(store, prefix, version, manifest, current, etag)
-        return DeployResult(version, vprefix, 0, 0, 0, False, time.perf_counter() - t0)
+    key_id = trust.key_id if trust else None
 
+    def begin():
+        if ledger is None:
+            return None
+        return ledger.begin("deploy", version=version, from_version=(current or {}).get("version"),
+                            commit=bundle.commit, image_digest=bundle.image_digest, summary=summary, key_id=key_id)
+
+    if mkey in existing:  # complete from an earlier deploy (e.g. rolled back from): just switch
+        raw = store.get(mkey) or b"{}"
+        manifest = json.loads(raw)
+        if trust is not None and trust.signer is not None:  # the same content (its hash is the version): sign it
+            store.put(_join(vprefix, MANIFEST_SIGNATURE), trust.sign_manifest(version, raw))
+        entry = begin()
+        _switch_recorded(store, prefix, version, manifest, current, etag, raw, trust, ledger, entry)
+        return DeployResult(version, vprefix, 0, 0, 0, False, time.perf_counter() - t0, entry and entry.id, key_id)
     # Files of the live version with the same content are copied inside the store, not uploaded.
     live_files: dict[str, str] = {}
     if current:
@@ -187,14 +236,31 @@ def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0) -> 
         store.put(akey, archive)  # before the manifest: a complete version has its archive
 
     manifest = bundle.manifest(_now(), archive)
-    store.put(mkey, manifest_bytes(manifest))  # the version is complete only now
-    _switch(store, prefix, version, manifest, current, etag)  # and live only now
+    raw = manifest_bytes(manifest)
+    if trust is not None and trust.signer is not None:  # the signature before the manifest: complete = signed
+        store.put(_join(vprefix, MANIFEST_SIGNATURE), trust.sign_manifest(version, raw))
+    store.put(mkey, raw)  # the version is complete only now
+    entry = begin()  # the ledger entry before the switch: if it cannot be written, nothing is switched
+    _switch_recorded(store, prefix, version, manifest, current, etag, raw, trust, ledger, entry)  # live only now
     return DeployResult(version, vprefix, len(uploads), sum(f.size for _, f in uploads), len(copies), False,
-                        time.perf_counter() - t0)
+                        time.perf_counter() - t0, entry and entry.id, key_id)
 
 
-def rollback(store: BundleStore, prefix: str, to: str | None = None) -> tuple[str, str]:
-    """Switch the pointer back (to the previous version, or `to`). Returns (from, to)."""
+@dataclass
+class RollbackResult:
+    previous: str
+    version: str
+    entry: str | None = None
+    key_id: str | None = None
+
+    def __iter__(self):  # (from, to), as rollback returned before
+        return iter((self.previous, self.version))
+
+
+def rollback(store: BundleStore, prefix: str, to: str | None = None, *, trust: Trust | None = None,
+             ledger: Ledger | None = None, summary: str = "") -> RollbackResult:
+    """Switch the pointer back (to the previous version, or `to`). The target's manifest signature is checked
+    against the environment's keys first (BundleSignatureRefused: nothing switched); the new pointer is signed."""
     check_version(to)  # before the store is touched: `to` becomes part of a key
     store.check()
     current, etag = read_pointer_tagged(store, prefix)
@@ -205,14 +271,24 @@ def rollback(store: BundleStore, prefix: str, to: str | None = None) -> tuple[st
         raise RollbackError(f"{current['version']} is the only version deployed", "there is nothing to roll back to")
     if target == current["version"]:
         raise RollbackError(f"{target} is already live")
+    tprefix = version_prefix(prefix, target)
     raw = store.get(manifest_key(prefix, target))
     if not raw:
         known = ", ".join(current.get("history", [])[:5]) or "none"
         raise RollbackError(f"version {target} is not a complete bundle in this store",
                             f"roll back to one of: {known}")
+    if trust is not None:
+        trust.check_stored(target, raw, store.get(_join(tprefix, MANIFEST_SIGNATURE)))
+    manifest = json.loads(raw)
+    key_id = trust.key_id if trust else None
     with _exclusive(store, prefix, target):
-        _switch(store, prefix, target, json.loads(raw), current, etag)
-    return current["version"], target
+        entry = None
+        if ledger is not None:
+            entry = ledger.begin("rollback", version=target, from_version=current["version"],
+                                 commit=manifest.get("commit"), image_digest=manifest.get("image_digest"),
+                                 summary=summary or f"rollback {current['version']} -> {target}", key_id=key_id)
+        _switch_recorded(store, prefix, target, manifest, current, etag, raw, trust, ledger, entry)
+    return RollbackResult(current["version"], target, entry and entry.id, key_id)
 
 
 @dataclass

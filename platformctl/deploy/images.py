@@ -26,6 +26,7 @@ class EnvImage:
     revision: str | None
     release: str | None
     source: str  # for people: "promoted release 1.2.3", "build 0.1.0-dev.3 (not pushed)", ...
+    serves: dict | None = None  # what a promoted release's image can serve (its io.ml-platform.serves label, #38)
 
     @property
     def key(self) -> str | None:
@@ -41,6 +42,8 @@ class EnvImage:
         out = {"repository": self.repository, "tag": self.tag, "digest": self.digest}
         if self.image_id is not None:
             out["image_id"] = self.image_id
+        if self.serves:
+            out["serves"] = self.serves
         if airflow_version is not None:
             out["airflow_version"] = airflow_version
         return out
@@ -56,7 +59,7 @@ def environment_image(root: Path, cfg: PlatformConfig, env: Environment, version
     if promoted.exists():
         p = json.loads(promoted.read_text())
         return EnvImage(p["repository"], p["version"], p["digest"], None, p.get("commit"), p["version"],
-                        f"promoted release {p['version']}")
+                        f"promoted release {p['version']}", p.get("serves"))
     rec = BuildRecord.load(root)
     if rec is None:
         return EnvImage(repo, None, None, None, None, None, "no build (run make build)")

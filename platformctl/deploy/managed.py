@@ -27,10 +27,19 @@ def bundle_config(env: Environment, live_prefix: str | None = None, local_path: 
                   "refresh_interval": b.refresh_interval}
         if b.endpoint_url:
             kwargs["endpoint_url"] = b.endpoint_url
-        return [{"name": BUNDLE_NAME, "classpath": BUNDLE_CLASS, "kwargs": kwargs}]
-    return [{"name": BUNDLE_NAME, "classpath": BUNDLE_CLASS,
-             "kwargs": {"store": "local", "store_path": local_path, "prefix": b.prefix,
-                        "refresh_interval": b.refresh_interval}}]
+    else:
+        kwargs = {"store": "local", "store_path": local_path, "prefix": b.prefix,
+                  "refresh_interval": b.refresh_interval}
+    return [{"name": BUNDLE_NAME, "classpath": BUNDLE_CLASS, "kwargs": {**kwargs, **signing_kwargs(env)}}]
+
+
+def signing_kwargs(env: Environment) -> dict:
+    """What the bundle verifies versions with (issue 38): the environment's name and allowed keys; nothing
+    when the environment neither lists keys nor requires signatures (the config stays as it was)."""
+    s = env.signing
+    if not s.allowed_keys and not s.require_signatures:
+        return {}
+    return {"environment": env.name, "allowed_keys": list(s.allowed_keys), "require_signatures": s.require_signatures}
 
 
 def connection_var(env: Environment) -> dict[str, str]:

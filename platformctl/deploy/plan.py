@@ -63,7 +63,9 @@ def next_bundle(root: Path, image_key: str | None) -> Bundle:
     for rel, text in texts.items():
         data = text.encode()
         files[rel] = BundleFile(rel, hashlib.sha256(data).hexdigest(), md5_hex(data), len(data), data)
-    return Bundle(dict(sorted(files.items())), image_key, head)
+    from .bundle import needs_of
+
+    return Bundle(dict(sorted(files.items())), image_key, head, needs_of(root, files))
 
 
 def pin_changes(root: Path, old_rev: str | None, new_rev: str | None, python: str) -> tuple[list[str] | None, str]:
@@ -99,7 +101,8 @@ class Plan:
 
     @property
     def refused(self) -> bool:
-        return bool(self.policy) or self.bundle.get("empty", False) or bool(self.settings.get("refused"))
+        return (bool(self.policy) or self.bundle.get("empty", False) or bool(self.settings.get("refused"))
+                or bool(self.image.get("cannot_serve")))
 
     @property
     def changes(self) -> bool:
@@ -166,6 +169,11 @@ def make_plan(root: Path, cfg: PlatformConfig, env: Environment, *, version: str
     }
     if version and view is not None:
         image["promote_copies"] = version not in view.releases
+    from .publish import check_image  # issue 38: can the image deploy names serve this bundle?
+
+    served = check_image(root, {**nxt, "serves": nxt.get("serves")}, bundle.needs)
+    image["serves"] = {"known": served.known, "line": served.line(env.name)}
+    image["cannot_serve"] = served.problem
     if image["changed"]:
         python = (live_img.python if live_img and live_img.python else cfg.image.python)
         pins, why = pin_changes(root, image["live"]["revision"] if live_img else None, nxt["revision"], python)
@@ -241,6 +249,8 @@ def lines(plan: Plan) -> list[str]:
                + ("" if p.image["changed"] else "  = unchanged"))
     if p.image.get("promote_copies"):
         out.append(f"  promote copies {ni['tag']} into {ni['repository']}")
+    if p.image.get("serves"):
+        out.append(("  REFUSED: " if p.image.get("cannot_serve") else "  serves: ") + p.image["serves"]["line"])
     if p.image["changed"]:
         if p.image["pins"] is None:
             out.append(f"  pins: {p.image['pins_note']}")

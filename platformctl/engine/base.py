@@ -208,3 +208,7 @@ class ContainerEngine(ABC):
     def remove_image(self, ref: str) -> None:
         """Remove the local name ref (the image stays while another name holds it); a missing one is no error."""
         raise EngineError(f"the {self.name} engine does not remove images here")
+
+    def version(self) -> str:
+        """The engine's version (the daemon's for Docker), "unknown" when it does not say."""
+        return "unknown"

@@ -236,21 +236,12 @@ class DockerEngine(ContainerEngine):
         iid = log_path.with_suffix(".iid")
         iid.unlink(missing_ok=True)
         cmd, env = self.build_command(spec, iid)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        tail: deque[str] = deque(maxlen=400)
-        with _private_config(spec.cache_auth) as config, log_path.open("w") as log:
+        with _private_config(spec.cache_auth) as config:
             if config:
                 cmd = [cmd[0], "--config", config, *cmd[1:]]
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-                tail.append(line.rstrip("\n"))
-                if echo:
-                    sys.stdout.write(line)
-            rc = proc.wait()
+            rc, tail = stream_build(cmd, env, log_path, echo)
         if rc != 0 or not iid.exists():
-            raise failing_step(list(tail), log_path)
+            raise failing_step(tail, log_path)
         return iid.read_text().strip()
 
     # ----------------------------------------------------------------- inspect / run
@@ -308,6 +299,13 @@ class DockerEngine(ContainerEngine):
                                 digest=(msg.get("aux") or {}).get("Digest"))
         finally:
             api.close()
+
+    def version(self) -> str:
+        try:
+            p = _run([self.cli, "version", "--format", "{{.Server.Version}}"], timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return "unknown"
+        return p.stdout.strip() or "unknown"
 
     def answers(self, timeout: int = 10) -> bool:
         try:
@@ -432,6 +430,22 @@ class DockerContainer(Container):
         for k, v in (env or {}).items():
             cmd += ["-e", f"{k}={v}"]
         return _run([*cmd, self.id, *args], timeout=timeout, input=input)
+
+
+def stream_build(cmd: list[str], env: dict[str, str], log_path: Path, echo: bool) -> tuple[int, list[str]]:
+    """Run a build command, its output into log_path (and stdout when echo); its exit code and last lines."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    tail: deque[str] = deque(maxlen=400)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            tail.append(line.rstrip("\n"))
+            if echo:
+                sys.stdout.write(line)
+        rc = proc.wait()
+    return rc, list(tail)
 
 
 def context_paths(root: Path, patterns: list[str]) -> set[str]:

@@ -21,15 +21,13 @@ import re
 import shutil
 import tempfile
 import subprocess
-import sys
-from collections import deque
 from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
 
 from ..errors import BuildError, EngineError, ToolMissingError
 from .base import BuildSpec, PushEvent, RegistryAuth
-from .docker import DockerEngine
+from .docker import DockerEngine, stream_build
 
 CONTAINERS_CONF = Path(__file__).resolve().parents[2] / "docker" / "containers.conf"
 START_HINT = "podman needs no daemon: run make doctor ENGINE=podman to see what is missing"
@@ -141,19 +139,9 @@ class PodmanEngine(DockerEngine):
 
     def _build(self, spec: BuildSpec, log_path: Path, iid: Path, echo: bool) -> str:
         cmd, env = self.build_command(spec, iid)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        tail: deque[str] = deque(maxlen=400)
-        with log_path.open("w") as log:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-                tail.append(line.rstrip("\n"))
-                if echo:
-                    sys.stdout.write(line)
-            rc = proc.wait()
+        rc, tail = stream_build(cmd, env, log_path, echo)
         if rc != 0 or not iid.exists():
-            raise failing_step(list(tail), log_path)
+            raise failing_step(tail, log_path)
         return normalize_id(iid.read_text())
 
     # ----------------------------------------------------------------- inspect / tag / pull / run
@@ -229,6 +217,10 @@ class PodmanEngine(DockerEngine):
 
     def remove_image(self, ref: str) -> None:
         _run([self.cli, "rmi", ref])
+
+    def version(self) -> str:
+        p = _run([self.builder, "--version"], timeout=20)  # buildah builds: its version is the build's
+        return (p.stdout.strip().split() or ["", "", "unknown"])[2] if p.returncode == 0 else "unknown"
 
     def answers(self, timeout: int = 10) -> bool:
         return True  # no daemon: every call works on the storage directly

@@ -31,14 +31,15 @@ TOOLS: dict[str, Tool] = {t.command: t for t in (
     Tool("chromedriver", "chromium-driver", "drives the browser in the studio's tests"),
     Tool("podman", "podman", "runs containers without a Docker daemon (image.engine podman)"),
     Tool("buildah", "buildah", "builds the image without a Docker daemon, reproducibly (image.engine podman)"),
+    Tool("gpg", "gnupg", "signs and verifies image signatures and provenance (issue 37)"),
 )}
 
 # What each command needs besides the engine. debootstrap is asked for only when a base must be made. The
 # tests need both engines: the image suite also runs on an image built by podman.
 NEEDS: dict[str, tuple[str, ...]] = {
-    "build": (ENGINE, "git", "make", "skopeo"),
+    "build": (ENGINE, "git", "make", "skopeo", "gpg"),
     "test": (ENGINE, "git", "make", "skopeo", "docker-registry", "htpasswd", "openssl", "chromium", "chromedriver",
-             "podman", "buildah"),
+             "podman", "buildah", "gpg"),
     "run": (ENGINE, "git"),
 }
 DAEMONLESS = ("podman", "buildah")  # the tools of image.engine podman (set-up installs them; nothing runs here)

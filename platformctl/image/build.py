@@ -49,6 +49,12 @@ def resolve_secrets(root: Path, cfg: PlatformConfig) -> dict[str, Path]:
     return out
 
 
+def serves_label() -> str:
+    from ..deploy.compat import serves_label as label
+
+    return label()
+
+
 def build_spec(root: Path, cfg: PlatformConfig, engine: ContainerEngine,
                base_id: str | None = None) -> tuple[BuildSpec, VersionInfo]:
     """The build's arguments, tags, secrets and target. base_id (the base image's id in the engine, when
@@ -69,6 +75,7 @@ def build_spec(root: Path, cfg: PlatformConfig, engine: ContainerEngine,
         "LOCK_FINGERPRINT": fingerprint,
         "TITLE": img.name,
         "SOURCE": img.source or source_url(root),
+        "ML_PLATFORM_SERVES": serves_label(),  # what the operator package serves (issue 38)
     }
     uv_ref = uv_image_ref(root, cfg, base_id)
     if uv_ref:

@@ -23,6 +23,7 @@ from .records import (LOCK_LABEL, PROMOTION, RELEASES, assert_shippable, depende
 from .refs import SEMVER, build_tags, release_tags
 from .skopeo import Skopeo
 from ..output import say
+from ..supply import service as supply
 
 
 def _now() -> str:
@@ -50,23 +51,28 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=say
     if cfg.image.build_cache == "registry":
         tags.append(CACHE_TAG)  # moving: the next build anywhere reads BuildKit's cache (inline) from it
     echo(f"pushing {rec.image} to {repo} as {', '.join(tags)}")
-    res = push_image(rec.image_id, repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
-                     echo=echo, engine=engine or connect(cfg.image.docker, cfg.image.engine))
-    with authfile(creds, repo) as auth:
-        sk = _skopeo(cfg, auth, echo)
-        for t in tags:
-            if t == CACHE_TAG:
-                continue  # a moving tag: another run may move it on at any time, and that is no error
-            served = sk.digest(f"{repo}:{t}")
-            if served != res.digest:
-                raise RegistryError(f"{repo}:{t} serves {served}, but the push reported {res.digest}",
-                                    "another push raced this one: run make push again")
-    rec.digest, rec.repository, rec.pushed_tags = res.digest, repo, tags
-    rec.save(root)
-    echo(f"pushed {repo}@{res.digest}" + ("" if res.layers_uploaded else " (every layer was already there)"))
-    echo(f"  {_mb(res.bytes_uploaded)} uploaded ({res.layers_uploaded} layer(s) uploaded, "
-         f"{res.layers_reused} already in the registry) in {res.seconds}s; the registry serves the same digest")
-    return {**asdict(res), "repository": repo}
+    engine = engine or connect(cfg.image.docker, cfg.image.engine)
+    # issue 37: the signing key is unlocked and the SBOM made before anything is uploaded
+    with supply.push_trust(root, cfg, rec, engine, echo) as trust:
+        res = push_image(rec.image_id, repo, tags, creds, attempts=cfg.registry.attempts, progress=progress,
+                         echo=echo, engine=engine)
+        with authfile(creds, repo) as auth:
+            sk = _skopeo(cfg, auth, echo)
+            for t in tags:
+                if t == CACHE_TAG:
+                    continue  # a moving tag: another run may move it on at any time, and that is no error
+                served = sk.digest(f"{repo}:{t}")
+                if served != res.digest:
+                    raise RegistryError(f"{repo}:{t} serves {served}, but the push reported {res.digest}",
+                                        "another push raced this one: run make push again")
+            rec.digest, rec.repository, rec.pushed_tags = res.digest, repo, tags
+            rec.save(root)
+            echo(f"pushed {repo}@{res.digest}" + ("" if res.layers_uploaded else " (every layer was already there)"))
+            echo(f"  {_mb(res.bytes_uploaded)} uploaded ({res.layers_uploaded} layer(s) uploaded, "
+                 f"{res.layers_reused} already in the registry) in {res.seconds}s; the registry serves the same digest")
+            supplied = trust.finish(sk, creds, repo, res.digest, tags[0], echo)
+        rec.save(root)
+    return {**asdict(res), "repository": repo, "supply": supplied}
 
 
 # --------------------------------------------------------------------------------------- release
@@ -108,12 +114,14 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
             raise ReleaseRefused(f"{repo}@{digest} is not in the registry", "run make push")
         released = [t for t in existing if SEMVER.match(t)]
         tags = release_tags(version, [t for t in released if t != version], latest=cfg.registry.latest)
-        for t in tags:  # X.Y.Z first: the floating tags only move once the release tag exists
-            sk.copy(f"{repo}@{digest}", f"{repo}:{t}")
-            served = sk.digest(f"{repo}:{t}")
-            if served != digest:
-                raise RegistryError(f"{repo}:{t} serves {served}, expected {digest}", "run make release again")
-            echo(f"  tagged {repo}:{t}")
+        # issue 37: signed (and checked by skopeo) before the release tag names the digest
+        with supply.release_copier(root, cfg, sk, repo, digest, rec.version_tag, echo) as copy:
+            for t in tags:  # X.Y.Z first: the floating tags only move once the release tag exists
+                copy(f"{repo}@{digest}", f"{repo}:{t}")
+                served = sk.digest(f"{repo}:{t}")
+                if served != digest:
+                    raise RegistryError(f"{repo}:{t} serves {served}, expected {digest}", "run make release again")
+                echo(f"  tagged {repo}:{t}")
     prev = previous_release(root, version)
     record = {
         "version": version, "repository": repo, "digest": digest, "image": f"{repo}@{digest}",
@@ -122,6 +130,8 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
         "python_version": rec.python_version, "date": _now(),
         "previous": prev["version"] if prev else None,
     }
+    if rec.labels.get("io.ml-platform.serves"):  # what the image serves (issue 38): deploy IMAGE= checks it
+        record["serves"] = rec.labels["io.ml-platform.serves"]
     path = release_path(root, version)
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -175,14 +185,18 @@ def promote(root: Path, cfg: PlatformConfig, env_name: str, version: str, creds:
         there = sk.digest(f"{dst_repo}:{version}")
         if there not in (None, digest):
             raise ReleaseRefused(f"{dst_repo}:{version} already exists as {there}", "tags are immutable")
-        if there is None:
-            sk.copy(f"{src_repo}@{digest}", f"{dst_repo}:{version}")
+        # issue 37: an environment that requires signatures gets only a digest skopeo verifies
+        with supply.promote_copier(root, cfg, env, sk, src_repo, digest, echo) as copy:
+            if there is None:
+                copy(f"{src_repo}@{digest}", f"{dst_repo}:{version}")
         served = sk.digest(f"{dst_repo}:{version}")
         if served != digest:
             raise RegistryError(f"{dst_repo}:{version} serves {served}, expected {digest}", "make promote again")
     out = {"environment": env_name, "version": version, "repository": dst_repo, "digest": digest,
            "source": f"{src_repo}@{digest}", "lock_fingerprint": rel["lock_fingerprint"],
            "commit": rel["commit"], "promoted_at": _now()}
+    if info["labels"].get("io.ml-platform.serves"):  # what the image serves (issue 38): make deploy checks it
+        out["serves"] = info["labels"]["io.ml-platform.serves"]
     path = root / PROMOTION.format(env=env_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")

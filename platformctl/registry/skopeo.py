@@ -59,6 +59,8 @@ class Skopeo:
     attempts: int = 1
     echo: Callable = print
     binary: str = "skopeo"
+    global_args: list[str] = field(default_factory=list)  # before the subcommand: --policy, --registries.d
+    env: dict[str, str] | None = None  # the process environment (e.g. GNUPGHOME for signing); None: inherited
 
     def __post_init__(self) -> None:
         found = shutil.which(self.binary)
@@ -72,12 +74,12 @@ class Skopeo:
         return [f"{flag}=false"] if insecure else []
 
     def _run(self, args: list[str], what: str, timeout: int = 600) -> str:
-        cmd = [self.binary, *args]
+        cmd = [self.binary, *self.global_args, *args]
         if self.authfile:
-            cmd.insert(2, f"--authfile={self.authfile}")
+            cmd.insert(2 + len(self.global_args), f"--authfile={self.authfile}")
 
         def once() -> str:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
             if p.returncode != 0:
                 raise classify(p.stderr, what)
             return p.stdout
@@ -110,8 +112,12 @@ class Skopeo:
             raise
         return json.loads(out).get("Tags") or []
 
-    def copy(self, src: str, dst: str) -> None:
-        """Registry to registry, manifest bytes unchanged (so the digest is the same)."""
-        self._run(["copy", "--preserve-digests", "--retry-times=0", *self._tls(src, "--src-tls-verify"),
+    def raw_manifest(self, ref: str) -> bytes:
+        """The manifest bytes of ref exactly as the registry serves them (what a signature signs)."""
+        return self._run(["inspect", "--raw", *self._tls(ref), f"docker://{ref}"], f"inspect {ref}").encode()
+
+    def copy(self, src: str, dst: str, extra: list[str] = ()) -> None:
+        """Registry to registry, manifest bytes unchanged (so the digest is the same); extra: e.g. --sign-by."""
+        self._run(["copy", "--preserve-digests", "--retry-times=0", *extra, *self._tls(src, "--src-tls-verify"),
                    *self._tls(dst, "--dest-tls-verify"), f"docker://{src}", f"docker://{dst}"],
                   f"copy {src} to {dst}")

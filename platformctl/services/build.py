@@ -22,6 +22,7 @@ from ..record import RECORD, BuildRecord, inputs_tag, version_tag
 from ..registry.auth import from_environment
 from ..registry.reuse import adopt as adopt_reusable, find as find_reusable
 from ..output import say
+from ..supply import service as supply
 
 STRICT_ENV = "PLATFORM_TEST_STRICT"  # tests/conftest.py: a missing engine or service fails instead of skipping
 Echo = Callable[[str], None]
@@ -113,12 +114,14 @@ def build(root: Path, overrides: dict[str, Any], options: BuildOptions = BuildOp
 
     t0, timings = time.perf_counter(), {}
     cfg, engine = prepare(root, overrides, "build", preflight=lambda r, c: check_inputs(r, c, timings))
+    supply.before_build(root, cfg)  # issue 37: the vulnerability gate, when audit.on_build
     rec = build_image(root, cfg, run_tests=options.run_tests, echo=options.echo_log, reuse=options.reuse,
                       engine=engine, inputs_checked=True, full_tests=options.full_tests, timings=timings)
     echo(f"built {rec.image} in {rec.build_seconds}s")
     echo(f"  tags:     {', '.join(rec.tags)}")
     echo(f"  image id: {rec.image_id}")
     echo(f"  record:   {RECORD}")
+    supply.after_build(root, cfg, engine, rec)  # issue 37: the SBOM next to the record, when sbom.on_build
     seconds = time.perf_counter() - t0
     parts = [f"{k} {'cached' if v is None else f'{v:.1f}s'}" for k, v in rec.timings.items()]
     echo(f"timing: {', '.join(parts + [f'total {seconds:.1f}s'])}")

@@ -161,7 +161,7 @@ def _rehearse(root: Path, req: UpgradeRequest, cfg: PlatformConfig, engine: Cont
         r.checks = check_candidate(scratch.root, tcfg, engine, r.candidate.image_id)
         if not r.checks.ok:
             raise UpgradeInputError("image checks failed: " + "; ".join(r.checks.failures)[:600])
-        again = f" (try {len(r.checks.earlier) + 1}: the API server timed out before)" if r.checks.earlier else ""
+        again = f" (try {len(r.checks.earlier) + 1}: an earlier try timed out)" if r.checks.earlier else ""
         return OK, ", ".join(f"{g} {v}" for g, v in r.checks.groups.items()) + again
 
     def s_parse():
@@ -267,7 +267,7 @@ def apply(r: Rehearsal, root: Path) -> list[str]:
     """Copy the candidate's locks, airflow.in and platform.yaml into the working tree: only when ready."""
     if r.verdict != READY:
         raise UpgradeApplyRefused(f"verdict is {r.verdict}: nothing was written to the working tree",
-                                  f"see {r.scratch.report_md.relative_to(root)}; rehearse again once it is ready")
+                                  f"see {r.scratch.report_md}; rehearse again once it is ready")
     files = applied_files(r, root)
     for rel in files:
         src, dst = r.scratch.root / rel, root / rel

@@ -21,7 +21,7 @@ from ..config import PlatformConfig
 from ..engine import ContainerEngine
 from ..errors import PlatformError, StackError
 from ..output import captured
-from ..stack.compose import PortTaken, Stack, compose_env, free_port
+from ..stack.compose import LOCAL_EXECUTOR, PortTaken, Shape, Stack, compose_env, free_port
 from ..stack.images import build_support_images
 
 HEAD_PROBE = ("from airflow.utils.db import _get_alembic_config\n"
@@ -29,6 +29,9 @@ HEAD_PROBE = ("from airflow.utils.db import _get_alembic_config\n"
               "print('HEAD', ScriptDirectory.from_config(_get_alembic_config()).get_current_head())")
 INIT = "airflow-init"  # the compose service that runs `airflow db migrate` before the others start
 DB = "postgres"
+# the small stack (one scheduler running the tasks, no broker, no Celery workers): the rehearsal compares the
+# pipelines' states and durations on two Airflow versions, not the fleet's shape; it saves the machine's CPU
+SMALL = Shape(LOCAL_EXECUTOR, 0, 1, "folder")
 PSQL = ("-h", "/tmp", "-U", "airflow", "-d", "airflow")  # the stack's PostgreSQL: socket in /tmp, local trust
 
 
@@ -105,26 +108,27 @@ def down(stack: Stack) -> None:
         stack.env_file.unlink(missing_ok=True)
 
 
-def _deploy_bundle(tree: Path) -> tuple[str, str]:
-    """The local environment's bundle of the scratch tree (its store and the Airflow config the stack reads)."""
-    from ..config import collect_overrides, load_config
-    from ..services.stack import deploy_local  # the one deploy path `make up` uses
+def _deploy_bundle(tree: Path, cfg: PlatformConfig) -> tuple[str, str]:
+    """The local environment's bundle of the scratch tree (its store and the Airflow config the stack reads),
+    through the deploy service `make up` uses."""
+    from ..services.stack import deploy_local
 
     with _quiet(tree.parent / "stack.log"):
-        deployed = deploy_local(tree, load_config(tree, collect_overrides()))
-    return deployed.store_path or "", str(deployed.env_file)
+        d = deploy_local(tree, cfg)
+    return d.store_path or "", str(d.env_file)
 
 
 def start(tree: Path, cfg: PlatformConfig, engine: ContainerEngine, project: str, image: str, *,
           services: tuple[str, ...] = ()) -> Stack:
     """A stack of image from the scratch tree, started (only `services` when given, e.g. the database)."""
-    store_dir, env_file = _deploy_bundle(tree)
+    store_dir, env_file = _deploy_bundle(tree, cfg)
     with _quiet(tree.parent / "stack.log"):
         build_support_images(tree, cfg, engine)
     stack = Stack(tree, project, cfg.stack.compose_file)
     for attempt in range(3):
         stack.write_state(platform_image=image, postgres_image=cfg.stack.postgres_image,
-                          port=free_port() if attempt else None, bundle_store=store_dir, deploy_env_file=env_file)
+                          port=free_port() if attempt else None, bundle_store=store_dir, deploy_env_file=env_file,
+                          shape=SMALL)
         try:
             if services:
                 p = _run(stack, "up", "-d", "--wait", "--wait-timeout", "300", *services)
@@ -256,11 +260,13 @@ def _migrate(m: Migration, stack: Stack, cfg: PlatformConfig, dump: Path, curren
         # only the newer Airflow has the downgrade steps: the current image takes the copy down
         m.downgraded = True
         stack.write_state(platform_image=current_image, postgres_image=cfg.stack.postgres_image, port=None,
-                          bundle_store=stack.state()["BUNDLE_STORE"], deploy_env_file=stack.state()["DEPLOY_ENV_FILE"])
+                          bundle_store=stack.state()["BUNDLE_STORE"], deploy_env_file=stack.state()["DEPLOY_ENV_FILE"],
+                          shape=stack.shape())
         ok = _step(m, f"airflow db downgrade --to-revision {m.candidate_head} (current image)", stack,
                    "db", "downgrade", "--to-revision", m.candidate_head, "-y")
         stack.write_state(platform_image=candidate_image, postgres_image=cfg.stack.postgres_image, port=None,
-                          bundle_store=stack.state()["BUNDLE_STORE"], deploy_env_file=stack.state()["DEPLOY_ENV_FILE"])
+                          bundle_store=stack.state()["BUNDLE_STORE"], deploy_env_file=stack.state()["DEPLOY_ENV_FILE"],
+                          shape=stack.shape())
         if not ok:
             return m, stack
     if not _step(m, "airflow db migrate (candidate image)", stack, "db", "migrate"):

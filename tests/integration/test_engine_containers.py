@@ -11,7 +11,6 @@ import pytest
 from platformctl.engine import DockerEngine
 from tests.conftest import base_image
 
-pytestmark = pytest.mark.integration
 LABEL = {"io.ml-platform.test": "engine-containers"}
 
 

@@ -92,10 +92,25 @@ def creds_env(registry) -> dict[str, str]:
     return {"REGISTRY_USERNAME": USER, "REGISTRY_PASSWORD": PASSWORD}
 
 
+def python_base(docker: str) -> str:
+    """A Python base image the engine has (make push lists a pushed image's Python environment for its SBOM):
+    the configured base (as this machine resolved it), else the locally made one."""
+    from platformctl.config import load_config
+    from tests.conftest import ROOT
+
+    cfg = load_config(ROOT, {})
+    for ref in (cfg.image.resolved_base_image(cfg.airflow_version), "local/python:3.11-slim-bookworm"):
+        if subprocess.run([docker, "image", "inspect", ref], capture_output=True).returncode == 0:
+            return ref
+    require(False, "no Python base image in the engine: run make build")
+    return ""
+
+
 def tiny_image(docker: str, tmp: Path, *, fingerprint: str, size_mb: int = 1) -> str:
-    """A small image of random (incompressible) bytes with the platform's lock label: new content each time."""
+    """A small image of random (incompressible) bytes on a Python base, with the platform's lock label: new
+    content each time."""
     tag = build_from(docker, tmp / f"ctx-{uuid.uuid4().hex[:6]}",
-                     f"FROM scratch\nCOPY blob /blob\nLABEL io.ml-platform.lock.fingerprint={fingerprint}\n",
+                     f"FROM {python_base(docker)}\nCOPY blob /blob\nLABEL io.ml-platform.lock.fingerprint={fingerprint}\n",
                      f"ml-platform-test/tiny:{uuid.uuid4().hex[:8]}", {"blob": os.urandom(size_mb * 1024 * 1024)})
     return subprocess.run([docker, "image", "inspect", "--format", "{{.Id}}", tag], check=True,
                           capture_output=True, text=True).stdout.strip()

@@ -18,7 +18,6 @@ docker backend puts on them). The checks:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -33,7 +32,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from platformctl.commands.stack import deploy_local
+from platformctl.config import collect_overrides, load_config
+from platformctl.services.stack import deploy_local
 from platformctl.stack.api import AirflowAPI
 from platformctl.stack.compose import Stack
 from platformctl.stack.follow import follow_run, wait_for_bundle
@@ -95,7 +95,7 @@ class Fleet:
     def deploy(self, mark: str, sleep: int, **kw) -> str:
         """make run's deploy step (the store the stack reads: its SeaweedFS) with the probe at `mark`."""
         (self.root / "pipelines" / f"{DAG}.yaml").write_text(yaml.safe_dump(probe_pipeline(mark, sleep, **kw)))
-        version, _, _, _ = deploy_local(self.root, argparse.Namespace(sets=[]), state=self.stack.state())
+        version = deploy_local(self.root, load_config(self.root, collect_overrides()), state=self.stack.state()).version
         return version
 
     def trigger(self) -> str:

@@ -85,9 +85,9 @@ def test_rollback_to_previous_and_to_a_named_version(tmp_path):
     v1 = deploy(store, "p", collect(repo)).version
     (repo / "dags/p1.py").write_text("# airflow dag v2\n")
     v2 = deploy(store, "p", collect(repo)).version
-    assert rollback(store, "p") == (v2, v1)
+    assert tuple(rollback(store, "p")) == (v2, v1)
     assert read_pointer(store, "p")["version"] == v1
-    assert rollback(store, "p", to=v2) == (v1, v2)
+    assert tuple(rollback(store, "p", to=v2)) == (v1, v2)
     # redeploying v1's content is now only a pointer switch
     (repo / "dags/p1.py").write_text("# airflow dag 1\n")
     r = deploy(store, "p", collect(repo))

@@ -23,7 +23,7 @@ def test_a_ready_host_needs_nothing():
 def test_fresh_debian_as_root_installs_docker_io_and_starts_it():
     plan = decide(FRESH, NEEDS["build"], install=True)
     assert plan.manual is None
-    assert plan.packages == ("docker.io", "skopeo") and plan.start_engine
+    assert plan.packages == ("docker.io", "skopeo", "gnupg") and plan.start_engine
 
 
 def test_the_test_command_also_installs_the_test_services():
@@ -34,20 +34,20 @@ def test_the_test_command_also_installs_the_test_services():
 
 def test_not_root_gets_the_exact_sudo_command_and_nothing_is_done():
     plan = decide(replace(FRESH, root=False), NEEDS["build"], install=True)
-    assert plan.manual == ("run: sudo apt-get update && sudo apt-get install -y docker.io skopeo && "
+    assert plan.manual == ("run: sudo apt-get update && sudo apt-get install -y docker.io skopeo gnupg && "
                            "sudo sh -c 'dockerd >/var/log/dockerd.log 2>&1 &' (not root)")
 
 
 def test_installing_turned_off_prints_the_command_without_sudo():
     plan = decide(FRESH, NEEDS["build"], install=False)
-    assert plan.manual.startswith("run: apt-get update && apt-get install -y docker.io skopeo")
+    assert plan.manual.startswith("run: apt-get update && apt-get install -y docker.io skopeo gnupg")
     assert "PLATFORM_NO_INSTALL" in plan.manual
 
 
 def test_no_apt_lists_the_prerequisites_for_that_os():
     plan = decide(replace(FRESH, apt=False, os_name="Fedora Linux 41"), NEEDS["build"], install=True)
     assert plan.manual.startswith("no apt on Fedora Linux 41: install Docker Engine with the buildx plugin "
-                                  "(BuildKit), skopeo with its package manager, then start the Docker engine")
+                                  "(BuildKit), skopeo, gnupg with its package manager, then start the Docker engine")
 
 
 def test_docker_ce_is_never_replaced_by_docker_io():

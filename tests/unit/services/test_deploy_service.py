@@ -19,7 +19,8 @@ def test_deploy_rollback_gc_return_what_they_did(proj):
     second = svc.deploy(proj, cfg, "local", echo=lines.append)
     assert second.changed and second.version != first.version
     back = svc.rollback(proj, cfg, "local", echo=lines.append)
-    assert back == svc.RollbackResult("local", second.version, first.version)
+    assert (back.environment, back.from_version, back.to_version) == ("local", second.version, first.version)
+    assert back.entry and back.entry.startswith("e-")  # the ledger entry written around the switch (#38)
     kept = svc.gc(proj, cfg, "local", keep=1, dry_run=True, echo=lines.append)
     assert isinstance(kept, svc.GcOutcome) and kept.dry_run and not kept.asked_airflow
     assert set(kept.result.kept) == {first.version, second.version}  # live and rollback target

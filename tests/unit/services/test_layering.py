@@ -60,10 +60,14 @@ def test_no_command_module_imports_another():
     assert not bad, "a command calls a service, never another command:\n" + "\n".join(bad)
 
 
+# platformctl.docs writes docs/commands.md from the CLI's own parser: it stands beside the CLI, not below it
+BESIDE_THE_CLI = {"platformctl.docs"}
+
+
 def test_nothing_below_the_cli_imports_commands_or_the_cli():
     bad = []
     for name, path in MODULES.items():
-        if name.startswith("platformctl.commands") or name == "platformctl.cli":
+        if name.startswith("platformctl.commands") or name == "platformctl.cli" or name in BESIDE_THE_CLI:
             continue
         for m in existing(imports(path)):
             if m.startswith("platformctl.commands") or m == "platformctl.cli":
