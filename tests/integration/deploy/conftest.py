@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,20 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.integration.deploy.seaweed import free_ports
 
 ACCESS, SECRET = "AKIAPLATFORMTEST", "platform-test-secret"
-
-
-def free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 @dataclass
