@@ -28,6 +28,7 @@ from platformctl.image.build import build_spec
 from platformctl.engine import BuildSpec, DockerEngine
 from platformctl.image.uv_image import uv_pin
 from platformctl.lock.core import lock_filename
+from platformctl.lock.files import read_pins
 from tests.integration.helpers import build_from
 from tests.integration.test_build_secrets import _all_bytes_of_image
 
@@ -151,8 +152,18 @@ def test_pip_and_uv_install_through_a_private_index_with_the_secrets(docker, ima
     base = _base_trusting(docker, cfg.image.resolved_base_image(cfg.airflow_version), index.public_ca, tmp_path)
     tags = [base]
     try:
-        wheels = _download(tmp_path, cfg.image.python, f"uv=={uv_pin(root, cfg)}", "tqdm")
+        # the team lock's own packages (those the Airflow lock does not pin) come from this index too, each the
+        # file its lock hash names (the public index's wheel)
+        team_only = {n: v for n, v in read_pins((root / "requirements" / lock_filename("team", cfg.image.python))
+                                                .read_text()).items()
+                     if n not in read_pins((root / "requirements" / lock_filename("airflow", cfg.image.python))
+                                           .read_text())}
+        wheels = _download(tmp_path, cfg.image.python, f"uv=={uv_pin(root, cfg)}", "tqdm",
+                           *(f"{n}=={v}" for n, v in team_only.items()))
         index.add(wheels["uv"])
+        for name in team_only:
+            index.add(wheels[name.replace("-", "_").lower()] if name.replace("-", "_").lower() in wheels
+                      else wheels[name.lower()])
         tqdm_sha = index.add(wheels["tqdm"])
         tqdm_version = wheels["tqdm"].name.split("-")[1]
         # The team lock gains tqdm, with the hash of the file the private index serves (the lock's header
