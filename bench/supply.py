@@ -26,20 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.push import timed  # one timed command runner for both push benches
 from platformctl.record import BuildRecord
 from tests.integration.helpers import working_tree_copy
 from tests.integration.registry.conftest import PASSWORD, USER, RegistryServer
 from tests.integration.registry.test_trust import Keys
 from tests.integration.supply.osv_server import OsvServer, advisory
-
-
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    dt = time.perf_counter() - t0
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-    return dt, p.stdout
 
 
 def steps(out: str) -> dict[str, float]:
