@@ -178,7 +178,7 @@ bench-engines: $(VENV)/.synced ## podman (buildah) build against the Docker buil
 bench-fleet: $(VENV)/.synced ## bundle store cost for a DAG processor + 1/2/4 workers behind a 20 ms store (SeaweedFS), vs one GET per file
 	$(PY) bench/fleet.py
 # ---- issue 37: trust the image (SBOM, provenance, signatures, vulnerability gate); see docs/supply-chain.md
-.PHONY: sbom audit verify-image bench-supply
+.PHONY: sbom audit verify-image image-key bench-supply
 sbom: $(VENV)/.synced ## where the image's SBOM (CycloneDX) is, and a summary; FORCE=1 makes it again
 	$(RUN) sbom $(if $(FORCE),--force)
 
@@ -187,6 +187,9 @@ audit: $(VENV)/.synced ## pip-audit every lock against the OSV service (audit.os
 
 verify-image: $(VENV)/.synced ## make verify-image ENV=prod DIGEST=sha256:...: signature (skopeo), SBOM, provenance
 	$(RUN) verify-image --env $(ENV) --digest $(DIGEST) $(if $(REPOSITORY),--repository $(REPOSITORY))
+
+image-key: $(VENV)/.synced ## make image-key ENV=prod [NAME=release-2026] [PASSPHRASE_FILE=]: a GPG key signing ENV's images; enables signatures.required
+	$(RUN) image-key --env $(ENV) $(if $(NAME),--name $(NAME)) $(if $(PASSPHRASE_FILE),--passphrase-file $(PASSPHRASE_FILE))
 
 bench-supply: $(VENV)/.synced ## cost of SBOM + provenance + signature on make push, and of make audit (local OSV)
 	$(PY) bench/supply.py

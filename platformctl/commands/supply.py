@@ -88,6 +88,26 @@ def cmd_verify_image(root, args) -> int:
     return 0
 
 
+def cmd_image_key(root, args) -> int:
+    import datetime
+    from pathlib import Path
+
+    from ..supply.keys import new_image_key
+
+    name = args.name or f"release-{datetime.date.today().year}"
+    k = new_image_key(root, args.env, name,
+                      passphrase_file=Path(args.passphrase_file) if args.passphrase_file else None)
+    where = f"GNUPGHOME={k.gnupg_home}" if k.gnupg_home else "gpg's default keyring"
+    say(f"made GPG key {k.fingerprint} in {where} (its secret half never leaves it)")
+    say(f"  public key: {k.public_key}")
+    say(f"  {k.environment_file}: signatures.required true, keys {', '.join(k.keys)}")
+    if k.remembered:
+        say(f"  this machine signs with it: signing.key {k.fingerprint} in .platform/local.yaml")
+    say(f"commit both: git add {k.public_key} {k.environment_file}; in CI give the secret half as "
+        f"PLATFORM_SIGNING_KEY_FILE (gpg --armor --export-secret-keys {k.fingerprint})")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("sbom", help="where the image's SBOM (CycloneDX) is and a summary; makes it if missing")
     p.add_argument("--force", action="store_true", help="make it again from the image")
@@ -100,3 +120,9 @@ def register(sub) -> None:
     p.add_argument("--digest", required=True, help="sha256:...")
     p.add_argument("--repository", default=None, help="default: the environment's repository")
     p.set_defaults(func=cmd_verify_image)
+    p = sub.add_parser("image-key", help="make a GPG key that signs an environment's images; lists its public "
+                       "key in environments/<env>.yaml signatures.keys and remembers it for make push")
+    p.add_argument("--env", required=True, help="the environment whose images it signs (e.g. prod)")
+    p.add_argument("--name", default=None, help="the key's file name under keys/<env>/ (default release-<year>)")
+    p.add_argument("--passphrase-file", default=None, help="protect the key with the passphrase in this file")
+    p.set_defaults(func=cmd_image_key)

@@ -166,6 +166,40 @@ def test_a_signed_push_carries_sbom_and_provenance_and_promotes(project, registr
     assert t.returncode == 46 and "does not match the one its signed provenance names" in one_line(t), t.stderr
 
 
+def test_make_image_key_then_push_release_promote_is_a_signed_release(project, registry, docker, tmp_path):
+    """The README's flow on a fresh clone: `make image-key ENV=prod` (a key in the user's keyring, its public half
+    under keys/prod/, prod requiring it), then push, release 0.1.0 and promote to prod with no key variables
+    given: the prod image is signed, carries its SBOM, and skopeo's standalone-verify accepts it under the
+    policy made from the committed key."""
+    home = tmp_path / "gnupg"
+    gpg_env = {"GNUPGHOME": str(home)}
+    try:
+        k = project.run("image-key", "--env", "prod", "--name", "release-2026", env=gpg_env)
+        assert k.returncode == 0, k.stdout + k.stderr
+        fpr = k.stdout.split("made GPG key ")[1].split()[0]
+        assert (project.path / "keys" / "prod" / "release-2026.asc").is_file()
+        assert "signatures:\n  required: true\n  keys: [keys/prod/release-2026.asc]\n" in (
+            project.path / "environments" / "prod.yaml").read_text()
+        project.git("add", "keys/prod/release-2026.asc", "environments/prod.yaml")
+        project.git("-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "prod signs with key")
+        project.record(tiny_image(docker, tmp_path, fingerprint=project.fingerprint()))
+        p = project.run("push", env=gpg_env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        digest = json.loads((project.path / "build" / "build-record.json").read_text())["digest"]
+        assert f"sha256-{digest.split(':')[1]}.sbom" in registry.tags("ml/airflow")
+        r = project.run("release", "--version", "0.1.0", env=gpg_env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        pr = project.run("promote", "--env", "prod", "--version", "0.1.0", env=gpg_env)
+        assert pr.returncode == 0, pr.stdout + pr.stderr
+        assert registry.digest("ml/airflow-prod", "0.1.0") == digest
+        v = project.run("verify-image", "--env", "prod", "--digest", digest, "--repository",
+                        f"{registry.host}/ml/airflow-prod", env=gpg_env)
+        assert v.returncode == 0, v.stdout + v.stderr
+        assert f"signed by {fpr}" in v.stdout and "(skopeo standalone-verify)" in v.stdout, v.stdout
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, **gpg_env}, capture_output=True)
+
+
 def other_tag(docker: str, image_id: str) -> str:
     out = subprocess.run([docker, "image", "inspect", "--format", "{{index .RepoTags 0}}", image_id],
                          capture_output=True, text=True, check=True).stdout.strip()
