@@ -187,11 +187,11 @@ def test_make_image_key_then_push_release_promote_is_a_signed_release(project, r
         assert p.returncode == 0, p.stdout + p.stderr
         digest = json.loads((project.path / "build" / "build-record.json").read_text())["digest"]
         assert f"sha256-{digest.split(':')[1]}.sbom" in registry.tags("ml/airflow")
-        r = project.run("release", "--version", "0.1.0", env=gpg_env)
+        r = project.run("release", "--version", "0.9.0", env=gpg_env)  # 0.1.0 is the first test's (one registry per module)
         assert r.returncode == 0, r.stdout + r.stderr
-        pr = project.run("promote", "--env", "prod", "--version", "0.1.0", env=gpg_env)
+        pr = project.run("promote", "--env", "prod", "--version", "0.9.0", env=gpg_env)
         assert pr.returncode == 0, pr.stdout + pr.stderr
-        assert registry.digest("ml/airflow-prod", "0.1.0") == digest
+        assert registry.digest("ml/airflow-prod", "0.9.0") == digest
         v = project.run("verify-image", "--env", "prod", "--digest", digest, "--repository",
                         f"{registry.host}/ml/airflow-prod", env=gpg_env)
         assert v.returncode == 0, v.stdout + v.stderr
