@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from ml_platform import bundle_format as fmt
@@ -325,10 +326,10 @@ def test_promote_is_recorded_around_the_promotion_and_a_failed_one_too(tmp_path)
 
     def promote():
         seen.append(Ledger(store, "", ENV).history(5).incomplete)  # the entry exists before the promotion runs
-        return {"digest": "sha256:" + "f" * 64}
+        return SimpleNamespace(digest="sha256:" + "f" * 64)
 
     out, note = record_promotion(tmp_path, env, "1.2.0", lambda root, e: store, promote, "sha256:" + "f" * 64)
-    assert out["digest"].startswith("sha256:") and note.startswith("ledger: e-")
+    assert out.digest.startswith("sha256:") and note.startswith("ledger: e-")
     assert len(seen[0]) == 1
 
     def refused():
