@@ -28,22 +28,15 @@ ENV = "dev"
 
 
 @pytest.fixture(autouse=True)
-def storage(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "bundle-storage"
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(d))
+def no_signing_key(storage, monkeypatch) -> None:
+    """The bundle storage folder (tests/unit/deploy/conftest.py), and no signing key from the environment."""
     monkeypatch.delenv(KEY_VAR, raising=False)
     monkeypatch.delenv(KEY_FILE_VAR, raising=False)
-    return d
 
 
 @pytest.fixture(scope="module")
 def keys():
     return CryptoSigner.generate_ed25519(), CryptoSigner.generate_ed25519()
-
-
-@pytest.fixture
-def store(tmp_path) -> LocalStore:
-    return LocalStore(tmp_path / "store")
 
 
 def trust(signer, allowed=None, required=True, env=ENV) -> Trust:
