@@ -56,7 +56,8 @@ def bench_history(work: Path) -> dict:
     from platformctl.deploy.store import S3Store
 
     (work / "weed").mkdir()
-    proc, endpoint = start_weed(work / "weed")
+    weed = start_weed(work / "weed")
+    endpoint = weed.endpoint
     try:
         os.environ.update(AWS_ACCESS_KEY_ID=ACCESS, AWS_SECRET_ACCESS_KEY=SECRET)
         store = S3Store("dags", endpoint_url=endpoint)
@@ -101,12 +102,7 @@ def bench_history(work: Path) -> dict:
         return {"entries": ENTRIES, "setup_s": setup, "make_history_s": cmd, "startup_s": startup,
                 "ledger_history_s": inproc, "naive_s": naive_t}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        weed.stop(graceful=True)
 
 
 def bench_activation(work: Path) -> dict:

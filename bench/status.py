@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.integration.deploy.seaweed import Seaweed  # noqa: E402
 from tests.integration.registry.conftest import PASSWORD, USER, RegistryServer  # noqa: E402
 
 RELEASES = int(os.environ.get("RELEASES", "10"))
@@ -35,38 +35,15 @@ RUNS = int(os.environ.get("RUNS", "5"))
 ACCESS, SECRET = "AKIABENCH", "bench-secret"
 
 
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_weed(d: Path) -> tuple[subprocess.Popen, str]:
-    weed = str(Path(sys.executable).parent / "weed")
-    (d / "s3.json").write_text(json.dumps({"identities": [{"name": "b", "credentials": [
-        {"accessKey": ACCESS, "secretKey": SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    m, v, f, s3 = (free_port() for _ in range(4))
-    cmd = [weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={d}", "-s3", f"-s3.config={d / 's3.json'}",
-           f"-master.port={m}", f"-volume.port={v}", f"-filer.port={f}", f"-s3.port={s3}",
-           f"-master.port.grpc={free_port()}", f"-volume.port.grpc={free_port()}", f"-filer.port.grpc={free_port()}",
-           f"-s3.port.grpc={free_port()}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-           "-volume.max=50", "-master.volumeSizeLimitMB=64"]
-    proc = subprocess.Popen(cmd, stdout=(d / "weed.log").open("w"), stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{s3}"
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS,
-                          aws_secret_access_key=SECRET)
-    for _ in range(120):
-        try:
-            client.create_bucket(Bucket="dags")
-            return proc, endpoint
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.5)
-    proc.kill()
-    sys.exit("SeaweedFS did not start")
+def start_weed(d: Path) -> Seaweed:
+    """SeaweedFS on free loopback ports with a bucket `dags` (stop it with .stop(graceful=True))."""
+    weed = Seaweed(d, ACCESS, SECRET)
+    try:
+        weed.start()
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    weed.client().create_bucket(Bucket="dags")
+    return weed
 
 
 NAIVE = """
@@ -94,7 +71,8 @@ def main() -> None:
     reg = RegistryServer(tmp / "reg")
     reg.start()
     (tmp / "weed").mkdir()
-    weed, endpoint = start_weed(tmp / "weed")
+    weed = start_weed(tmp / "weed")
+    endpoint = weed.endpoint
     try:
         # a project: the repository's files, dev and prod on SeaweedFS, repositories in the local registry
         proj = tmp / "proj"
@@ -167,11 +145,7 @@ def main() -> None:
         print(f"  naive: the same reads one after another {naive_s:6.2f} s (one fresh python process)")
         print(f"  ratio make status / naive               {status / naive_s:6.2f}x")
     finally:
-        weed.terminate()
-        try:
-            weed.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            weed.kill()
+        weed.stop(graceful=True)
         reg.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import machine
 from .errors import ConfigError
+from .validation import matching
 from .yamlfile import line_of, read_yaml
 
 CONFIG_FILE = "platform.yaml"
@@ -82,12 +83,7 @@ class ImageConfig(_Model):
         "index_url (a file holding a private index URL with credentials).",
     )
 
-    @field_validator("python")
-    @classmethod
-    def _py(cls, v: str) -> str:
-        if not _PY_RE.match(v):
-            raise ValueError(f"'{v}' is not a Python version like 3.12")
-        return v
+    _py = matching("python", _PY_RE, "'{}' is not a Python version like 3.12")
 
     def resolved_base_image(self, airflow_version: str) -> str:
         if self.base_image:
@@ -193,12 +189,7 @@ class PlatformConfig(_Model):
     sbom: SbomConfig = Field(default_factory=SbomConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
 
-    @field_validator("airflow_version")
-    @classmethod
-    def _af(cls, v: str) -> str:
-        if not _VERSION_RE.match(v):
-            raise ValueError(f"'{v}' is not an Airflow version like 3.3.2")
-        return v
+    _af = matching("airflow_version", _VERSION_RE, "'{}' is not an Airflow version like 3.3.2")
 
     @field_validator("python_versions")
     @classmethod

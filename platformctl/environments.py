@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from .errors import ConfigError, ExecutorError, SigningKeyError, UnsafePathError
 from .executors import DEFAULT_EXECUTOR, EXECUTOR_PATTERN, executor_names, executor_problem
+from .validation import matching
 from .yamlfile import line_of, read_yaml
 
 ENV_DIR = "environments"
@@ -356,12 +357,7 @@ class EnvironmentFile(_Model):
 
     signatures: SignaturePolicy = Field(default_factory=SignaturePolicy)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str | None) -> str | None:
-        if v is not None and not _NAME.match(v):
-            raise ValueError(f"'{v}' must be lowercase letters, digits and -")
-        return v
+    _name = matching("name", _NAME, "'{}' must be lowercase letters, digits and -", optional=True)
 
 
 class Environment(EnvironmentFile):

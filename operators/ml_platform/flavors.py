@@ -9,8 +9,9 @@ import difflib
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -56,46 +57,47 @@ class _Model(BaseModel):
 
 
 class Range(_Model):
+    """A request and a limit of one kind of quantity; each kind says how to read one, the most one pod can get,
+    and what to say of a value that is no quantity of its kind or too large."""
+
     request: str = Field(description="What the scheduler reserves.")
     limit: str = Field(description="The hard cap; must be >= request.")
 
+    _amount: ClassVar[Callable[[str], int]]
+    _most: ClassVar[int]
+    _not_one: ClassVar[str]
+    _too_much: ClassVar[str]
 
-class CpuRange(Range):
     @field_validator("request", "limit", mode="before")
     @classmethod
-    def _cpu(cls, v):
+    def _quantity(cls, v):
         if isinstance(v, bool):
-            raise ValueError(f"{v} is not a CPU quantity (use cores like 2 or 0.5, or millicores like 500m)")
+            raise ValueError(f"{v} {cls._not_one}")
         v = str(v)
-        if cpu_millicores(v) > MAX_CPU_CORES * 1000:
-            raise ValueError(f"'{v}' is more than one pod can get (at most {MAX_CPU_CORES} cores)")
+        if cls._amount(v) > cls._most:
+            raise ValueError(f"'{v}' {cls._too_much}")
         return v
 
     @model_validator(mode="after")
     def _order(self):
-        if cpu_millicores(self.limit) < cpu_millicores(self.request):
+        if self._amount(self.limit) < self._amount(self.request):
             raise ValueError(f"limit '{self.limit}' is below the request '{self.request}' "
                              "(raise the limit or lower the request)")
         return self
+
+
+class CpuRange(Range):
+    _amount = staticmethod(cpu_millicores)
+    _most = MAX_CPU_CORES * 1000
+    _not_one = "is not a CPU quantity (use cores like 2 or 0.5, or millicores like 500m)"
+    _too_much = f"is more than one pod can get (at most {MAX_CPU_CORES} cores)"
 
 
 class MemoryRange(Range):
-    @field_validator("request", "limit", mode="before")
-    @classmethod
-    def _mem(cls, v):
-        if isinstance(v, bool):
-            raise ValueError(f"{v} is not a memory quantity (use e.g. 512Mi, 4Gi, 2G)")
-        v = str(v)
-        if memory_bytes(v) > MAX_MEMORY:
-            raise ValueError(f"'{v}' is more memory than one pod can get (at most {MAX_MEMORY >> 40}Ti)")
-        return v
-
-    @model_validator(mode="after")
-    def _order(self):
-        if memory_bytes(self.limit) < memory_bytes(self.request):
-            raise ValueError(f"limit '{self.limit}' is below the request '{self.request}' "
-                             "(raise the limit or lower the request)")
-        return self
+    _amount = staticmethod(memory_bytes)
+    _most = MAX_MEMORY
+    _not_one = "is not a memory quantity (use e.g. 512Mi, 4Gi, 2G)"
+    _too_much = f"is more memory than one pod can get (at most {MAX_MEMORY >> 40}Ti)"
 
 
 class Gpu(_Model):

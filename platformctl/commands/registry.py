@@ -1,10 +1,10 @@
-"""`make push`, `make release VERSION=X.Y.Z`, `make promote ENV=prod VERSION=X.Y.Z`."""
+"""`make push`, `make release VERSION=X.Y.Z`, `make promote ENV=prod VERSION=X.Y.Z` (services.ship does the work)."""
 
 from __future__ import annotations
 
-from ..registry.auth import from_environment
-from ..registry.ship import promote, push, release
 from ..output import say
+from ..registry.auth import from_environment
+from ..services import ship as service
 from ..services.context import context_of
 
 
@@ -22,33 +22,26 @@ def _progress():
 
 def cmd_push(root, args) -> int:
     cfg = context_of(root, args).config
-    push(root, cfg, from_environment(), echo=say, progress=_progress())
+    service.push(root, cfg, from_environment(), echo=say, progress=_progress())
     return 0
 
 
 def cmd_release(root, args) -> int:
     cfg = context_of(root, args).config
-    release(root, cfg, args.version, from_environment(), echo=say)
+    r = service.release(root, cfg, args.version, from_environment(), echo=say)
+    say(f"released {r.version}: {r.image}")
+    say(f"  record {r.record_file}, changelog releases/CHANGELOG.md, git tag v{r.version} "
+        f"(push it: git push origin v{r.version})")
     return 0
 
 
 def cmd_promote(root, args) -> int:
-    from ..deploy.publish import record_promotion
-    from ..deploy.store import open_store
-    from ..environments import load_environment
-    from ..errors import PlatformError
-    from ..registry.records import load_release
-
     cfg = context_of(root, args).config
-    env = load_environment(root, args.env)
-    try:
-        digest = load_release(root, args.version).get("digest")
-    except PlatformError:
-        digest = None  # promote names what is wrong with the version itself
-    _, note = record_promotion(root, env, args.version, open_store,  # the ledger entry around it (issue 38)
-                               lambda: promote(root, cfg, args.env, args.version, from_environment(), echo=say),
-                               image_digest=digest)
-    say(f"  {note}")
+    r = service.promote(root, cfg, args.env, args.version, from_environment(), echo=say)
+    say(("already promoted: " if r.already else "promoted ") + f"{r.version} to {r.environment}: "
+        f"{r.repository}@{r.digest}")
+    say(f"  {r.record_file} written; make deploy ENV={r.environment} points the instance at it")
+    say(f"  {r.ledger}")  # the ledger entry around it (issue 38)
     return 0
 
 

@@ -246,12 +246,12 @@ def _deliver(store, prefix, bundle, current, etag, workers, on_progress, t0, tru
                         time.perf_counter() - t0, entry and entry.id, key_id)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RollbackResult:
-    previous: str
-    version: str
-    entry: str | None = None
-    key_id: str | None = None
+    previous: str  # the version live before the switch
+    version: str  # the version live now
+    entry: str | None = None  # the ledger entry written around the switch
+    key_id: str | None = None  # the key that signed the new pointer
 
     def __iter__(self):  # (from, to), as rollback returned before
         return iter((self.previous, self.version))

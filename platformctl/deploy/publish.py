@@ -4,8 +4,10 @@ of a promotion or a gc. Plain functions with typed results; the commands print t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from ..environments import Environment
 from ..errors import ImageCannotServe, LedgerError, PlatformError, StoreError
@@ -13,6 +15,13 @@ from ..record import BuildRecord
 from .compat import parse_serves, serves_problem
 from .ledger import Entry, Ledger
 from .store import BundleStore
+
+
+class Promoted(Protocol):
+    digest: str
+
+
+P = TypeVar("P", bound=Promoted)
 
 
 @dataclass(frozen=True)
@@ -73,10 +82,11 @@ def ledger_for(store: BundleStore, env: Environment) -> Ledger:
     return Ledger(store, env.bundle.prefix, env.name)
 
 
-def record_promotion(root: Path, env: Environment, version: str, store_factory, run,
-                     image_digest: str | None = None) -> tuple[dict, str]:
-    """Run the promotion `run()` between a ledger entry and its completion. A store that cannot be reached
-    at all (e.g. no S3 credentials on a release machine) is reported, not fatal: returns (result, note)."""
+def record_promotion(root: Path, env: Environment, version: str, store_factory, run: Callable[[], P],
+                     image_digest: str | None = None) -> tuple[P, str]:
+    """Run the promotion `run()` (its result has the digest promoted) between a ledger entry and its completion.
+    A store that cannot be reached at all (e.g. no S3 credentials on a release machine) is reported, not fatal:
+    returns (result, note)."""
     try:
         store = store_factory(root, env)
         store.check()
@@ -89,7 +99,7 @@ def record_promotion(root: Path, env: Environment, version: str, store_factory, 
     except PlatformError as exc:
         ledger.complete(entry, f"failed: {exc.one_line()[:300]}")
         raise
-    ledger.complete(entry, f"promoted {version} ({out.get('digest')})")
+    ledger.complete(entry, f"promoted {version} ({out.digest})")
     return out, f"ledger: {entry.id}"
 
 

@@ -25,10 +25,7 @@ class RegistryAuth:
 
     registry: str
     username: str
-    password: str
-
-    def __repr__(self) -> str:  # never shows the password in a traceback or log
-        return f"RegistryAuth(registry={self.registry!r}, username={self.username!r}, password=***)"
+    password: str = field(repr=False)  # never shown in a traceback or log
 
 
 @dataclass(frozen=True)

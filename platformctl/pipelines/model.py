@@ -29,6 +29,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema,
                       field_validator, model_validator)
 
+from ..validation import matching
+
 ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
 GROUP_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -282,13 +284,8 @@ class Notifier(_Model):
     message: str | None = Field(None, description="Text sent as `message` in the JSON body (Airflow "
                                                   "templates allowed, e.g. {{ dag.dag_id }}).")
 
-    @field_validator("connection")
-    @classmethod
-    def _conn(cls, v: str) -> str:
-        if not CONN_ID_RE.match(v):
-            raise ValueError(f"'{v}' is not a valid Airflow connection id "
-                             "(letters, digits, _ - . : / # ! ( ) \\, at most 250)")
-        return v
+    _conn = matching("connection", CONN_ID_RE, "'{}' is not a valid Airflow connection id "
+                                                "(letters, digits, _ - . : / # ! ( ) \\, at most 250)")
 
 
 class Notify(_Model):
@@ -353,12 +350,7 @@ class Map(_Model):
                      examples=["SEGMENT"])
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    @field_validator("as_")
-    @classmethod
-    def _as(cls, v: str) -> str:
-        if not ENV_NAME_RE.match(v):
-            raise ValueError(f"'{v}' is not a valid variable name")
-        return v
+    _as = matching("as_", ENV_NAME_RE, "'{}' is not a valid variable name")
 
 
 class JobV2(JobFieldsV2):
@@ -372,12 +364,7 @@ class JobV2(JobFieldsV2):
 
     _rule = field_validator("trigger_rule")(lambda cls, v: _trigger_rule(v))
 
-    @field_validator("group")
-    @classmethod
-    def _group(cls, v):
-        if v is not None and not GROUP_RE.match(v):
-            raise ValueError(f"'{v}' is not a valid group id (letters, digits, _ -)")
-        return v
+    _group = matching("group", GROUP_RE, "'{}' is not a valid group id (letters, digits, _ -)", optional=True)
 
     @model_validator(mode="before")
     @classmethod

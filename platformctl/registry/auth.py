@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine import RegistryAuth
@@ -22,10 +22,7 @@ from .refs import registry_host
 @dataclass(frozen=True)
 class Credentials:
     username: str
-    password: str
-
-    def __repr__(self) -> str:  # never shows the password in a traceback or log
-        return f"Credentials(username={self.username!r}, password=***)"
+    password: str = field(repr=False)  # never shown in a traceback or log
 
     def docker_auth(self) -> dict[str, str]:
         return {"username": self.username, "password": self.password}

@@ -10,5 +10,6 @@ lines a service prints while it works go through an `echo` callback (default: ou
     deploy                  deploy / rollback / gc -> DeployResult / RollbackResult / GcOutcome
     stack                   up / run / down -> UpResult / RunResult / DownResult
     build                   build / test -> BuildResult
+    ship                    push / release / promote -> PushResult / ReleaseResult / PromoteResult
     inspect                 plan / status / diff (read-only) -> Plan / Status / dict
 """

@@ -15,7 +15,7 @@ from .. import git
 from ..config import PlatformConfig
 from ..deploy.bundle import collect
 from ..deploy.deliver import DeployResult as Delivery, GcResult, check_version, deploy as deliver
-from ..deploy.deliver import gc as collect_garbage, rollback as switch_back
+from ..deploy.deliver import RollbackResult as Switch, gc as collect_garbage, rollback as switch_back
 from ..deploy.images import environment_image
 from ..deploy.ledger import check_entry_id
 from ..deploy.managed import BUNDLE_NAME, require_image, write_config
@@ -152,10 +152,19 @@ def deploy(root: Path, cfg: PlatformConfig, env: Environment | str, *, airflow_u
 @dataclass(frozen=True)
 class RollbackResult:
     environment: str
-    from_version: str
-    to_version: str
-    entry: str | None = None  # the ledger entry written around the switch
-    key_id: str | None = None  # the key that signed the new pointer
+    switch: Switch  # from and to version, the ledger entry written around the switch, the key that signed it
+
+    @property
+    def from_version(self) -> str:
+        return self.switch.previous
+
+    @property
+    def to_version(self) -> str:
+        return self.switch.version
+
+    @property
+    def entry(self) -> str | None:
+        return self.switch.entry
 
 
 def rollback(root: Path, cfg: PlatformConfig, env: Environment | str, to: str | None = None, *,
@@ -182,7 +191,7 @@ def rollback(root: Path, cfg: PlatformConfig, env: Environment | str, to: str | 
          f"{env.bundle.refresh_interval}s (no config change); ledger entry {r.entry}"
          + (f", signed by key {r.key_id[:12]}" if r.key_id else ""))
     refresh_now(env, airflow_url, echo)
-    return RollbackResult(env.name, r.previous, r.version, r.entry, r.key_id)
+    return RollbackResult(env.name, r)
 
 
 def history(root: Path, env: Environment | str, limit: int = 20):

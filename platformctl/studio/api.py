@@ -10,6 +10,7 @@ import difflib
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ..pipelines.loader import MAX_BYTES
@@ -127,17 +128,16 @@ class Studio:
         return self.state(doc)
 
     def api_undo(self, body) -> dict:
-        doc = self.doc(body.get("file"))
-        try:
-            doc.undo()
-        except EditError as exc:
-            raise ApiError(409, str(exc)) from None
-        return self.state(doc)
+        return self._history_step(body, Document.undo)
 
     def api_redo(self, body) -> dict:
+        return self._history_step(body, Document.redo)
+
+    def _history_step(self, body, step: Callable[[Document], None]) -> dict:
+        """Undo or redo: nothing left to step to is a conflict (409), not a bad request."""
         doc = self.doc(body.get("file"))
         try:
-            doc.redo()
+            step(doc)
         except EditError as exc:
             raise ApiError(409, str(exc)) from None
         return self.state(doc)

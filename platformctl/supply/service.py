@@ -1,5 +1,5 @@
 """The supply-chain steps of push, release, promote, deploy and status: small functions the registry and deploy
-code call at one place each (registry/ship.py, commands/deploy.py, status.py).
+code call at one place each (services/ship.py, services/deploy.py, status.py).
 
 Order, so nothing is half-done:
 - push: the signing key is unlocked and the SBOM made BEFORE any upload (a wrong passphrase or an image

@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .compare import GROUPS, KINDS
 from .rehearse import Rehearsal
@@ -57,80 +59,86 @@ def blocks(r: Rehearsal, root: Path) -> list[Block]:
     if not_run:
         b.append(("p", "Not run (a step they need did not pass): " + ", ".join(not_run) + "."))
 
-    c = r.comparison
-    b.append(("h2", "Dependency comparison"))
-    if c is None:
-        b.append(("p", "Not available: the relock did not pass."))
-        if r.relock and r.relock.conflicts:
-            b.append(("ul", [cf.line() for cf in r.relock.conflicts]))
-    else:
-        b.append(("p", f"The image's packages (airflow + team locks, Python {c.python}): {c.total()} changed, "
-                       f"{c.unchanged} unchanged. Image size {_mb(c.size_current)} -> {_mb(c.size_candidate)}"
-                       + (f" ({c.size_delta / 1e6:+.1f} MB)." if c.size_delta is not None else ".")
-                       + " Host-only locks: " + ", ".join(f"{k} {v} pins changed" for k, v in c.host_changes.items())
-                       + "."))
-        b.append(("table", ["group", *KINDS], [[g, *[str(c.counts(g)[k]) for k in KINDS]] for g in GROUPS]))
-        for g in GROUPS:
-            if c.groups[g]:
-                b.append(("h3", g))
-                b.append(("ul", [x.text() for x in c.groups[g]]))
-
-    b.append(("h2", "Image checks on the candidate"))
-    if r.checks:
-        b.append(("ul", [f"{g}: {v}" for g, v in r.checks.groups.items()] + r.checks.failures
-                  + [f"an earlier try timed out: {e}" for e in r.checks.earlier]))
-    else:
-        b.append(("p", "Not run."))
-
-    b.append(("h2", "DAG parse comparison (dags/ and examples/dags, both backends)"))
-    p = r.parse
-    if p is None:
-        b.append(("p", "Not run."))
-    else:
-        b.append(("p", f"DAGs parsed: {p.dags_current} in the current image, {p.dags_candidate} in the candidate; "
-                       f"import errors {len(p.errors_current)} -> {len(p.errors_candidate)}."))
-        if p.errors_candidate or p.errors_current:
-            rows = [[k, p.errors_current.get(k, "-"), p.errors_candidate.get(k, "-")]
-                    for k in sorted(set(p.errors_current) | set(p.errors_candidate))]
-            b.append(("table", ["file", "current", "candidate"], rows))
-        b.append(("table", ["file", "DAG", "change"], [[x.where, x.dag, x.what] for x in p.changes])
-                 if p.changes else ("p", "Every DAG has the same task ids, operators and dependencies in both images."))
-
-    b.append(("h2", "Lint: ruff Airflow rules (AIR3)"))
-    if r.lint is None:
-        b.append(("p", "Not run."))
-    else:
-        b.append(("p", f"{r.lint.ruff} over {', '.join(r.lint.paths)}: {len(r.lint.findings)} findings."))
-        if r.lint.findings:
-            b.append(("table", ["where", "rule", "message"], [[f.where, f.code, f.message] for f in r.lint.findings]))
-
-    b.append(("h2", "Metadata database migration (a copy of the current stack's database)"))
-    m = r.migration
-    if m is None:
-        b.append(("p", "Not run."))
-    else:
-        b.append(("p", f"Revision {m.revision_before or '?'} -> {m.revision_after or '?'} (candidate head "
-                       f"{m.candidate_head or '?'}), {m.seconds:.0f}s." + (f" Error: {m.error}" if m.error else "")))
-        b.append(("ul", m.steps))
-
-    b.append(("h2", "Smoke runs"))
-    cur = {x.pipeline: x for x in (r.current_runs.runs if r.current_runs else [])}
-    new = {x.pipeline: x for x in (r.candidate_runs.runs if r.candidate_runs else [])}
-    if not cur and not new:
-        b.append(("p", "Not run."))
-    else:
-        rows = []
-        for name in sorted(set(cur) | set(new)):
-            a, c2 = cur.get(name), new.get(name)
-            rows.append([name, _run_text(a), _run_text(c2)])
-            jobs_a = {j.task: j for j in (a.jobs if a else [])}
-            jobs_b = {j.task: j for j in (c2.jobs if c2 else [])}
-            for t in sorted(set(jobs_a) | set(jobs_b)):
-                ja, jb = jobs_a.get(t), jobs_b.get(t)
-                rows.append([f"  {name}.{t}", f"{ja.state} {ja.seconds}s" if ja else "-",
-                             f"{jb.state} {jb.seconds}s" if jb else "-"])
-        b.append(("table", ["pipeline / job", "current image", "candidate"], rows))
+    b += _section("Dependency comparison", r.comparison, _comparison, missing=_no_comparison(r))
+    b += _section("Image checks on the candidate", r.checks or None, _checks)
+    b += _section("DAG parse comparison (dags/ and examples/dags, both backends)", r.parse, _parse)
+    b += _section("Lint: ruff Airflow rules (AIR3)", r.lint, _lint)
+    b += _section("Metadata database migration (a copy of the current stack's database)", r.migration, _migration)
+    runs = (r.current_runs, r.candidate_runs)
+    b += _section("Smoke runs", runs if any(x and x.runs for x in runs) else None, _smoke)
     return b
+
+
+def _section(title: str, part, body: Callable[[Any], list[Block]],
+             missing: list[Block] | None = None) -> list[Block]:
+    """One step's section of the report: its title, then what the step found, or that it was not run."""
+    return [("h2", title), *(body(part) if part is not None else missing or [("p", "Not run.")])]
+
+
+def _no_comparison(r: Rehearsal) -> list[Block]:
+    out: list[Block] = [("p", "Not available: the relock did not pass.")]
+    if r.relock and r.relock.conflicts:
+        out.append(("ul", [cf.line() for cf in r.relock.conflicts]))
+    return out
+
+
+def _comparison(c) -> list[Block]:
+    out: list[Block] = [
+        ("p", f"The image's packages (airflow + team locks, Python {c.python}): {c.total()} changed, "
+              f"{c.unchanged} unchanged. Image size {_mb(c.size_current)} -> {_mb(c.size_candidate)}"
+              + (f" ({c.size_delta / 1e6:+.1f} MB)." if c.size_delta is not None else ".")
+              + " Host-only locks: " + ", ".join(f"{k} {v} pins changed" for k, v in c.host_changes.items())
+              + "."),
+        ("table", ["group", *KINDS], [[g, *[str(c.counts(g)[k]) for k in KINDS]] for g in GROUPS])]
+    for g in GROUPS:
+        if c.groups[g]:
+            out += [("h3", g), ("ul", [x.text() for x in c.groups[g]])]
+    return out
+
+
+def _checks(ch) -> list[Block]:
+    return [("ul", [f"{g}: {v}" for g, v in ch.groups.items()] + ch.failures
+             + [f"an earlier try timed out: {e}" for e in ch.earlier])]
+
+
+def _parse(p) -> list[Block]:
+    out: list[Block] = [("p", f"DAGs parsed: {p.dags_current} in the current image, {p.dags_candidate} in the "
+                              f"candidate; import errors {len(p.errors_current)} -> {len(p.errors_candidate)}.")]
+    if p.errors_candidate or p.errors_current:
+        rows = [[k, p.errors_current.get(k, "-"), p.errors_candidate.get(k, "-")]
+                for k in sorted(set(p.errors_current) | set(p.errors_candidate))]
+        out.append(("table", ["file", "current", "candidate"], rows))
+    out.append(("table", ["file", "DAG", "change"], [[x.where, x.dag, x.what] for x in p.changes])
+               if p.changes else ("p", "Every DAG has the same task ids, operators and dependencies in both images."))
+    return out
+
+
+def _lint(lint) -> list[Block]:
+    out: list[Block] = [("p", f"{lint.ruff} over {', '.join(lint.paths)}: {len(lint.findings)} findings.")]
+    if lint.findings:
+        out.append(("table", ["where", "rule", "message"], [[f.where, f.code, f.message] for f in lint.findings]))
+    return out
+
+
+def _migration(m) -> list[Block]:
+    return [("p", f"Revision {m.revision_before or '?'} -> {m.revision_after or '?'} (candidate head "
+                  f"{m.candidate_head or '?'}), {m.seconds:.0f}s." + (f" Error: {m.error}" if m.error else "")),
+            ("ul", m.steps)]
+
+
+def _smoke(runs) -> list[Block]:
+    cur, new = ({x.pipeline: x for x in (side.runs if side else [])} for side in runs)
+    rows = []
+    for name in sorted(set(cur) | set(new)):
+        a, c2 = cur.get(name), new.get(name)
+        rows.append([name, _run_text(a), _run_text(c2)])
+        jobs_a = {j.task: j for j in (a.jobs if a else [])}
+        jobs_b = {j.task: j for j in (c2.jobs if c2 else [])}
+        for t in sorted(set(jobs_a) | set(jobs_b)):
+            ja, jb = jobs_a.get(t), jobs_b.get(t)
+            rows.append([f"  {name}.{t}", f"{ja.state} {ja.seconds}s" if ja else "-",
+                         f"{jb.state} {jb.seconds}s" if jb else "-"])
+    return [("table", ["pipeline / job", "current image", "candidate"], rows)]
 
 
 def _run_text(x) -> str:

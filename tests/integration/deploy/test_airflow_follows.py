@@ -11,116 +11,55 @@ The Helm values file stays byte-identical through it all. Latencies are printed 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
 from platformctl.deploy.bundle import collect
-from platformctl.deploy.deliver import deploy, read_pointer
+from platformctl.deploy.deliver import deploy
 from platformctl.deploy.store import LocalStore
 from platformctl.stack.api import AirflowAPI
-from platformctl.stack.compose import Stack, compose_binary, compose_env
+from platformctl.stack.compose import compose_binary, compose_env
 from tests.bundle_tamper import tamper
-from tests.conftest import ROOT
+from tests.integration.deploy.demo_stack import DemoProject, wait_bundle as wait_for
 
-PROJECT = f"mlp-follow-{uuid.uuid4().hex[:6]}"
 DAG = "follow_demo"
 REFRESH = 10  # the local environment's bundle refresh_interval
-PIPELINE = """version: 1
-dag:
-  name: follow_demo
-  schedule: null
-defaults:
-  docker_image: ml-platform/etl-job:0.1.0
-  resource_flavor: cpu-small
-jobs:
-  first:
-    command: [python3, -c, "import time; time.sleep({sleep}); print('first done')"]
-  second:
-    command: [python3, -c, "print('DEMO_VALUE={value}')"]
-    depends_on: [first]
-"""
 
 
-def cli(repo: Path, *args: str, timeout: int = 900, project: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PLATFORM_ROOT": str(repo)}
-    p = subprocess.run([sys.executable, str(ROOT / "build.py"), *args, *(["--project", PROJECT] if project else [])],
-                       cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
-    print(f"$ build.py {' '.join(args)}\n{p.stdout[-3000:]}{p.stderr[-3000:]}")
-    return p
-
-
-def write_pipeline(repo: Path, *, sleep: int, value: str) -> None:
-    (repo / "pipelines" / f"{DAG}.yaml").write_text(PIPELINE.format(sleep=sleep, value=value))
+def write_pipeline(demo: DemoProject, *, sleep: int, value: str) -> None:
+    demo.write_pipeline({
+        "first": {"command": ["python3", "-c", f"import time; time.sleep({sleep}); print('first done')"]},
+        "second": {"command": ["python3", "-c", f"print('DEMO_VALUE={value}')"], "depends_on": ["first"]}})
 
 
 @pytest.fixture(scope="module")
-def repo(image) -> Path:
-    # not under pytest's 0700 tmp dir: the containers' user (uid 50000) reads the store folder
-    d = Path(tempfile.mkdtemp(prefix="mlp-follow-", dir="/tmp"))
-    d.chmod(0o755)
-    for item in ("pipelines", "templates", "stack", "examples", "flavors.yaml", "platform.yaml", "requirements",
-                 "build", "schemas"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, d / item, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy(src, d / item)
-    for p in (d / "pipelines").glob("*.yaml"):  # only the demo: the stack parses one DAG
-        p.unlink()
-    (d / "dags").mkdir()
+def demo(image) -> DemoProject:
+    d = DemoProject("follow", DAG)
     write_pipeline(d, sleep=150, value="v1")  # long enough for v2 to go live meanwhile on a busy machine
-    subprocess.run(["git", "init", "-q"], cwd=d, check=True)
     yield d
-    shutil.rmtree(d, ignore_errors=True)
+    d.remove()
 
 
 @pytest.fixture(scope="module")
-def stack(repo, image, docker):
+def stack(demo, image, docker):
     # the small stack: this checks the DAG processor following the pointer; the Celery shape (workers
     # fetching pinned versions themselves) is tests/integration/stack/test_fleet_faults.py's
-    p = cli(repo, "up", "--image", image, "--executor", "LocalExecutor", project=True)
-    try:
-        assert p.returncode == 0, f"make up failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
-        assert "deploying the bundle to the local environment" in p.stdout
-        api = AirflowAPI(Stack(repo, PROJECT, "stack/compose.yaml").url, timeout=90)
+    with demo.up("--image", image, "--executor", "LocalExecutor", expect="deploying the bundle to the local "
+                 "environment", keep_logs=("dag-processor", "scheduler")) as api:
         yield api
-    finally:
-        for service in ("dag-processor", "scheduler"):  # kept for a failure's post-mortem
-            logs = Stack(repo, PROJECT, "stack/compose.yaml").compose("logs", "--no-color", service,
-                                                                      capture=True, check=False)
-            (repo.parent / f"{PROJECT}-{service}.log").write_text(logs.stdout or "")
-        d = cli(repo, "down", "--volumes", project=True)
-        assert d.returncode == 0, d.stderr
-
-
-def live_version(repo: Path) -> str:
-    return read_pointer(LocalStore(repo / ".platform/bundles/local"), "")["version"]
 
 
 def wait_bundle(api: AirflowAPI, version: str, timeout: float = 180) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        d = api.dag(DAG)
-        if d and d.get("bundle_version") == version:
-            return time.monotonic() - t0
-        time.sleep(0.25)
-    raise AssertionError(f"Airflow did not switch {DAG} to bundle {version} within {timeout}s "
-                         f"(has {(api.dag(DAG) or {}).get('bundle_version')})")
+    return wait_for(api, DAG, version, timeout, poll=0.25)
 
 
-def started_at(repo: Path) -> dict[str, str]:
+def started_at(demo: DemoProject) -> dict[str, str]:
     from tests.conftest import docker_cli
 
-    ids = subprocess.run([*compose_binary(), "-p", PROJECT, "ps", "-q"], cwd=repo, env=compose_env(),
+    ids = subprocess.run([*compose_binary(), "-p", demo.project, "ps", "-q"], cwd=demo.path, env=compose_env(),
                          capture_output=True, text=True, check=True).stdout.split()
     out = subprocess.run([docker_cli() or "docker", "inspect", "--format", "{{.Name}} {{.State.StartedAt}}", *ids],
                          capture_output=True, text=True, check=True).stdout
@@ -149,11 +88,11 @@ def second_log(api, run_id) -> str:
 FIGURES: dict[str, float] = {}
 
 
-def test_a_run_started_on_v1_runs_v1_code_after_v2_went_live(stack: AirflowAPI, repo: Path):
-    v1 = live_version(repo)
-    values = (repo / "deploy/local/values.yaml").read_bytes()
+def test_a_run_started_on_v1_runs_v1_code_after_v2_went_live(stack: AirflowAPI, demo: DemoProject):
+    v1 = demo.live_version()
+    values = (demo.path / "deploy/local/values.yaml").read_bytes()
     wait_bundle(stack, v1)
-    before = started_at(repo)
+    before = started_at(demo)
     stack.unpause(DAG)
     run1 = stack.trigger(DAG, note="started on v1")["dag_run_id"]
     t0 = time.monotonic()
@@ -163,10 +102,10 @@ def test_a_run_started_on_v1_runs_v1_code_after_v2_went_live(stack: AirflowAPI, 
         time.sleep(1)
     assert stack.run(DAG, run1)["bundle_version"] == v1
 
-    write_pipeline(repo, sleep=1, value="v2")  # v2 changes the demo's commands
-    p = cli(repo, "deploy", "--env", "local")
+    write_pipeline(demo, sleep=1, value="v2")  # v2 changes the demo's commands
+    p = demo.cli("deploy", "--env", "local")
     assert p.returncode == 0, p.stderr
-    v2 = live_version(repo)
+    v2 = demo.live_version()
     assert v2 != v1
     FIGURES["deploy -> Airflow parses v2 (refresh interval 10 s, no nudge)"] = wait_bundle(stack, v2)
     assert task_state(stack, run1, "first") == "running", "v2 went live too late to prove anything: sleep longer"
@@ -181,19 +120,19 @@ def test_a_run_started_on_v1_runs_v1_code_after_v2_went_live(stack: AirflowAPI, 
     assert r2["state"] == "success" and r2["bundle_version"] == v2
     assert "DEMO_VALUE=v2" in second_log(stack, run2)
 
-    assert started_at(repo) == before, "a container was restarted"
-    assert (repo / "deploy/local/values.yaml").read_bytes() == values
+    assert started_at(demo) == before, "a container was restarted"
+    assert (demo.path / "deploy/local/values.yaml").read_bytes() == values
 
 
-def test_rollback_is_live_in_airflow_within_the_refresh_interval(stack: AirflowAPI, repo: Path):
-    values = (repo / "deploy/local/values.yaml").read_bytes()
-    before = started_at(repo)
-    v2 = live_version(repo)
+def test_rollback_is_live_in_airflow_within_the_refresh_interval(stack: AirflowAPI, demo: DemoProject):
+    values = (demo.path / "deploy/local/values.yaml").read_bytes()
+    before = started_at(demo)
+    v2 = demo.live_version()
     t0 = time.monotonic()
-    p = cli(repo, "rollback", "--env", "local")
+    p = demo.cli("rollback", "--env", "local")
     assert p.returncode == 0, p.stderr
     FIGURES["rollback command (pointer switch, CLI start included)"] = time.monotonic() - t0
-    v1 = live_version(repo)
+    v1 = demo.live_version()
     took = wait_bundle(stack, v1)
     FIGURES["rollback -> Airflow parses v1 (no nudge)"] = took
     # one refresh interval, plus Airflow's own loop: bundle check every 5 s and the file's next parse
@@ -201,12 +140,12 @@ def test_rollback_is_live_in_airflow_within_the_refresh_interval(stack: AirflowA
     assert took < REFRESH + 5 + 10 + 20, f"rollback took {took:.1f}s to reach Airflow"
 
     t0 = time.monotonic()
-    p = cli(repo, "rollback", "--env", "local", "--to", v2, "--airflow-url", stack.base_url)
+    p = demo.cli("rollback", "--env", "local", "--to", v2, "--airflow-url", stack.base_url)
     assert p.returncode == 0 and "asked Airflow" in p.stdout, p.stdout + p.stderr
     wait_bundle(stack, v2)
     FIGURES["rollback with immediate refresh -> Airflow parses v2 (command included)"] = time.monotonic() - t0
-    assert started_at(repo) == before
-    assert (repo / "deploy/local/values.yaml").read_bytes() == values
+    assert started_at(demo) == before
+    assert (demo.path / "deploy/local/values.yaml").read_bytes() == values
 
 
 class TamperBeforeSwitch(LocalStore):
@@ -221,19 +160,17 @@ class TamperBeforeSwitch(LocalStore):
         super().put_if(key, data, etag)
 
 
-def test_a_tampered_version_is_refused_and_the_last_good_one_serves(stack: AirflowAPI, repo: Path):
-    good = live_version(repo)
-    write_pipeline(repo, sleep=1, value="v3")
-    assert cli(repo, "render").returncode == 0
-    bad = deploy(TamperBeforeSwitch(repo / ".platform/bundles/local"), "",
-                 collect(repo, image_digest=json.loads((repo / "build/build-record.json").read_text())["image_id"])
-                 ).version
-    assert live_version(repo) == bad
-    stack_ = Stack(repo, PROJECT, "stack/compose.yaml")
+def test_a_tampered_version_is_refused_and_the_last_good_one_serves(stack: AirflowAPI, demo: DemoProject):
+    good = demo.live_version()
+    write_pipeline(demo, sleep=1, value="v3")
+    assert demo.cli("render").returncode == 0
+    image_id = json.loads((demo.path / "build/build-record.json").read_text())["image_id"]
+    bad = deploy(TamperBeforeSwitch(demo.store().root), "", collect(demo.path, image_digest=image_id)).version
+    assert demo.live_version() == bad
     pattern = re.compile(rf"bundle 'ml-platform': keeping {good} live: {bad}: file dags/{DAG}.py has sha256")
     t0 = time.monotonic()
     while True:
-        logs = stack_.compose("logs", "--no-color", "dag-processor", capture=True, check=False).stdout
+        logs = demo.logs("dag-processor")
         if pattern.search(logs):
             break
         assert time.monotonic() - t0 < 120, "the DAG processor did not refuse the tampered version:\n" + logs[-3000:]
@@ -242,13 +179,12 @@ def test_a_tampered_version_is_refused_and_the_last_good_one_serves(stack: Airfl
     assert stack.dag(DAG)["bundle_version"] == good
     assert stack.import_errors() == []
     # roll back to the good version: Airflow is already there
-    assert cli(repo, "rollback", "--env", "local", "--to", good).returncode == 0
+    assert demo.cli("rollback", "--env", "local", "--to", good).returncode == 0
 
 
-def test_the_dag_processor_pre_imports_the_job_backend_before_it_forks(stack: AirflowAPI, repo: Path):
+def test_the_dag_processor_pre_imports_the_job_backend_before_it_forks(stack: AirflowAPI, demo: DemoProject):
     # the image's bundle class in the real DAG processor: the manager loads the backend once for its children
-    logs = Stack(repo, PROJECT, "stack/compose.yaml").compose("logs", "--no-color", "dag-processor",
-                                                             capture=True, check=False).stdout
+    logs = demo.logs("dag-processor")
     assert re.search(r"bundle '[\w-]+': pre-imported DockerJobOperator, the flavor catalog /opt/airflow/platform/"
                      r"flavors.yaml and the asset URI handlers", logs), logs[-3000:]
     assert "not pre-importing" not in logs

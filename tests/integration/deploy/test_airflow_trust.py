@@ -7,15 +7,8 @@ plugin's status page shows the refusal. The module's runtime is printed (FIGURES
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 import yaml
@@ -24,115 +17,51 @@ from securesystemslib.signer import CryptoSigner
 
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy, read_pointer
-from platformctl.deploy.signing import Trust
+from platformctl.deploy.signing import KEY_FILE_VAR, KEY_VAR, Trust
 from platformctl.deploy.store import LocalStore
 from platformctl.stack.api import AirflowAPI
-from platformctl.stack.compose import Stack
-from tests.conftest import ROOT
+from tests.integration.deploy.demo_stack import DemoProject, wait_bundle as wait_for
 
-PROJECT = f"mlp-bundle-trust-{uuid.uuid4().hex[:6]}"
 DAG = "trust_demo"
 REFRESH = 10
-PIPELINE = """version: 1
-dag:
-  name: trust_demo
-  schedule: null
-defaults:
-  docker_image: ml-platform/etl-job:0.1.0
-  resource_flavor: cpu-small
-jobs:
-  only:
-    command: [python3, -c, "print('DEMO_VALUE={value}')"]
-"""
 T0 = time.monotonic()
 FIGURES: dict[str, float] = {}
 KEY = CryptoSigner.generate_ed25519()
 OTHER = CryptoSigner.generate_ed25519()
+NO_KEY = {KEY_VAR: None, KEY_FILE_VAR: None}  # a command run without the signing key
 
 
-def cli(repo: Path, *args: str, project: bool = False, key: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PLATFORM_ROOT": str(repo)}
-    env.pop("ML_PLATFORM_SIGNING_KEY", None)
-    env.pop("ML_PLATFORM_SIGNING_KEY_FILE", None)
-    if key:
-        env["ML_PLATFORM_SIGNING_KEY_FILE"] = str(repo.parent / f"{PROJECT}.pem")
-    p = subprocess.run([sys.executable, str(ROOT / "build.py"), *args, *(["--project", PROJECT] if project else [])],
-                       cwd=repo, env=env, capture_output=True, text=True, timeout=900, check=False)
-    print(f"$ build.py {' '.join(args)}\n{p.stdout[-3000:]}{p.stderr[-3000:]}")
-    return p
-
-
-def write_pipeline(repo: Path, value: str) -> None:
-    (repo / "pipelines" / f"{DAG}.yaml").write_text(PIPELINE.format(value=value))
+def write_pipeline(demo: DemoProject, value: str) -> None:
+    demo.write_pipeline({"only": {"command": ["python3", "-c", f"print('DEMO_VALUE={value}')"]}})
 
 
 @pytest.fixture(scope="module")
-def repo(image) -> Path:
-    d = Path(tempfile.mkdtemp(prefix="mlp-trust-", dir="/tmp"))  # readable by the containers' user
-    d.chmod(0o755)
-    for item in ("pipelines", "templates", "stack", "examples", "flavors.yaml", "platform.yaml", "requirements",
-                 "build", "schemas"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, d / item, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy(src, d / item)
-    for p in (d / "pipelines").glob("*.yaml"):
-        p.unlink()
-    (d / "dags").mkdir()
+def demo(image) -> DemoProject:
+    d = DemoProject("bundle-trust", DAG)
+    pem = d.path.parent / f"{d.project}.pem"
+    pem.write_bytes(KEY.private_bytes)
+    d.env = {KEY_VAR: None, KEY_FILE_VAR: str(pem)}  # only this key, never one from the calling environment
     write_pipeline(d, "v1")
-    (d.parent / f"{PROJECT}.pem").write_bytes(KEY.private_bytes)
-    (d / "environments").mkdir()
-    (d / "environments/local.yaml").write_text(yaml.safe_dump({
+    (d.path / "environments").mkdir()
+    (d.path / "environments/local.yaml").write_text(yaml.safe_dump({
         "description": "this machine, signatures required",
         "bundle": {"kind": "local", "path": ".platform/bundles/local", "refresh_interval": REFRESH},
         "signing": {"require_signatures": True, "allowed_keys": [fmt.public_hex(KEY)]}}))
-    subprocess.run(["git", "init", "-q"], cwd=d, check=True)
     yield d
-    shutil.rmtree(d, ignore_errors=True)
-    (d.parent / f"{PROJECT}.pem").unlink(missing_ok=True)
+    d.remove()
+    pem.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
-def stack(repo, image, docker):
+def stack(demo, image, docker):
     t0 = time.monotonic()
-    p = cli(repo, "up", "--image", image, "--wait-timeout", "900", project=True)  # a loaded 2-core machine
-    try:
-        assert p.returncode == 0, f"make up failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
-        assert "signed by key" in p.stdout
+    with demo.up("--image", image, "--wait-timeout", "900", expect="signed by key") as api:  # a loaded 2-core machine
         FIGURES["make up (signed deploy included)"] = time.monotonic() - t0
-        yield AirflowAPI(Stack(repo, PROJECT, "stack/compose.yaml").url, timeout=90)
-    finally:
-        for service in ("dag-processor",):
-            logs = Stack(repo, PROJECT, "stack/compose.yaml").compose("logs", "--no-color", service,
-                                                                      capture=True, check=False)
-            (repo.parent / f"{PROJECT}-{service}.log").write_text(logs.stdout or "")
-        d = cli(repo, "down", "--volumes", project=True)
-        assert d.returncode == 0, d.stderr
-
-
-def store(repo: Path) -> LocalStore:
-    return LocalStore(repo / ".platform/bundles/local")
-
-
-def live_version(repo: Path) -> str:
-    return read_pointer(store(repo), "")["version"]
+        yield api
 
 
 def wait_bundle(api: AirflowAPI, version: str, timeout: float = 180) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        d = api.dag(DAG)
-        if d and d.get("bundle_version") == version:
-            return time.monotonic() - t0
-        time.sleep(0.5)
-    raise AssertionError(f"Airflow did not switch {DAG} to {version} within {timeout}s "
-                         f"(has {(api.dag(DAG) or {}).get('bundle_version')})")
-
-
-def processor_log(repo: Path) -> str:
-    return Stack(repo, PROJECT, "stack/compose.yaml").compose("logs", "--no-color", "dag-processor",
-                                                              capture=True, check=False).stdout or ""
+    return wait_for(api, DAG, version, timeout)
 
 
 def plugin_status(api: AirflowAPI) -> dict:
@@ -141,77 +70,77 @@ def plugin_status(api: AirflowAPI) -> dict:
     return r.json()
 
 
-def bundle_of(repo: Path, value: str):
-    write_pipeline(repo, value)
-    assert cli(repo, "render", key=False).returncode == 0
-    image_id = json.loads((repo / "build/build-record.json").read_text())["image_id"]
-    return collect(repo, image_digest=image_id)
+def bundle_of(demo: DemoProject, value: str):
+    write_pipeline(demo, value)
+    assert demo.cli("render", env=NO_KEY).returncode == 0
+    image_id = json.loads((demo.path / "build/build-record.json").read_text())["image_id"]
+    return collect(demo.path, image_digest=image_id)
 
 
-def assert_refused(api: AirflowAPI, repo: Path, good: str, bad: str, reason: str) -> None:
+def assert_refused(api: AirflowAPI, demo: DemoProject, good: str, bad: str, reason: str) -> None:
     """The DAG processor refuses `bad` with one line, keeps `good` over another refresh, the page shows it."""
     pattern = re.compile(rf"bundle 'ml-platform': keeping {good} live: {bad}: refused: .*{re.escape(reason)}")
     t0 = time.monotonic()
-    while not pattern.search(processor_log(repo)):
-        assert time.monotonic() - t0 < 120, f"no refusal of {bad} ({reason}):\n" + processor_log(repo)[-3000:]
+    while not pattern.search(demo.logs("dag-processor")):
+        assert time.monotonic() - t0 < 120, f"no refusal of {bad} ({reason}):\n" + demo.logs("dag-processor")[-3000:]
         time.sleep(2)
     FIGURES[f"refusal logged ({reason[:30]})"] = time.monotonic() - t0
     time.sleep(2 * REFRESH + 5)  # more refreshes: still the good version, still one line
     assert api.dag(DAG)["bundle_version"] == good
-    assert len([ln for ln in processor_log(repo).splitlines() if f"live: {bad}: refused" in ln]) == 1
+    assert len([ln for ln in demo.logs("dag-processor").splitlines() if f"live: {bad}: refused" in ln]) == 1
     st = plugin_status(api)["bundles"][0]
     assert st["served_here"] in (good, None) and reason in (st["refused"] or ""), st
     assert api.import_errors() == []
 
 
-def restore(repo: Path, good: str) -> None:
-    assert cli(repo, "rollback", "--env", "local", "--to", good).returncode == 0
+def restore(demo: DemoProject, good: str) -> None:
+    assert demo.cli("rollback", "--env", "local", "--to", good).returncode == 0
 
 
-def test_a_signed_deploy_and_rollback_are_followed(stack: AirflowAPI, repo: Path):
-    v1 = live_version(repo)
-    assert "envelope" in read_pointer(store(repo), "")
+def test_a_signed_deploy_and_rollback_are_followed(stack: AirflowAPI, demo: DemoProject):
+    v1 = demo.live_version()
+    assert "envelope" in read_pointer(demo.store(), "")
     wait_bundle(stack, v1)
     assert plugin_status(stack)["bundles"][0]["refused"] is None
-    write_pipeline(repo, "v2")
-    assert cli(repo, "deploy", "--env", "local", key=False).returncode == 28  # no key: refused before upload
-    assert live_version(repo) == v1
-    p = cli(repo, "deploy", "--env", "local")
+    write_pipeline(demo, "v2")
+    assert demo.cli("deploy", "--env", "local", env=NO_KEY).returncode == 28  # no key: refused before upload
+    assert demo.live_version() == v1
+    p = demo.cli("deploy", "--env", "local")
     assert p.returncode == 0 and "signed by key" in p.stdout, p.stderr
-    v2 = live_version(repo)
+    v2 = demo.live_version()
     FIGURES["signed deploy -> Airflow parses it"] = wait_bundle(stack, v2)
     t0 = time.monotonic()
-    assert cli(repo, "rollback", "--env", "local").returncode == 0
+    assert demo.cli("rollback", "--env", "local").returncode == 0
     wait_bundle(stack, v1)
     FIGURES["signed rollback -> Airflow parses it (command included)"] = time.monotonic() - t0
-    assert cli(repo, "rollback", "--env", "local", "--to", v2).returncode == 0
+    assert demo.cli("rollback", "--env", "local", "--to", v2).returncode == 0
     wait_bundle(stack, v2)
-    h = json.loads(cli(repo, "history", "--env", "local", "--json", key=False).stdout)
+    h = json.loads(demo.cli("history", "--env", "local", "--json", env=NO_KEY).stdout)
     assert [e["action"] for e in h["entries"][:4]] == ["rollback", "rollback", "deploy", "deploy"]
 
 
-def test_an_unsigned_version_stays_unserved(stack: AirflowAPI, repo: Path):
-    good = live_version(repo)
-    bad = deploy(store(repo), "", bundle_of(repo, "unsigned")).version  # bucket access, no key
-    assert live_version(repo) == bad
-    assert_refused(stack, repo, good, bad, f"the pointer to {bad} is unsigned")
-    restore(repo, good)
+def test_an_unsigned_version_stays_unserved(stack: AirflowAPI, demo: DemoProject):
+    good = demo.live_version()
+    bad = deploy(demo.store(), "", bundle_of(demo, "unsigned")).version  # bucket access, no key
+    assert demo.live_version() == bad
+    assert_refused(stack, demo, good, bad, f"the pointer to {bad} is unsigned")
+    restore(demo, good)
 
 
-def test_a_wrongly_signed_version_stays_unserved(stack: AirflowAPI, repo: Path):
-    good = live_version(repo)
+def test_a_wrongly_signed_version_stays_unserved(stack: AirflowAPI, demo: DemoProject):
+    good = demo.live_version()
     wrong = Trust("local", (fmt.public_hex(OTHER),), True, OTHER)  # a key the environment does not list
-    bad = deploy(store(repo), "", bundle_of(repo, "wrong-key"), trust=wrong).version
-    assert_refused(stack, repo, good, bad, "which is not an allowed key here")
-    restore(repo, good)
+    bad = deploy(demo.store(), "", bundle_of(demo, "wrong-key"), trust=wrong).version
+    assert_refused(stack, demo, good, bad, "which is not an allowed key here")
+    restore(demo, good)
 
 
-def test_a_replayed_signature_stays_unserved(stack: AirflowAPI, repo: Path):
-    good = live_version(repo)
+def test_a_replayed_signature_stays_unserved(stack: AirflowAPI, demo: DemoProject):
+    good = demo.live_version()
     other_env = Trust("prod", (fmt.public_hex(KEY),), True, KEY)  # the right key, signed for another environment
-    bad = deploy(store(repo), "", bundle_of(repo, "replayed"), trust=other_env).version
-    assert_refused(stack, repo, good, bad, "signed for environment 'prod', not 'local' (replayed)")
-    restore(repo, good)
+    bad = deploy(demo.store(), "", bundle_of(demo, "replayed"), trust=other_env).version
+    assert_refused(stack, demo, good, bad, "signed for environment 'prod', not 'local' (replayed)")
+    restore(demo, good)
 
 
 class ChangeManifestBeforeSwitch(LocalStore):
@@ -227,16 +156,16 @@ class ChangeManifestBeforeSwitch(LocalStore):
         super().put_if(key, data, etag)
 
 
-def test_a_tampered_version_stays_unserved(stack: AirflowAPI, repo: Path):
-    good = live_version(repo)
+def test_a_tampered_version_stays_unserved(stack: AirflowAPI, demo: DemoProject):
+    good = demo.live_version()
     signer = Trust("local", (fmt.public_hex(KEY),), True, KEY)
-    bad = deploy(ChangeManifestBeforeSwitch(store(repo).root), "", bundle_of(repo, "tampered"), trust=signer).version
-    assert_refused(stack, repo, good, bad, "manifest signature is over another manifest")
-    restore(repo, good)
+    bad = deploy(ChangeManifestBeforeSwitch(demo.store().root), "", bundle_of(demo, "tampered"), trust=signer).version
+    assert_refused(stack, demo, good, bad, "manifest signature is over another manifest")
+    restore(demo, good)
     # and a good, signed deploy after all that is followed as today
-    write_pipeline(repo, "v3")
-    assert cli(repo, "deploy", "--env", "local").returncode == 0
-    wait_bundle(stack, live_version(repo))
+    write_pipeline(demo, "v3")
+    assert demo.cli("deploy", "--env", "local").returncode == 0
+    wait_bundle(stack, demo.live_version())
 
 
 def test_zz_print_figures():

@@ -10,6 +10,7 @@ import pytest
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy, read_pointer, rollback
 from platformctl.deploy.store import S3Store, StoreError
+from tests.store_faults import cut_off
 
 
 def make_repo(root: Path, n: int) -> Path:
@@ -46,18 +47,6 @@ def test_deploy_change_one_file_and_roll_back(s3_env, bucket, tmp_path):
     assert "dags/p0004.py" in live_keys(store.client, bucket, "envs/dev")
 
 
-class Interrupted(S3Store):
-    def __init__(self, *a, budget: int, **kw):
-        super().__init__(*a, **kw)
-        self.budget = budget
-
-    def put(self, key, data, metadata=None):
-        if self.budget <= 0:
-            raise StoreError("connection reset by peer")
-        self.budget -= 1
-        super().put(key, data, metadata)
-
-
 def test_interrupted_upload_keeps_previous_bundle_live(s3_env, bucket, tmp_path):
     store = S3Store(bucket, endpoint_url=s3_env.endpoint)
     repo = make_repo(tmp_path / "repo", 20)
@@ -65,8 +54,9 @@ def test_interrupted_upload_keeps_previous_bundle_live(s3_env, bucket, tmp_path)
     before = live_keys(store.client, bucket, "p")
     for i in range(20):
         (repo / f"dags/p{i:04d}.py").write_text(f"# airflow dag v2 {i}\n")
+    cut = cut_off(S3Store(bucket, endpoint_url=s3_env.endpoint), after=5, fault="connection reset by peer")
     with pytest.raises(StoreError):
-        deploy(Interrupted(bucket, endpoint_url=s3_env.endpoint, budget=5), "p", collect(repo))
+        deploy(cut, "p", collect(repo))
     assert live_keys(store.client, bucket, "p") == before
     r = deploy(store, "p", collect(repo))
     assert r.uploaded_files == 15  # what the interrupted attempt uploaded is reused

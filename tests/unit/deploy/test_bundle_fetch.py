@@ -22,20 +22,10 @@ from ml_platform.bundle_format import ARCHIVE, ArchiveError, archive_entry, buil
 
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy
-from platformctl.deploy.store import LocalStore
 from tests.unit.deploy.test_platform_bundle import PREFIX, make_legacy, repo_with
 
 
-@pytest.fixture(autouse=True)
-def storage(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "bundle-storage"
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(d))
-    return d
-
-
-@pytest.fixture
-def store(tmp_path) -> LocalStore:
-    return LocalStore(tmp_path / "store")
+pytestmark = pytest.mark.usefixtures("storage")  # tests/unit/deploy/conftest.py
 
 
 def many_files(tmp_path: Path, value: str, n: int = 60) -> Path:

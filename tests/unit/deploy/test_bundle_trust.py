@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from ml_platform import bundle_format as fmt
@@ -27,22 +28,15 @@ ENV = "dev"
 
 
 @pytest.fixture(autouse=True)
-def storage(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "bundle-storage"
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(d))
+def no_signing_key(storage, monkeypatch) -> None:
+    """The bundle storage folder (tests/unit/deploy/conftest.py), and no signing key from the environment."""
     monkeypatch.delenv(KEY_VAR, raising=False)
     monkeypatch.delenv(KEY_FILE_VAR, raising=False)
-    return d
 
 
 @pytest.fixture(scope="module")
 def keys():
     return CryptoSigner.generate_ed25519(), CryptoSigner.generate_ed25519()
-
-
-@pytest.fixture
-def store(tmp_path) -> LocalStore:
-    return LocalStore(tmp_path / "store")
 
 
 def trust(signer, allowed=None, required=True, env=ENV) -> Trust:
@@ -325,10 +319,10 @@ def test_promote_is_recorded_around_the_promotion_and_a_failed_one_too(tmp_path)
 
     def promote():
         seen.append(Ledger(store, "", ENV).history(5).incomplete)  # the entry exists before the promotion runs
-        return {"digest": "sha256:" + "f" * 64}
+        return SimpleNamespace(digest="sha256:" + "f" * 64)
 
     out, note = record_promotion(tmp_path, env, "1.2.0", lambda root, e: store, promote, "sha256:" + "f" * 64)
-    assert out["digest"].startswith("sha256:") and note.startswith("ledger: e-")
+    assert out.digest.startswith("sha256:") and note.startswith("ledger: e-")
     assert len(seen[0]) == 1
 
     def refused():

@@ -8,6 +8,7 @@ import pytest
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import RollbackError, deploy, read_pointer, rollback
 from platformctl.deploy.store import LocalStore, StoreError
+from tests.store_faults import cut_off
 
 
 def make_repo(root: Path, n: int = 20) -> Path:
@@ -18,20 +19,6 @@ def make_repo(root: Path, n: int = 20) -> Path:
     (root / "pipelines/p0.yaml").write_text("dag: {name: p0}\n")
     (root / "flavors.yaml").write_text("flavors: {}\n")
     return root
-
-
-class FlakyStore(LocalStore):
-    """Dies after `budget` writes: an upload interrupted midway."""
-
-    def __init__(self, root: Path, budget: int):
-        super().__init__(root)
-        self.budget = budget
-
-    def put(self, key, data, metadata=None):
-        if self.budget <= 0:
-            raise StoreError("connection lost")
-        self.budget -= 1
-        super().put(key, data, metadata)
 
 
 def live_files(store: LocalStore, prefix: str) -> dict[str, bytes]:
@@ -72,7 +59,7 @@ def test_interrupted_upload_leaves_previous_bundle_live_and_complete(tmp_path):
     for i in range(20):
         (repo / f"dags/p{i}.py").write_text(f"# airflow dag v2 {i}\n")
     with pytest.raises(StoreError):
-        deploy(FlakyStore(tmp_path / "store", budget=7), "p", collect(repo))
+        deploy(cut_off(LocalStore(tmp_path / "store"), after=7), "p", collect(repo))
     assert live_files(good, "p") == before
     # the next attempt completes, reusing what the interrupted one already uploaded
     r = deploy(good, "p", collect(repo))

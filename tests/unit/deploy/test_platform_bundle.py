@@ -16,22 +16,12 @@ from ml_platform.bundle import BundleFault, PlatformDagBundle, version_of
 from ml_platform.bundle_format import ARCHIVE
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy, rollback
-from platformctl.deploy.store import LocalStore
 from tests.bundle_tamper import tamper
 
 PREFIX = "airflow/test"
 
 
-@pytest.fixture(autouse=True)
-def storage(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "bundle-storage"
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(d))
-    return d
-
-
-@pytest.fixture
-def store(tmp_path) -> LocalStore:
-    return LocalStore(tmp_path / "store")
+pytestmark = pytest.mark.usefixtures("storage")  # tests/unit/deploy/conftest.py
 
 
 def repo_with(tmp_path: Path, value: str) -> Path:

@@ -1,8 +1,10 @@
 """Nothing outside platformctl/engine/ runs the container engine's CLI or looks it up: every container run,
 image check, pod builder and compose lookup goes through the engine interface (issue #33).
 
-Read from the code (ast), so a new `subprocess.run(["docker", ...])`, `shutil.which("docker")`, a command list
-built from an engine's `.cli`, or `engine.cli` handed to another process fails here, naming the line."""
+Read from the code (ast), so a new `subprocess.run(["docker", ...])`, a shell line `"docker run ..."` (subprocess,
+os.system, shlex.split), os.exec*/asyncio with the client, `shutil.which("docker")`, a command list built from an
+engine's `.cli`, the configured `cfg.image.docker` or a module constant DOCKER = "docker", or `engine.cli` handed to
+another process fails here, naming the line."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 ENGINE = ROOT / "platformctl" / "engine"
 CLIENTS = {"docker", "dockerd", "docker-compose", "podman", "buildah", "nerdctl"}
 CLI_NAMES = {"docker", "docker_cli", "cli"}
+CLI_ATTRIBUTES = {"cli", "docker", "docker_cli", "buildkit_cli"}  # engine.cli, cfg.image.docker, facts.buildkit_cli
 # (file, line content) that may name the CLI, and why
 ALLOWED = {
     # host set-up records the CLI it resolved in .platform/local.yaml (image.docker): configuration, not a run
@@ -22,6 +25,8 @@ ALLOWED = {
     ("platformctl/host/setup.py", '"DOCKER": engine.cli'),
     # host set-up's plan names the daemonless engine's tools, to install them: packages, not a run
     ("platformctl/host/plan.py", 'DAEMONLESS = ("podman", "buildah")'),
+    # ... and what each command needs installed, the engine first (ENGINE = "docker", a pseudo-tool): names
+    ("platformctl/host/plan.py", '(ENGINE, "git"'),
 }
 
 
@@ -36,9 +41,35 @@ def _client(node: ast.AST) -> bool:
         node.value.rsplit("/", 1)[-1] in CLIENTS
 
 
-def _cli_ref(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Name) and node.id in CLI_NAMES) or (isinstance(node, ast.Attribute)
-                                                                    and node.attr == "cli")
+def _cli_ref(node: ast.AST, names: set[str] = CLI_NAMES) -> bool:
+    return (isinstance(node, ast.Name) and node.id in names) or (isinstance(node, ast.Attribute)
+                                                                and node.attr in CLI_ATTRIBUTES)
+
+
+# what runs a command given as its first argument: a list (subprocess, os.exec*, asyncio) or a shell line
+RUNNERS = {"run", "Popen", "call", "check_call", "check_output", "getoutput", "getstatusoutput", "system", "popen",
+           "execv", "execvp", "execvpe", "execl", "execlp", "spawnlp", "spawnvp", "create_subprocess_exec",
+           "create_subprocess_shell", "split"}
+
+
+def _command_line(node: ast.AST) -> bool:
+    """A string constant that is a shell line starting with an engine client (`docker run ...`)."""
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.strip()):
+        return False
+    return node.value.split()[0].rsplit("/", 1)[-1] in CLIENTS
+
+
+def _func_name(node: ast.Call) -> str | None:
+    return getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+
+
+def _client_names(tree: ast.AST) -> set[str]:
+    """CLI_NAMES and the module's own names bound to an engine client (DOCKER = "docker")."""
+    names = set(CLI_NAMES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and _client(node.value):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
 
 
 def violations(path: Path) -> list[str]:
@@ -53,13 +84,18 @@ def scan(text: str, rel: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr):  # naming the CLI in a message is fine
             in_fstring |= {id(n) for n in ast.walk(node)}
+    names = _client_names(tree)
     for node in ast.walk(tree):
         why = None
-        if isinstance(node, (ast.List, ast.Tuple)) and node.elts and (_client(node.elts[0]) or _cli_ref(node.elts[0])):
+        if isinstance(node, (ast.List, ast.Tuple)) and node.elts and (_client(node.elts[0])
+                                                                     or _cli_ref(node.elts[0], names)):
             why = "builds an engine command line"
-        elif isinstance(node, ast.Call) and node.args and _client(node.args[0]) and (
-                getattr(node.func, "attr", None) == "which" or getattr(node.func, "id", None) == "which"):
+        elif isinstance(node, ast.Call) and node.args and _func_name(node) == "which" and (
+                _client(node.args[0]) or _cli_ref(node.args[0], names)):
             why = "looks the engine's CLI up"
+        elif isinstance(node, ast.Call) and node.args and _func_name(node) in RUNNERS and (
+                _client(node.args[0]) or _command_line(node.args[0]) or _cli_ref(node.args[0], names)):
+            why = "runs the engine's CLI"
         elif isinstance(node, ast.Attribute) and node.attr == "cli" and id(node) not in in_fstring:
             why = "hands the engine's CLI on"
         if why:
@@ -80,9 +116,19 @@ def test_the_check_sees_what_it_forbids():
                     'import shutil\nshutil.which("docker")\n',
                     'def f(cli):\n    return [cli, "inspect", "x"]\n',
                     'def f(engine):\n    return engine.cli\n',
-                    'import subprocess\nsubprocess.run(["/usr/bin/docker", "ps"])\n']:
+                    'import subprocess\nsubprocess.run(["/usr/bin/docker", "ps"])\n',
+                    'import subprocess\nsubprocess.run("docker run --rm x", shell=True)\n',
+                    'import os\nos.system("podman ps")\n',
+                    'import os\nos.execvp("docker", ["docker", "ps"])\n',
+                    'import asyncio\nasyncio.create_subprocess_exec("docker", "ps")\n',
+                    'import shlex\nshlex.split("docker compose up")\n',
+                    'DOCKER = "docker"\ndef f():\n    return [DOCKER, "ps"]\n',
+                    'import shutil\ndef f(cli):\n    return shutil.which(cli)\n',
+                    'import subprocess\ndef f(cfg):\n    subprocess.run([cfg.image.docker, "ps"])\n',
+                    'import subprocess\ndef f(facts):\n    subprocess.Popen(facts.buildkit_cli)\n']:
         assert scan(snippet, "platformctl/x.py"), snippet
     assert scan('def f(engine):\n    return f"through {engine.cli}"\n', "platformctl/x.py") == []
+    assert scan('raise RuntimeError("docker compose up failed")\n', "platformctl/x.py") == []
 
 
 def test_the_allowlist_is_still_needed():

@@ -11,6 +11,14 @@ def run(repo, cfg, fake, **kw):
     return core.lock_all(repo, cfg, resolver=fake, report=lambda s: None, **kw)
 
 
+def refused(repo, cfg, fake, in_file: str, text: str) -> LockInputError:
+    """requirements/<in_file> holds `text`: make lock refuses it before resolving anything."""
+    (repo / "requirements" / in_file).write_text(text)
+    with pytest.raises(LockInputError) as exc:
+        run(repo, cfg, fake)
+    return exc.value
+
+
 def test_lock_writes_one_file_per_set_and_python(repo, cfg, fake):
     run(repo, cfg, fake)
     names = sorted(p.name for p in (repo / "requirements").glob("*.txt"))
@@ -109,10 +117,7 @@ def test_upgrade_package_only_relocks_where_pinned(repo, cfg, fake):
 
 
 def test_team_set_may_not_change_airflow(repo, cfg, fake):
-    (repo / "requirements/team.in").write_text("pydantic>=2\n\napache-airflow>=3.4\n")
-    with pytest.raises(LockInputError) as exc:
-        run(repo, cfg, fake)
-    e = exc.value
+    e = refused(repo, cfg, fake, "team.in", "pydantic>=2\n\napache-airflow>=3.4\n")
     assert e.where == "requirements/team.in:3"
     assert "apache-airflow>=3.4" in e.message
     assert "airflow_version in platform.yaml" in e.hint
@@ -120,18 +125,14 @@ def test_team_set_may_not_change_airflow(repo, cfg, fake):
 
 @pytest.mark.parametrize("line", ["apache-airflow==3.2.0", "apache-airflow>=3.3", "apache-airflow"])
 def test_airflow_set_must_pin_the_configured_version(repo, cfg, fake, line):
-    (repo / "requirements/airflow.in").write_text(f"# comment\n{line}\n")
-    with pytest.raises(LockInputError) as exc:
-        run(repo, cfg, fake)
-    assert exc.value.where == "requirements/airflow.in:2"
-    assert "apache-airflow==3.3.2" in exc.value.hint
+    e = refused(repo, cfg, fake, "airflow.in", f"# comment\n{line}\n")
+    assert e.where == "requirements/airflow.in:2"
+    assert "apache-airflow==3.3.2" in e.hint
 
 
 def test_core_pin_away_from_configured_version_is_refused(repo, cfg, fake):
-    (repo / "requirements/airflow.in").write_text("apache-airflow==3.3.2\napache-airflow-core==3.2.1\n")
-    with pytest.raises(LockInputError) as exc:
-        run(repo, cfg, fake)
-    assert exc.value.where == "requirements/airflow.in:2"
+    e = refused(repo, cfg, fake, "airflow.in", "apache-airflow==3.3.2\napache-airflow-core==3.2.1\n")
+    assert e.where == "requirements/airflow.in:2"
 
 
 def test_a_package_that_drags_in_another_airflow_is_caught_after_resolution(repo, cfg, fake):
@@ -142,17 +143,12 @@ def test_a_package_that_drags_in_another_airflow_is_caught_after_resolution(repo
 
 
 def test_include_lines_are_refused(repo, cfg, fake):
-    (repo / "requirements/team.in").write_text("-r airflow.in\n")
-    with pytest.raises(LockInputError) as exc:
-        run(repo, cfg, fake)
-    assert exc.value.where == "requirements/team.in:1" and "lock_sets" in exc.value.hint
+    e = refused(repo, cfg, fake, "team.in", "-r airflow.in\n")
+    assert e.where == "requirements/team.in:1" and "lock_sets" in e.hint
 
 
 def test_invalid_requirement_names_file_and_line(repo, cfg, fake):
-    (repo / "requirements/dev.in").write_text("pytest\nnot a requirement!!\n")
-    with pytest.raises(LockInputError) as exc:
-        run(repo, cfg, fake)
-    assert exc.value.where == "requirements/dev.in:2"
+    assert refused(repo, cfg, fake, "dev.in", "pytest\nnot a requirement!!\n").where == "requirements/dev.in:2"
 
 
 def test_lock_body_has_no_temporary_paths(repo, cfg, fake):

@@ -1,33 +1,108 @@
-"""make push, make release, make promote: the plain functions behind the commands."""
+"""`make push`, `make release`, `make promote` as services: typed results.
+
+    push     -> PushResult     the build pushed, its digest checked at every tag, the supply chain attached
+    release  -> ReleaseResult  the pushed build tagged X.Y.Z (and the floating tags), recorded, git-tagged
+    promote  -> PromoteResult  release X.Y.Z copied by digest to an environment's repository, with a ledger entry
+
+Progress lines go through `echo` as the work happens; the summary a command ends with is the CLI's, from the
+result. releases/<X.Y.Z>.json and deploy/<env>/image.json are the results' records (make deploy reads them).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from datetime import datetime, timezone
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .. import git
-
 from ..config import PlatformConfig
+from ..deploy.publish import record_promotion
+from ..deploy.store import open_store
 from ..engine import ContainerEngine, connect
-from ..environments import load_environment
+from ..environments import Environment, load_environment
+from ..errors import PlatformError, RegistryError, ReleaseRefused
 from ..executors import check_project as check_executors
 from ..lock.core import REQ_DIR, assert_fresh, lock_filename
-from ..record import CACHE_TAG, IMAGE_SETS
-from .auth import Credentials, authfile
-from ..errors import RegistryError, ReleaseRefused
-from .push import push_image
-from .records import (LOCK_LABEL, PROMOTION, RELEASES, assert_shippable, dependency_changes, load_build,
-                      load_release, previous_release, release_path)
-from .refs import SEMVER, build_tags, release_tags
-from .skopeo import Skopeo
 from ..output import say
+from ..record import CACHE_TAG, IMAGE_SETS
+from ..registry.auth import Credentials, authfile
+from ..registry.push import Progress, push_image
+from ..registry.push import PushResult as Upload
+from ..registry.records import (LOCK_LABEL, PROMOTION, RELEASES, assert_shippable, dependency_changes, load_build,
+                                load_release, previous_release, release_path)
+from ..registry.refs import SEMVER, build_tags, release_tags
+from ..registry.skopeo import Skopeo
 from ..supply import service as supply
+
+Echo = Callable[[str], None]
+SERVES = "io.ml-platform.serves"  # what the image serves (issue 38): make deploy checks it
+
+
+def _record(result: ReleaseResult | PromoteResult, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A result as its JSON record (releases/<X.Y.Z>.json, deploy/<env>/image.json): `serves` only when the
+    image names what it serves, as before the results were typed."""
+    out = {k: v for k, v in asdict(result).items() if k not in leave_out}
+    if out.get("serves") is None:
+        out.pop("serves", None)
+    return out
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repository: str
+    digest: str  # what the registry serves at every tag pushed
+    tags: tuple[str, ...]
+    upload: Upload  # bytes and layers uploaded or reused, seconds
+    supply: dict[str, Any]  # the SBOM, provenance and signature attached to the digest, and their seconds
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """releases/<version>.json (as written: _record)."""
+    version: str
+    repository: str
+    digest: str
+    image: str  # repository@digest
+    tags: tuple[str, ...]
+    lock_fingerprint: str | None
+    commit: str | None
+    built_version: str | None
+    airflow_version: str | None
+    python_version: str | None
+    date: str
+    previous: str | None  # the release before this one
+    serves: str | None = None
+
+    @property
+    def record_file(self) -> str:
+        return f"{RELEASES}/{self.version}.json"
+
+
+@dataclass(frozen=True)
+class PromoteResult:
+    """deploy/<env>/image.json (as written: _record, without `ledger` and `already`)."""
+    environment: str
+    version: str
+    repository: str
+    digest: str
+    source: str  # the release's repository@digest
+    lock_fingerprint: str | None
+    commit: str | None
+    promoted_at: str
+    serves: str | None = None
+    already: bool = False  # the environment's repository had the tag at this digest already
+    ledger: str = ""  # the ledger entry written around the promotion, or why none was
+
+    @property
+    def record_file(self) -> str:
+        return PROMOTION.format(env=self.environment)
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _mb(n: int) -> str:
@@ -40,8 +115,8 @@ def _skopeo(cfg: PlatformConfig, auth: str | None, echo=say) -> Skopeo:
 
 
 # ------------------------------------------------------------------------------------------ push
-def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=say, progress=None,
-         engine: ContainerEngine | None = None) -> dict:
+def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo: Echo = say,
+         progress: Progress | None = None, engine: ContainerEngine | None = None) -> PushResult:
     rec = load_build(root)
     assert_shippable(root, rec)
     repo = cfg.registry.repository
@@ -72,7 +147,7 @@ def push(root: Path, cfg: PlatformConfig, creds: Credentials | None, *, echo=say
                  f"{res.layers_reused} already in the registry) in {res.seconds}s; the registry serves the same digest")
             supplied = trust.finish(sk, creds, repo, res.digest, tags[0], echo)
         rec.save(root)
-    return {**asdict(res), "repository": repo, "supply": supplied}
+    return PushResult(repo, res.digest, tuple(tags), res, supplied)
 
 
 # --------------------------------------------------------------------------------------- release
@@ -80,7 +155,8 @@ def _image_locks(cfg: PlatformConfig) -> list[str]:
     return [f"{REQ_DIR}/{lock_filename(s, cfg.image.python)}" for s in IMAGE_SETS]
 
 
-def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | None, *, echo=say) -> dict:
+def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | None, *,
+            echo: Echo = say) -> ReleaseResult:
     if not SEMVER.match(version):
         raise ReleaseRefused(f"'{version}' is not a release version", "use X.Y.Z, e.g. make release VERSION=1.4.0")
     if git.check(root, "status", "--porcelain", "--untracked-files=no"):
@@ -123,51 +199,58 @@ def release(root: Path, cfg: PlatformConfig, version: str, creds: Credentials | 
                     raise RegistryError(f"{repo}:{t} serves {served}, expected {digest}", "run make release again")
                 echo(f"  tagged {repo}:{t}")
     prev = previous_release(root, version)
-    record = {
-        "version": version, "repository": repo, "digest": digest, "image": f"{repo}@{digest}",
-        "tags": tags, "lock_fingerprint": rec.lock_fingerprint, "commit": rec.revision,
-        "built_version": rec.version, "airflow_version": rec.airflow_version,
-        "python_version": rec.python_version, "date": _now(),
-        "previous": prev["version"] if prev else None,
-    }
-    if rec.labels.get("io.ml-platform.serves"):  # what the image serves (issue 38): deploy IMAGE= checks it
-        record["serves"] = rec.labels["io.ml-platform.serves"]
+    result = ReleaseResult(
+        version=version, repository=repo, digest=digest, image=f"{repo}@{digest}", tags=tuple(tags),
+        lock_fingerprint=rec.lock_fingerprint, commit=rec.revision, built_version=rec.version,
+        airflow_version=rec.airflow_version, python_version=rec.python_version, date=_now(),
+        previous=prev["version"] if prev else None, serves=rec.labels.get(SERVES) or None)
     path = release_path(root, version)
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(_record(result), indent=2, sort_keys=True) + "\n")
     changes = dependency_changes(root, prev, _image_locks(cfg))
-    _prepend_changelog(root, record, changes)
+    _prepend_changelog(root, result, changes)
     git.check(root, "add", str(path.relative_to(root)), str((root / RELEASES / "CHANGELOG.md").relative_to(root)))
     ident = [] if git.output(root, "config", "user.email") else [
         "-c", "user.name=ml-platform release", "-c", "user.email=release@localhost"]
     git.check(root, *ident, "commit", "-q", "-m", f"Release {version} ({digest[:19]})")
     git.check(root, *ident, "tag", "-a", f"v{version}", "-m", f"Release {version}\n\nimage {repo}@{digest}")
-    echo(f"released {version}: {repo}@{digest}")
-    echo(f"  record releases/{version}.json, changelog releases/CHANGELOG.md, git tag v{version} "
-         f"(push it: git push origin v{version})")
-    return record
+    return result
 
 
-def _prepend_changelog(root: Path, rec: dict, changes: list[str]) -> None:
+def _prepend_changelog(root: Path, rec: ReleaseResult, changes: list[str]) -> None:
     path = root / RELEASES / "CHANGELOG.md"
     head = "# Releases\n\nWritten by `make release`; newest first.\n"
     old = path.read_text() if path.exists() else head
-    body = old[len(head):] if old.startswith(head) else old
-    since = f" since {rec['previous']}" if rec["previous"] else ""
-    entry = (f"\n## {rec['version']} ({rec['date'][:10]})\n\n"
-             f"Image `{rec['image']}`, commit `{rec['commit'][:7]}`, Airflow {rec['airflow_version']}, "
-             f"Python {rec['python_version']}, lock fingerprint `{rec['lock_fingerprint']}`.\n\n"
+    body = old.removeprefix(head)
+    since = f" since {rec.previous}" if rec.previous else ""
+    entry = (f"\n## {rec.version} ({rec.date[:10]})\n\n"
+             f"Image `{rec.image}`, commit `{(rec.commit or '')[:7]}`, Airflow {rec.airflow_version}, "
+             f"Python {rec.python_version}, lock fingerprint `{rec.lock_fingerprint}`.\n\n"
              f"Dependency changes{since}:\n\n" + "\n".join(changes) + "\n")
     path.write_text(head + entry + body)
 
 
 # --------------------------------------------------------------------------------------- promote
 def promote(root: Path, cfg: PlatformConfig, env_name: str, version: str, creds: Credentials | None,
-            *, echo=say) -> dict:
+            *, echo: Echo = say, store_factory=open_store) -> PromoteResult:
+    """Copy release `version` by digest to the environment's repository, between a ledger entry (in the
+    environment's bundle store, issue 38) and its completion; a store that cannot be reached is noted."""
+    env = load_environment(root, env_name)
+    try:
+        digest = load_release(root, version).get("digest")
+    except PlatformError:
+        digest = None  # _promote names what is wrong with the version itself
+    result, note = record_promotion(root, env, version, store_factory,
+                                    lambda: _promote(root, cfg, env, version, creds, echo=echo),
+                                    image_digest=digest)
+    return replace(result, ledger=note)
+
+
+def _promote(root: Path, cfg: PlatformConfig, env: Environment, version: str, creds: Credentials | None,
+             *, echo: Echo = say) -> PromoteResult:
     if not SEMVER.match(version):
         raise ReleaseRefused(f"'{version}' is not a release version", "use X.Y.Z, e.g. VERSION=1.4.0")
     rel = load_release(root, version)
-    env = load_environment(root, env_name)
     src_repo, digest = rel["repository"], rel["digest"]
     dst_repo = env.registry.repository or cfg.registry.repository
     with authfile(creds, src_repo, dst_repo) as auth:
@@ -192,14 +275,11 @@ def promote(root: Path, cfg: PlatformConfig, env_name: str, version: str, creds:
         served = sk.digest(f"{dst_repo}:{version}")
         if served != digest:
             raise RegistryError(f"{dst_repo}:{version} serves {served}, expected {digest}", "make promote again")
-    out = {"environment": env_name, "version": version, "repository": dst_repo, "digest": digest,
-           "source": f"{src_repo}@{digest}", "lock_fingerprint": rel["lock_fingerprint"],
-           "commit": rel["commit"], "promoted_at": _now()}
-    if info["labels"].get("io.ml-platform.serves"):  # what the image serves (issue 38): make deploy checks it
-        out["serves"] = info["labels"]["io.ml-platform.serves"]
-    path = root / PROMOTION.format(env=env_name)
+    out = PromoteResult(environment=env.name, version=version, repository=dst_repo, digest=digest,
+                        source=f"{src_repo}@{digest}", lock_fingerprint=rel["lock_fingerprint"],
+                        commit=rel["commit"], promoted_at=_now(), serves=info["labels"].get(SERVES) or None,
+                        already=there is not None)
+    path = root / out.record_file
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
-    echo(("already promoted: " if there else "promoted ") + f"{version} to {env_name}: {dst_repo}@{digest}")
-    echo(f"  {PROMOTION.format(env=env_name)} written; make deploy ENV={env_name} points the instance at it")
+    path.write_text(json.dumps(_record(out, leave_out=("already", "ledger")), indent=2, sort_keys=True) + "\n")
     return out

@@ -24,7 +24,7 @@ from platformctl.upgrade.scratch import Scratch, add_python, make_scratch, set_a
 from platformctl.upgrade.stackrun import JobState, SmokeRun, StackRuns
 from platformctl.upgrade.steps import FAILED, FINDINGS, NOT_RUN, OK, Runner
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _digest(paths: list[Path]) -> dict[str, str]:
