@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -66,6 +67,20 @@ def read_env(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
     return {k: v or "" for k, v in dotenv_values(path, interpolate=False).items()}
+
+
+_EXCEPTION_LINE = re.compile(r"^(?P<service>[\w.-]+?)(?:-\d+)?\s+\|\s+(?P<line>(?:[A-Za-z_][\w.]*\.)?"
+                             r"[A-Z]\w*(?:Error|Exception|Exit)\b:? .*)$")
+
+
+def first_exception(logs: str) -> str | None:
+    """`<service>: <ExceptionType>: message` of the first exception line in `docker compose logs` output (the
+    last line of a traceback), or None: what a stack that did not become healthy died of."""
+    for line in logs.splitlines():
+        m = _EXCEPTION_LINE.match(line.strip())
+        if m:
+            return f"{m['service']}: {m['line'].strip()[:300]}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -210,8 +225,11 @@ class Stack:
         if proc.wait() != 0:
             if any("port is already allocated" in line or "address already in use" in line for line in out):
                 raise PortTaken(f"port {self.state().get('AIRFLOW_PORT')} was taken before the stack could bind it")
-            self.compose("logs", "--tail", "25", check=False)
-            raise StackError(f"the local stack '{self.project}' did not become healthy",
+            logs = self.compose("logs", "--no-color", "--tail", "25", capture=True, check=False)
+            sys.stdout.write(logs.stdout or "")
+            cause = first_exception(logs.stdout or "")
+            raise StackError(f"the local stack '{self.project}' did not become healthy"
+                             + (f": {cause}" if cause else ""),
                              "read the service logs above; make down, then make up again")
 
     def down(self, volumes: bool = False) -> None:

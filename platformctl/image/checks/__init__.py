@@ -148,8 +148,10 @@ def probe_code(engine: ContainerEngine, image: str, examples: Path | None = None
     """examples: the project's examples/dags (the job operator with every default flavor), parsed as well;
     executors: the environments' executor settings, each loaded through Airflow's ExecutorLoader."""
     volumes = [f"{examples}:{EXAMPLES}:ro"] if examples is not None else []
+    from ...deploy.managed import BUNDLE_CLASS
+
     return probe(engine, image, {"groups": ["code"], "dag_folders": dag_folders(examples),
-                                 "executors": list(executors)},
+                                 "executors": list(executors), "bundle_class": BUNDLE_CLASS},
                  volumes=volumes, env={"AIRFLOW__CORE__UNIT_TEST_MODE": "True"})
 
 
@@ -238,6 +240,13 @@ def executors_problem(loaded: dict, wanted: list[str]) -> str | None:
     return f"executors do not load in the image: {bad}" if bad else None
 
 
+def bundle_class_problem(loaded: dict, classpath: str) -> str | None:
+    """The configured DAG bundle class imports in the image and is one of Airflow's bundles."""
+    if loaded.get("class") != classpath:
+        return f"{classpath} loads as {loaded.get('class')}"
+    return None if loaded.get("is_bundle") else f"{classpath} is not a BaseDagBundle"
+
+
 def dagbag_problem(result: dict, expected: set[str] | None) -> str | None:
     if result["errors"]:
         return f"import errors: {result['errors']}"
@@ -315,6 +324,10 @@ def judge_code(facts: dict, *, airflow_version: str, labels: dict[str, str], bak
            _judge("code", "plugin loads", lambda: plugin_problem(_fact(facts, "code", "plugins_cli"))),
            _judge("code", "build record", lambda: build_record_problem(
                _fact(facts, "code", "build_record"), labels, _fact(facts, "code", "python_version")))]
+    from ...deploy.managed import BUNDLE_CLASS
+
+    out.append(_judge("code", "DAG bundle class loads",
+                      lambda: bundle_class_problem(_fact(facts, "code", "bundle_class"), BUNDLE_CLASS)))
     if executors:
         out.append(_judge("code", "executors load (" + "; ".join(executors) + ")",
                           lambda: executors_problem(_fact(facts, "code", "executors"), list(executors))))

@@ -12,7 +12,8 @@ deps: what the dependency layers hold (distributions and versions, `uv pip check
       every module of the venv, installer leftovers). Needs root (/root/.cache) and uv mounted at spec["uv"].
 code: what the code layers do, with Airflow imported once: the Airflow version, the user, the operators
       package, the plugin's build record, `airflow plugins --output json` (in process), each configured
-      executor's class loaded through ExecutorLoader, and a DagBag of every (folder, backend) pair.
+      executor's class loaded through ExecutorLoader, the DAG bundle class imported as the DAG processor
+      imports its classpath, and a DagBag of every (folder, backend) pair.
 """
 
 import contextlib
@@ -173,6 +174,19 @@ def executors(settings):
     return out
 
 
+def bundle_class(classpath):
+    """The DAG bundle class as the DAG processor and every worker load it ([dag_processor]
+    dag_bundle_config_list's classpath): imported by its dotted path; its bases named. An ImportError (an
+    Airflow that lacks what the class imports) is this fact's error, with the traceback's last line."""
+    import importlib
+
+    from airflow.dag_processing.bundles.base import BaseDagBundle
+
+    module, _, name = classpath.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "is_bundle": issubclass(cls, BaseDagBundle)}
+
+
 def dagbag(folder, backend):
     from airflow.dag_processing.dagbag import DagBag
 
@@ -207,6 +221,8 @@ def main(spec):
         fact("code", "build_record", plugin_build_record)
         fact("code", "plugins_cli", plugins_cli)
         fact("code", "executors", executors, spec.get("executors", []))
+        if spec.get("bundle_class"):
+            fact("code", "bundle_class", bundle_class, spec["bundle_class"])
         for folder, backend in spec.get("dag_folders", []):
             fact("code", f"dagbag:{folder}:{backend}", dagbag, folder, backend)
     facts["seconds"], facts["errors"] = seconds, errors

@@ -36,7 +36,8 @@ def code_facts(**over) -> dict:
             "operators_file": "/opt/venv/lib/python3.11/site-packages/ml_platform/__init__.py",
             "build_record": {"version": "1.0.0", "revision": "abc", "created": "2026-01-01T00:00:00Z",
                              "lock_fingerprint": "sha256:f", "airflow_version": "3.3.2", "python_version": "3.11"},
-            "plugins_cli": PLUGINS_OUT}
+            "plugins_cli": PLUGINS_OUT,
+            "bundle_class": {"class": "ml_platform.bundle.PlatformDagBundle", "is_bundle": True}}
     for b in checks.BACKENDS:
         code[f"dagbag:{checks.BAKED_DAGS}:{b}"] = dag
         code[f"dagbag:{checks.EXAMPLES}:{b}"] = {"dags": ["example_job_operator"], "errors": {}}
@@ -86,9 +87,23 @@ def test_each_dependency_rule_fails_on_its_fault(over, name):
     ({f"dagbag:{checks.BAKED_DAGS}:kubernetes": {"dags": ["a"], "errors": {}}},
      f"DAGs import ({checks.BAKED_DAGS}, kubernetes)"),
     ({f"dagbag:{checks.EXAMPLES}:docker": {"dags": [], "errors": {}}}, f"DAGs import ({checks.EXAMPLES}, docker)"),
+    ({"bundle_class": {"class": "ml_platform.bundle.Other", "is_bundle": True}}, "DAG bundle class loads"),
+    ({"bundle_class": {"class": "ml_platform.bundle.PlatformDagBundle", "is_bundle": False}},
+     "DAG bundle class loads"),
 ])
 def test_each_code_rule_fails_on_its_fault(over, name):
     assert failed(judge_code(code_facts(**over))) == [name]
+
+
+def test_a_bundle_class_airflow_cannot_import_fails_with_the_import_error():
+    """Found by rehearsing 3.3.2 -> 3.2.2: the bundle class imports BundleVersion, which Airflow 3.2 lacks; the
+    candidate's checks passed and the DAG processor crashed in the smoke stack. Now the check names it."""
+    facts = code_facts()
+    del facts["code"]["bundle_class"]
+    facts["errors"]["code.bundle_class"] = ("Traceback ...\nImportError: cannot import name 'BundleVersion' from "
+                                            "'airflow.dag_processing.bundles.base'\n")
+    [r] = [r for r in judge_code(facts) if not r.ok]
+    assert r.name == "DAG bundle class loads" and "cannot import name 'BundleVersion'" in r.detail
 
 
 def test_a_fact_the_probe_could_not_gather_fails_its_check_with_the_reason():
