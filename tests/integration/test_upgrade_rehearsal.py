@@ -1,9 +1,9 @@
 """The upgrade rehearsal end to end (issue #36), for real: the shipped Airflow 3.3.2 -> 3.3.1 (a lower version:
-the same path as an upgrade), relocked with uv, the candidate image built and checked, DAGs parsed in both
+the same path as an upgrade; on a project APPLY=1 moved to 3.3.1, the pair is 3.3.1 -> 3.3.2), relocked with uv, the candidate image built and checked, DAGs parsed in both
 images, ruff AIR3, the current stack's database copied and migrated by the candidate, the smoke pipeline run on
 both stacks. ONE rehearsal (module fixture) feeds every check: it reuses the current image `make build` made
 and measures its own runtime. Then APPLY on a copy of the project (lock-check passes on the ordinary diff it
-writes) and the way back (3.3.1 -> 3.3.2: relock and comparison, the mirror of the way there).
+writes) and the way back (relock and comparison, the mirror of the way there).
 
 Bad input (no image needed; each is refused before any relock or build) is checked against the real index.
 """
@@ -32,7 +32,10 @@ from platformctl.upgrade.scratch import make_scratch
 from tests.conftest import ROOT, require
 from tests.integration.helpers import working_tree_copy
 
-TARGET = "3.3.1"
+PAIRS = {"3.3.2": "3.3.1", "3.3.1": "3.3.2"}  # a real pair of versions on the index, both ways
+CURRENT = load_config(ROOT).airflow_version
+TARGET = PAIRS.get(CURRENT, "3.3.1")
+DOWN = tuple(map(int, TARGET.split("."))) < tuple(map(int, CURRENT.split(".")))
 
 
 def _watched(root: Path) -> dict[str, str]:
@@ -49,7 +52,8 @@ def _current_build(docker: str) -> BuildRecord:
 @pytest.fixture(scope="module")
 def rehearsal(docker):
     cfg = load_config(ROOT)
-    require(cfg.airflow_version == "3.3.2", "the rehearsal pair is 3.3.2 -> 3.3.1")
+    require(cfg.airflow_version in PAIRS, f"the project is on Airflow {cfg.airflow_version}: the rehearsal pairs are "
+            f"{', '.join(f'{a} -> {b}' for a, b in PAIRS.items())}")
     _current_build(docker)
     before = _watched(ROOT)
     t0 = time.perf_counter()
@@ -94,7 +98,7 @@ def test_report_matches_the_actual_lock_differences(rehearsal):
     assert got == want and "apache-airflow" in got
     assert [c.name for c in r.comparison.groups["airflow"]] == ["apache-airflow", "apache-airflow-core",
                                                                  "apache-airflow-task-sdk"]
-    assert all(c.down for c in r.comparison.groups["airflow"])
+    assert all(c.down == DOWN for c in r.comparison.groups["airflow"])
     md = paths[0].read_text()
     for v in r.comparison.groups.values():
         for c in v:
@@ -102,7 +106,7 @@ def test_report_matches_the_actual_lock_differences(rehearsal):
     assert "Verdict: **ready**" in md
     assert r.comparison.size_current > 0 and r.comparison.size_candidate > 0
     html = paths[1].read_text()
-    assert "<script" not in html and "apache-airflow 3.3.2 -&gt; 3.3.1 (patch, down)" in html
+    assert "<script" not in html and f"apache-airflow {CURRENT} -&gt; {TARGET} (patch{', down' if DOWN else ''})" in html
 
 
 def test_candidate_is_local_and_checked(rehearsal, docker):
@@ -146,7 +150,7 @@ def test_smoke_runs_on_both(rehearsal, docker):
 
 def test_apply_writes_an_ordinary_diff_and_back(rehearsal, tmp_path):
     """APPLY on a copy of the project: exactly platform.yaml, airflow.in and the locks change, lock-check passes
-    on the result; then the way back (3.3.1 -> 3.3.2) relocks to the mirror of the way there."""
+    on the result; then the way back (TARGET -> CURRENT) relocks to the mirror of the way there."""
     r, _, _, _ = rehearsal
     copy = working_tree_copy(tmp_path / "repo")
     written = apply(r, copy)
@@ -158,7 +162,7 @@ def test_apply_writes_an_ordinary_diff_and_back(rehearsal, tmp_path):
     assert check_all(copy, cfg) == []  # make lock-check passes on the applied version
     check_inputs(copy, cfg)  # and everything make build refuses before building (lock-check, render-check)
 
-    back = make_scratch(copy, TARGET, "3.3.2")
+    back = make_scratch(copy, TARGET, CURRENT)
     with captured():
         res = relock(back.root, load_config(back.root))
     assert res.ok

@@ -10,10 +10,11 @@ from platformctl.engine import DockerEngine
 
 def test_build_args_follow_the_configuration(repo):
     cfg = load_config(repo, collect_overrides([], {"PYTHON": "3.11", "BASE_IMAGE": "local/py:3.11"}))
+    assert cfg.airflow_version == load_config(repo).airflow_version  # platform.yaml's, whichever it is
     spec, v = build_spec(repo, cfg, DockerEngine("docker", "docker-buildkit"))
     a = spec.build_args
     assert a["PY_TAG"] == "311" and a["PYTHON_VERSION"] == "3.11" and a["BASE_IMAGE"] == "local/py:3.11"
-    assert a["AIRFLOW_VERSION"] == "3.3.2" and a["BASE_MODE"] == "python" and spec.target == "platform"
+    assert a["AIRFLOW_VERSION"] == cfg.airflow_version and a["BASE_MODE"] == "python" and spec.target == "platform"
     assert a["REVISION"] == v.revision and len(a["REVISION"]) == 40
     assert spec.tags[1] == f"ml-platform-airflow:sha-{a['REVISION'][:7]}"
     assert "+" not in spec.tags[0]

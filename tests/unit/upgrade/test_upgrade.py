@@ -46,13 +46,16 @@ def project(tmp_path: Path) -> Path:
 
 # ---------------------------------------------------------------- scratch tree
 def test_set_airflow_moves_only_the_version():
+    """On the shipped files, whichever version they are on (APPLY=1 then make test runs this on the applied one)."""
     yaml_text = (ROOT / "platform.yaml").read_text()
     in_text = (ROOT / "requirements/airflow.in").read_text()
-    new_yaml, new_in = set_airflow(yaml_text, in_text, "3.3.1")
-    assert 'airflow_version: "3.3.1"' in new_yaml and "apache-airflow==3.3.1\n" in new_in
+    current = load_config(ROOT).airflow_version
+    other = "3.3.1" if current != "3.3.1" else "3.3.2"
+    new_yaml, new_in = set_airflow(yaml_text, in_text, other)
+    assert f'airflow_version: "{other}"' in new_yaml and f"apache-airflow=={other}\n" in new_in
     changed = [(a, b) for a, b in zip(yaml_text.splitlines(), new_yaml.splitlines()) if a != b]
     assert len(changed) == 1 and len(new_yaml) == len(yaml_text)
-    assert [a for a, b in zip(in_text.splitlines(), new_in.splitlines()) if a != b] == ["apache-airflow==3.3.2"]
+    assert [a for a, b in zip(in_text.splitlines(), new_in.splitlines()) if a != b] == [f"apache-airflow=={current}"]
 
 
 def test_set_airflow_without_a_line_is_one_clear_error():
