@@ -17,6 +17,7 @@ import yaml
 
 from platformctl.pipelines.project import flavor_names
 from platformctl.pipelines.validate import check
+from tests.unit.pipelines.samples import V1, V2
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.M)
@@ -80,50 +81,16 @@ def test_docs_examples_pass_the_schema_and_the_validator(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-V1 = """version: 1
-dag:
-  name: p
-  schedule: "0 3 * * *"
-defaults:
-  docker_image: registry.local/ml/x:1.0
-  resource_flavor: cpu-small
-  timeout: 10m
-jobs:
-  a:
-    command: [run]
-    env: {TARGET: x}
-"""
-V2 = """version: 2
-dag:
-  name: p
-  schedule: {assets: [warehouse.features]}
-  max_active_runs: 1
-  params:
-    epochs: {type: integer, default: 10}
-  notify:
-    on_failure: {connection: ml_alerts}
-defaults:
-  docker_image: registry.local/ml/x:1.0
-  resource_flavor: cpu-small
-  retry_delay: 5m
-jobs:
-  a:
-    command: [run]
-    map: {over: [eu, us], as: SEGMENT}
-    trigger_rule: all_success
-    outlets: [ml.models]
-"""
-
 BAD = [  # (base, old, new, the field both must name)
     (V1, "  schedule:", "  schedul:", "dag.schedul"),
     (V1, "timeout: 10m", "timeout: 10x", "defaults.timeout"),
-    (V1, "env: {TARGET: x}", "env: {1TARGET: x}", "jobs.a.env"),
+    (V1, "env: {TARGET: x}", "env: {1TARGET: x}", "jobs.train.env"),
     (V1, "version: 1", "version: 7", "version"),
     (V2, "  max_active_runs: 1", "  retries: 2", "dag.retries"),
     (V2, "max_active_runs: 1", "max_active_runs: 0", "dag.max_active_runs"),
-    (V2, "over: [eu, us]", "over: eu", "jobs.a.map.over"),
+    (V2, "over: [eu, us, apac]", "over: eu", "jobs.train.map.over"),
     (V2, "connection: ml_alerts", "connection: 'ml alerts!'", "dag.notify.on_failure.connection"),
-    (V2, "trigger_rule: all_success", "trigger_rule: all_sucess", "jobs.a.trigger_rule"),
+    (V2, "trigger_rule: all_success", "trigger_rule: all_sucess", "jobs.score.trigger_rule"),
     (V2, "[warehouse.features]", "['warehouse features']", "dag.schedule.assets.0"),
     (V2, "retry_delay: 5m", "retry_delay: soon", "defaults.retry_delay"),
     (V2, "type: integer", "type: int", "dag.params.epochs.type"),

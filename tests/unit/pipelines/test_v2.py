@@ -6,47 +6,10 @@ import pytest
 
 from platformctl.pipelines.project import asset_warnings
 from platformctl.pipelines.validate import check
-
-FLAVORS = ["cpu-large", "cpu-small", "gpu-a100", "mem-large"]
-GOOD = """version: 2
-dag:
-  name: retrain
-  schedule: {assets: [warehouse.features]}
-  max_active_runs: 1
-  dagrun_timeout: 2h
-  end_date: 2027-01-01
-  params:
-    epochs: {type: integer, default: 10, minimum: 1}
-    cutoff: {type: string, default: "2025-01-01", format: date}
-  notify:
-    on_failure: {connection: ml_alerts, message: failed}
-defaults:
-  docker_image: registry.local/ml/churn:1.4.2
-  resource_flavor: cpu-small
-  retries: 2
-  retry_delay: 5m
-  secrets_from_connections: {DB_URI: warehouse}
-jobs:
-  segments:
-    command: [python, -m, churn.segments]
-  train:
-    group: training
-    command: [python, -m, churn.train, "--epochs={{ params.epochs }}"]
-    map: {over: [eu, us, apac], as: SEGMENT}
-    depends_on: [segments]
-  score:
-    command: [python, -m, churn.score]
-    map: {over: {output: segments}}
-    outlets: [ml.churn_scores]
-"""
-
-
-def problems(text: str) -> list[str]:
-    return [str(p) for p in check("pipelines/p.yaml", text.encode(), FLAVORS).problems]
-
+from tests.unit.pipelines.samples import FLAVORS, V2, problems
 
 def test_good_v2_pipeline_has_no_problems():
-    c = check("pipelines/p.yaml", GOOD.encode(), FLAVORS)
+    c = check("pipelines/p.yaml", V2.encode(), FLAVORS)
     assert c.problems == [], c.problems
     assert c.source_version == 2 and c.pipeline.dag.params["epochs"].default == 10
     assert c.pipeline.jobs["score"].depends_on == ["segments"]  # mapping over an output implies the dependency
@@ -88,14 +51,14 @@ def test_good_v2_pipeline_has_no_problems():
      "pipelines/p.yaml:30: jobs.score.outlet is not a known key (did you mean 'outlets'?)"),
 ])
 def test_each_v2_error_names_file_line_and_field(old, new, expected):
-    text = GOOD.replace(old, new, 1)
-    assert text != GOOD
+    text = V2.replace(old, new, 1)
+    assert text != V2
     found = problems(text)
     assert any(p.startswith(expected) for p in found), found
 
 
 def test_typo_wrong_flavor_and_cycle_are_reported_in_one_pass():
-    text = (GOOD.replace("  max_active_runs: 1", "  max_active_run: 1")
+    text = (V2.replace("  max_active_runs: 1", "  max_active_run: 1")
             .replace("  segments:\n    command: [python, -m, churn.segments]",
                      "  segments:\n    command: [python, -m, churn.segments]\n    resource_flavor: gpu-a10\n"
                      "    depends_on: [train]"))
@@ -122,13 +85,13 @@ jobs:
 
 
 def test_v2_needs_the_version_line_and_v1_rejects_v2_fields():
-    found = problems(GOOD.replace("version: 2\n", ""))  # read as version 1
+    found = problems(V2.replace("version: 2\n", ""))  # read as version 1
     assert any("dag.max_active_runs is not a known key" in p for p in found), found
 
 
 def test_asset_nobody_produces_is_a_warning_listing_the_producers():
-    consumer = check("pipelines/c.yaml", GOOD.encode(), FLAVORS)
-    producer = check("pipelines/p.yaml", GOOD.replace("[ml.churn_scores]", "[warehouse.featurez]")
+    consumer = check("pipelines/c.yaml", V2.encode(), FLAVORS)
+    producer = check("pipelines/p.yaml", V2.replace("[ml.churn_scores]", "[warehouse.featurez]")
                      .replace("name: retrain", "name: other").encode(), FLAVORS)
     asset_warnings([consumer, producer])
     (w,) = consumer.warnings
