@@ -157,7 +157,7 @@ class S3Store:
         # A fresh session: credentials are read from the environment now, not from a cached default session.
         self.client = client or boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url, region_name=region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32,
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=64,  # deliver.DEPLOY_WORKERS
                           s3={"addressing_style": "path"}),
         )
 
