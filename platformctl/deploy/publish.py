@@ -11,7 +11,7 @@ from ..environments import Environment
 from ..errors import ImageCannotServe, LedgerError, PlatformError, StoreError
 from ..record import BuildRecord
 from .compat import parse_serves, serves_problem
-from .ledger import Entry, Ledger
+from .ledger import Entry, ledger_for
 from .store import BundleStore
 
 
@@ -67,10 +67,6 @@ def release_image(root: Path, env: Environment, cfg, version: str) -> dict:
     return {"repository": env_repository(env, cfg), "tag": version, "digest": rel["digest"],
             "serves": rel.get("serves") or (rel.get("labels") or {}).get("io.ml-platform.serves"),
             "airflow_version": cfg.airflow_version}
-
-
-def ledger_for(store: BundleStore, env: Environment) -> Ledger:
-    return Ledger(store, env.bundle.prefix, env.name)
 
 
 def record_promotion(root: Path, env: Environment, version: str, store_factory, run,
@@ -132,7 +128,6 @@ __all__ = [
     "ImageCheck",
     "check_image",
     "last_entry",
-    "ledger_for",
     "parse_serves",
     "pointer_refusal",
     "record_promotion",
