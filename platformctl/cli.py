@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .commands import COMMAND_MODULES
+from .commands import COMMAND_MODULES, COMMANDS
 from .errors import INTERRUPTED, PlatformError
 from .output import warn
 from .services.context import Context
@@ -35,20 +35,17 @@ def _command_word(argv: list[str]) -> str | None:
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser; given argv, only the command modules up to the one registering its command are imported
-    (each pulls in its own libraries: `lock` starts ~0.5 s sooner without the others); a module named
-    like the command goes first."""
+    """The parser; given argv naming a known command, only the module registering it is imported (each pulls
+    in its own libraries: `lock` starts ~0.5 s sooner without the others); otherwise (--help, a typo) all of
+    them, so that argparse lists every command."""
     p = argparse.ArgumentParser(prog="build.py", description="Build and ship the ML Airflow platform.")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a platform.yaml value for this run, e.g. --set image.python=3.11")
     p.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = p.add_subparsers(dest="command", required=True)
     wanted = _command_word(argv) if argv is not None else None
-    # a module named like the command (studio for studio, studio-assets) is tried first
-    for name in sorted(COMMAND_MODULES, key=lambda n: not (wanted or "").startswith(n)):
+    for name in [COMMANDS[wanted]] if wanted in COMMANDS else COMMAND_MODULES:
         importlib.import_module(f"platformctl.commands.{name}").register(sub)
-        if wanted is not None and wanted in sub.choices:
-            break
     return p
 
 

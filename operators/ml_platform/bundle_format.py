@@ -16,6 +16,8 @@ store's root)::
                                                  (written before the manifest; see "Archive" below)
     P/bundles/<version>/bundle-manifest.json     every file's sha256 and size; written after every
                                                  file: a version is complete only once it exists
+    P/ledger/<rank>-<entry>.json                 the deploy ledger (written and read by platformctl only,
+    P/ledger/<rank>-<entry>.done.json            never by the bundle class): see "Deploy ledger" below
 
 A version is a content address (``version_hash``): ``b-`` and 16 hex digits of a sha256 over every
 file's path and sha256 and the image digest. The same files for the same image give the same version;
@@ -46,6 +48,7 @@ import json
 import re
 import tarfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Mapping
 
@@ -534,3 +537,41 @@ def read_archive(data: bytes, entry: dict, names: set[str]) -> dict[str, bytes]:
 
 def archive_key(prefix: str, version: str) -> str:
     return join(version_prefix(prefix, version), ARCHIVE)
+
+
+# ------------------------------------------------------------------------------------------ deploy ledger
+# One entry per deploy, rollback, promote and gc (platformctl.deploy.ledger writes and reads them; the bundle
+# class never does). Each is its own immutable object, created with If-None-Match: * :
+#   P/ledger/<rank>-<entry>.json        written before the change
+#   P/ledger/<rank>-<entry>.done.json   written after it: the entry's fields again, with "result" and
+#                                       "completed_at" (one read gives a completed entry)
+# <entry> is e-<UTC time to the millisecond>-<6 hex>; <rank> is LEDGER_RANK_DIGITS digits, 10**13 - 1 minus
+# that time in ms since the epoch: keys list (lexicographically) newest first, each entry's .done object
+# just before it (".done.json" < ".json"), so the newest N entries are the first ~2N keys of a listing.
+# Entries written before ranks existed (the ledger's first layout) are P/ledger/<entry>.json and
+# P/ledger/<entry>.done.json (result and time only): read, never written; they list after every ranked key.
+LEDGER = "ledger"
+LEDGER_RANK_DIGITS = 13
+LEDGER_ENTRY_RE = re.compile(r"^e-(\d{8}T\d{6})(\d{3})Z-[0-9a-f]{6}$")
+LEDGER_KEY_RE = re.compile(r"^(?:(\d{13})-)?(e-\d{8}T\d{9}Z-[0-9a-f]{6})(\.done)?\.json$")  # rank, entry, done
+
+
+def ledger_prefix(prefix: str) -> str:
+    """The key prefix the ledger's objects are under (no trailing slash)."""
+    return join(prefix, LEDGER)
+
+
+def ledger_rank(entry: str) -> str:
+    """The entry's rank: 10**13 - 1 minus its time in ms since the epoch (FormatError for a malformed id)."""
+    m = LEDGER_ENTRY_RE.match(entry)
+    if not m:
+        raise FormatError(f"{entry!r} is not a ledger entry id (e-<UTC time>-<6 hex>)")
+    t = datetime.strptime(m[1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    ms = int(t.timestamp()) * 1000 + int(m[2])
+    return f"{10 ** LEDGER_RANK_DIGITS - 1 - ms:0{LEDGER_RANK_DIGITS}d}"
+
+
+def ledger_key(prefix: str, entry: str, done: bool = False, ranked: bool = True) -> str:
+    """The entry's object (done: its completion); ranked=False: where entries before ranks are."""
+    name = f"{ledger_rank(entry)}-{entry}" if ranked else entry
+    return join(ledger_prefix(prefix), f"{name}{'.done' if done else ''}.json")

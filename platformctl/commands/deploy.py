@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..deploy.deliver import check_version
 from ..deploy.ledger import check_entry_id
 from ..output import say
-from ..services import deploy as service
 from ..services.context import context_of
+
+# the deploy service (rendering, signing, image checks) is imported by the handlers that use it: `history`
+# and `signing-key` start without it
 
 
 def deploy(root: Path, args) -> int:
+    from ..services import deploy as service
+
     ctx = context_of(root, args)
     service.deploy(root, ctx.config, args.env, airflow_url=getattr(args, "airflow_url", None),
                    with_image=getattr(args, "image", None))
@@ -20,6 +23,9 @@ def deploy(root: Path, args) -> int:
 
 
 def rollback(root: Path, args) -> int:
+    from ..deploy.deliver import check_version
+    from ..services import deploy as service
+
     if not (args.to and check_entry_id(args.to)):  # a version b-..., or a ledger entry e-...
         check_version(args.to)  # before any configuration or store access
     ctx = context_of(root, args)
@@ -31,19 +37,24 @@ def history(root: Path, args) -> int:
     import json
 
     from ..deploy.ledger import line as ledger_line
+    from ..services.ledger import history as ledger_history
 
     context_of(root, args).config  # a broken platform.yaml is said first, as for every command
-    h = service.history(root, args.env, args.limit)
+    h = ledger_history(root, args.env, args.limit)
     if args.json:
         say(json.dumps({"environment": args.env, "total": h.total, "incomplete": h.incomplete,
                         "entries": [e.to_json() for e in h.entries]}, indent=2))
         return 0
-    say(f"{args.env}: {h.total} ledger entries, newest first" + (f" (showing {len(h.entries)})"
-                                                                   if len(h.entries) < h.total else ""))
+    if h.total is None:  # the listing stopped after the newest LIMIT entries
+        say(f"{args.env}: the newest {len(h.entries)} ledger entries (there are more: LIMIT=0 lists all)")
+    else:
+        say(f"{args.env}: {h.total} ledger entries, newest first" + (f" (showing {len(h.entries)})"
+                                                                       if len(h.entries) < h.total else ""))
     for e in h.entries:
         say("  " + ledger_line(e))
     if h.incomplete:
-        say(f"  {len(h.incomplete)} INCOMPLETE: {', '.join(h.incomplete[:5])}")
+        among = "" if h.total is not None else " among those shown"
+        say(f"  {len(h.incomplete)} INCOMPLETE{among}: {', '.join(h.incomplete[:5])}")
     return 0
 
 
@@ -59,6 +70,8 @@ def signing_key(root: Path, args) -> int:
 
 
 def gc(root: Path, args) -> int:
+    from ..services import deploy as service
+
     ctx = context_of(root, args)
     service.gc(root, ctx.config, args.env, keep=args.keep, airflow_url=args.airflow_url, dry_run=args.dry_run)
     return 0

@@ -13,7 +13,7 @@ from ..environments import Environment
 from ..errors import ImageCannotServe, LedgerError, PlatformError, StoreError
 from ..record import BuildRecord
 from .compat import parse_serves, serves_problem
-from .ledger import Entry, Ledger
+from .ledger import Entry, ledger_for
 from .store import BundleStore
 
 
@@ -78,10 +78,6 @@ def release_image(root: Path, env: Environment, cfg, version: str) -> dict:
             "airflow_version": cfg.airflow_version}
 
 
-def ledger_for(store: BundleStore, env: Environment) -> Ledger:
-    return Ledger(store, env.bundle.prefix, env.name)
-
-
 def record_promotion(root: Path, env: Environment, version: str, store_factory, run: Callable[[], P],
                      image_digest: str | None = None) -> tuple[P, str]:
     """Run the promotion `run()` (its result has the digest promoted) between a ledger entry and its completion.
@@ -142,7 +138,6 @@ __all__ = [
     "ImageCheck",
     "check_image",
     "last_entry",
-    "ledger_for",
     "parse_serves",
     "pointer_refusal",
     "record_promotion",

@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ class BundleStore(Protocol):
     def check(self) -> None: ...
 
     def list(self, prefix: str) -> dict[str, StoredObject]: ...
+
+    def keys(self, prefix: str, start_after: str | None = None, page: int = 1000) -> Iterator[str]:
+        """The keys starting with `prefix` (after `start_after`), in lexicographic order, fetched `page` at a
+        time as the caller iterates: a caller that stops early asks for no more."""
 
     def get(self, key: str) -> bytes | None: ...
 
@@ -90,6 +95,15 @@ class LocalStore:
                 st = p.stat()
                 out[key] = StoredObject(key, st.st_size, md5_hex(p.read_bytes()), st.st_mtime)
         return out
+
+    def keys(self, prefix: str, start_after: str | None = None, page: int = 1000) -> Iterator[str]:
+        folder = prefix.rpartition("/")[0]
+        base = self._path(folder) if folder else self.root
+        if not base.is_dir():
+            return
+        found = (p.relative_to(self.root).as_posix() for p in base.rglob("*")
+                 if p.is_file() and not p.name.endswith(".partial") and p.name != ".store.lock")
+        yield from sorted(k for k in found if k.startswith(prefix) and (start_after is None or k > start_after))
 
     def get(self, key: str) -> bytes | None:
         p = self._path(key)
@@ -196,6 +210,23 @@ class S3Store:
         except Exception as exc:  # noqa: BLE001
             raise self._fail(exc, f"listing {prefix}") from None
         return out
+
+    def keys(self, prefix: str, start_after: str | None = None, page: int = 1000) -> Iterator[str]:
+        kw = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": max(1, min(page, 1000))}
+        if start_after:
+            kw["StartAfter"] = start_after
+        while True:
+            try:
+                r = self.client.list_objects_v2(**kw)
+            except Exception as exc:  # noqa: BLE001
+                raise self._fail(exc, f"listing {prefix}") from None
+            for o in r.get("Contents", []):
+                yield o["Key"]
+            if not r.get("IsTruncated"):
+                return
+            if not r.get("NextContinuationToken"):
+                raise StoreError(f"{self.url} cut the listing of {prefix} short without a continuation token")
+            kw.update(ContinuationToken=r["NextContinuationToken"], MaxKeys=1000)  # the rest: full pages
 
     def get(self, key: str) -> bytes | None:
         from botocore.exceptions import ClientError

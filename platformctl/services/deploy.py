@@ -17,9 +17,9 @@ from ..deploy.bundle import collect
 from ..deploy.deliver import DeployResult as Delivery, GcResult, check_version, deploy as deliver
 from ..deploy.deliver import RollbackResult as Switch, gc as collect_garbage, rollback as switch_back
 from ..deploy.images import environment_image
-from ..deploy.ledger import check_entry_id
+from ..deploy.ledger import check_entry_id, ledger_for
 from ..deploy.managed import BUNDLE_NAME, require_image, write_config
-from ..deploy.publish import check_image, ledger_for, refuse_unservable, release_image
+from ..deploy.publish import check_image, refuse_unservable, release_image
 from ..deploy.signing import trust_for
 from ..deploy.policy import PolicyError, check_policy, job_uses
 from ..deploy.store import BundleStore, folder_of, open_store
@@ -192,12 +192,6 @@ def rollback(root: Path, cfg: PlatformConfig, env: Environment | str, to: str | 
          + (f", signed by key {r.key_id[:12]}" if r.key_id else ""))
     refresh_now(env, airflow_url, echo)
     return RollbackResult(env.name, r)
-
-
-def history(root: Path, env: Environment | str, limit: int = 20):
-    """The environment's deploy ledger, newest first (deploy.ledger's History)."""
-    env = _env(root, env)
-    return ledger_for(open_store(root, env), env).history(limit)
 
 
 @dataclass(frozen=True)

@@ -82,32 +82,43 @@ def test_airflow_change_in_team_set_is_refused_with_file_and_line(repo):
     assert p.stderr.startswith("error: requirements/team.in:2: 'apache-airflow==3.4.0' changes apache-airflow")
 
 
-def test_a_command_imports_only_the_command_modules_it_needs():
-    # the modules after the one registering `lock` are not imported (nor rendering, images or deploys)
-    code = ("import sys, platformctl.cli as c; c.build_parser(['--set', 'x=1', 'lock']).parse_args(['lock']); "
+def test_a_command_imports_only_the_command_module_it_needs():
+    # only the module registering the command is imported (not rendering, images or deploys for `lock`)
+    code = ("import sys, platformctl.cli as c; c.build_parser(['--set', 'x=1', 'lock']); "
             "print(sorted(m for m in sys.modules if m.startswith('platformctl.commands.')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2]).stdout
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
     from platformctl.cli import _command_word, build_parser
-    from platformctl.commands import COMMAND_MODULES
 
-    # the module named like the command is tried first: only it is imported
     assert out.strip() == "['platformctl.commands.lock']"
-    code = code.replace("'lock'", "'studio-assets'")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2]).stdout
-    assert out.strip() == "['platformctl.commands.studio']"
-    # a command no module is named after (`up`, in stack): the modules in order, up to the one registering it
-    code = code.replace("'studio-assets'", "'up'")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2]).stdout
-    upto = COMMAND_MODULES[:COMMAND_MODULES.index("stack") + 1]
-    assert out.strip() == str(sorted(f"platformctl.commands.{m}" for m in upto))
+    # a command no module is named after (`history` in deploy, `audit` in supply, the last one): its module only
+    for command, module in (("studio-assets", "studio"), ("history", "deploy"), ("audit", "supply")):
+        out = subprocess.run([sys.executable, "-c", code.replace("'lock'", repr(command))], capture_output=True,
+                             text=True, check=True, cwd=root).stdout
+        assert out.strip() == f"['platformctl.commands.{module}']", command
 
     assert _command_word(["--set", "build", "--traceback", "up"]) == "up"
     assert _command_word(["--help"]) is None
     full = build_parser(["--help"])._subparsers._group_actions[0].choices  # help lists every command
     assert {"lock", "build", "up", "promote"} <= set(full)
+    # an unknown word: every module, so that argparse can list the choices
+    assert set(build_parser(["no-such-command"])._subparsers._group_actions[0].choices) == set(full)
+
+
+def test_the_command_table_is_what_the_modules_register():
+    """COMMANDS (command -> module) is how a run finds its one module: a command missing from it, or listed
+    under the wrong module, would fail to parse."""
+    import argparse
+    import importlib
+
+    from platformctl.commands import COMMAND_MODULES, COMMANDS
+
+    registered = {}
+    for name in COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"platformctl.commands.{name}").register(sub)
+        registered.update({command: name for command in sub.choices})
+    assert COMMANDS == registered
 
 
 @pytest.mark.parametrize("command", [["build"], ["deploy", "--env", "dev"], ["plan", "--env", "dev"], ["render"],

@@ -136,8 +136,10 @@ def test_signed_deploys_the_ledger_and_the_image_check_on_s3(repo, s3_env, bucke
     assert newest["image_digest"] == DIGEST and newest["actor"] == "deployer@example.invalid"
     assert newest["result"] == "switched" and newest["key_id"] and "+" in newest["summary"]
     p = cli(repo, s3_env, "history", "--env", "dev", "--limit", "1")
-    assert p.returncode == 0 and "2 ledger entries" in p.stdout and newest["id"] in p.stdout
+    assert p.returncode == 0 and "there are more" in p.stdout and newest["id"] in p.stdout, p.stdout + p.stderr
     assert first["id"] not in p.stdout
+    p = cli(repo, s3_env, "history", "--env", "dev", "--limit", "2")
+    assert p.returncode == 0 and "2 ledger entries, newest first" in p.stdout and first["id"] in p.stdout
 
     # rollback to a ledger entry; signed; recorded
     p = cli(repo, s3_env, "rollback", "--env", "dev", "--to", first["id"], key=k1)
@@ -168,3 +170,49 @@ def test_signed_deploys_the_ledger_and_the_image_check_on_s3(repo, s3_env, bucke
 def _v2_pipeline(repo: Path) -> None:
     src = next(p for p in (ROOT / "pipelines").glob("*.yaml") if (yaml.safe_load(p.read_text()) or {}).get("version") == 2)
     shutil.copy(src, repo / "pipelines" / src.name)
+
+
+def test_the_ledger_lists_newest_first_in_pages_and_reads_first_layout_entries(s3_env, bucket):
+    """On S3: `history` stops its listing after the newest entries (ListObjectsV2 MaxKeys), a full listing
+    follows continuation tokens, and entries of the ledger's first layout still show in their place."""
+    from ml_platform import bundle_format as fmt
+
+    from platformctl.deploy.ledger import Ledger, new_id
+    from platformctl.deploy.store import S3Store
+
+    store = S3Store(bucket, endpoint_url=s3_env.endpoint)
+    calls: list[dict] = []
+    list_objects = store.client.list_objects_v2
+
+    def counted(**kw):
+        calls.append(kw)
+        return list_objects(**kw)
+
+    store.client.list_objects_v2 = counted
+    ledger = Ledger(store, PREFIX, "dev")
+    ids = []
+    for n in range(12):
+        e = ledger.begin("deploy", version=f"b-{n:016x}", who="tester")
+        ids.append(e.id)
+        if n != 11:
+            ledger.complete(e, "switched")
+        time.sleep(0.002)  # ids a millisecond apart at least: one order
+    old = new_id()  # an older client writes the first layout after all of them
+    store.put_if(fmt.ledger_key(PREFIX, old, ranked=False), json.dumps(
+        {"id": old, "action": "gc", "environment": "dev", "actor": "old", "time": "2026-12-06T00:00:00Z"}).encode(),
+        None)
+    store.put_if(fmt.ledger_key(PREFIX, old, done=True, ranked=False),
+                 json.dumps({"id": old, "result": "removed 0 version(s)"}).encode(), None)
+
+    calls.clear()
+    h = ledger.history(3)
+    assert [e.id for e in h.entries] == [old, ids[11], ids[10]] and h.total is None
+    assert h.entries[0].result.startswith("removed") and h.entries[1].result is None
+    assert h.incomplete == [ids[11]]
+    assert [c["MaxKeys"] for c in calls] == [8, 1000] and "StartAfter" in calls[1]  # one page; then the old layout
+
+    keys = list(store.keys(f"{PREFIX}/ledger/", page=5))  # 25 objects in pages of 5, then of 1000
+    assert len(keys) == 25 and keys == sorted(keys)
+    assert list(store.keys(f"{PREFIX}/ledger/", start_after=keys[20])) == keys[21:]
+    h = ledger.history(0)
+    assert [e.id for e in h.entries] == [old, *ids[::-1]] and h.total == 13 and h.incomplete == [ids[11]]
