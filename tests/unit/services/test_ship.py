@@ -8,7 +8,7 @@ import pytest
 from platformctl import cli
 from platformctl.errors import ReleaseRefused
 from platformctl.services import ship
-from platformctl.services.deploy import history
+from platformctl.services.ledger import history
 
 DIGEST = "sha256:" + "a" * 64
 RELEASE_KEYS = {"version", "repository", "digest", "image", "tags", "lock_fingerprint", "commit", "built_version",
