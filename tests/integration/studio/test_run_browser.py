@@ -5,12 +5,9 @@ docs/studio.md. One stack for the whole module; it is removed at the end."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -19,33 +16,17 @@ from platformctl.studio.server import make_server
 from tests.conftest import require
 
 from . import browser
-from .conftest import ROOT
+from .conftest import ROOT, full_copy
 from .test_browser import SHOTS, Page
 
 PROJECT = f"mlp-studio-run-{uuid.uuid4().hex[:6]}"
 F = "pipelines/example_failing.yaml"
 
 
-def full_copy(dest: Path) -> Path:
-    """The checkout's tracked files (the stack renders, deploys and mounts from here, not from ROOT) and
-    the build record of the image under test."""
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, text=True,
-                           check=True).stdout.split("\0")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    record = ROOT / "build" / "build-record.json"
-    require(record.exists(), "no build record: run make build first")
-    (dest / "build").mkdir(exist_ok=True)
-    shutil.copy2(record, dest / "build" / "build-record.json")
-    return dest
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, docker, image):
     require(browser.available(), "no headless browser: apt-get install chromium chromium-driver")
+    require((ROOT / "build" / "build-record.json").exists(), "no build record: run make build first")
     project = full_copy(tmp_path_factory.mktemp("studio-run") / "project")
     httpd, url = make_server(project)
     studio = httpd.loader.get()
