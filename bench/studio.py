@@ -221,11 +221,13 @@ def kind_of(path: str) -> str:
 
 class CountingProxy:
     """Forwards every request to Airflow's API server and records each one as it arrives (epoch seconds,
-    kind): what the studio costs the API server, counted on the server's side of the studio."""
+    kind): what the studio costs the API server, counted on the server's side of the studio. It also keeps
+    what each task-instance list answered (when asked, the states): when the API first showed a change."""
 
     def __init__(self, target: str):
         self.target = urlsplit(target)
         self.seen: list[tuple[float, str]] = []
+        self.answers: list[tuple[float, float, dict[str, str]]] = []  # asked, answered, task id -> state
         self.lock = threading.Lock()
         outer = self
 
@@ -236,8 +238,9 @@ class CountingProxy:
                 pass
 
             def forward(self):
+                asked, kind = time.time(), kind_of(self.path)
                 with outer.lock:
-                    outer.seen.append((time.time(), kind_of(self.path)))
+                    outer.seen.append((asked, kind))
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else None
                 up = http.client.HTTPConnection(outer.target.hostname, outer.target.port, timeout=120)
@@ -248,6 +251,8 @@ class CountingProxy:
                     data = r.read()
                 finally:
                     up.close()
+                if kind == "ti_list" and r.status == 200:
+                    outer.keep(asked, data, r.getheader("Content-Encoding"))
                 self.send_response(r.status)
                 for k, v in r.getheaders():
                     if k.lower() not in HOP:
@@ -262,6 +267,24 @@ class CountingProxy:
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def keep(self, asked: float, data: bytes, encoding: str | None) -> None:
+        import gzip
+
+        body = json.loads(gzip.decompress(data) if encoding == "gzip" else data)
+        states = {t["task_id"]: t.get("state") or "none" for t in body.get("task_instances", [])}
+        with self.lock:
+            self.answers.append((asked, time.time(), states))
+
+    def first_shown(self, since: float) -> dict[tuple[str, str], float]:
+        """(job, state) -> when the first task-instance list that showed it was asked for."""
+        out: dict[tuple[str, str], float] = {}
+        with self.lock:
+            for asked, _, states in self.answers:
+                if asked >= since:
+                    for job, st in states.items():
+                        out.setdefault((job, st), asked)
+        return out
 
     def between(self, t0: float, t1: float, kinds: set[str] | None = None) -> list[tuple[float, str]]:
         with self.lock:
@@ -301,22 +324,24 @@ def epoch(iso: str | None) -> float | None:
 CHANGES = (("queued", "queued_when"), ("running", "start_date"), ("success", "end_date"))
 
 
-def latencies(tis: list[dict], seen: dict[tuple[str, str], float]) -> tuple[list[float], int, int]:
-    """For each task instance and each change (queued, running, success) Airflow timestamped: seen - that
-    time. `seen` maps (job, state) to when it was first seen. Returns the latencies (s), how many changes
-    were never seen (a state shorter than the poll) and how many there were."""
-    out, missed, total = [], 0, 0
+def changes(tis: list[dict], seen: dict[tuple[str, str], float]) -> list[dict]:
+    """Each change (queued, running, success) Airflow timestamped on a task instance: when (its field),
+    and when it was first seen (None: never, a state shorter than the poll)."""
+    out = []
     for t in tis:
         for state, field in CHANGES:
             at = epoch(t.get(field))
             if at is None or (state == "success" and t.get("state") != "success"):
                 continue
-            total += 1
-            if (t["task_id"], state) in seen:
-                out.append(seen[(t["task_id"], state)] - at)
-            else:
-                missed += 1
-    return out, missed, total
+            out.append({"job": t["task_id"], "state": state, "at": at, "seen": seen.get((t["task_id"], state))})
+    return out
+
+
+def latencies(tis: list[dict], seen: dict[tuple[str, str], float]) -> tuple[list[float], int, int]:
+    """seen - Airflow's time of each change seen; how many were never seen; how many there were."""
+    cs = changes(tis, seen)
+    lat = [c["seen"] - c["at"] for c in cs if c["seen"] is not None]
+    return lat, len(cs) - len(lat), len(cs)
 
 
 def first_seen(entries: list[dict], since: float) -> dict[tuple[str, str], float]:
@@ -359,7 +384,11 @@ def studio_run(d, proxy: CountingProxy, direct, follow: str | None) -> dict:
     polls = proxy.between(mark, time.time(), {"ti_list", "run", "log"})
     t_first, t_last = polls[0][0], polls[-1][0]
     lat, missed, total = latencies(tis, seen)
-    out = {"run": run_id, "state": run.get("state"), "lat": lat, "missed": missed, "changes": total,
+    shown = proxy.first_shown(mark)
+    detail = changes(tis, seen)
+    for c in detail:  # when the API first showed it: Airflow's part (commit, answer) and the studio's part
+        c["shown"] = shown.get((c["job"], c["state"]))
+    out = {"run": run_id, "state": run.get("state"), "lat": lat, "missed": missed, "changes": total, "detail": detail,
            "window": t_last - t_first, "requests": len(polls),
            "kinds": {k: sum(1 for _, x in polls if x == k) for k in ("ti_list", "run", "log")}}
     if follow:
@@ -501,6 +530,21 @@ def live_section(args) -> list[tuple] | None:
     both = graph["lat"] + followed["lat"]
     rows.append(("state change in Airflow -> drawn (2 studio runs)", f"{statistics.median(both):.2f} s", "goal <= 2 s",
                  f"{lat(both, graph['missed'] + followed['missed'], graph['changes'] + followed['changes'])}"))
+    detail = graph["detail"] + followed["detail"]
+    for state, _ in CHANGES:
+        xs = [c["seen"] - c["at"] for c in detail if c["state"] == state and c["seen"] is not None]
+        n = sum(1 for c in detail if c["state"] == state)
+        if xs:
+            rows.append((f"  of which {state}", f"{statistics.median(xs):.2f} s", "", lat(xs, n - len(xs), n)))
+    parts = [(c["shown"] - c["at"], c["seen"] - c["shown"]) for c in detail if c["seen"] and c["shown"]]
+    rows.append(("  split: Airflow's time -> first API answer showing it", f"{statistics.median(p[0] for p in parts):.2f} s",
+                 "", f"max {max(p[0] for p in parts):.2f} s (the request that first showed it, when asked)"))
+    rows.append(("  split: that request asked -> drawn (the studio)", f"{statistics.median(p[1] for p in parts):.2f} s",
+                 "", f"max {max(p[1] for p in parts):.2f} s (API answer + studio server + page)"))
+    late = sorted((c for c in detail if c["seen"] and c["seen"] - c["at"] > 2), key=lambda c: c["at"])
+    for c in late:
+        print(f"  late: {c['job']} {c['state']} at {c['at']:.2f}: first shown by a request asked "
+              f"{(c['shown'] or 0) - c['at']:+.2f} s, drawn {c['seen'] - c['at']:+.2f} s")
     rows.append(("  naive: full page reload every 1 s", f"{statistics.median(n_lat):.2f} s", "",
                  f"{statistics.median(n_lat) / statistics.median(both):5.1f}x the studio's median; "
                  f"{lat(n_lat, n_missed, n_total)}"))

@@ -103,7 +103,7 @@ class Runner:
         self.image = image or os.environ.get("STUDIO_IMAGE") or None
         self.airflow_url = airflow_url
         self.jobs: dict[str, RunJob] = {}
-        self.calls = 0  # HTTP requests to Airflow's API by this runner's clients, each one (the bench, tests)
+        self.calls = 0  # answers from Airflow's API to this runner's clients (a read urllib3 retried: one)
         self._lock = threading.Lock()
         self._apis: dict[str, object] = {}
         self._mine = threading.local()  # the requests made by this thread (a read's own count)
@@ -121,7 +121,7 @@ class Runner:
 
     def api(self):
         """The local stack's Airflow API, or None when this project has no stack state (never started). One
-        client (one keep-alive connection pool) per URL; each HTTP request it makes is counted."""
+        client (one keep-alive connection pool) per URL; each answer it gets is counted (self.calls)."""
         from ..stack.api import AirflowAPI
 
         try:

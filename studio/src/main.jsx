@@ -604,7 +604,9 @@ function firstIndex(instances) {
   return i ? i.map_index : null;
 }
 
-const LOG_FOLLOW_MS = 3000; // a live log is read again every 3 s (the status poll slows down meanwhile)
+// a live log is read again every 4 s, and meanwhile the status poll waits 1.5 s: 1/4 + 2/3 of an Airflow
+// request a second, under the one a second per open pipeline
+const LOG_FOLLOW_MS = 4000;
 
 function RunLog({ file, name, runJobs, runId, onFollow }) {
   const [text, setText] = useState("");
@@ -719,7 +721,7 @@ function App() {
   };
   // runs: a run-status request 1 s after the last answer while a run is being prepared or is live (the
   // server reads Airflow's task-instance list once per status, never more than once a second per run:
-  // poll_after), 1.5 s while a live log is followed too (one log read per 3 s): <= 1 Airflow request per
+  // poll_after), 1.5 s while a live log is followed too (one log read per 4 s): <= 1 Airflow request per
   // second per open pipeline. Once on opening (the last run's states). An unchanged answer is not redrawn.
   const [runDialog, setRunDialog] = useState(false);
   const [runStatus, setRunStatus] = useState(null);

@@ -59,7 +59,7 @@ def test_pick_a_map_index_and_follow_its_log(studio, driver):  # noqa: F811 - th
         # followed while it runs: read again, and the open pipeline costs <= 1 Airflow request a second
         asked0 = dict(airflow.requests)
         t0 = time.monotonic()
-        time.sleep(7)
+        time.sleep(9)
         elapsed = time.monotonic() - t0
         logs = airflow.requests["log"] - asked0.get("log", 0)
         lists = airflow.requests["task_instances"] - asked0.get("task_instances", 0)
