@@ -276,14 +276,15 @@ class CountingProxy:
         with self.lock:
             self.answers.append((asked, time.time(), states))
 
-    def first_shown(self, since: float) -> dict[tuple[str, str], float]:
-        """(job, state) -> when the first task-instance list that showed it was asked for."""
-        out: dict[tuple[str, str], float] = {}
+    def first_shown(self, since: float) -> dict[tuple[str, str], tuple[float, float]]:
+        """(job, state) -> when the first task-instance list that showed it was asked for, and when the one
+        before it (which did not show it yet) was: the change became visible in the API in between."""
+        out: dict[tuple[str, str], tuple[float, float]] = {}
         with self.lock:
-            for asked, _, states in self.answers:
-                if asked >= since:
-                    for job, st in states.items():
-                        out.setdefault((job, st), asked)
+            answers = sorted(a for a in self.answers if a[0] >= since)
+        for i, (asked, _, states) in enumerate(answers):
+            for job, st in states.items():
+                out.setdefault((job, st), (asked, answers[i - 1][0] if i else since))
         return out
 
     def between(self, t0: float, t1: float, kinds: set[str] | None = None) -> list[tuple[float, str]]:
@@ -387,7 +388,7 @@ def studio_run(d, proxy: CountingProxy, direct, follow: str | None) -> dict:
     shown = proxy.first_shown(mark)
     detail = changes(tis, seen)
     for c in detail:  # when the API first showed it: Airflow's part (commit, answer) and the studio's part
-        c["shown"] = shown.get((c["job"], c["state"]))
+        c["shown"], c["before"] = shown.get((c["job"], c["state"]), (None, None))
     out = {"run": run_id, "state": run.get("state"), "lat": lat, "missed": missed, "changes": total, "detail": detail,
            "window": t_last - t_first, "requests": len(polls),
            "kinds": {k: sum(1 for _, x in polls if x == k) for k in ("ti_list", "run", "log")}}
@@ -536,15 +537,20 @@ def live_section(args) -> list[tuple] | None:
         n = sum(1 for c in detail if c["state"] == state)
         if xs:
             rows.append((f"  of which {state}", f"{statistics.median(xs):.2f} s", "", lat(xs, n - len(xs), n)))
-    parts = [(c["shown"] - c["at"], c["seen"] - c["shown"]) for c in detail if c["seen"] and c["shown"]]
-    rows.append(("  split: Airflow's time -> first API answer showing it", f"{statistics.median(p[0] for p in parts):.2f} s",
-                 "", f"max {max(p[0] for p in parts):.2f} s (the request that first showed it, when asked)"))
-    rows.append(("  split: that request asked -> drawn (the studio)", f"{statistics.median(p[1] for p in parts):.2f} s",
-                 "", f"max {max(p[1] for p in parts):.2f} s (API answer + studio server + page)"))
+    parts = [(c["shown"] - c["at"], c["seen"] - c["shown"], c["seen"] - max(c["at"], c["before"]))
+             for c in detail if c["seen"] and c["shown"]]
+    rows.append(("  visible in Airflow's API -> drawn (upper bound)", f"{statistics.median(p[2] for p in parts):.2f} s",
+                 "goal <= 2 s", f"max {max(p[2] for p in parts):.2f} s: from the later of Airflow's time and the "
+                 "last list that did not show it yet"))
+    rows.append(("  split: Airflow's time -> the list that showed it", f"{statistics.median(p[0] for p in parts):.2f} s",
+                 "", f"max {max(p[0] for p in parts):.2f} s (when that request was asked: Airflow's commit + the poll's wait)"))
+    rows.append(("  split: that list asked -> drawn (the studio)", f"{statistics.median(p[1] for p in parts):.2f} s",
+                 "", f"max {max(p[1] for p in parts):.2f} s (API answer + studio server + page frame)"))
     late = sorted((c for c in detail if c["seen"] and c["seen"] - c["at"] > 2), key=lambda c: c["at"])
     for c in late:
-        print(f"  late: {c['job']} {c['state']} at {c['at']:.2f}: first shown by a request asked "
-              f"{(c['shown'] or 0) - c['at']:+.2f} s, drawn {c['seen'] - c['at']:+.2f} s")
+        print(f"  late: {c['job']} {c['state']} at {time.strftime('%H:%M:%S', time.localtime(c['at']))}: the list "
+              f"asked {(c['before'] or 0) - c['at']:+.2f} s did not show it, the one asked "
+              f"{(c['shown'] or 0) - c['at']:+.2f} s did; drawn {c['seen'] - c['at']:+.2f} s")
     rows.append(("  naive: full page reload every 1 s", f"{statistics.median(n_lat):.2f} s", "",
                  f"{statistics.median(n_lat) / statistics.median(both):5.1f}x the studio's median; "
                  f"{lat(n_lat, n_missed, n_total)}"))

@@ -604,11 +604,11 @@ function firstIndex(instances) {
   return i ? i.map_index : null;
 }
 
-// a live log is read again every 4 s, and meanwhile the status poll waits 1.5 s: 1/4 + 2/3 of an Airflow
-// request a second, under the one a second per open pipeline
+// a live log is read again every 4 s (and once when its state changes); while the Log tab is open the status
+// poll waits 1.5 s: 1/4 + 2/3 of an Airflow request a second, under the one a second per open pipeline
 const LOG_FOLLOW_MS = 4000;
 
-function RunLog({ file, name, runJobs, runId, onFollow }) {
+function RunLog({ file, name, runJobs, runId }) {
   const [text, setText] = useState("");
   const [chosen, setChosen] = useState(null); // the map index picked (a mapped job)
   const tid = taskIdOf(runJobs, name);
@@ -628,7 +628,6 @@ function RunLog({ file, name, runJobs, runId, onFollow }) {
     const t = live ? setInterval(get, LOG_FOLLOW_MS) : null; // followed while it runs
     return () => { stop = true; if (t) clearInterval(t); };
   }, [file, tid, runId, mi, state, tn]);
-  useEffect(() => { if (onFollow) onFollow(live); return () => onFollow && onFollow(false); }, [live]);
   if (!r) return <div className="muted">{name} has no state in this run.</div>;
   return (
     <div className="runlog">
@@ -721,13 +720,12 @@ function App() {
   };
   // runs: a run-status request 1 s after the last answer while a run is being prepared or is live (the
   // server reads Airflow's task-instance list once per status, never more than once a second per run:
-  // poll_after), 1.5 s while a live log is followed too (one log read per 4 s): <= 1 Airflow request per
+  // poll_after), 1.5 s while the Log tab is open (a live log is read every 4 s): <= 1 Airflow request per
   // second per open pipeline. Once on opening (the last run's states). An unchanged answer is not redrawn.
   const [runDialog, setRunDialog] = useState(false);
   const [runStatus, setRunStatus] = useState(null);
   const [runPoll, setRunPoll] = useState(0);
-  const following = useRef(false);
-  const onFollow = useCallback((on) => { following.current = on; }, []);
+  const logOpen = useRef(false);
   useEffect(() => {
     setRunStatus(null);
     if (!file) return undefined;
@@ -739,7 +737,7 @@ function App() {
       const { requests, ...shown } = st;
       const key = JSON.stringify(shown);
       if (key !== last) { last = key; setRunStatus(st); }
-      const every = Math.max(1000, (st.poll_after || 1) * 1000) * (following.current ? 1.5 : 1);
+      const every = Math.max(1000, (st.poll_after || 1) * 1000) * (logOpen.current ? 1.5 : 1);
       if (st.live) timer = setTimeout(poll, every);
     }, () => { if (!stop) timer = setTimeout(poll, 4000); });
     poll();
@@ -770,6 +768,7 @@ function App() {
 
   if (!catalog) return <div className="msg error">{msg.text || "loading…"}</div>;
   const job = state && selected && state.jobs.find((j) => j.name === selected);
+  logOpen.current = tab === "log" && !!job;
   const general = state ? state.problems.filter((p) => !p.job) : [];
   return (
     <div className="app">
@@ -829,7 +828,7 @@ function App() {
                 {tab === "form" && (job ? <JobForm key={job.name} state={state} job={job} catalog={catalog} edit={edit} /> : <DagForm state={state} catalog={catalog} edit={edit} />)}
                 {tab === "yaml" && <YamlPane text={state.text} problems={state.problems} onText={(t) => edit({ op: "set_text", text: t })} />}
                 {tab === "preview" && <Preview file={file} state={state} />}
-                {tab === "log" && (job ? <RunLog key={job.name} file={file} name={job.name} runJobs={runStatus && runStatus.jobs} runId={runStatus && runStatus.run_id} onFollow={onFollow} />
+                {tab === "log" && (job ? <RunLog key={job.name} file={file} name={job.name} runJobs={runStatus && runStatus.jobs} runId={runStatus && runStatus.run_id} />
                   : <div className="muted">Click a job on the graph to see its log.</div>)}
                 {general.length > 0 && tab !== "yaml" && (
                   <div className="problems" id="problems">{general.map((p, i) => <div key={i} className="problem">{p.line ? `line ${p.line}: ` : ""}{p.field} {p.message}</div>)}</div>
