@@ -101,7 +101,7 @@ bench-processor: $(VENV)/.synced ## one loop of the real DAG processor over rend
 
 bench-render: $(VENV)/.synced ## make render of one 5,000-job pipeline and of 2,000 small ones; ordering vs the old algorithm
 	$(PY) bench/render.py $(ARGS)
-bench-studio: $(VENV)/.synced ## the studio in headless Chromium: 200-job draw, validation round trip, open; vs naive
+bench-studio: $(VENV)/.synced ## the studio in headless Chromium: 200-job draw (with states), edit, open; on a local stack: state latency, API requests/s; vs naive
 	$(PY) bench/studio.py $(ARGS)
 
 gc: $(VENV)/.synced ## remove old bundle versions of ENV (keeps KEEP=N newest, the live one, the rollback target)

@@ -128,9 +128,18 @@ class AirflowAPI:
     def run(self, dag_id: str, run_id: str) -> dict:
         return self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
 
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                          params={"limit": 1000}).get("task_instances", [])
+    def task_instances(self, dag_id: str, run_id: str, page: int = 1000) -> list[dict]:
+        """Every task instance of the run (mapped ones one per index). The API server caps a page at its
+        `[api] maximum_page_limit` (100 by default; the local stack sets 1000), whatever limit is asked:
+        the next pages are read by offset until `total_entries` are in."""
+        out: list[dict] = []
+        while True:
+            body = self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                              params={"limit": page, "offset": len(out), "order_by": "id"})
+            got = body.get("task_instances", [])
+            out += got
+            if not got or len(out) >= int(body.get("total_entries") or 0):
+                return out
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
         params = {"full_content": "true", **({"map_index": str(map_index)} if map_index >= 0 else {})}

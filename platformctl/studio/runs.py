@@ -4,7 +4,9 @@ is not up, trigger the DAG, and report each job's live state, try number, durati
 The same steps as `make up` / `make run` (the services in platformctl/services/stack.py: up, deploy_local;
 stack/follow.py: wait_for_bundle), started in a background thread per pipeline, so the page polls a status that is cheap:
 one Airflow request per poll while a run is live (the task-instance list; the run's own state is read
-from it: a run is over when no task instance is waiting or running any more, then confirmed once).
+from it: a run is over when no task instance is waiting or running any more, then confirmed once). A run's
+list is read at most once per MIN_POLL seconds (times the requests one read took), however many pages poll
+it: what is read then is served to every page until it is that old.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from ..errors import PlatformError
 
+MIN_POLL = 1.0  # seconds between two reads of one run's task instances (per request one read takes)
 LIVE_TI = {None, "scheduled", "queued", "running", "up_for_retry", "up_for_reschedule", "deferred", "restarting"}
 FINAL_RUN = {"success", "failed"}
 
@@ -34,6 +37,10 @@ class RunJob:
     run_state: str | None = None
     started: float = field(default_factory=time.time)
     jobs: dict = field(default_factory=dict)  # the last states read: kept on the graph through a slow poll
+    tis: list | None = None  # the last task-instance list read, when (monotonic) and how many requests it took
+    tis_at: float = 0.0
+    tis_requests: int = 1
+    read_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def say(self, line: str) -> None:
         self.progress.append(f"{time.strftime('%H:%M:%S')} {line}")
@@ -45,7 +52,8 @@ class RunJob:
 
 
 def summarize(tis: list[dict]) -> dict:
-    """Per task id: its state, try number, duration; a mapped job's count and states of its instances."""
+    """Per task id: its state, try number, duration; a mapped job's count, the states of its instances and
+    each instance (map index, state, try number, duration: the page picks the index whose log it shows)."""
     out: dict[str, dict] = {}
     for ti in tis:
         tid, mi = ti["task_id"], ti.get("map_index", -1)
@@ -54,15 +62,18 @@ def summarize(tis: list[dict]) -> dict:
         if mi < 0:
             row.update(state=ti.get("state"), try_number=int(ti.get("try_number") or 0), duration=ti.get("duration"))
             continue
-        m = row["mapped"] = row["mapped"] or {"count": 0, "states": {}}
+        m = row["mapped"] = row["mapped"] or {"count": 0, "states": {}, "instances": []}
         m["count"] += 1
         st = ti.get("state") or "none"
         m["states"][st] = m["states"].get(st, 0) + 1
+        m["instances"].append({"map_index": mi, "state": ti.get("state"), "try_number": int(ti.get("try_number") or 0),
+                               "duration": ti.get("duration")})
         row["try_number"] = max(row["try_number"], int(ti.get("try_number") or 0))
         row["duration"] = max(row["duration"] or 0, ti.get("duration") or 0)
     for row in out.values():  # a mapped job's state: failed if any failed, running if any live, else success
         m = row["mapped"]
         if m:
+            m["instances"].sort(key=lambda i: i["map_index"])
             states = m["states"]
             row["state"] = ("failed" if states.get("failed") else "running" if states.get("running") else
                             "queued" if set(states) & {"queued", "scheduled", "none"} else
@@ -82,15 +93,20 @@ def why_not_run(state: str | None, run_over: bool) -> str | None:
 
 
 class Runner:
-    """The studio's runs, per pipeline file. `project` is the local stack's compose project."""
+    """The studio's runs, per pipeline file. `project` is the local stack's compose project; `airflow_url`
+    the Airflow API to read instead of the stack's (a proxy or a stand-in: the bench and the tests)."""
 
-    def __init__(self, root: Path, project: str | None = None, image: str | None = None):
+    def __init__(self, root: Path, project: str | None = None, image: str | None = None,
+                 airflow_url: str | None = None):
         self.root = root
         self.project = project or os.environ.get("STACK_PROJECT", "ml-platform")
         self.image = image or os.environ.get("STUDIO_IMAGE") or None
+        self.airflow_url = airflow_url
         self.jobs: dict[str, RunJob] = {}
-        self.calls = 0  # Airflow API requests made by status polls (the bench and tests read it)
+        self.calls = 0  # answers from Airflow's API to this runner's clients (a read urllib3 retried: one)
         self._lock = threading.Lock()
+        self._apis: dict[str, object] = {}
+        self._mine = threading.local()  # the requests made by this thread (a read's own count)
 
     # -- the stack ----------------------------------------------------------------------------------
     def _cfg(self):
@@ -104,14 +120,44 @@ class Runner:
         return stack_of(self.root, self._cfg(), self.project)
 
     def api(self):
-        """The local stack's Airflow API, or None when this project has no stack state (never started)."""
+        """The local stack's Airflow API, or None when this project has no stack state (never started). One
+        client (one keep-alive connection pool) per URL; each answer it gets is counted (self.calls)."""
         from ..stack.api import AirflowAPI
 
         try:
-            stack = self._stack()
-            return AirflowAPI(stack.url, timeout=30) if stack.env_file.exists() else None
+            if self.airflow_url:
+                url = self.airflow_url
+            else:
+                stack = self._stack()
+                if not stack.env_file.exists():
+                    return None
+                url = stack.url
         except PlatformError:
             return None
+        with self._lock:
+            api = self._apis.get(url)
+            if api is None:
+                api = self._apis[url] = AirflowAPI(url, timeout=30)
+                api.session.hooks["response"].append(self._counted)
+        return api
+
+    def _counted(self, response, *args, **kwargs):
+        with self._lock:
+            self.calls += 1
+        self._mine.n = getattr(self._mine, "n", 0) + 1
+        return response
+
+    def _read_tis(self, api, job: RunJob) -> tuple[list[dict], int]:
+        """The run's task instances and how many requests this call made (0: the last read, younger than
+        MIN_POLL per request it took, served again: several pages polling one run cost one read)."""
+        with job.read_lock:
+            if job.tis is not None and time.monotonic() - job.tis_at < MIN_POLL * job.tis_requests:
+                return job.tis, 0
+            n0 = getattr(self._mine, "n", 0)
+            tis = api.task_instances(job.dag_id, job.run_id)
+            job.tis, job.tis_at = tis, time.monotonic()
+            job.tis_requests = max(1, getattr(self._mine, "n", 0) - n0)
+            return tis, job.tis_requests
 
     # -- a run --------------------------------------------------------------------------------------
     def start(self, file: str, dag_id: str, conf: dict | None) -> RunJob:
@@ -184,17 +230,22 @@ class Runner:
                 return {"stage": None, "run_id": None, "jobs": {}, "progress": [], "live": False}
             job = self.jobs[file] = RunJob(file, dag_id, stage="last run", run_id=run_id)
         out = {"stage": job.stage, "run_id": job.run_id, "error": job.error, "progress": list(job.progress),
-               "jobs": {}, "live": job.preparing, "run_state": job.run_state}
+               "jobs": {}, "live": job.preparing, "run_state": job.run_state, "requests": 0,
+               "poll_after": MIN_POLL}
         if job.run_id is None:
             return out
         api = self.api()
+        if api is None:
+            out.update(error="the local stack is not up", jobs=job.jobs, live=False)
+            return out
         try:
-            self.calls += 1
-            tis = api.task_instances(job.dag_id, job.run_id)
+            tis, out["requests"] = self._read_tis(api, job)
+            out["poll_after"] = MIN_POLL * job.tis_requests  # the page's next poll: <= 1 request a second
             live = any(t.get("state") in LIVE_TI for t in tis) or not tis
             if not live and job.run_state not in FINAL_RUN:
-                self.calls += 1  # confirmed once: the run's own state, when no task is left to run
+                # confirmed once: the run's own state, when no task is left to run
                 job.run_state = api.run(job.dag_id, job.run_id).get("state")
+                out["requests"] += 1
             elif live:
                 job.run_state = "running"
         except PlatformError as exc:  # a slow or failed poll: the last states stay drawn, the page polls again
@@ -210,10 +261,13 @@ class Runner:
         return out
 
     def log(self, file: str, task_id: str, try_number: int, map_index: int = -1) -> dict:
+        """One try's log of a job (of one map index of a mapped job)."""
         job = self.jobs.get(file)
         if job is None or job.run_id is None:
             return {"log": "", "error": "no run of this pipeline yet"}
         api = self.api()
+        if api is None:
+            return {"log": "", "error": "the local stack is not up"}
         try:
             return {"log": api.task_log(job.dag_id, job.run_id, task_id, max(try_number, 1),
                                         *((map_index,) if map_index >= 0 else ()))}

@@ -234,7 +234,23 @@ function RunBadge({ r }) {
       {r.try_number > 0 && <span> · try {r.try_number}</span>}
       {r.duration != null && <span> · {fmtSecs(r.duration)}</span>}
       {m && <span className="mapped"> · ×{m.count} ({Object.entries(m.states).map(([k, v]) => `${v} ${k}`).join(", ")})</span>}
+      {m && m.instances && <MapCells instances={m.instances} />}
       {r.why && <div className="why">{r.why}</div>}
+    </div>
+  );
+}
+
+// one small square per map index, coloured by its state (the first `max`: one row on a node; "+N" says the rest)
+function MapCells({ instances, chosen, onPick, max = 19 }) {
+  const shown = instances.slice(0, max);
+  return (
+    <div className="mapcells">
+      {shown.map((i) => (
+        <span key={i.map_index} className={`cell st-${i.state || "none"} ${chosen === i.map_index ? "on" : ""}`}
+          data-index={i.map_index} data-state={i.state || "none"} title={`map index ${i.map_index}: ${i.state || "not started"}`}
+          onClick={onPick ? (e) => { e.stopPropagation(); onPick(i.map_index); } : undefined} />
+      ))}
+      {instances.length > shown.length && <span className="more">+{instances.length - shown.length}</span>}
     </div>
   );
 }
@@ -243,10 +259,23 @@ function RunBadge({ r }) {
 const runOf = (runJobs, name) => runJobs && (runJobs[name] || Object.entries(runJobs).find(([k]) => k.endsWith(`.${name}`))?.[1]);
 const taskIdOf = (runJobs, name) => runJobs && (runJobs[name] ? name : Object.keys(runJobs).find((k) => k.endsWith(`.${name}`)));
 
+// when each job's run state reached the screen (the frame after React committed it): the bench measures
+// how long after Airflow's own timestamp of a state change it appears on the graph
+timings.states = [];
+function recordState(job, state) {
+  requestAnimationFrame(() => {
+    const t = performance.now();
+    timings.states.push({ job, state, t, at: performance.timeOrigin + t });
+    if (timings.states.length > 20000) timings.states.splice(0, 10000);
+  });
+}
+
 function JobNode({ data }) {
   const { job, flavor } = data;
   const bad = job.problems.length > 0;
   const r = data.run;
+  const st = r ? r.state || "none" : null;
+  useEffect(() => { if (st) recordState(job.name, st); }, [st]);
   return (
     <div className={`job ${bad ? "bad" : ""} ${data.selected ? "sel" : ""} ${r ? `st-${r.state || "none"}` : ""}`} title={job.problems.map((p) => p.message).join("\n")}>
       <Handle type="target" position={Position.Left} />
@@ -568,26 +597,54 @@ function RunDialog({ params, onRun, onCancel }) {
   );
 }
 
+// the map index shown first: the first failed one, else the first live one, else the first
+function firstIndex(instances) {
+  const by = (f) => instances.find(f);
+  const i = by((x) => x.state === "failed") || by((x) => x.state && LIVE.has(x.state)) || instances[0];
+  return i ? i.map_index : null;
+}
+
+// a live log is read again every 4 s (and once when its state changes); while the Log tab is open the status
+// poll waits 1.5 s: 1/4 + 2/3 of an Airflow request a second, under the one a second per open pipeline
+const LOG_FOLLOW_MS = 4000;
+
 function RunLog({ file, name, runJobs, runId }) {
   const [text, setText] = useState("");
+  const [chosen, setChosen] = useState(null); // the map index picked (a mapped job)
   const tid = taskIdOf(runJobs, name);
   const r = runOf(runJobs, name);
-  const live = r && LIVE.has(r.state);
+  const insts = (r && r.mapped && r.mapped.instances) || null;
+  const mi = insts ? (insts.some((x) => x.map_index === chosen) ? chosen : firstIndex(insts)) : -1;
+  const inst = insts ? insts.find((x) => x.map_index === mi) : null;
+  const state = insts ? inst && inst.state : r && r.state;
+  const tn = (insts ? inst && inst.try_number : r && r.try_number) || 1;
+  const live = !!r && (insts ? !!inst : true) && state != null && LIVE.has(state);
   useEffect(() => {
-    if (!tid || !r || r.state == null) { setText(""); return undefined; }
+    if (!tid || !r || state == null || mi == null) { setText(""); return undefined; }
     let stop = false;
-    const get = () => api("run-log", { file, task_id: tid, try_number: r.try_number || 1, map_index: r.mapped ? 0 : -1 })
+    const get = () => api("run-log", { file, task_id: tid, try_number: tn, map_index: mi })
       .then((x) => !stop && setText(x.error ? `(${x.error})` : x.log), () => {});
     get();
-    const t = live ? setInterval(get, 2000) : null; // followed while it runs
+    const t = live ? setInterval(get, LOG_FOLLOW_MS) : null; // followed while it runs
     return () => { stop = true; if (t) clearInterval(t); };
-  }, [file, tid, runId, r && r.state, r && r.try_number]);
+  }, [file, tid, runId, mi, state, tn]);
   if (!r) return <div className="muted">{name} has no state in this run.</div>;
   return (
     <div className="runlog">
-      <h3>{name}: {r.state || "not started"}{r.try_number ? `, try ${r.try_number}` : ""}{live ? " (following)" : ""}{r.mapped ? " — the log of map index 0" : ""}</h3>
+      <h3>{name}{insts ? ` [${mi}]` : ""}: {state || "not started"}{state ? `, try ${tn}` : ""}{live ? " (following)" : ""}</h3>
+      {insts && (
+        <div className="mapindex">
+          <label>map index{" "}
+            <select id="map-index" value={mi ?? ""} onChange={(e) => setChosen(parseInt(e.target.value, 10))}>
+              {insts.map((x) => <option key={x.map_index} value={x.map_index}>{x.map_index} — {x.state || "not started"}{x.try_number ? `, try ${x.try_number}` : ""}</option>)}
+            </select>
+          </label>
+          <span className="muted"> of {insts.length} ({Object.entries(r.mapped.states).map(([k, v]) => `${v} ${k}`).join(", ")})</span>
+          <MapCells instances={insts} chosen={mi} onPick={setChosen} max={400} />
+        </div>
+      )}
       {r.why && <div className="muted">{r.why}</div>}
-      <pre id="job-log">{text}</pre>
+      <pre id="job-log" data-map-index={mi}>{text}</pre>
     </div>
   );
 }
@@ -661,20 +718,27 @@ function App() {
       + (out.length ? `; left untouched outside pipelines/: ${out.join(", ")}` : "") });
     refreshList();
   };
-  // runs: one run-status request per 2 s while a run is being prepared or is live (the server makes one
-  // Airflow request per status while live: <= 1 per second per open pipeline); once on opening (last run)
+  // runs: a run-status request 1 s after the last answer while a run is being prepared or is live (the
+  // server reads Airflow's task-instance list once per status, never more than once a second per run:
+  // poll_after), 1.5 s while the Log tab is open (a live log is read every 4 s): <= 1 Airflow request per
+  // second per open pipeline. Once on opening (the last run's states). An unchanged answer is not redrawn.
   const [runDialog, setRunDialog] = useState(false);
   const [runStatus, setRunStatus] = useState(null);
   const [runPoll, setRunPoll] = useState(0);
+  const logOpen = useRef(false);
   useEffect(() => {
     setRunStatus(null);
     if (!file) return undefined;
-    let stop = false, timer = null;
+    let stop = false, timer = null, last = null;
     const poll = () => api("run-status", { file }).then((st) => {
       if (stop) return;
-      setRunStatus(st);
       timings.run = st;
-      if (st.live) timer = setTimeout(poll, 2000);
+      timings.polls = (timings.polls || 0) + 1;
+      const { requests, ...shown } = st;
+      const key = JSON.stringify(shown);
+      if (key !== last) { last = key; setRunStatus(st); }
+      const every = Math.max(1000, (st.poll_after || 1) * 1000) * (logOpen.current ? 1.5 : 1);
+      if (st.live) timer = setTimeout(poll, every);
     }, () => { if (!stop) timer = setTimeout(poll, 4000); });
     poll();
     return () => { stop = true; clearTimeout(timer); };
@@ -704,6 +768,7 @@ function App() {
 
   if (!catalog) return <div className="msg error">{msg.text || "loading…"}</div>;
   const job = state && selected && state.jobs.find((j) => j.name === selected);
+  logOpen.current = tab === "log" && !!job;
   const general = state ? state.problems.filter((p) => !p.job) : [];
   return (
     <div className="app">
@@ -763,7 +828,7 @@ function App() {
                 {tab === "form" && (job ? <JobForm key={job.name} state={state} job={job} catalog={catalog} edit={edit} /> : <DagForm state={state} catalog={catalog} edit={edit} />)}
                 {tab === "yaml" && <YamlPane text={state.text} problems={state.problems} onText={(t) => edit({ op: "set_text", text: t })} />}
                 {tab === "preview" && <Preview file={file} state={state} />}
-                {tab === "log" && (job ? <RunLog file={file} name={job.name} runJobs={runStatus && runStatus.jobs} runId={runStatus && runStatus.run_id} />
+                {tab === "log" && (job ? <RunLog key={job.name} file={file} name={job.name} runJobs={runStatus && runStatus.jobs} runId={runStatus && runStatus.run_id} />
                   : <div className="muted">Click a job on the graph to see its log.</div>)}
                 {general.length > 0 && tab !== "yaml" && (
                   <div className="problems" id="problems">{general.map((p, i) => <div key={i} className="problem">{p.line ? `line ${p.line}: ` : ""}{p.field} {p.message}</div>)}</div>

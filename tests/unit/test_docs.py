@@ -45,3 +45,21 @@ def _subclasses(cls):
     for c in cls.__subclasses__():
         yield c
         yield from _subclasses(c)
+
+
+def test_every_image_a_doc_shows_is_committed():
+    """A doc's image must be in git (docs/img/), not in build/, which a reader on GitHub never has."""
+    import re
+    import subprocess
+
+    tracked = set(subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True,
+                                 check=True).stdout.splitlines())
+    shown = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)", doc.read_text()):
+            if "://" in target:
+                continue
+            rel = (doc.parent / target).resolve().relative_to(ROOT).as_posix()
+            shown.append(rel)
+            assert rel in tracked, f"{doc.relative_to(ROOT)} shows {target}, which is not committed"
+    assert shown, "no doc shows an image: the pattern no longer matches"

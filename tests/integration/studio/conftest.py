@@ -4,6 +4,7 @@ templates), so tests edit and save real files without touching the checkout."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -19,6 +20,24 @@ def copy_project(dest: Path) -> Path:
     for name in COPY:
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    return dest
+
+
+def full_copy(dest: Path) -> Path:
+    """The checkout's tracked files (a local stack renders, deploys and mounts from here, not from ROOT) and
+    the build record of the image under test (FileNotFoundError without one: run make build)."""
+    record = ROOT / "build" / "build-record.json"
+    if not record.exists():
+        raise FileNotFoundError(f"{record} (run make build first)")
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, text=True,
+                           check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "build").mkdir(exist_ok=True)
+    shutil.copy2(record, dest / "build" / "build-record.json")
     return dest
 
 

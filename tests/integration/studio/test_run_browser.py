@@ -1,16 +1,14 @@
 """Issue 40's done-when, in Debian's Chromium against the real local stack: open example_failing, Run
 (the studio deploys to local and starts the stack), its failing job turns red with its log -> fix the job
-in the form, save (the diff first), Run again -> every job green. Screenshots go to build/ for
-docs/studio.md. One stack for the whole module; it is removed at the end."""
+in the form, save (the diff first), Run again -> every job green; then churn_retrain's mapped job, each
+map index's own log. Screenshots go to build/ (docs/img/ holds copies for docs/studio.md). One stack for
+the whole module; it is removed at the end."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -19,33 +17,18 @@ from platformctl.studio.server import make_server
 from tests.conftest import require
 
 from . import browser
-from .conftest import ROOT
+from .conftest import ROOT, full_copy
 from .test_browser import SHOTS, Page
 
 PROJECT = f"mlp-studio-run-{uuid.uuid4().hex[:6]}"
 F = "pipelines/example_failing.yaml"
-
-
-def full_copy(dest: Path) -> Path:
-    """The checkout's tracked files (the stack renders, deploys and mounts from here, not from ROOT) and
-    the build record of the image under test."""
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, text=True,
-                           check=True).stdout.split("\0")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    record = ROOT / "build" / "build-record.json"
-    require(record.exists(), "no build record: run make build first")
-    (dest / "build").mkdir(exist_ok=True)
-    shutil.copy2(record, dest / "build" / "build-record.json")
-    return dest
+M = "pipelines/churn_retrain.yaml"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, docker, image):
     require(browser.available(), "no headless browser: apt-get install chromium chromium-driver")
+    require((ROOT / "build" / "build-record.json").exists(), "no build record: run make build first")
     project = full_copy(tmp_path_factory.mktemp("studio-run") / "project")
     httpd, url = make_server(project)
     studio = httpd.loader.get()
@@ -140,6 +123,30 @@ def test_edit_run_fail_red_with_log_fix_run_green(served):
         page.click(f'a[data-file="{F}"]', "open example_failing again")
         browser.wait_for(d, "document.querySelector('.react-flow__node[data-id=\"transform\"] .runinfo')"
                             "?.dataset.state === 'success'", timeout=60, what="the last run's states on open")
+
+        # a mapped job (churn_retrain's train, one instance per segment): its indexes on the node, and the
+        # Log tab shows the index picked, with that index's own output
+        page.click(f'a[data-file="{M}"]', "open churn_retrain")
+        page.layout_settled(2)
+        page.css("#run").click()
+        browser.wait_for(d, "document.querySelector('#param-epochs')", what="the run form with the params")
+        page.css("#run-confirm").click()
+        browser.wait_for(d, "window.__studio.run && window.__studio.run.run_id && window.__studio.run.stage === "
+                            "'running'", timeout=300, what="churn_retrain triggered")
+        browser.wait_for(d, "window.__studio.run.run_state === 'success'", timeout=600, what="churn_retrain to succeed")
+        browser.wait_for(d, "[...document.querySelectorAll('.react-flow__node[data-id=\"train\"] .mapcells .cell')]"
+                            ".map((c) => c.dataset.state).join() === 'success,success,success'",
+                         what="train's three indexes drawn green")
+        assert "×3 (3 success)" in page.css('.react-flow__node[data-id="train"] .runinfo').text
+        page.css('.react-flow__node[data-id="train"] .jname').click()
+        page.css("#tab-log").click()
+        page.Select(page.css("#map-index")).select_by_value("2")
+        browser.wait_for(d, "document.querySelector('#job-log[data-map-index=\"2\"]')?.textContent"
+                            ".includes('train: done for apac')", timeout=60, what="map index 2's log (apac)")
+        assert d.save_screenshot(str(SHOTS / "studio-run-map-index.png"))
+        page.css('.mapindex .cell[data-index="0"]').click()
+        browser.wait_for(d, "document.querySelector('#job-log[data-map-index=\"0\"]')?.textContent"
+                            ".includes('train: done for eu')", timeout=60, what="map index 0's log (eu)")
     finally:
         print(f"studio run browser test: {time.monotonic() - t0:.0f}s")
         d.quit()
