@@ -5,8 +5,9 @@ GET /v1/vulns/<id> (severity) — answered from fixture advisories. mode "garbag
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback_http import LoopbackServer
 
 
 def advisory(vid: str, package: str, version: str, fixed: str, severity: str = "HIGH") -> dict:
@@ -18,7 +19,7 @@ def advisory(vid: str, package: str, version: str, fixed: str, severity: str = "
                           "versions": [version]}]}
 
 
-class OsvServer:
+class OsvServer(LoopbackServer):
     def __init__(self, advisories: list[dict]):
         self.advisories = advisories
         self.mode = "ok"
@@ -65,14 +66,4 @@ class OsvServer:
                             return self._send(200, json.dumps(a).encode())
                 self._send(404, b'{"code": 5, "message": "Bug not found."}')
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> OsvServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)

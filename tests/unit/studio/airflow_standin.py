@@ -11,8 +11,10 @@ import json
 import re
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback_http import LoopbackServer
 
 RUNS = re.compile(r"^/api/v2/dags/([^/]+)/dagRuns$")
 RUN = re.compile(r"^/api/v2/dags/([^/]+)/dagRuns/([^/]+)$")
@@ -25,7 +27,7 @@ def ti(task: str, state: str | None, try_number: int = 1, duration: float | None
     return {"task_id": task, "state": state, "try_number": try_number, "duration": duration, "map_index": map_index}
 
 
-class StandinAirflow:
+class StandinAirflow(LoopbackServer):
     """runs: dag_id -> [(run_id, run state, [task instance dicts])], newest last."""
 
     def __init__(self, page_limit: int = 100):
@@ -51,18 +53,7 @@ class StandinAirflow:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> StandinAirflow:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler, poll_interval=0.05)
 
     def _run(self, dag: str, run_id: str):
         return next((r for r in self.runs.get(dag, []) if r[0] == run_id), None)
