@@ -15,7 +15,7 @@ from ml_platform.yamlsafe import MAX_BYTES, MAX_NODES, YamlFileError, compose, l
 
 from .errors import ConfigError, InputFileError
 
-__all__ = ["MAX_BYTES", "MAX_NODES", "line_index", "line_of", "read_yaml"]
+__all__ = ["MAX_BYTES", "MAX_NODES", "line_index", "line_of", "read_yaml", "round_trip_yaml"]
 
 
 def read_yaml(path: Path, rel: str, *, mapping: bool = True, hint: str | None = None) -> tuple[Any, str]:
@@ -77,3 +77,17 @@ def line_of(text: str, path: tuple) -> int | None:
         return None
     loader.dispose()
     return deepest(line_index(node), tuple(path)) if node is not None else None
+
+
+def round_trip_yaml(indent: tuple[int, int, int] = (2, 4, 2), *, pure: bool = False):
+    """ruamel's round-trip YAML, as this project edits the files users write (make migrate, the studio,
+    make image-key): comments, order and quotes kept, no line re-wrapped, and an explicit `null` written back as
+    `null` (ruamel writes nothing otherwise). indent: (mapping, sequence, offset)."""
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="rt", pure=pure)
+    y.preserve_quotes = True
+    y.width = 4096  # never re-wrap a long line
+    y.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
+    y.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    return y

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PipelineError, Problem
+from ..yamlfile import round_trip_yaml
 from .migrations import CURRENT, VersionError, migrate_document, read_version
 from .validate import check
 
@@ -36,18 +37,6 @@ class Migrated:
                                             f"a/{self.file}", f"b/{self.file}"))
 
 
-def _yaml():
-    from ruamel.yaml import YAML
-
-    y = YAML(typ="rt")
-    y.preserve_quotes = True
-    y.width = 4096  # never re-wrap a long line
-    y.indent(mapping=2, sequence=4, offset=2)
-    # ruamel writes null as nothing (`schedule:`); keep the word the files use
-    y.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
-    return y
-
-
 def _line_of_version(text: str) -> int | None:
     for i, line in enumerate(text.splitlines(), 1):
         if line.startswith("version:"):
@@ -57,7 +46,7 @@ def _line_of_version(text: str) -> int | None:
 
 def migrate_text(file: str, text: str) -> Migrated:
     """The file's text in the current version (unchanged if it already is); raises PipelineError."""
-    y = _yaml()
+    y = round_trip_yaml()
     try:
         doc = y.load(text)
     except Exception as exc:  # ruamel's errors have no common base worth naming here

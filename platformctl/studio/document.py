@@ -25,6 +25,7 @@ from ruamel.yaml.scalarstring import ScalarString
 
 from ..pipelines.loader import LoadError, load_text, load_yaml
 from ..pipelines.model import ID_RE
+from ..yamlfile import round_trip_yaml
 
 TOP_ORDER = ("version", "dag", "defaults", "jobs")
 HISTORY = 200
@@ -41,16 +42,6 @@ class EditError(Exception):
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _yaml(indent: tuple[int, int, int]) -> YAML:
-    y = YAML(typ="rt", pure=True)
-    y.preserve_quotes = True
-    y.width = 4096
-    y.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
-    y.representer.add_representer(
-        type(None), lambda r, d: r.represent_scalar("tag:yaml.org,2002:null", "null"))
-    return y
 
 
 def _dump(y: YAML, tree) -> str:
@@ -72,7 +63,7 @@ def parse(text: str) -> tuple[Any, YAML]:
         found = _reproducing(text)
         if found is not None:
             return found
-        y = _yaml(_INDENTS[0])
+        y = round_trip_yaml(_INDENTS[0], pure=True)
         return y.load(text), y
     except YAMLError as exc:
         raise EditError(f"not valid YAML: {str(exc).splitlines()[0]}") from None
@@ -82,7 +73,7 @@ def _reproducing(text: str, indents=_INDENTS) -> tuple[Any, YAML] | None:
     """The tree and the first of these YAML settings that dump text back byte for byte, or None.
     YAMLError (text is not YAML) goes to the caller."""
     for indent in indents:
-        y = _yaml(indent)
+        y = round_trip_yaml(indent, pure=True)
         tree = y.load(text)
         if _dump(y, tree) == text:
             return tree, y

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import machine
 from ..errors import ConfigError, SigningError
+from ..yamlfile import round_trip_yaml
 from .gpg import _last, _run, gpg_binary
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -48,18 +49,6 @@ def _environment_file(root: Path, env: str) -> Path:
     return path
 
 
-def _yaml():
-    from ruamel.yaml import YAML
-
-    y = YAML()
-    y.preserve_quotes = True
-    y.width = 120
-    y.indent(mapping=2, sequence=4, offset=2)
-    # an explicit `null` stays `null` (ruamel writes an empty value otherwise)
-    y.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
-    return y
-
-
 def _drop_commented_example(text: str) -> str:
     """The shipped environment files show the block commented out (`# signatures:` and its `#   ` lines):
     the real block replaces it."""
@@ -79,7 +68,7 @@ def _with_key(text: str, rel_env: str, key_path: str) -> tuple[str, tuple[str, .
     """The environment file's text with signatures.required true and key_path listed in signatures.keys."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    y = _yaml()
+    y = round_trip_yaml()
     try:
         doc = y.load(_drop_commented_example(text))
     except Exception as exc:  # ruamel's errors have no common public base worth naming here
