@@ -13,7 +13,16 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError, ExecutorError, SigningKeyError, UnsafePathError
 from .executors import DEFAULT_EXECUTOR, EXECUTOR_PATTERN, executor_names, executor_problem
@@ -372,17 +381,25 @@ def local_environment() -> Environment:
                        executor=DEFAULT_EXECUTOR)
 
 
-def load_environment(root: Path, name: str) -> Environment:
+def environment_file(root: Path, name: str) -> tuple[Path, str]:
+    """(path, repository-relative path) of environment `name`'s file; ConfigError for a name that is not one
+    (before it becomes part of a path) and for an environment without a file, the built-in `local` excepted
+    (its path is returned, whether the file exists or not)."""
     if not _NAME.match(name):
         raise ConfigError(f"'{name}' is not an environment name (lowercase letters, digits and -)",
                           f"known: {', '.join(known_environments(root))}")
     path = root / ENV_DIR / f"{name}.yaml"
     rel = f"{ENV_DIR}/{name}.yaml"
-    if not path.exists():
-        if name == "local":
-            return _confined(root, local_environment(), rel, "")
+    if not path.exists() and name != "local":
         raise ConfigError(f"unknown environment '{name}'", f"known: {', '.join(known_environments(root))}; "
                           f"or create {rel}", where=rel)
+    return path, rel
+
+
+def load_environment(root: Path, name: str) -> Environment:
+    path, rel = environment_file(root, name)
+    if not path.exists():  # local, built in
+        return _confined(root, local_environment(), rel, "")
     data, text = read_yaml(path, rel, hint="see schemas/environment.schema.json")
     data.setdefault("name", name)
     try:

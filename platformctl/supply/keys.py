@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import machine
+from ..environments import environment_file
 from ..errors import ConfigError, SigningError
 from ..yamlfile import round_trip_yaml
 from .gpg import _last, _run, gpg_binary
@@ -41,11 +42,10 @@ class ImageKey:
 
 
 def _environment_file(root: Path, env: str) -> Path:
-    path = root / "environments" / f"{env}.yaml"
+    path, rel = environment_file(root, env)  # a name that is not one, an unknown environment: the usual line
     if not path.is_file():
-        known = sorted(p.stem for p in (root / "environments").glob("*.yaml"))
-        raise ConfigError(f"no environment {env!r}", f"one of: {', '.join(known) or 'none'} (environments/<env>.yaml)",
-                          where=f"environments/{env}.yaml")
+        raise ConfigError(f"environment '{env}' is built in and has no file to list the key in",
+                          f"create {rel} (make image-key then adds the signatures block)", where=rel)
     return path
 
 

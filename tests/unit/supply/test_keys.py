@@ -105,8 +105,14 @@ def test_a_key_is_made_exported_listed_and_remembered(tmp_path):
 def test_refusals_come_before_gpg_runs(tmp_path):
     root = _repo(tmp_path / "repo")
     home = tmp_path / "gnupg"  # never created: gpg never ran
-    with pytest.raises(ConfigError, match="no environment 'nope'"):
+    with pytest.raises(ConfigError, match="unknown environment 'nope'"):
         new_image_key(root, "nope", "a", environ={"GNUPGHOME": str(home)})
+    (root / "platform.yaml").write_text("airflow_version: x\n")  # a name that is a path reached it before
+    with pytest.raises(ConfigError, match="is not an environment name"):
+        new_image_key(root, "../platform", "a", environ={"GNUPGHOME": str(home)})
+    assert (root / "platform.yaml").read_text() == "airflow_version: x\n"
+    with pytest.raises(ConfigError, match="'local' is built in and has no file"):
+        new_image_key(root, "local", "a", environ={"GNUPGHOME": str(home)})
     with pytest.raises(ConfigError, match="not a simple file name"):
         new_image_key(root, "prod", "../x", environ={"GNUPGHOME": str(home)})
     with pytest.raises(SigningError, match="is not a file"):
