@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConflictError, StoreError
 
+# store requests in flight at once (a deploy's copies and uploads; the S3 client keeps as many connections):
+# 1,000 in-store copies at 20 ms each took 5.1 s with 16 at once, 3.0 s with 64
+PARALLEL_REQUESTS = 64
+
 if TYPE_CHECKING:
     from ..environments import Environment
 
@@ -171,7 +175,7 @@ class S3Store:
         # A fresh session: credentials are read from the environment now, not from a cached default session.
         self.client = client or boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url, region_name=region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=64,  # deliver.DEPLOY_WORKERS
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=PARALLEL_REQUESTS,
                           s3={"addressing_style": "path"}),
         )
 

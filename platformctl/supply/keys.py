@@ -86,13 +86,11 @@ def _with_key(text: str, rel_env: str, key_path: str) -> tuple[str, tuple[str, .
         raise ConfigError("signatures must be a mapping (required, keys)", f"fix {rel_env} first", where=rel_env)
     keys = sig.get("keys")
     if keys is None:
-        keys = CommentedSeq()
-        keys.fa.set_flow_style()
-        sig["keys"] = keys
+        keys = sig["keys"] = CommentedSeq()
     if not isinstance(keys, list):
         raise ConfigError("signatures.keys must be a list of key files", f"fix {rel_env} first", where=rel_env)
-    if not keys and hasattr(keys, "fa"):
-        keys.fa.set_flow_style()  # `keys: []` filled stays one line
+    if not keys:
+        keys.fa.set_flow_style()  # a new or empty list is written on one line: keys: [keys/prod/a.asc]
     if key_path not in keys:
         keys.append(key_path)
     sig["required"] = True
