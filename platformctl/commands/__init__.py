@@ -1,11 +1,8 @@
 """One module per command group; each has `register(subparsers)` and handlers `(root, args) -> int`.
 
-To add a command: write platformctl/commands/<name>.py with register(), list the module in COMMAND_MODULES
-and each command it registers in COMMANDS (a unit test checks the table against what the modules register).
+To add a command: write platformctl/commands/<name>.py with register() and list each command it registers in
+COMMANDS (a unit test checks the table against what the modules register).
 """
-
-COMMAND_MODULES = ["doctor", "lock", "render", "build", "schema", "deploy", "stack", "registry", "studio", "plan",
-                   "status", "migrate", "docs", "upgrade", "reproducible", "supply"]
 
 # command -> the module registering it: a run imports that module only (each pulls in its own libraries;
 # `history` and `audit` start ~0.3 s sooner without the modules before theirs)
@@ -27,3 +24,6 @@ COMMANDS = {
     "verify-reproducible": "reproducible",
     "audit": "supply", "sbom": "supply", "verify-image": "supply", "image-key": "supply",
 }
+
+# the modules, in the order their commands are listed above (every module registers at least one)
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
