@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from platformctl.config import load_config
 from platformctl.errors import StaleLockError, ToolMissingError, UpgradeInputError
@@ -35,7 +36,7 @@ from tests.integration.helpers import working_tree_copy
 PAIRS = {"3.3.2": "3.3.1", "3.3.1": "3.3.2"}  # a real pair of versions on the index, both ways
 CURRENT = load_config(ROOT).airflow_version
 TARGET = PAIRS.get(CURRENT, "3.3.1")
-DOWN = tuple(map(int, TARGET.split("."))) < tuple(map(int, CURRENT.split(".")))
+DOWN = Version(TARGET) < Version(CURRENT)
 
 
 def _watched(root: Path) -> dict[str, str]:
