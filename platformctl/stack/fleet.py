@@ -27,7 +27,6 @@ from .compose import LOCAL_EXECUTOR, STATE_DIR, STORES, Shape, Stack, free_port
 S3_BUCKET = "ml-platform-local"
 S3_PREFIX = "airflow/local"
 S3_SERVICE_URL = "http://seaweedfs:8333"  # what the Airflow containers (and the written connection) use
-REDIS_CONTEXT = "stack/redis"
 
 
 def shape_for(root: Path, *, executor: str | None, workers: int | None, store: str | None) -> Shape:

@@ -14,8 +14,7 @@ from ..engine import BuildSpec, ContainerEngine
 from ..errors import StackError
 from ..output import say
 
-POSTGRES_CONTEXT = "stack/postgres"
-REDIS_CONTEXT = "stack/redis"
+SERVICES_CONTEXT = "stack/services"  # one Dockerfile, a target per service: postgres, redis
 
 
 def support_base(cfg: PlatformConfig) -> str:
@@ -28,12 +27,12 @@ def support_base(cfg: PlatformConfig) -> str:
 
 
 def build_image(engine: ContainerEngine, tag: str, context: Path, base: str, log_dir: Path, *,
-                ca_bundle: str | None = None) -> None:
+                target: str | None = None, ca_bundle: str | None = None) -> None:
     if not (context / "Dockerfile").exists():
         raise StackError(f"no Dockerfile in {context}", "fix stack.job_images in platform.yaml", where=str(context))
-    spec = BuildSpec(context=context, dockerfile=context / "Dockerfile", tags=(tag,),
+    spec = BuildSpec(context=context, dockerfile=context / "Dockerfile", tags=(tag,), target=target,
                      build_args={"BASE_IMAGE": base}, secrets={"ca_bundle": Path(ca_bundle)} if ca_bundle else {})
-    log = log_dir / f"stack-{context.name}.log"
+    log = log_dir / f"stack-{target or context.name}.log"
     try:
         engine.build(spec, log, echo=False)
     except BuildError as exc:
@@ -48,9 +47,10 @@ def build_support_images(root: Path, cfg: PlatformConfig, engine: ContainerEngin
     base = support_base(cfg)
     ca = cfg.image.build_secrets.get("ca_bundle")
     built = []
-    wanted = [(cfg.stack.postgres_image, POSTGRES_CONTEXT)] + ([(cfg.stack.redis_image, REDIS_CONTEXT)] if redis else [])
-    for tag, ctx in [*wanted, *cfg.stack.job_images.items()]:
-        echo(f"  image {tag} from {ctx}")
-        build_image(engine, tag, root / ctx, base, root / "build", ca_bundle=ca)
+    services = [(cfg.stack.postgres_image, "postgres")] + ([(cfg.stack.redis_image, "redis")] if redis else [])
+    wanted = [(tag, SERVICES_CONTEXT, target) for tag, target in services]
+    for tag, ctx, target in [*wanted, *((tag, ctx, None) for tag, ctx in cfg.stack.job_images.items())]:
+        echo(f"  image {tag} from {ctx}" + (f" (target {target})" if target else ""))
+        build_image(engine, tag, root / ctx, base, root / "build", target=target, ca_bundle=ca)
         built.append(tag)
     return built

@@ -22,9 +22,9 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import DeviceRequest
 
 from ..flavors import Flavor
-from ..spec import connection_env, current_dag_id, resolve_job
-from ..links import FlavorLink
 from ..quantities import cpu_millicores, memory_bytes
+from ..spec import connection_env
+from .base import Job, JobBackend
 
 
 class _LimitedClient:
@@ -105,30 +105,21 @@ def docker_limits(flavor: Flavor) -> dict[str, Any]:
     return out
 
 
-class DockerJobOperator(DockerOperator):
-    operator_extra_links = (FlavorLink(),)
-
-    def __init__(self, *, task_id: str, docker_image: str, resource_flavor: str,
-                 command: list[str] | None = None, arguments: list[str] | None = None,
-                 env: dict[str, str] | None = None, secrets_from_connections: dict[str, str] | None = None,
-                 **kwargs: Any) -> None:
-        flavor = resolve_job(task_id, current_dag_id(kwargs), docker_image, resource_flavor)
-        limits = docker_limits(flavor)
+class DockerJobOperator(JobBackend, DockerOperator):
+    @classmethod
+    def provider_arguments(cls, job: Job, kwargs: dict[str, Any]) -> dict[str, Any]:
+        limits = docker_limits(job.flavor)
         kwargs.setdefault("docker_url", os.environ.get("DOCKER_HOST", "unix://var/run/docker.sock"))
         kwargs.setdefault("mount_tmp_dir", False)  # Airflow may itself run in a container
         kwargs.setdefault("auto_remove", "success")
-        labels = {"ml-platform/flavor": resource_flavor, "ml-platform/task": task_id,
-                  **(kwargs.pop("labels", None) or {})}
-        cmd = [*(command or []), *(arguments or [])] or None
-        super().__init__(
-            task_id=task_id, image=docker_image, command=cmd, environment=dict(env or {}),
-            mem_limit=limits["mem_limit"], device_requests=limits.get("device_requests"),
-            cpus=cpu_millicores(flavor.cpu.request) / 1000, labels=labels, **kwargs,
-        )
-        self.docker_image = docker_image
-        self.resource_flavor = resource_flavor
-        self.nano_cpus = limits["nano_cpus"]
-        self.secrets_from_connections = dict(secrets_from_connections or {})
+        return dict(image=job.image, command=[*(job.command or []), *(job.arguments or [])] or None,
+                    environment=job.env, mem_limit=limits["mem_limit"], device_requests=limits.get("device_requests"),
+                    cpus=cpu_millicores(job.flavor.cpu.request) / 1000,
+                    labels={"ml-platform/task": job.task_id, **job.labels}, **kwargs)
+
+    @property
+    def nano_cpus(self) -> int:
+        return docker_limits(self.flavor)["nano_cpus"]
 
     @cached_property
     def cli(self):

@@ -9,8 +9,8 @@ from kubernetes.client import Configuration
 from kubernetes.client import models as k8s
 
 from ..flavors import Flavor
-from ..spec import connection_env, current_dag_id, resolve_job
-from ..links import FlavorLink
+from ..spec import connection_env
+from .base import Job, JobBackend
 
 
 # One client configuration for the models built here: without it every model copies the default
@@ -33,26 +33,16 @@ def tolerations(flavor: Flavor) -> list[k8s.V1Toleration]:
             for t in flavor.tolerations]
 
 
-class KubernetesJobOperator(KubernetesPodOperator):
-    operator_extra_links = (FlavorLink(),)
-
-    def __init__(self, *, task_id: str, docker_image: str, resource_flavor: str,
-                 command: list[str] | None = None, arguments: list[str] | None = None,
-                 env: dict[str, str] | None = None, secrets_from_connections: dict[str, str] | None = None,
-                 **kwargs: Any) -> None:
-        flavor = resolve_job(task_id, current_dag_id(kwargs), docker_image, resource_flavor)
-        labels = {"ml-platform/flavor": resource_flavor, **(kwargs.pop("labels", None) or {})}
-        kwargs.setdefault("name", task_id.replace("_", "-"))
+class KubernetesJobOperator(JobBackend, KubernetesPodOperator):
+    @classmethod
+    def provider_arguments(cls, job: Job, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs.setdefault("name", job.task_id.replace("_", "-"))
         kwargs.setdefault("get_logs", True)
         kwargs.setdefault("on_finish_action", "delete_pod")
-        super().__init__(
-            task_id=task_id, image=docker_image, cmds=command, arguments=arguments, env_vars=dict(env or {}),
-            container_resources=container_resources(flavor), node_selector=dict(flavor.node_selector),
-            tolerations=tolerations(flavor), priority_class_name=flavor.priority_class, labels=labels, **kwargs,
-        )
-        self.docker_image = docker_image
-        self.resource_flavor = resource_flavor
-        self.secrets_from_connections = dict(secrets_from_connections or {})
+        return dict(image=job.image, cmds=job.command, arguments=job.arguments, env_vars=job.env,
+                    container_resources=container_resources(job.flavor), node_selector=dict(job.flavor.node_selector),
+                    tolerations=tolerations(job.flavor), priority_class_name=job.flavor.priority_class,
+                    labels=job.labels, **kwargs)
 
     def execute(self, context):
         if self.secrets_from_connections:

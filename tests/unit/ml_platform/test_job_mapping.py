@@ -36,6 +36,16 @@ def test_partial_expand_builds_a_mapped_job_of_the_backend(backend, cls):
     assert op.partial_kwargs["resource_flavor"] == "cpu-small"
 
 
+@pytest.mark.parametrize("backend", ["kubernetes", "docker"])
+def test_partial_takes_the_job_arguments_and_refuses_others(backend):
+    """partial/expand check their keywords against the operator's constructor: the job's arguments are
+    known to both backends (they are declared once, in backends/base.py), a misspelt one is refused."""
+    op = mapped(backend, secrets_from_connections={"DB": "warehouse"}, arguments=["--fast"])
+    assert op.partial_kwargs["secrets_from_connections"] == {"DB": "warehouse"}
+    with pytest.raises(TypeError, match="unexpected keyword argument 'resource_flavour'"):
+        mapped(backend, resource_flavour="cpu-small")
+
+
 def test_mapped_jobs_are_checked_at_parse_time_like_the_others(monkeypatch):
     with pytest.raises(FlavorError, match="DAG 'mapped_dag', task 'train'.*gpu-a10"):
         mapped("kubernetes", resource_flavor="gpu-a10")
