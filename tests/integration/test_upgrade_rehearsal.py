@@ -3,7 +3,7 @@ the same path as an upgrade; on a project APPLY=1 moved to 3.3.1, the pair is 3.
 images, ruff AIR3, the current stack's database copied and migrated by the candidate, the smoke pipeline run on
 both stacks. ONE rehearsal (module fixture) feeds every check: it reuses the current image `make build` made
 and measures its own runtime. Then APPLY on a copy of the project (lock-check passes on the ordinary diff it
-writes) and the way back (relock and comparison, the mirror of the way there).
+writes), built, and the way back rehearsed end to end (the mirror of the way there).
 
 Bad input (no image needed; each is refused before any relock or build) is checked against the real index.
 """
@@ -18,20 +18,17 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from platformctl.config import load_config
+from platformctl.config import collect_overrides, load_config
 from platformctl.errors import StaleLockError, ToolMissingError, UpgradeInputError
 from platformctl.image.build import check_inputs
 from platformctl.lock.core import check_all, lock_filename
 from platformctl.lock.diff import diff_pins
 from platformctl.lock.files import read_pins
-from platformctl.output import captured
 from platformctl.record import BuildRecord
-from platformctl.upgrade.compare import compare
+from platformctl.services.build import build_image
 from platformctl.upgrade.rehearse import READY, UpgradeRequest, apply, rehearse
-from platformctl.upgrade.relock import relock
-from platformctl.upgrade.scratch import make_scratch
 from tests.conftest import ROOT, require
-from tests.integration.helpers import working_tree_copy
+from tests.integration.helpers import GIT_ID, working_tree_copy
 
 PAIRS = {"3.3.2": "3.3.1", "3.3.1": "3.3.2"}  # a real pair of versions on the index, both ways
 CURRENT = load_config(ROOT).airflow_version
@@ -149,12 +146,18 @@ def test_smoke_runs_on_both(rehearsal, docker):
         assert ps.strip() == ""
 
 
-def test_apply_writes_an_ordinary_diff_and_back(rehearsal, tmp_path):
-    """APPLY on a copy of the project: exactly platform.yaml, airflow.in and the locks change, lock-check passes
-    on the result; then the way back (TARGET -> CURRENT) relocks to the mirror of the way there."""
+@pytest.fixture(scope="module")
+def applied(rehearsal, tmp_path_factory):
+    """APPLY on a copy of the project, committed as a reviewer would: (the copy, the files apply wrote)."""
     r, _, _, _ = rehearsal
-    copy = working_tree_copy(tmp_path / "repo")
+    copy = working_tree_copy(tmp_path_factory.mktemp("applied") / "repo")
     written = apply(r, copy)
+    return copy, written
+
+
+def test_apply_writes_an_ordinary_diff(applied):
+    """Exactly platform.yaml, airflow.in and the locks change; lock-check and make build's input checks pass."""
+    copy, written = applied
     changed = subprocess.run(["git", "diff", "--name-only"], cwd=copy, capture_output=True, text=True,
                              check=True).stdout.split()
     assert set(changed) <= set(written) and {"platform.yaml", "requirements/airflow.in"} <= set(changed)
@@ -163,13 +166,38 @@ def test_apply_writes_an_ordinary_diff_and_back(rehearsal, tmp_path):
     assert check_all(copy, cfg) == []  # make lock-check passes on the applied version
     check_inputs(copy, cfg)  # and everything make build refuses before building (lock-check, render-check)
 
-    back = make_scratch(copy, TARGET, CURRENT)
-    with captured():
-        res = relock(back.root, load_config(back.root))
-    assert res.ok
-    there = {c.name: (c.old, c.new) for v in r.comparison.groups.values() for c in v}
-    again = {c.name: (c.new, c.old) for v in compare(copy, back.root, r.python).groups.values() for c in v}
-    assert again == there
+
+def test_the_way_back_end_to_end(rehearsal, applied, docker):
+    """The applied project (TARGET) is committed and built with make build's code (image tests included), then
+    rehearses the way back to CURRENT end to end: relock, build, checks, parse, lint, smoke run on both,
+    and its database migrated the other way. The comparison is the mirror of the way there."""
+    r, _, _, _ = rehearsal
+    copy, _ = applied
+    subprocess.run(["git", *GIT_ID, "commit", "-qam", f"Airflow {TARGET} (make upgrade-test APPLY=1)"],
+                   cwd=copy, check=True)
+    cfg = load_config(copy, collect_overrides([]))
+    built = build_image(copy, cfg, echo=False, reuse=False)
+    try:
+        assert built.tested and built.airflow_version == TARGET
+        before = _watched(copy)
+        lines: list[str] = []
+        t0 = time.perf_counter()
+        back = rehearse(copy, UpgradeRequest(CURRENT), echo=lines.append)
+        print(f"\nthe way back {back.from_version} -> {back.to_version}: {time.perf_counter() - t0:.0f}s\n"
+              + "\n".join(lines))
+        assert {s.name: s.status for s in back.runner.steps} == {s.name: "ok" for s in r.runner.steps}
+        assert back.verdict == READY, (back.blockers, back.changes)
+        assert back.lower == (not DOWN)
+        there = {c.name: (c.old, c.new) for v in r.comparison.groups.values() for c in v}
+        again = {c.name: (c.new, c.old) for v in back.comparison.groups.values() for c in v}
+        assert again == there
+        m = back.migration
+        assert m.ok and m.revision_before and m.revision_after == m.candidate_head
+        assert all(x.state == "success" for x in back.current_runs.runs + back.candidate_runs.runs)
+        assert back.parse.errors_candidate == {} and back.parse.changes == []
+        assert _watched(copy) == before
+    finally:
+        subprocess.run([docker, "image", "rm", *built.tags], check=False, capture_output=True)
 
 
 # ---------------------------------------------------------------- bad input: one line, nothing written
