@@ -31,7 +31,12 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion, get_bundle_tracking_dir
+from airflow.dag_processing.bundles.base import BaseDagBundle, get_bundle_tracking_dir
+
+try:
+    from airflow.dag_processing.bundles.base import BundleVersion
+except ImportError:  # Airflow < 3.3: a bundle's current version is the bare version string
+    BundleVersion = None
 
 from . import bundle_format as trust
 from .bundle_format import (
@@ -262,9 +267,11 @@ class PlatformDagBundle(BaseDagBundle):
         version = self.version or self._live or self._last_good()
         return self.versions_dir / version if version else self.base_dir / "no-version-yet"
 
-    def get_current_version(self) -> BundleVersion | None:
+    def get_current_version(self) -> "BundleVersion | str | None":
         version = self.version or self._live
-        return BundleVersion(version=version) if version else None
+        if not version:
+            return None
+        return BundleVersion(version=version) if BundleVersion is not None else version
 
     def initialize(self) -> None:
         if self.version:

@@ -271,3 +271,16 @@ def test_two_processes_fetching_one_version_at_once_fetch_it_once(store, tmp_pat
     for out in outs:
         assert f"SERVED {storage}/ml-platform/versions/{v} ['{v}']" in out, out
     assert (storage / "ml-platform/versions" / v / "pipelines/p019.yaml").is_file()
+
+
+def test_on_an_airflow_without_bundle_version_the_version_is_the_bare_string(store, tmp_path, monkeypatch):
+    """Airflow 3.2 has no BundleVersion (a bundle returns its version string): the bundle class imports and
+    serves there, so an upgrade rehearsal to 3.2 is not blocked by our own code."""
+    import ml_platform.bundle as bundle_module
+
+    v1 = ship(store, many_files(tmp_path, "v1", 3))
+    proc, _ = counted(store)
+    proc.initialize()
+    assert proc.get_current_version().version == v1
+    monkeypatch.setattr(bundle_module, "BundleVersion", None)
+    assert proc.get_current_version() == v1
