@@ -59,7 +59,7 @@ def test_audit_policy_entries_need_a_reason_and_an_expiry(tmp_path):
 
 
 def _result(findings, failing, expired=()):
-    return audit.AuditResult(["requirements/a.txt"], 10, findings, failing, list(expired), "audit.yaml", "u", 0.1)
+    return audit.AuditResult(["requirements/a.txt"], 10, findings, failing, list(expired), "audit.yaml", "u", 0.1, [])
 
 
 def test_the_gate_names_the_expired_entry_and_the_worst_finding():
