@@ -71,7 +71,15 @@ INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 class PlatformError(Exception):
-    exit_code = 1
+    """Exit code 1: anything no subclass names. A subclass gives its code in its header,
+    `class X(PlatformError, exit_code=N)`, as the table above lists it; one without inherits its parent's."""
+
+    exit_code: int = 1
+
+    def __init_subclass__(cls, exit_code: int | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
     def __init__(self, message: str, hint: str | None = None, *, where: str | None = None):
         super().__init__(message)
@@ -93,78 +101,54 @@ class PlatformError(Exception):
 
 
 # ------------------------------------------------------------------ configuration, inputs, this host
-class ConfigError(PlatformError):
+class ConfigError(PlatformError, exit_code=2):
     """platform.yaml (or an override) is invalid."""
 
-    exit_code = 2
 
-
-class InputFileError(ConfigError):
+class InputFileError(ConfigError, exit_code=13):
     """A file the user edits cannot be read: too large, not UTF-8, not YAML, not a regular file."""
 
-    exit_code = 13
 
-
-class UnsafePathError(ConfigError):
+class UnsafePathError(ConfigError, exit_code=14):
     """A path from configuration leaves the repository (or is not a plain relative path)."""
 
-    exit_code = 14
 
-
-class MachineFileError(PlatformError):
+class MachineFileError(PlatformError, exit_code=15):
     """The per-machine settings file (.platform/local.yaml) cannot be read."""
 
-    exit_code = 15
 
-
-class HostSetupError(PlatformError):
+class HostSetupError(PlatformError, exit_code=16):
     """This host cannot be set up for the build (an install or the engine start failed)."""
 
-    exit_code = 16
 
-
-class ToolMissingError(PlatformError):
+class ToolMissingError(PlatformError, exit_code=6):
     """A required external tool (uv, pip-compile, docker, ...) is not available."""
-
-    exit_code = 6
 
 
 # ------------------------------------------------------------------ locks
-class LockInputError(PlatformError):
+class LockInputError(PlatformError, exit_code=3):
     """A requirements/*.in file asks for something the platform forbids."""
 
-    exit_code = 3
 
-
-class ResolutionError(PlatformError):
+class ResolutionError(PlatformError, exit_code=4):
     """The resolver could not find a consistent set of pins."""
 
-    exit_code = 4
 
-
-class StaleLockError(PlatformError):
+class StaleLockError(PlatformError, exit_code=5):
     """A lock file is out of date with its inputs, or was edited by hand."""
-
-    exit_code = 5
 
 
 # ------------------------------------------------------------------ image
-class EngineError(PlatformError):
+class EngineError(PlatformError, exit_code=7):
     """The container engine is unreachable or failed."""
 
-    exit_code = 7
 
-
-class BuildError(PlatformError):
+class BuildError(PlatformError, exit_code=8):
     """The image build failed."""
 
-    exit_code = 8
 
-
-class ImageTestError(PlatformError):
+class ImageTestError(PlatformError, exit_code=9):
     """The built image failed its tests."""
-
-    exit_code = 9
 
 
 # ------------------------------------------------------------------ pipelines and the studio
@@ -182,10 +166,8 @@ class Problem:
         return f"{where}: {self.field + ' ' if self.field else ''}{self.message}"
 
 
-class PipelineError(PlatformError):
+class PipelineError(PlatformError, exit_code=11):
     """One or more pipelines are invalid; every problem is listed, one per line."""
-
-    exit_code = 11
 
     def __init__(self, problems: list[Problem]):
         files = sorted({p.file for p in problems})
@@ -194,47 +176,41 @@ class PipelineError(PlatformError):
         self.problems = problems
 
 
-class RenderCheckError(PlatformError):
-    exit_code = 12
+class RenderCheckError(PlatformError, exit_code=12):
+    """dags/ differs from what make render writes."""
 
 
-class StudioError(PlatformError):
-    exit_code = 17
+class StudioError(PlatformError, exit_code=17):
+    """The studio's front-end bundle is missing or stale."""
 
 
 # ------------------------------------------------------------------ delivery
-class StoreError(PlatformError):
+class StoreError(PlatformError, exit_code=20):
     """The bundle store refused or failed an operation."""
 
-    exit_code = 20
 
-
-class ConflictError(StoreError):
+class ConflictError(StoreError, exit_code=23):
     """A conditional write lost: the object changed (or appeared) since it was read."""
 
-    exit_code = 23
+
+class RollbackError(PlatformError, exit_code=21):
+    """No version to roll back to, or not a known version."""
 
 
-class RollbackError(PlatformError):
-    exit_code = 21
-
-
-class PolicyError(PlatformError):
-    exit_code = 22
+class PolicyError(PlatformError, exit_code=22):
+    """Deploy refused: a flavor or image the environment forbids."""
 
 
 class ImageMissing(PolicyError):
     """A deploy with no built or promoted image: its config would name none."""
 
 
-class DeployConflict(PlatformError):
+class DeployConflict(PlatformError, exit_code=23):
     """Another deploy or rollback switched the pointer while this one ran."""
 
-    exit_code = 23
 
-
-class AirflowAPIError(PlatformError):
-    exit_code = 24
+class AirflowAPIError(PlatformError, exit_code=24):
+    """The managed instance's API refused or failed."""
 
 
 # Exit codes of `make plan` (like `terraform plan -detailed-exitcode`): 0 = nothing would change,
@@ -243,23 +219,17 @@ class AirflowAPIError(PlatformError):
 PLAN_CHANGES = 50
 
 
-class PlanRefused(PlatformError):
+class PlanRefused(PlatformError, exit_code=51):
     """The plan found what deploy would refuse (a forbidden flavor or image): nothing can go out."""
 
-    exit_code = 51
 
-
-class StatusIncomplete(PlatformError):
+class StatusIncomplete(PlatformError, exit_code=52):
     """`make status` / `make diff` could not read some environment's registry or bundle store."""
-
-    exit_code = 52
 
 
 # ------------------------------------------------------------------ local stack
-class StackError(PlatformError):
+class StackError(PlatformError, exit_code=30):
     """The local stack cannot be started, reached or stopped."""
-
-    exit_code = 30
 
 
 class ApiTimeout(StackError):
@@ -270,147 +240,99 @@ class PortTaken(StackError):
     """The stack's port is in use."""
 
 
-class RunFailed(PlatformError):
+class RunFailed(PlatformError, exit_code=31):
     """A pipeline run ended in a state other than success."""
-
-    exit_code = 31
 
 
 # ------------------------------------------------------------------ registry
-class RegistryError(PlatformError):
+class RegistryError(PlatformError, exit_code=40):
     """The registry refused or failed an operation."""
 
-    exit_code = 40
 
-
-class RegistryAuthError(RegistryError):
+class RegistryAuthError(RegistryError, exit_code=41):
     """Wrong or missing credentials: never retried."""
 
-    exit_code = 41
 
-
-class RegistryUnavailable(RegistryError):
+class RegistryUnavailable(RegistryError, exit_code=42):
     """Connection refused, timeouts, 5xx: retried with backoff, then this."""
 
-    exit_code = 42
 
-
-class ReleaseRefused(PlatformError):
+class ReleaseRefused(PlatformError, exit_code=43):
     """A push, release or promotion the rules forbid (dirty tree, existing release, digest mismatch)."""
 
-    exit_code = 43
 
-
-class ExecutorError(ConfigError):
+class ExecutorError(ConfigError, exit_code=32):
     """An environment's executor is not one Airflow has, or its provider/client is not in the image's locks."""
-
-    exit_code = 32
 
 
 # ------------------------------------------------------------------ instance settings (#35)
-class InstanceSettingsError(PlatformError):
+class InstanceSettingsError(PlatformError, exit_code=25):
     """The instance's pools or connections differ in a way deploy refuses, or its API refused a change."""
 
-    exit_code = 25
 
-
-class InstanceAuthError(InstanceSettingsError):
+class InstanceAuthError(InstanceSettingsError, exit_code=26):
     """The instance's API answered 401/403 to a settings call (the hint names the setting to fix)."""
 
-    exit_code = 26
 
-
-class InstanceUnreachable(InstanceSettingsError):
+class InstanceUnreachable(InstanceSettingsError, exit_code=27):
     """The instance's API could not be reached while reading or applying settings (nothing applied after)."""
 
-    exit_code = 27
-
 # ------------------------------------------------------------------ upgrade rehearsal (#36)
-class UpgradeInputError(PlatformError):
+class UpgradeInputError(PlatformError, exit_code=60):
     """make upgrade-test: the target version, Python or a provider cannot be rehearsed (named, with what can)."""
 
-    exit_code = 60
 
-
-class UpgradeBlocked(PlatformError):
+class UpgradeBlocked(PlatformError, exit_code=61):
     """make upgrade-test: a step the verdict needs failed (relock, build, image checks, migration): blocked."""
 
-    exit_code = 61
 
-
-class UpgradeNeedsChanges(PlatformError):
+class UpgradeNeedsChanges(PlatformError, exit_code=62):
     """make upgrade-test: the candidate works but the project needs changes first (each file:line in the report)."""
 
-    exit_code = 62
 
-
-class UpgradeApplyRefused(PlatformError):
+class UpgradeApplyRefused(PlatformError, exit_code=63):
     """make upgrade-test APPLY=1 with a verdict other than ready: the working tree was not touched."""
 
-    exit_code = 63
-
-class NotReproducible(PlatformError):
+class NotReproducible(PlatformError, exit_code=18):
     """The same commit built again with no cache gave another image."""
 
-    exit_code = 18
 
-
-class ReproducibleRefused(PlatformError):
+class ReproducibleRefused(PlatformError, exit_code=19):
     """verify-reproducible cannot answer for this tree or engine (said before anything is built)."""
-
-    exit_code = 19
 # ------------------------------------------------------------------ supply chain (issue 37)
-class SigningError(PlatformError):
+class SigningError(PlatformError, exit_code=44):
     """No signing key configured, a wrong passphrase, or gpg/skopeo could not sign."""
 
-    exit_code = 44
 
-
-class SignatureRefused(PlatformError):
+class SignatureRefused(PlatformError, exit_code=45):
     """An image digest without a valid signature from a key the environment allows (checked by skopeo)."""
 
-    exit_code = 45
 
-
-class SbomError(PlatformError):
+class SbomError(PlatformError, exit_code=46):
     """The SBOM or provenance cannot be made or attached, or an attached one does not match the image."""
 
-    exit_code = 46
 
-
-class AuditFailed(PlatformError):
+class AuditFailed(PlatformError, exit_code=47):
     """make audit found a vulnerability at or above the policy's severity, or an expired allowlist entry."""
 
-    exit_code = 47
 
-
-class AuditError(PlatformError):
+class AuditError(PlatformError, exit_code=48):
     """make audit could not run: an invalid policy, the OSV service down or answering garbage."""
-
-    exit_code = 48
 
 
 
 # ------------------------------------------------------------------ bundle trust (issue 38)
-class SigningKeyError(PlatformError):
+class SigningKeyError(PlatformError, exit_code=28):
     """No signing key where one is required, or a key that does not fit the environment's allowed keys."""
 
-    exit_code = 28
 
-
-class BundleSignatureRefused(PlatformError):
+class BundleSignatureRefused(PlatformError, exit_code=29):
     """A stored version's signature does not verify against the environment's allowed keys."""
 
-    exit_code = 29
 
-
-class ImageCannotServe(PlatformError):
+class ImageCannotServe(PlatformError, exit_code=53):
     """The environment's image cannot serve the bundle (pipeline format or ml_platform version)."""
 
-    exit_code = 53
 
-
-class LedgerError(PlatformError):
+class LedgerError(PlatformError, exit_code=54):
     """A deploy ledger entry cannot be written (nothing is switched), read, or found."""
-
-    exit_code = 54

@@ -12,6 +12,7 @@ def cmd_sbom(root, args) -> int:
     from ..engine import connect
     from ..registry.records import load_build
     from ..supply import sbom
+    from ..supply.service import attached_sbom
 
     cfg = load_config(root, collect_overrides(args.sets))
     rec = load_build(root)
@@ -21,14 +22,9 @@ def cmd_sbom(root, args) -> int:
         res = sbom.generate(root, cfg, connect(cfg.image.docker), rec)
     say(f"SBOM: {res.path.relative_to(root)} for image {res.image_id[:19]} (Python {res.python})")
     say(f"  {res.summary()}")
-    supplied = rec.extra.get("supply") or {}
-    if rec.digest and supplied.get("digest") == rec.digest:
-        from ..supply.attach import SBOM_SUFFIX, attachment_tag
-
-        say(f"  attached to {rec.repository}@{rec.digest[:19]} as {rec.repository}:"
-            f"{attachment_tag(rec.digest, SBOM_SUFFIX)}")
-    else:
-        say("  not attached yet: make push attaches it to the pushed digest")
+    ref = attached_sbom(rec)
+    say(f"  attached to {rec.repository}@{rec.digest[:19]} as {ref}" if ref
+        else "  not attached yet: make push attaches it to the pushed digest")
     return 0
 
 
@@ -79,12 +75,7 @@ def cmd_verify_image(root, args) -> int:
         att = attach.verify_attached(src, args.digest, creds, set(cfg.registry.insecure_hosts), ws.keyring)
         say(f"  SBOM {src}:{attach.attachment_tag(args.digest, attach.SBOM_SUFFIX)}: sha256 {att.sbom_sha256}, "
             f"{att.components} components")
-        if att.provenance:
-            p = att.provenance
-            say(f"  provenance: signed by {p.fingerprint}, subject {p.subject_digest[:19]}, commit "
-                f"{(p.commit or '?')[:12]}{' (dirty tree)' if p.dirty else ''}")
-        else:
-            say("  provenance: none attached")
+        say(f"  provenance: {att.provenance.line() if att.provenance else 'none attached'}")
     return 0
 
 

@@ -7,7 +7,9 @@ unit-tested with hand-made facts.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 ENGINE = "docker"  # the pseudo-tool "a Docker CLI that builds with BuildKit + a running engine"
 
@@ -19,20 +21,9 @@ class Tool:
     purpose: str
 
 
-TOOLS: dict[str, Tool] = {t.command: t for t in (
-    Tool("git", "git", "versions the image and its inputs"),
-    Tool("make", "make", "the command surface"),
-    Tool("skopeo", "skopeo", "copies images between registries (push, release, promote)"),
-    Tool("debootstrap", "debootstrap", "makes a local base image when none can be pulled"),
-    Tool("docker-registry", "docker-registry", "the OCI registry the tests push to"),
-    Tool("htpasswd", "apache2-utils", "the test registry's password file"),
-    Tool("openssl", "openssl", "the private-index test's certificates"),
-    Tool("chromium", "chromium", "the studio's browser tests"),
-    Tool("chromedriver", "chromium-driver", "drives the browser in the studio's tests"),
-    Tool("podman", "podman", "runs containers without a Docker daemon (image.engine podman)"),
-    Tool("buildah", "buildah", "builds the image without a Docker daemon, reproducibly (image.engine podman)"),
-    Tool("gpg", "gnupg", "signs and verifies image signatures and provenance (issue 37)"),
-)}
+# The tools set-up may install, as data: tools.json maps each command to its Debian/Ubuntu package and purpose.
+TOOLS: dict[str, Tool] = {command: Tool(command, **row) for command, row in
+                          json.loads(Path(__file__).with_name("tools.json").read_text()).items()}
 
 # What each command needs besides the engine. debootstrap is asked for only when a base must be made. The
 # tests need both engines: the image suite also runs on an image built by podman.

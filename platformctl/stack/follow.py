@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from .api import AirflowAPI, ApiTimeout
@@ -40,7 +40,7 @@ class RunResult:
     run_id: str
     state: str
     seconds: float
-    jobs: list[JobResult] = field(default_factory=list)
+    jobs: list[JobResult]
 
     @property
     def ok(self) -> bool:
@@ -94,7 +94,8 @@ def follow_run(api: AirflowAPI, dag_id: str, run_id: str, *, timeout: float = 90
     state = wait_until(poll_once, timeout=timeout, poll=poll, timeout_error=lambda: RunFailed(
         f"run {run_id} of {dag_id} did not finish within {timeout:.0f}s",
         f"see {api.base_url}/dags/{dag_id}/runs/{run_id}; raise --timeout"))
-    result = RunResult(dag_id, run_id, state, round(time.monotonic() - start, 1))
+    seconds = round(time.monotonic() - start, 1)  # the run's own time: its jobs' logs are read below
+    jobs: list[JobResult] = []
     for ti in sorted(api.task_instances(dag_id, run_id), key=lambda t: (t.get("start_date") or "9", t["task_id"],
                                                                          t.get("map_index", -1))):
         tn = max(int(ti.get("try_number") or 0), 1)
@@ -102,7 +103,8 @@ def follow_run(api: AirflowAPI, dag_id: str, run_id: str, *, timeout: float = 90
         mi = -1 if mi is None else mi
         args = (dag_id, run_id, ti["task_id"], tn) + ((mi,) if mi >= 0 else ())
         log = api.task_log(*args) if ti.get("state") not in (None, "upstream_failed") else ""
-        result.jobs.append(JobResult(ti["task_id"], ti.get("state"), ti.get("duration"), tn, log, mi))
+        jobs.append(JobResult(ti["task_id"], ti.get("state"), ti.get("duration"), tn, log, mi))
+    result = RunResult(dag_id, run_id, state, seconds, jobs)
     _report(result, tail, echo)
     return result
 

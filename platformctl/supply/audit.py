@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -102,7 +102,7 @@ class AuditResult:
     policy: str
     osv_url: str
     seconds: float
-    unused_allow: list[str] = field(default_factory=list)
+    unused_allow: list[str]  # allowlist ids that matched no finding
 
     @property
     def ok(self) -> bool:

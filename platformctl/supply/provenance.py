@@ -110,6 +110,10 @@ class ProvenanceCheck:
     commit: str | None
     dirty: bool | None
 
+    def line(self) -> str:
+        return (f"signed by {self.fingerprint}, subject {self.subject_digest[:19]}, commit {(self.commit or '?')[:12]}"
+                f"{' (dirty tree)' if self.dirty else ''}")
+
 
 def verify(envelope_dict: dict, keyring: Path | None, digest: str) -> ProvenanceCheck:
     """Check a DSSE envelope: gpgv verifies a signature over its PAE by a key in keyring (when given), and its

@@ -111,6 +111,15 @@ class PushTrust:
         return self.result
 
 
+def attached_sbom(rec: BuildRecord) -> str | None:
+    """Where make push attached the SBOM of this record's image (repo:sha256-<hex>.sbom), or None: not pushed,
+    or pushed before it was attached (the record's "supply" entry names the digest it was attached to)."""
+    supplied = rec.extra.get("supply") or {}
+    if rec.digest and supplied.get("digest") == rec.digest:
+        return f"{rec.repository}:{attach.attachment_tag(rec.digest, attach.SBOM_SUFFIX)}"
+    return None
+
+
 @contextmanager
 def push_trust(root: Path, cfg: PlatformConfig, rec: BuildRecord, engine: ContainerEngine,
                echo=say) -> Iterator[PushTrust]:

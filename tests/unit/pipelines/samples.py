@@ -1,7 +1,14 @@
 """The valid pipelines the validation tests break one way at a time (test_validate, test_v2, test_schemas):
-one of each format version, every field a bad example needs, and problems() as `make render` words them."""
+one of each format version, every field a bad example needs, problems() as `make render` words them, and
+breakages(): the ways they are broken (breakages.yaml), with what the validator and the JSON Schema must say."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
 
 from platformctl.pipelines.validate import check
 
@@ -61,3 +68,30 @@ jobs:
 
 def problems(text: str) -> list[str]:
     return [str(p) for p in check("pipelines/p.yaml", text.encode(), FLAVORS).problems]
+
+
+@dataclass(frozen=True)
+class Breakage:
+    sample: str  # V1 or V2
+    old: str
+    new: str
+    problem: str  # how the validator's line starts
+    schema: str | None = None  # the field the JSON Schema names too, where it can express the rule
+
+    def text(self) -> str:
+        good = SAMPLES[self.sample]
+        broken = good.replace(self.old, self.new, 1)
+        assert broken != good, f"{self.old!r} is not in {self.sample}"
+        return broken
+
+
+SAMPLES = {"V1": V1, "V2": V2}
+
+
+def breakages(*samples: str, schema: bool = False) -> list:
+    """breakages.yaml's cases of these samples (those the JSON Schema can express, with schema=True), as
+    pytest params named by the field they break."""
+    table = yaml.safe_load(Path(__file__).with_name("breakages.yaml").read_text())
+    cases = [Breakage(name, **row) for name in samples for row in table[name]]
+    return [pytest.param(b, id=b.schema or b.problem.split(": ")[1].split(" ")[0])
+            for b in cases if b.schema or not schema]

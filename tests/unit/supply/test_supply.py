@@ -59,7 +59,7 @@ def test_audit_policy_entries_need_a_reason_and_an_expiry(tmp_path):
 
 
 def _result(findings, failing, expired=()):
-    return audit.AuditResult(["requirements/a.txt"], 10, findings, failing, list(expired), "audit.yaml", "u", 0.1)
+    return audit.AuditResult(["requirements/a.txt"], 10, findings, failing, list(expired), "audit.yaml", "u", 0.1, [])
 
 
 def test_the_gate_names_the_expired_entry_and_the_worst_finding():
@@ -131,3 +131,25 @@ def test_status_says_who_signed_the_running_digest():
     assert f"  signature: signed by {'F' * 40} (required here)" in status_lines(Status([st], []))
     img["signature"] = {"required": True, "signed": False, "key": None, "note": "no signature in /x"}
     assert "  signature: NOT SIGNED (no signature in /x) (required here)" in status_lines(Status([st], []))
+
+
+def test_make_sbom_names_the_attachment_only_for_the_digest_push_attached_it_to():
+    from platformctl.supply.service import attached_sbom
+
+    d = "sha256:" + "ab" * 32
+    pushed = BuildRecord(image="x", digest=d, repository="r:5000/ml/airflow")
+    assert attached_sbom(pushed) is None  # pushed before the SBOM was attached
+    pushed.extra["supply"] = {"digest": d}
+    assert attached_sbom(pushed) == f"r:5000/ml/airflow:sha256-{'ab' * 32}.sbom"
+    pushed.extra["supply"] = {"digest": "sha256:" + "cd" * 32}  # attached to an earlier push of another image
+    assert attached_sbom(pushed) is None
+    assert attached_sbom(BuildRecord(image="x")) is None  # never pushed
+
+
+def test_verify_image_provenance_line():
+    from platformctl.supply.provenance import ProvenanceCheck
+
+    d = "sha256:" + "ab" * 32
+    assert ProvenanceCheck("F" * 40, d, "0123456789abcdef", True).line() == \
+        f"signed by {'F' * 40}, subject {d[:19]}, commit 0123456789ab (dirty tree)"
+    assert ProvenanceCheck(None, d, None, None).line() == f"signed by None, subject {d[:19]}, commit ?"
