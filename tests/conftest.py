@@ -74,3 +74,9 @@ def image(docker: str) -> str:
     ok = subprocess.run([docker, "image", "inspect", ref], capture_output=True).returncode == 0
     require(ok, f"image {ref} is not in the local engine: run make build")
     return ref  # type: ignore[return-value]
+
+
+def current_version(bundle) -> str | None:
+    """A DAG bundle's current version id: Airflow 3.3 returns a BundleVersion, 3.2 the bare string."""
+    v = bundle.get_current_version()
+    return getattr(v, "version", v)

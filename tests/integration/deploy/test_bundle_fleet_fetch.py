@@ -18,7 +18,7 @@ from ml_platform.bundle_format import ARCHIVE, MANIFEST, POINTER, to_bytes
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy
 from platformctl.deploy.store import S3Store
-from tests.conftest import require
+from tests.conftest import current_version, require
 from tests.integration.deploy.delay_proxy import DelayProxy
 from tests.integration.deploy.seaweed import Seaweed, weed_binary
 
@@ -120,7 +120,7 @@ def test_the_store_stopped_mid_fetch_and_during_refreshes(weed, tmp_path, storag
     storage("processor")
     proc = bundle(weed.endpoint)
     proc.initialize()
-    assert proc.get_current_version().version == v1
+    assert current_version(proc) == v1
     v2 = ship(weed, tmp_path, "v2")
 
     def stop_at_archive(method, path):  # the store goes away between the manifest and the archive
@@ -151,7 +151,7 @@ def test_the_store_stopped_mid_fetch_and_during_refreshes(weed, tmp_path, storag
             if lines:
                 assert lines[0].exc_info is None and f"keeping {v1} live: cannot read {PREFIX}/{POINTER}" in \
                     lines[0].getMessage()
-            assert proc.get_current_version().version == v1 and proc.path.name == v1
+            assert current_version(proc) == v1 and proc.path.name == v1
             assert "VALUE = 'v1'" in (proc.path / "dags/p01.py").read_text()
     finally:
         weed.start()
@@ -162,4 +162,4 @@ def test_the_store_stopped_mid_fetch_and_during_refreshes(weed, tmp_path, storag
     assert "VALUE = 'v2'" in (retry.path / "dags/p01.py").read_text()
     storage("processor")
     proc.refresh()
-    assert proc.get_current_version().version == v2
+    assert current_version(proc) == v2

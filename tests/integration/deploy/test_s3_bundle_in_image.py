@@ -31,7 +31,8 @@ if os.environ.get("ENDPOINT_OVERRIDE"):
 out = {}
 b = PlatformDagBundle(name=cfg["name"], **kwargs)
 b.initialize()
-out["version"] = b.get_current_version().version
+v = b.get_current_version()
+out["version"] = getattr(v, "version", v)  # Airflow 3.2: the bare string
 out["files"] = sorted(str(p.relative_to(b.path)) for p in b.path.rglob("*") if p.is_file())
 bag = DagBag(str(b.path), safe_mode=False)
 out["dags"] = sorted(bag.dag_ids)

@@ -22,8 +22,8 @@ from ml_platform.bundle_format import ARCHIVE, ArchiveError, archive_entry, buil
 
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy
+from tests.conftest import current_version
 from tests.unit.deploy.test_platform_bundle import PREFIX, make_legacy, repo_with
-
 
 pytestmark = pytest.mark.usefixtures("storage")  # tests/unit/deploy/conftest.py
 
@@ -178,12 +178,12 @@ def test_a_refresh_when_nothing_changed_is_one_conditional_read_without_a_body(s
     # a restarted process on this machine (or a task process that follows the pointer): still conditional
     again, reader2 = counted(store)
     again.initialize()
-    assert reader2.calls == [("cond", f"{PREFIX}/current.json", 0)] and again.get_current_version().version == v1
+    assert reader2.calls == [("cond", f"{PREFIX}/current.json", 0)] and current_version(again) == v1
     # a deploy: the pointer changed, read with its body, the new version fetched
     v2 = ship(store, many_files(tmp_path, "v2", 3))
     reader.calls.clear()
     proc.refresh()
-    assert reader.calls[0][0] == "cond" and reader.calls[0][2] > 0 and proc.get_current_version().version == v2
+    assert reader.calls[0][0] == "cond" and reader.calls[0][2] > 0 and current_version(proc) == v2
 
 
 def test_a_version_that_failed_to_fetch_is_tried_again_on_the_next_refresh(store, tmp_path, caplog):
@@ -200,7 +200,7 @@ def test_a_version_that_failed_to_fetch_is_tried_again_on_the_next_refresh(store
     assert len([r for r in caplog.records if f"{v2} has no bundle-manifest.json" in r.getMessage()]) == 1
     vdir.with_name("away").rename(vdir)
     proc.refresh()
-    assert proc.get_current_version().version == v2
+    assert current_version(proc) == v2
 
 
 def test_a_store_lost_mid_fetch_fails_once_and_leaves_nothing_half_done(store, tmp_path):
@@ -281,6 +281,6 @@ def test_on_an_airflow_without_bundle_version_the_version_is_the_bare_string(sto
     v1 = ship(store, many_files(tmp_path, "v1", 3))
     proc, _ = counted(store)
     proc.initialize()
-    assert proc.get_current_version().version == v1
+    assert current_version(proc) == v1
     monkeypatch.setattr(bundle_module, "BundleVersion", None)
     assert proc.get_current_version() == v1

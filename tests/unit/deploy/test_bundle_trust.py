@@ -21,7 +21,8 @@ from platformctl.deploy.ledger import Ledger
 from platformctl.deploy.signing import KEY_FILE_VAR, KEY_VAR, Trust, trust_for
 from platformctl.deploy.store import LocalStore
 from platformctl.environments import BundleStoreConfig, Environment, SigningConfig
-from platformctl.errors import LedgerError, BundleSignatureRefused, SigningKeyError, StoreError
+from platformctl.errors import BundleSignatureRefused, LedgerError, SigningKeyError, StoreError
+from tests.conftest import current_version
 
 PREFIX = "airflow/dev"
 ENV = "dev"
@@ -84,11 +85,11 @@ def test_a_signed_deploy_and_rollback_are_followed(store, tmp_path, keys):
     assert value(b) == "v1"
     v2 = ship(store, tmp_path, "v2", trust(k))
     b.refresh()
-    assert b.get_current_version().version == v2 and value(b) == "v2"
+    assert current_version(b) == v2 and value(b) == "v2"
     r = rollback(store, PREFIX, trust=trust(k))
     assert (r.previous, r.version) == (v2, v1)
     b.refresh()
-    assert b.get_current_version().version == v1 and value(b) == "v1"
+    assert current_version(b) == v1 and value(b) == "v1"
     pinned = bundle(store, allowed, version=v2)  # a worker on a v2 run
     pinned.initialize()
     assert value(pinned) == "v2"
@@ -108,7 +109,7 @@ def test_an_unsigned_version_is_never_served_where_signatures_are_required(store
     with caplog.at_level(logging.INFO, logger="ml_platform.bundle"):
         b.refresh()
         b.refresh()  # a second refresh: no second line
-    assert b.get_current_version().version == v1 and value(b) == "v1"
+    assert current_version(b) == v1 and value(b) == "v1"
     lines = refusals(caplog)
     assert len(lines) == 1 and f"keeping {v1} live: {v2}: refused: the pointer to {v2} is unsigned" in lines[0]
     assert "refused" in b.status()["refused"] or "unsigned" in b.status()["refused"]
@@ -120,7 +121,7 @@ def test_an_unsigned_version_is_served_where_signatures_are_not_required(store, 
     v1 = ship(store, tmp_path, "v1", None)
     b = bundle(store, [fmt.public_hex(keys[0])], required=False)
     b.initialize()
-    assert b.get_current_version().version == v1 and b.status()["refused"] is None
+    assert current_version(b) == v1 and b.status()["refused"] is None
 
 
 def test_a_wrong_key_is_refused(store, tmp_path, keys, caplog):
@@ -129,7 +130,7 @@ def test_a_wrong_key_is_refused(store, tmp_path, keys, caplog):
     v2 = ship(store, tmp_path, "v2", trust(other))  # signed, by a key this environment does not list
     with caplog.at_level(logging.INFO, logger="ml_platform.bundle"):
         b.refresh()
-    assert b.get_current_version().version == v1
+    assert current_version(b) == v1
     (line,) = refusals(caplog)
     assert f"{v2}: refused:" in line and "not an allowed key" in line
 
@@ -144,7 +145,7 @@ def test_a_tampered_manifest_signature_or_pointer_is_refused(store, tmp_path, ke
     key.write_text(json.dumps(p))
     with caplog.at_level(logging.INFO, logger="ml_platform.bundle"):
         b.refresh()
-    assert b.get_current_version().version == v1
+    assert current_version(b) == v1
     assert any("does not verify" in ln or "not JSON" in ln for ln in refusals(caplog)), refusals(caplog)
     assert v2 in refusals(caplog)[0]
 
@@ -157,7 +158,7 @@ def test_a_replayed_signature_over_another_manifest_is_refused(store, tmp_path, 
     rollback(store, PREFIX, trust=trust(k))
     b = bundle(store, [fmt.public_hex(k)])  # a machine that never fetched v2
     b.initialize()
-    assert b.get_current_version().version == v1
+    assert current_version(b) == v1
     # the attacker writes another manifest for v2 (its version name still matches: same file list) and
     # replays the old pointer and manifest signatures
     vdir = store.root / PREFIX / "bundles" / v2
@@ -167,7 +168,7 @@ def test_a_replayed_signature_over_another_manifest_is_refused(store, tmp_path, 
     (store.root / PREFIX / "current.json").write_text(json.dumps(signed_v2))
     with caplog.at_level(logging.INFO, logger="ml_platform.bundle"):
         b.refresh()
-    assert b.get_current_version().version == v1 and value(b) == "v1"
+    assert current_version(b) == v1 and value(b) == "v1"
     (line,) = refusals(caplog)
     assert f"{v2}: refused: {v2}'s manifest signature is over another manifest" in line
     assert "replayed or tampered" in line
@@ -186,7 +187,7 @@ def test_a_pointer_signed_for_another_environment_is_refused(store, tmp_path, ke
     (store.root / PREFIX / "current.json").write_bytes((prod.root / PREFIX / "current.json").read_bytes())
     with caplog.at_level(logging.INFO, logger="ml_platform.bundle"):
         b.refresh()
-    assert b.get_current_version().version == v1
+    assert current_version(b) == v1
     (line,) = refusals(caplog)
     assert "signed for environment 'prod', not 'dev' (replayed)" in line
 
@@ -199,12 +200,12 @@ def test_a_version_the_image_cannot_serve_is_refused_and_the_last_good_stays(sto
     monkeypatch.setattr(fmt, "SERVED_PIPELINE_FORMATS", (1,))  # this image: a v1-only operator package
     with caplog.at_level(logging.INFO, logger="ml_platform.bundle"):
         b.refresh()
-    assert b.get_current_version().version == v1
+    assert current_version(b) == v1
     (line,) = refusals(caplog)
     assert f"{v2}: refused: this image cannot serve it: its DAGs were rendered from pipeline format 2" in line
     monkeypatch.setattr(fmt, "SERVED_PIPELINE_FORMATS", (1, 2))
     b.refresh()
-    assert b.get_current_version().version == v2
+    assert current_version(b) == v2
 
 
 def test_rotation_two_allowed_keys_then_the_old_one_removed(store, tmp_path, keys):
@@ -215,7 +216,7 @@ def test_rotation_two_allowed_keys_then_the_old_one_removed(store, tmp_path, key
     b.initialize()
     v2 = ship(store, tmp_path, "v2", trust(new, both))
     b.refresh()
-    assert b.get_current_version().version == v2
+    assert current_version(b) == v2
     # the old key is dropped: rolling back to v1 (signed by it only) is refused before the switch
     with pytest.raises(BundleSignatureRefused, match="not an allowed key"):
         rollback(store, PREFIX, to=v1, trust=trust(new, [fmt.public_hex(new)]))

@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ml_platform.bundle import BundleFault, PlatformDagBundle, version_of
 from ml_platform.bundle_format import ARCHIVE
+
 from platformctl.deploy.bundle import collect
 from platformctl.deploy.deliver import deploy, rollback
 from tests.bundle_tamper import tamper
+from tests.conftest import current_version
 
 PREFIX = "airflow/test"
 
@@ -65,11 +66,11 @@ def test_follows_the_pointer_and_serves_pinned_versions(store, tmp_path):
     v1 = ship(store, tmp_path, "v1")
     proc = bundle(store)
     proc.initialize()
-    assert proc.get_current_version().version == v1 and demo_value(proc) == "v1"
+    assert current_version(proc) == v1 and demo_value(proc) == "v1"
     assert proc.path == proc.versions_dir / v1
     v2 = ship(store, tmp_path, "v2")
     proc.refresh()
-    assert proc.get_current_version().version == v2 and demo_value(proc) == "v2"
+    assert current_version(proc) == v2 and demo_value(proc) == "v2"
     # a worker running a task of a DAG run started on v1
     worker = bundle(store, version=v1)
     worker.initialize()
@@ -78,7 +79,7 @@ def test_follows_the_pointer_and_serves_pinned_versions(store, tmp_path):
         worker.refresh()
     rollback(store, PREFIX)
     proc.refresh()
-    assert proc.get_current_version().version == v1
+    assert current_version(proc) == v1
 
 
 def test_fetched_version_holds_exactly_the_manifest_files(store, tmp_path):
@@ -136,7 +137,7 @@ def test_tampered_file_is_refused_and_last_good_keeps_serving(store, tmp_path, c
     tamper(*store_io(store), f"{PREFIX}/bundles/{v2}", "dags/demo.py", b"# airflow dag\nVALUE = 'evil'\n")
     with caplog.at_level(logging.ERROR, logger="ml_platform.bundle"):
         proc.refresh()
-    assert proc.get_current_version().version == v1 and demo_value(proc) == "v1"
+    assert current_version(proc) == v1 and demo_value(proc) == "v1"
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(lines) == 1
     assert f"keeping {v1} live" in lines[0] and f"{v2}: file dags/demo.py has sha256" in lines[0]
@@ -154,7 +155,7 @@ def test_half_uploaded_version_is_never_served(store, tmp_path, caplog):
     (store.root / PREFIX / "bundles" / v2 / "bundle-manifest.json").unlink()
     with caplog.at_level(logging.ERROR, logger="ml_platform.bundle"):
         proc.refresh()
-    assert proc.get_current_version().version == v1
+    assert current_version(proc) == v1
     assert f"{v2} has no bundle-manifest.json" in caplog.text
 
 
@@ -166,7 +167,7 @@ def test_unreachable_store_keeps_last_good_even_after_a_restart(store, tmp_path,
     restarted = bundle(store)  # a restarted DAG processor: only this machine's last good version
     with caplog.at_level(logging.ERROR, logger="ml_platform.bundle"):
         restarted.initialize()
-    assert restarted.get_current_version().version == v1 and demo_value(restarted) == "v1"
+    assert current_version(restarted) == v1 and demo_value(restarted) == "v1"
     assert "does not exist" in caplog.text
 
 
