@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.M)
 NOT_OURS = {"stack/compose.yaml",  # a docker compose file: compose's own schema
             "stack/compose.local-executor.yaml", "stack/compose.folder-store.yaml", "stack/compose.s3.yaml",
-            # CI examples: SchemaStore's schemas, in tests/unit/delivery/test_ci_files.py
+            # CI examples: SchemaStore's schemas, in tests/unit/test_ci_files.py
             "examples/ci/github/platform.yml", "examples/ci/gitlab/.gitlab-ci.yml"}
 
 

@@ -16,7 +16,7 @@ from platformctl.executors import (EXECUTOR_CLASSES, check_project, configured_e
                                    required_packages)
 from platformctl.image.checks import executors_problem, judge_code
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 IMAGE = {"repository": "r/airflow", "tag": "1.2.3"}
 
 
