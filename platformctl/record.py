@@ -44,10 +44,10 @@ class BuildRecord:
     python_version: str | None = None
     base_mode: str | None = None
     base_image: str | None = None
-    lock_fingerprint: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     build_seconds: float = 0.0
     tested: bool = False  # the image tests passed on this image id
+    lock_fingerprint: str | None = None  # the locks' fingerprint (label io.ml-platform.lock.fingerprint)
     inputs: str | None = None  # inputs fingerprint (image/inputs.py); pushed as tag inputs-<fp>
     reused_from: str | None = None  # registry digest adopted instead of building
     tested_here: bool = False  # the image tests ran on this image id in this build (always so when tested)

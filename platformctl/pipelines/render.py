@@ -50,12 +50,16 @@ def _env(template_dir: Path) -> jinja2.Environment:
 
 @dataclass(frozen=True)
 class JobView:
+    """One job as the template renders it, the pipeline's defaults merged in."""
+
     name: str
+    # what the job's container runs
     docker_image: str
-    resource_flavor: str
     command: list[str] | None
     arguments: list[str] | None
     env: dict[str, str]
+    # how Airflow runs the task
+    resource_flavor: str
     retries: int | None
     timeout: int | None
     trigger_rule: str | None
