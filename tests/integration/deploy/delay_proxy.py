@@ -76,6 +76,12 @@ class DelayProxy:
                         if attempt == 2:
                             self.close_connection = True  # the store is gone: no answer at all
                             return
+                # counted before the answer goes out: once the client has it, take() sees this request
+                sent = 0 if self.command == "HEAD" else len(data)
+                with proxy._lock:
+                    proxy.counts.requests += 1
+                    proxy.counts.body_bytes += sent
+                    proxy.counts.log.append((self.command, self.path, resp.status, sent))
                 self.send_response_only(resp.status, resp.reason)
                 for k, v in resp.getheaders():
                     if k.lower() not in HOP and k.lower() != "content-length":
@@ -85,13 +91,8 @@ class DelayProxy:
                 elif self.command == "HEAD" and resp.getheader("Content-Length"):
                     self.send_header("Content-Length", resp.getheader("Content-Length"))
                 self.end_headers()
-                sent = 0 if self.command == "HEAD" else len(data)
                 if sent:
                     self.wfile.write(data)
-                with proxy._lock:
-                    proxy.counts.requests += 1
-                    proxy.counts.body_bytes += sent
-                    proxy.counts.log.append((self.command, self.path, resp.status, sent))
 
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
 

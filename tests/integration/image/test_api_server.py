@@ -12,14 +12,14 @@ import pytest
 from platformctl.image import checks
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(started):
     api = started["api"]
     api.wait_healthy()
     return api
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def token(api) -> str:
     return api.token()  # POST /auth/token with the viewer's user name and password
 
