@@ -58,10 +58,8 @@ RUN --mount=type=bind,from=lock-tools,source=/lock.txt,target=/tmp/tools.txt \
     --mount=type=cache,target=/root/.cache/pip,id=pip-py${PY_TAG} \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
-    --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
-    --mount=type=tmpfs,target=/run/trust \
-    set -eu; \
-    . /tmp/index-env.sh; \
+    --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh \
+    set -eu; . /tmp/uv-lib.sh; index_env; \
     # pip runs from wherever the base has it (creating a venv for it would be a wasted step)
     if python3 -m pip --version >/dev/null 2>&1; then pip="python3 -m pip"; \
     else whl="$(ls /usr/share/python-wheels/pip-*.whl \
@@ -100,11 +98,8 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=bind,from=lock-airflow,source=/lock.txt,target=/tmp/locks/airflow.txt \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
-    --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
     --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh \
-    --mount=type=tmpfs,target=/run/trust \
-    set -eu; \
-    . /tmp/uv-lib.sh; check_uv_version; \
+    set -eu; . /tmp/uv-lib.sh; check_uv_version; \
     # the base's own pip (python:*-slim ships one) has no use in the image: Airflow runs from /opt/venv
     if python3 -m pip --version >/dev/null 2>&1; then \
       PIP_ROOT_USER_ACTION=ignore python3 -m pip uninstall --quiet --yes --break-system-packages pip \
@@ -113,7 +108,7 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     mkdir -p /opt/airflow/dags /opt/airflow/plugins /opt/airflow/logs /opt/airflow/platform /opt/venv; \
     chown -R "${AIRFLOW_UID}:0" /opt/airflow /home/airflow; \
     chmod -R g+rwX /opt/airflow /home/airflow; \
-    . /tmp/index-env.sh; \
+    index_env; \
     # No cache mount for this step: uv unpacks into a temporary cache on this layer's own filesystem and
     # hard-links into the venv; the cache is gone before the layer is committed. From a cache mount
     # (another filesystem: no hard links) every package would be copied instead (docs/image.md).
@@ -155,11 +150,8 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=cache,target=/root/.cache/uv,id=uv-py${PY_TAG} \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
-    --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
     --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh \
-    --mount=type=tmpfs,target=/run/trust \
-    set -eu; \
-    . /tmp/index-env.sh; \
+    set -eu; . /tmp/uv-lib.sh; index_env; \
     /opt/uv/uv venv --quiet --python "$(command -v python3)" /opt/venv; \
     if [ -s /tmp/locks/team-only.txt ]; then \
       /opt/uv/uv pip install --quiet --python /opt/venv/bin/python --require-hashes --no-deps -r /tmp/locks/team-only.txt; fi; \
@@ -199,12 +191,8 @@ RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=cache,target=/root/.cache/uv,id=uv-py${PY_TAG} \
     --mount=type=secret,id=ca_bundle \
     --mount=type=secret,id=index_url \
-    --mount=type=bind,source=docker/index-env.sh,target=/tmp/index-env.sh \
     --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh \
-    --mount=type=tmpfs,target=/run/trust \
-    set -eu; \
-    . /tmp/uv-lib.sh; check_uv_version; pick_python; \
-    . /tmp/index-env.sh; \
+    set -eu; . /tmp/uv-lib.sh; check_uv_version; pick_python; index_env; \
     /opt/uv/uv pip install --quiet --python "$py" $target --require-hashes -r /tmp/locks/airflow.txt -r /tmp/locks/team.txt; \
     "$py" -c "import airflow, sys; v = airflow.__version__; sys.exit(0 if v == '${AIRFLOW_VERSION}' else 'vendor image has Airflow %s, platform.yaml wants ${AIRFLOW_VERSION}' % v)"; \
     mkdir -p /opt/airflow/platform /opt/airflow/plugins /opt/airflow/dags; \
@@ -219,8 +207,7 @@ USER 0
 RUN --mount=type=bind,from=uv,source=/,target=/opt/uv \
     --mount=type=bind,source=operators,target=/src/operators \
     --mount=type=bind,source=docker/uv-lib.sh,target=/tmp/uv-lib.sh \
-    set -eu; \
-    . /tmp/uv-lib.sh; pick_python; \
+    set -eu; . /tmp/uv-lib.sh; pick_python; \
     /opt/uv/uv pip install --quiet --offline --no-cache --python "$py" $target --no-deps --no-build-isolation /src/operators
 
 FROM ${BASE_MODE}-platform AS platform

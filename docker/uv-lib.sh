@@ -13,6 +13,28 @@ check_uv_version() {
     fi
 }
 
+# index_env: the build secrets as the environment pip and uv read (the install steps mount them with
+# --mount=type=secret,id=ca_bundle and id=index_url). ca_bundle: extra CA certificates (a TLS-intercepting
+# proxy's, a private index's), trusted in addition to the base image's own trust store when it has one
+# (Debian/Ubuntu/Alpine, else RHEL/Fedora: a vendor's extend-mode base), not instead of it; the combined
+# bundle is written to /dev/shm, the container's tmpfs, so it is in no layer and gone after the step.
+# index_url: the package index URL, credentials included.
+index_env() {
+    if [ -s /run/secrets/ca_bundle ]; then
+        {
+            for store in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+                if [ -s "$store" ]; then cat "$store"; echo; break; fi
+            done
+            cat /run/secrets/ca_bundle
+        } > /dev/shm/ca.pem
+        export SSL_CERT_FILE=/dev/shm/ca.pem PIP_CERT=/dev/shm/ca.pem
+    fi
+    if [ -s /run/secrets/index_url ]; then
+        UV_DEFAULT_INDEX="$(cat /run/secrets/index_url)"
+        export UV_DEFAULT_INDEX PIP_INDEX_URL="$UV_DEFAULT_INDEX"
+    fi
+}
+
 # pick_python: set $py to the vendor image's interpreter and $target to uv's flags for where it keeps
 # packages (its venv if VIRTUAL_ENV is set, else the system site, which Debian marks externally managed).
 pick_python() {
