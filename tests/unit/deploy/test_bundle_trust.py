@@ -247,7 +247,8 @@ def test_the_signing_key_is_checked_before_anything_is_uploaded(tmp_path, keys, 
     with pytest.raises(SigningKeyError, match="is not allowed to sign dev's bundles") as exc:
         trust_for(env)
     assert "nothing was uploaded" in exc.value.hint
-    monkeypatch.setenv(KEY_VAR, "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    pem = k.private_bytes.decode().splitlines()  # the throwaway key's PEM armour around a body that is no key
+    monkeypatch.setenv(KEY_VAR, "\n".join([pem[0], "nope", pem[-1], ""]))
     with pytest.raises(SigningKeyError, match="unusable"):
         trust_for(env)
     monkeypatch.setenv(KEY_VAR, k.private_bytes.decode())
