@@ -47,9 +47,11 @@ def build_support_images(root: Path, cfg: PlatformConfig, engine: ContainerEngin
     base = support_base(cfg)
     ca = cfg.image.build_secrets.get("ca_bundle")
     built = []
-    services = [(cfg.stack.postgres_image, "postgres")] + ([(cfg.stack.redis_image, "redis")] if redis else [])
-    wanted = [(tag, SERVICES_CONTEXT, target) for tag, target in services]
-    for tag, ctx, target in [*wanted, *((tag, ctx, None) for tag, ctx in cfg.stack.job_images.items())]:
+    wanted = [(cfg.stack.postgres_image, SERVICES_CONTEXT, "postgres")]
+    if redis:
+        wanted.append((cfg.stack.redis_image, SERVICES_CONTEXT, "redis"))
+    wanted += [(tag, ctx, None) for tag, ctx in cfg.stack.job_images.items()]
+    for tag, ctx, target in wanted:
         echo(f"  image {tag} from {ctx}" + (f" (target {target})" if target else ""))
         build_image(engine, tag, root / ctx, base, root / "build", target=target, ca_bundle=ca)
         built.append(tag)
