@@ -3,7 +3,7 @@ the same path as an upgrade, across a schema change; PAIRS has the other project
 images, ruff AIR3, the current stack's database copied and migrated by the candidate, the smoke pipeline run on
 both stacks. ONE rehearsal (module fixture) feeds every check: it reuses the current image `make build` made
 and measures its own runtime. Then APPLY on a copy of the project (lock-check passes on the ordinary diff it
-writes), built, and the way back rehearsed end to end (the mirror of the way there).
+writes), built, and the way back rehearsed end to end (each of its changes undoes one of the way there).
 
 Bad input (no image needed; each is refused before any relock or build) is checked against the real index.
 """
@@ -179,7 +179,7 @@ def test_apply_writes_an_ordinary_diff(applied):
 def test_the_way_back_end_to_end(rehearsal, applied, docker):
     """The applied project (TARGET) is committed and built with make build's code (image tests included), then
     rehearses the way back to CURRENT end to end: relock, build, checks, parse, lint, smoke run on both,
-    and its database migrated the other way. The comparison is the mirror of the way there."""
+    and its database migrated the other way. Its comparison undoes changes of the way there."""
     r, _, _, _ = rehearsal
     copy, _ = applied
     subprocess.run(["git", *GIT_ID, "commit", "-qam", f"Airflow {TARGET} (make upgrade-test APPLY=1)"],
